@@ -1,0 +1,55 @@
+# Switchboard: the two commands are `make dev` and `make test`. Both install what is missing
+# (wasm target, worker-build, wasm-bindgen CLI, wrangler) and skip what is already there at the
+# right version.
+
+SHELL := /bin/bash
+PORT ?= 8787
+WORKER_BUILD_VERSION := 0.8.7
+WASM_BINDGEN_VERSION := 0.2.130
+CARGO_BIN := $(HOME)/.cargo/bin
+
+export PATH := $(CARGO_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+# worker-build would download these from hosts these machines cannot reach.
+export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
+export WRANGLER_SEND_METRICS := false
+export CLOUDFLARE_CF_FETCH_ENABLED := false
+
+.PHONY: dev test tools build lint unit dry-run e2e bench
+
+## dev: build and serve the gateway on 127.0.0.1:$(PORT) with a local D1 and .dev.vars.
+dev: tools .dev.vars
+	CI=true wrangler d1 migrations apply DB --local
+	wrangler dev --ip 127.0.0.1 --port $(PORT) --show-interactive-dev-session=false
+
+## test: formatting, lints (host and wasm32), unit tests, a deployable bundle, end-to-end tests.
+test: tools lint unit dry-run e2e
+
+tools: node_modules/.installed
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@[ "$$(worker-build --version 2>/dev/null)" = "$(WORKER_BUILD_VERSION)" ] || cargo install worker-build --version $(WORKER_BUILD_VERSION) --force
+	@[ "$$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" ] || cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+.dev.vars:
+	cp .dev.vars.example .dev.vars
+
+## build: the Worker bundle in build/ (wrangler runs this itself before dev and deploy).
+build:
+	worker-build --release
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --target wasm32-unknown-unknown --all-targets -- -D warnings
+
+unit:
+	cargo test
+
+dry-run:
+	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && wrangler deploy --dry-run --outdir "$$out"
+
+e2e:
+	node tests/run.mjs

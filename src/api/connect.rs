@@ -1,0 +1,111 @@
+//! `GET /v1/connect`: the upgrade, admitted or refused before any Durable Object is addressed.
+//!
+//! Order of checks: a WebSocket upgrade (else 426), an allowed `Origin` (else 403), a token that
+//! verifies (else 401), well-formed `since` and `device` (else 400). Only then is the UserHub
+//! called, with the verified identity in a header it alone trusts.
+
+use worker::{Env, Headers, Method, Request, Response};
+
+use crate::auth::token::{self, Carrier, ExtractError};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::http::{header, query_param};
+use crate::hubs::{IDENTITY_HEADER, SUBPROTOCOL_HEADER};
+
+pub async fn user(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
+    let admitted = admit(&req, config)?;
+    let mut path = String::from("/connect?");
+    if let Some(since) = parse_since(query_param(&req, "since").as_deref())? {
+        path.push_str(&format!("since={since}&"));
+    }
+    if let Some(device) = query_param(&req, "device") {
+        crate::ids::validate_device_id(&device)
+            .map_err(|why| ApiError::bad_request("validation", why))?;
+        path.push_str(&format!("device={device}"));
+    }
+    let stub = super::user_hub(env, &admitted.identity.user_id)?;
+    crate::http::call_hub(&stub, upgrade_request(&path, &admitted)?).await
+}
+
+/// A client that passed every check.
+pub struct Admitted {
+    pub identity: crate::auth::jwt::Identity,
+    pub carrier: Carrier,
+}
+
+/// The checks every connect route shares.
+pub fn admit(req: &Request, config: &Config) -> Result<Admitted, ApiError> {
+    let is_upgrade = header(req, "upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !is_upgrade {
+        return Err(ApiError::new(
+            426,
+            "upgrade_required",
+            "this route only accepts WebSocket upgrades",
+        ));
+    }
+    if !config.origins.allows(header(req, "origin").as_deref()) {
+        return Err(ApiError::forbidden(
+            "origin_not_allowed",
+            "this Origin is not in ALLOWED_ORIGINS",
+        ));
+    }
+    let extracted = token::extract(
+        header(req, "authorization").as_deref(),
+        header(req, "sec-websocket-protocol").as_deref(),
+        query_param(req, "token").as_deref(),
+    )
+    .map_err(|err| match err {
+        ExtractError::Missing => ApiError::unauthorized(
+            "token_missing",
+            "send a token: Authorization: Bearer, the subprotocol pair 'bearer, <jwt>', or ?token=",
+        ),
+        ExtractError::Malformed(why) => ApiError::unauthorized("token_malformed", why),
+    })?;
+    let identity = config
+        .verifier
+        .verify(&extracted.token, chrono::Utc::now())
+        .map_err(|err| ApiError::unauthorized(err.code(), err.message()))?;
+    Ok(Admitted {
+        identity,
+        carrier: extracted.carrier,
+    })
+}
+
+/// `since` is a whole number >= 0 when present.
+pub fn parse_since(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    raw.map(|raw| {
+        raw.parse::<i64>()
+            .ok()
+            .filter(|since| *since >= 0)
+            .ok_or_else(|| ApiError::bad_request("validation", "since must be a whole number >= 0"))
+    })
+    .transpose()
+}
+
+/// The request a hub receives: an upgrade carrying the verified identity.
+pub fn upgrade_request(path: &str, admitted: &Admitted) -> Result<Request, ApiError> {
+    let headers = Headers::new();
+    headers.set("upgrade", "websocket")?;
+    let identity =
+        serde_json::to_string(&admitted.identity).map_err(|e| ApiError::internal(e.to_string()))?;
+    headers.set(IDENTITY_HEADER, &identity)?;
+    if admitted.carrier == Carrier::Subprotocol {
+        headers.set(SUBPROTOCOL_HEADER, token::SUBPROTOCOL)?;
+    }
+    Ok(crate::http::hub_request(Method::Get, path, headers, None)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_values() {
+        assert_eq!(parse_since(None).unwrap(), None);
+        assert_eq!(parse_since(Some("0")).unwrap(), Some(0));
+        assert_eq!(parse_since(Some("42")).unwrap(), Some(42));
+        for bad in ["-1", "x", "", "1.5"] {
+            assert_eq!(parse_since(Some(bad)).unwrap_err().status, 400, "{bad}");
+        }
+    }
+}

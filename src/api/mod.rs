@@ -1,0 +1,122 @@
+//! The Worker's HTTP handlers, one file per area. Each takes the request and the loaded
+//! configuration and returns `Result<Response, ApiError>`; the entry turns errors into JSON.
+
+pub mod connect;
+pub mod dev;
+pub mod push;
+pub mod users;
+
+use worker::{Env, Request, Response, Stub};
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::routes::Route;
+
+/// The OpenAPI document, served as is and checked against the route table.
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+pub async fn handle(route: Route, req: Request, env: &Env) -> Result<Response, ApiError> {
+    match route {
+        Route::Health => Ok(crate::http::json(
+            200,
+            &serde_json::json!({"status": "ok", "name": "switchboard", "version": env!("CARGO_PKG_VERSION")}),
+        )?),
+        Route::OpenApi => {
+            let mut res = Response::ok(OPENAPI)?;
+            res.headers_mut().set("content-type", "application/json")?;
+            Ok(res)
+        }
+        route => {
+            let config = Config::from_env(env).map_err(|err| {
+                worker::console_error!("configuration: {err}");
+                ApiError::internal("the gateway is misconfigured; see the logs")
+            })?;
+            handle_configured(route, req, env, &config).await
+        }
+    }
+}
+
+async fn handle_configured(
+    route: Route,
+    req: Request,
+    env: &Env,
+    config: &Config,
+) -> Result<Response, ApiError> {
+    match route {
+        Route::DevToken => dev::token(req, config).await,
+        Route::Connect => connect::user(req, env, config).await,
+        Route::Presence => users::presence(req, env, config).await,
+        Route::InternalPush => push::push(req, env, config).await,
+        Route::InternalDisconnect { user_id } => {
+            users::disconnect(req, env, config, &user_id).await
+        }
+        Route::Health | Route::OpenApi => Err(ApiError::not_found("no such route")),
+    }
+}
+
+/// The UserHub of one user.
+pub fn user_hub(env: &Env, user_id: &str) -> Result<Stub, ApiError> {
+    Ok(env
+        .durable_object("USER_HUB")?
+        .id_from_name(user_id)?
+        .get_stub()?)
+}
+
+/// Authenticates a REST call with the bearer JWT.
+pub fn authenticate(
+    req: &Request,
+    config: &Config,
+) -> Result<crate::auth::jwt::Identity, ApiError> {
+    let header = crate::http::header(req, "authorization").ok_or_else(|| {
+        ApiError::unauthorized("token_missing", "send Authorization: Bearer <jwt>")
+    })?;
+    let token = crate::auth::token::bearer_from_header(&header).map_err(|_| {
+        ApiError::unauthorized("token_malformed", "Authorization must be 'Bearer <jwt>'")
+    })?;
+    config
+        .verifier
+        .verify(&token, chrono::Utc::now())
+        .map_err(|err| ApiError::unauthorized(err.code(), err.message()))
+}
+
+/// Authenticates an internal call with `INTERNAL_API_TOKEN`.
+pub fn authenticate_internal(req: &Request, config: &Config) -> Result<(), ApiError> {
+    let header = crate::http::header(req, "authorization");
+    if crate::auth::internal::is_authorized(header.as_deref(), config.internal_token.as_deref()) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(
+            "unauthorized",
+            "send Authorization: Bearer <INTERNAL_API_TOKEN>",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::ROUTES;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn openapi_documents_exactly_the_routes_the_router_knows() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .expect("path item")
+                    .keys()
+                    .map(move |method| (method.to_uppercase(), path.clone()))
+            })
+            .collect();
+        let routed: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(method, path)| (method.to_string(), path.to_string()))
+            .collect();
+        assert_eq!(documented, routed);
+    }
+}

@@ -1,0 +1,186 @@
+//! `POST /internal/v1/push`: a backend's event to up to 1,000 users in one call.
+//!
+//! The body is validated as a whole before any hub is touched; then each user's UserHub appends
+//! the event to that user's stream and delivers it. The answer lists, per user, the seq assigned
+//! and how many devices got it live. A retry with the same `idempotency_key` is safe: a hub that
+//! already has the key answers with the original seq and stores nothing.
+
+use futures_util::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use worker::{Env, Method, Request, Response};
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::hubs::user::{PushOutcome, PushRequest};
+
+pub const MAX_USERS: usize = 1000;
+pub const MAX_KEY_LEN: usize = 128;
+/// Hubs called at once.
+const FAN_OUT: usize = 50;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushBody {
+    pub users: Vec<String>,
+    pub event: String,
+    #[serde(default)]
+    pub data: Value,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum UserResult {
+    Delivered {
+        user: String,
+        seq: i64,
+        devices: usize,
+        duplicate: bool,
+    },
+    Failed {
+        user: String,
+        error: Value,
+    },
+}
+
+/// Checks a push body; returns the users, deduplicated in their given order.
+pub fn validate(body: &PushBody, max_data_bytes: usize) -> Result<Vec<String>, ApiError> {
+    if body.users.is_empty() {
+        return Err(ApiError::bad_request(
+            "validation",
+            "users must name at least one user",
+        ));
+    }
+    if body.users.len() > MAX_USERS {
+        return Err(ApiError::new(
+            413,
+            "batch_too_large",
+            format!("at most {MAX_USERS} users per push"),
+        ));
+    }
+    let mut users: Vec<String> = Vec::with_capacity(body.users.len());
+    for user in &body.users {
+        crate::ids::validate_user_id(user)
+            .map_err(|why| ApiError::bad_request("validation", format!("users: {why}")))?;
+        if !users.contains(user) {
+            users.push(user.clone());
+        }
+    }
+    crate::protocol::validate_event_name(&body.event)
+        .map_err(|why| ApiError::bad_request("validation", format!("event: {why}")))?;
+    if body.data.to_string().len() > max_data_bytes {
+        return Err(ApiError::too_large(format!(
+            "data is larger than {max_data_bytes} bytes"
+        )));
+    }
+    if let Some(key) = &body.idempotency_key {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return Err(ApiError::bad_request(
+                "validation",
+                format!("idempotency_key must be 1 to {MAX_KEY_LEN} characters"),
+            ));
+        }
+    }
+    Ok(users)
+}
+
+pub async fn push(mut req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
+    super::authenticate_internal(&req, config)?;
+    let body: PushBody = crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
+    let users = validate(&body, config.limits.max_frame_bytes - 512)?;
+    let request = PushRequest {
+        event: body.event,
+        data: body.data,
+        idempotency_key: body.idempotency_key,
+    };
+    let results: Vec<UserResult> = stream::iter(users)
+        .map(|user| {
+            let request = &request;
+            async move {
+                let outcome = push_one(env, &user, request).await;
+                match outcome {
+                    Ok(PushOutcome {
+                        seq,
+                        devices,
+                        duplicate,
+                    }) => UserResult::Delivered {
+                        user,
+                        seq,
+                        devices,
+                        duplicate,
+                    },
+                    Err(err) => UserResult::Failed {
+                        user,
+                        error: err.body()["error"].clone(),
+                    },
+                }
+            }
+        })
+        .buffered(FAN_OUT)
+        .collect()
+        .await;
+    let all_delivered = results
+        .iter()
+        .all(|r| matches!(r, UserResult::Delivered { .. }));
+    let status = if all_delivered { 200 } else { 502 };
+    Ok(crate::http::json(
+        status,
+        &serde_json::json!({"results": results}),
+    )?)
+}
+
+async fn push_one(env: &Env, user: &str, request: &PushRequest) -> Result<PushOutcome, ApiError> {
+    let stub = super::user_hub(env, user)?;
+    crate::http::call_hub_json(&stub, Method::Post, "/push", Some(request)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(value: Value) -> PushBody {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn accepts_and_dedupes() {
+        let b = body(
+            json!({"users": ["a", "b", "a"], "event": "permission.changed", "data": {"x": 1}}),
+        );
+        assert_eq!(validate(&b, 1000).unwrap(), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn refusals() {
+        let cases = [
+            (json!({"users": [], "event": "a.b"}), 400),
+            (json!({"users": ["a/b"], "event": "a.b"}), 400),
+            (json!({"users": ["a"], "event": "message"}), 400),
+            (json!({"users": ["a"], "event": "Bad Name"}), 400),
+            (
+                json!({"users": ["a"], "event": "a.b", "idempotency_key": ""}),
+                400,
+            ),
+            (
+                json!({"users": ["a"], "event": "a.b", "data": "x".repeat(2000)}),
+                413,
+            ),
+        ];
+        for (value, status) in cases {
+            assert_eq!(
+                validate(&body(value.clone()), 1000).unwrap_err().status,
+                status,
+                "{value}"
+            );
+        }
+        let many: Vec<String> = (0..=MAX_USERS).map(|i| format!("u{i}")).collect();
+        assert_eq!(
+            validate(&body(json!({"users": many, "event": "a.b"})), 1000)
+                .unwrap_err()
+                .status,
+            413
+        );
+    }
+}

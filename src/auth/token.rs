@@ -1,0 +1,161 @@
+//! Where a client's token comes from.
+//!
+//! Native clients send `Authorization: Bearer <jwt>`. Browsers cannot set headers on a
+//! WebSocket, so they offer the subprotocol pair `bearer, <jwt>` (the 101 answer then selects
+//! `bearer`), or put the token in `?token=`. The first carrier found wins, in that order.
+
+/// How the token arrived; the subprotocol carrier obliges the upgrade to select `bearer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    Header,
+    Subprotocol,
+    Query,
+}
+
+/// The subprotocol name that introduces a token in `Sec-WebSocket-Protocol`.
+pub const SUBPROTOCOL: &str = "bearer";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extracted {
+    pub token: String,
+    pub carrier: Carrier,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtractError {
+    Missing,
+    Malformed(&'static str),
+}
+
+/// Finds the token given the raw `Authorization` header, the raw `Sec-WebSocket-Protocol`
+/// header and the `token` query parameter.
+pub fn extract(
+    authorization: Option<&str>,
+    subprotocols: Option<&str>,
+    query_token: Option<&str>,
+) -> Result<Extracted, ExtractError> {
+    if let Some(header) = authorization {
+        return bearer_from_header(header).map(|token| Extracted {
+            token,
+            carrier: Carrier::Header,
+        });
+    }
+    if let Some(token) = subprotocols.and_then(bearer_from_subprotocols) {
+        return Ok(Extracted {
+            token,
+            carrier: Carrier::Subprotocol,
+        });
+    }
+    match query_token {
+        Some("") => Err(ExtractError::Malformed(
+            "the token query parameter is empty",
+        )),
+        Some(token) => Ok(Extracted {
+            token: token.to_owned(),
+            carrier: Carrier::Query,
+        }),
+        None => Err(ExtractError::Missing),
+    }
+}
+
+/// `Bearer <token>`, scheme case-insensitive.
+pub fn bearer_from_header(header: &str) -> Result<String, ExtractError> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').ok_or(ExtractError::Malformed(
+        "Authorization must be 'Bearer <token>'",
+    ))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ExtractError::Malformed(
+            "Authorization must use the Bearer scheme",
+        ));
+    }
+    let token = rest.trim();
+    if token.is_empty() || token.contains(' ') {
+        return Err(ExtractError::Malformed(
+            "Authorization must be 'Bearer <token>'",
+        ));
+    }
+    Ok(token.to_owned())
+}
+
+/// The token that follows `bearer` in a `Sec-WebSocket-Protocol` list, if the list has one.
+fn bearer_from_subprotocols(header: &str) -> Option<String> {
+    let mut offered = header.split(',').map(str::trim);
+    while let Some(protocol) = offered.next() {
+        if protocol.eq_ignore_ascii_case(SUBPROTOCOL) {
+            return offered
+                .next()
+                .filter(|token| !token.is_empty())
+                .map(str::to_owned);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_wins() {
+        let got = extract(Some("Bearer aaa"), Some("bearer, bbb"), Some("ccc")).unwrap();
+        assert_eq!(got.token, "aaa");
+        assert_eq!(got.carrier, Carrier::Header);
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive() {
+        assert_eq!(bearer_from_header("bearer x.y.z").unwrap(), "x.y.z");
+        assert_eq!(bearer_from_header("  BEARER   x.y.z ").unwrap(), "x.y.z");
+    }
+
+    #[test]
+    fn other_schemes_and_shapes_are_malformed() {
+        for header in ["Basic abc", "Bearer", "Bearer ", "token", "Bearer a b"] {
+            assert!(
+                matches!(bearer_from_header(header), Err(ExtractError::Malformed(_))),
+                "{header:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_present_but_bad_header_is_not_skipped() {
+        assert!(matches!(
+            extract(Some("Basic abc"), None, Some("t")),
+            Err(ExtractError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn subprotocol_pair() {
+        let got = extract(None, Some("bearer, x.y.z"), None).unwrap();
+        assert_eq!(got.token, "x.y.z");
+        assert_eq!(got.carrier, Carrier::Subprotocol);
+        let got = extract(None, Some("chat, Bearer,x.y.z"), None).unwrap();
+        assert_eq!(got.token, "x.y.z");
+    }
+
+    #[test]
+    fn subprotocols_without_bearer_fall_through_to_query() {
+        let got = extract(None, Some("chat, v2"), Some("q")).unwrap();
+        assert_eq!(got.carrier, Carrier::Query);
+        assert_eq!(
+            extract(None, Some("bearer"), None),
+            Err(ExtractError::Missing)
+        );
+    }
+
+    #[test]
+    fn query_and_missing() {
+        assert_eq!(
+            extract(None, None, Some("q")).unwrap().carrier,
+            Carrier::Query
+        );
+        assert!(matches!(
+            extract(None, None, Some("")),
+            Err(ExtractError::Malformed(_))
+        ));
+        assert_eq!(extract(None, None, None), Err(ExtractError::Missing));
+    }
+}

@@ -1,0 +1,199 @@
+//! Small HTTP helpers shared by the Worker handlers and the Durable Objects: JSON responses,
+//! bounded JSON bodies, query parameters, and calls to Durable Objects with a deadline.
+
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use worker::{Delay, Headers, Method, Request, RequestInit, Response, Stub};
+
+use crate::error::ApiError;
+
+/// A Durable Object call that takes longer than this is answered with 503. A panicking DO can
+/// leave the caller's future pending forever; the deadline bounds it.
+pub const HUB_DEADLINE: Duration = Duration::from_secs(15);
+
+pub fn json<T: Serialize>(status: u16, value: &T) -> worker::Result<Response> {
+    Ok(Response::from_json(value)?.with_status(status))
+}
+
+pub fn error_response(err: &ApiError) -> Response {
+    json(err.status, &err.body()).unwrap_or_else(|_| {
+        Response::error(err.message.clone(), err.status)
+            .unwrap_or_else(|_| Response::empty().expect("an empty response can always be built"))
+    })
+}
+
+/// Reads a JSON body of at most `max_bytes`: 413 when larger, 400 when not JSON of the shape.
+pub async fn read_json<T: DeserializeOwned>(
+    req: &mut Request,
+    max_bytes: usize,
+) -> Result<T, ApiError> {
+    if let Some(length) = header(req, "content-length").and_then(|v| v.parse::<usize>().ok()) {
+        if length > max_bytes {
+            return Err(ApiError::too_large(format!(
+                "the body is larger than {max_bytes} bytes"
+            )));
+        }
+    }
+    let bytes = req
+        .bytes()
+        .await
+        .map_err(|_| ApiError::bad_request("bad_body", "the body could not be read"))?;
+    parse_json(&bytes, max_bytes)
+}
+
+/// The pure half of [`read_json`].
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], max_bytes: usize) -> Result<T, ApiError> {
+    if bytes.len() > max_bytes {
+        return Err(ApiError::too_large(format!(
+            "the body is larger than {max_bytes} bytes"
+        )));
+    }
+    serde_json::from_slice(bytes).map_err(|err| {
+        let code = if err.is_data() {
+            "validation"
+        } else {
+            "bad_json"
+        };
+        ApiError::bad_request(code, format!("invalid body: {err}"))
+    })
+}
+
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    let url = req.url().ok()?;
+    let value = url
+        .query_pairs()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned());
+    value
+}
+
+/// Builds a request to a Durable Object. The host is arbitrary; stubs need an absolute URL.
+pub fn hub_request(
+    method: Method,
+    path: &str,
+    headers: Headers,
+    body: Option<String>,
+) -> worker::Result<Request> {
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(headers);
+    if let Some(body) = body {
+        init.with_body(Some(body.into()));
+    }
+    Request::new_with_init(&format!("https://hub{path}"), &init)
+}
+
+/// Calls a Durable Object with [`HUB_DEADLINE`].
+pub async fn call_hub(stub: &Stub, req: Request) -> Result<Response, ApiError> {
+    let call = Box::pin(stub.fetch_with_request(req));
+    let deadline = Box::pin(Delay::from(HUB_DEADLINE));
+    match select(call, deadline).await {
+        Either::Left((Ok(res), _)) => Ok(res),
+        Either::Left((Err(err), _)) => Err(err.into()),
+        Either::Right(_) => Err(ApiError::unavailable("a hub did not answer in time")),
+    }
+}
+
+/// Calls a Durable Object with a JSON body and reads its JSON answer; a non-2xx answer that
+/// carries an [`ApiError`] body is passed through.
+pub async fn call_hub_json<T: DeserializeOwned>(
+    stub: &Stub,
+    method: Method,
+    path: &str,
+    body: Option<&impl Serialize>,
+) -> Result<T, ApiError> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    let body = body
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut res = call_hub(stub, hub_request(method, path, headers, body)?).await?;
+    let status = res.status_code();
+    let text = res.text().await?;
+    if (200..300).contains(&status) {
+        return serde_json::from_str(&text)
+            .map_err(|e| ApiError::internal(format!("hub answer: {e}")));
+    }
+    Err(hub_error(status, &text))
+}
+
+fn hub_error(status: u16, text: &str) -> ApiError {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        error: Inner,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        code: String,
+        message: String,
+    }
+    match serde_json::from_str::<Body>(text) {
+        Ok(body) => ApiError::new(status, known_code(&body.error.code), body.error.message),
+        Err(_) => ApiError::internal(format!("hub answered {status}")),
+    }
+}
+
+/// Error codes are `&'static str`; a code coming back from a hub is mapped onto the known set.
+fn known_code(code: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "validation",
+        "not_found",
+        "forbidden",
+        "conflict",
+        "payload_too_large",
+        "unavailable",
+    ];
+    KNOWN
+        .iter()
+        .find(|known| **known == code)
+        .copied()
+        .unwrap_or("internal")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Shape {
+        a: u8,
+    }
+
+    #[test]
+    fn json_bodies() {
+        assert_eq!(parse_json::<Shape>(br#"{"a":1}"#, 100).unwrap().a, 1);
+        assert_eq!(parse_json::<Shape>(b"{", 100).unwrap_err().code, "bad_json");
+        assert_eq!(
+            parse_json::<Shape>(br#"{"a":"x"}"#, 100).unwrap_err().code,
+            "validation"
+        );
+        assert_eq!(
+            parse_json::<Shape>(br#"{"a":1,"b":2}"#, 100)
+                .unwrap_err()
+                .code,
+            "validation"
+        );
+        assert_eq!(
+            parse_json::<Shape>(br#"{"a":1}"#, 3).unwrap_err().status,
+            413
+        );
+    }
+
+    #[test]
+    fn hub_errors_pass_through_known_codes() {
+        let err = hub_error(404, r#"{"error":{"code":"not_found","message":"gone"}}"#);
+        assert_eq!(
+            (err.status, err.code, err.message.as_str()),
+            (404, "not_found", "gone")
+        );
+        assert_eq!(hub_error(500, "boom").code, "internal");
+    }
+}

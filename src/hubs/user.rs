@@ -1,0 +1,477 @@
+//! UserHub: one Durable Object per user.
+//!
+//! What arrives, what is stored, what is sent:
+//!
+//! | arrives                              | stored                                  | sent                                   |
+//! |--------------------------------------|-----------------------------------------|----------------------------------------|
+//! | `GET /connect` (verified by Worker)  | socket attachment (user, conn, device, expiry) | `ready`; with `since`: replay, `synced` |
+//! | `POST /push` (backend event)         | event with the next seq; idempotency key | the event to every device              |
+//! | frame `ack {seq}`                    | the device's cursor (forward only)      | `ack` when the frame had an id          |
+//! | frame `auth {token}`                 | new expiry in the attachment            | `ack {expires_at}` or `error`          |
+//! | alarm                                | retention pruning                       | `token.expired` + close 4001 on expiry |
+//! | `POST /disconnect`                   | —                                       | close 4003 with the reason             |
+//! | socket closes                        | `last_seen` when the last device leaves | —                                      |
+//!
+//! Appending and fanning out, or replaying and sending `synced`, happen without yielding (SQLite
+//! storage calls are synchronous), so a push can never slip into the middle of a replay: a
+//! resuming socket sees every event exactly once and in order.
+
+use std::cell::OnceCell;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use worker::{
+    durable_object, DurableObject, Env, Headers, Method, Request, Response, ResponseBuilder,
+    SqlStorage, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    WebSocketRequestResponsePair,
+};
+
+use super::{now_ms, send, send_ack, send_error, SocketInfo, IDENTITY_HEADER, SUBPROTOCOL_HEADER};
+use crate::auth::jwt::Identity;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
+use crate::store::user_log::UserLog;
+use crate::stream::{plan_replay, prune_before_ms, prune_ceiling};
+
+/// Replays read the log in pages of this many events (all before yielding).
+const REPLAY_PAGE: i64 = 256;
+
+/// A backend event, as the Worker forwards it after validation.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PushRequest {
+    pub event: String,
+    pub data: Value,
+    pub idempotency_key: Option<String>,
+}
+
+/// What a push did for this user.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PushOutcome {
+    pub seq: i64,
+    pub devices: usize,
+    pub duplicate: bool,
+}
+
+/// The hub's view of presence; the Worker applies the grace rule.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HubPresence {
+    pub devices: usize,
+    pub last_seen: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DisconnectRequest {
+    pub reason: String,
+}
+
+#[durable_object]
+pub struct UserHub {
+    state: State,
+    env: Env,
+    sql: SqlStorage,
+    config: OnceCell<Config>,
+}
+
+impl DurableObject for UserHub {
+    fn new(state: State, env: Env) -> Self {
+        let sql = state.storage().sql();
+        if let Err(err) = UserLog::new(&sql).migrate() {
+            worker::console_error!("user hub schema: {err}");
+        }
+        if let Ok(pair) = WebSocketRequestResponsePair::new(protocol::PING, protocol::PONG) {
+            state.set_websocket_auto_response(&pair);
+        }
+        Self {
+            state,
+            env,
+            sql,
+            config: OnceCell::new(),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+        let result = match (req.method(), req.path().as_str()) {
+            (Method::Get, "/connect") => self.accept_device(&req).await,
+            (Method::Post, "/push") => self.push(req).await,
+            (Method::Post, "/disconnect") => self.disconnect(req).await,
+            (Method::Get, "/presence") => self.presence(),
+            _ => Err(ApiError::not_found("no such hub route")),
+        };
+        result.or_else(super::error_response)
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
+        let Some(info) = SocketInfo::of(&ws) else {
+            let _ = ws.close(Some(close::NORMAL), Some("socket state lost; reconnect"));
+            return Ok(());
+        };
+        if info.is_expired(now_ms()) {
+            expire(&ws, &info);
+            return Ok(());
+        }
+        let text = match message {
+            WebSocketIncomingMessage::String(text) => text,
+            WebSocketIncomingMessage::Binary(_) => {
+                send_error(
+                    &ws,
+                    None,
+                    code::BAD_FRAME,
+                    "binary frames are not supported; send JSON text",
+                );
+                return Ok(());
+            }
+        };
+        if text.len() > self.limits().max_frame_bytes {
+            let _ = ws.close(Some(close::TOO_BIG), Some("frame too big"));
+            return Ok(());
+        }
+        match protocol::parse_client_frame(&text) {
+            Ok(frame) => self.on_frame(&ws, info, frame).await,
+            Err(err) => send_error(&ws, err.id.as_ref(), code::BAD_FRAME, &err.message),
+        }
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> worker::Result<()> {
+        self.on_socket_gone(&ws);
+        let code = u16::try_from(code).unwrap_or(close::NORMAL);
+        let _ = ws.close(Some(protocol::echoable_close_code(code)), Some(""));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
+        self.on_socket_gone(&ws);
+        Ok(())
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        let now = now_ms();
+        for ws in self.state.get_websockets() {
+            if let Some(info) = SocketInfo::of(&ws) {
+                if info.is_expired(now) {
+                    expire(&ws, &info);
+                }
+            }
+        }
+        if self.log().prune_at()?.is_some_and(|due| due <= now) {
+            self.prune(now)?;
+        }
+        self.schedule_alarm().await?;
+        Response::ok("")
+    }
+}
+
+impl UserHub {
+    fn log(&self) -> UserLog<'_> {
+        UserLog::new(&self.sql)
+    }
+
+    fn config(&self) -> Result<&Config, ApiError> {
+        if let Some(config) = self.config.get() {
+            return Ok(config);
+        }
+        let config = Config::from_env(&self.env).map_err(|err| {
+            worker::console_error!("configuration: {err}");
+            ApiError::internal("the gateway is misconfigured")
+        })?;
+        Ok(self.config.get_or_init(|| config))
+    }
+
+    /// Accepts a device socket for an identity the Worker has verified.
+    async fn accept_device(&self, req: &Request) -> Result<Response, ApiError> {
+        let identity: Identity = crate::http::header(req, IDENTITY_HEADER)
+            .and_then(|raw| serde_json::from_str(&raw).ok())
+            .ok_or_else(|| ApiError::unauthorized("token_missing", "no verified identity"))?;
+        let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
+        let device = crate::http::query_param(req, "device")
+            .unwrap_or_else(|| format!("d-{}", uuid::Uuid::new_v4().simple()));
+
+        let pair = WebSocketPair::new()?;
+        let ws = pair.server;
+        self.state.accept_web_socket(&ws);
+        let info = SocketInfo {
+            user_id: identity.user_id.clone(),
+            conn_id: uuid::Uuid::new_v4().to_string(),
+            device: device.clone(),
+            expires_at: identity.expires_at,
+        };
+        ws.serialize_attachment(&info)?;
+
+        let log = self.log();
+        let last_seq = log.last_seq()?;
+        let ready = json!({
+            "user_id": info.user_id,
+            "conn_id": info.conn_id,
+            "device": device,
+            "seq": last_seq,
+            "cursor": log.cursor(&device)?,
+            "expires_at": info.expires_at,
+        });
+        send(&ws, &ServerFrame::event("ready", ready));
+        if let Some(since) = since {
+            self.replay(&ws, since.max(0))?;
+        }
+        self.schedule_alarm().await?;
+
+        let headers = Headers::new();
+        if crate::http::header(req, SUBPROTOCOL_HEADER).is_some() {
+            headers.set("sec-websocket-protocol", crate::auth::token::SUBPROTOCOL)?;
+        }
+        Ok(ResponseBuilder::new()
+            .with_status(101)
+            .with_headers(headers)
+            .with_websocket(pair.client)
+            .empty())
+    }
+
+    /// Sends every event after `since`, then `synced`. Does not yield.
+    fn replay(&self, ws: &WebSocket, since: i64) -> Result<(), ApiError> {
+        let log = self.log();
+        let plan = plan_replay(since, log.last_seq()?, log.pruned_through()?);
+        let mut next = plan.from;
+        while next <= plan.through {
+            let page = log.range(next, plan.through, REPLAY_PAGE)?;
+            let Some(last) = page.last() else { break };
+            next = last.seq + 1;
+            for event in &page {
+                send(
+                    ws,
+                    &ServerFrame::stream(&event.event, event.seq, event.data_value()),
+                );
+            }
+        }
+        let synced = json!({"seq": plan.through, "recovered": plan.recovered});
+        send(ws, &ServerFrame::event("synced", synced));
+        Ok(())
+    }
+
+    /// Appends a backend event and delivers it to every device.
+    async fn push(&self, mut req: Request) -> Result<Response, ApiError> {
+        let push: PushRequest = crate::http::read_json(&mut req, usize::MAX).await?;
+        let log = self.log();
+        let now = now_ms();
+        if let Some(seq) = push
+            .idempotency_key
+            .as_deref()
+            .map(|key| log.idempotent_seq(key))
+            .transpose()?
+            .flatten()
+        {
+            let outcome = PushOutcome {
+                seq,
+                devices: 0,
+                duplicate: true,
+            };
+            return Ok(crate::http::json(200, &outcome)?);
+        }
+        let seq = log.append(&push.event, &push.data, now)?;
+        if let Some(key) = &push.idempotency_key {
+            log.remember_key(key, seq, now)?;
+        }
+        log.request_prune(now + self.prune_interval_ms())?;
+        let devices = self.deliver(&ServerFrame::stream(&push.event, seq, push.data));
+        self.schedule_alarm().await?;
+        Ok(crate::http::json(
+            200,
+            &PushOutcome {
+                seq,
+                devices,
+                duplicate: false,
+            },
+        )?)
+    }
+
+    /// Sends a frame to every open device socket; returns how many there were.
+    fn deliver(&self, frame: &ServerFrame<'_>) -> usize {
+        let text = frame.to_text();
+        let sockets = self.state.get_websockets();
+        for ws in &sockets {
+            let _ = ws.send_with_str(&text);
+        }
+        sockets.len()
+    }
+
+    async fn disconnect(&self, mut req: Request) -> Result<Response, ApiError> {
+        let body: DisconnectRequest = crate::http::read_json(&mut req, usize::MAX).await?;
+        let sockets = self.state.get_websockets();
+        let reason = protocol::close_reason(&body.reason);
+        for ws in &sockets {
+            let _ = ws.close(Some(close::FORBIDDEN), Some(reason));
+        }
+        if !sockets.is_empty() {
+            self.log().set_last_seen(now_ms())?;
+        }
+        Ok(crate::http::json(200, &json!({"devices": sockets.len()}))?)
+    }
+
+    fn presence(&self) -> Result<Response, ApiError> {
+        let presence = HubPresence {
+            devices: self.state.get_websockets().len(),
+            last_seen: self.log().last_seen()?,
+        };
+        Ok(crate::http::json(200, &presence)?)
+    }
+
+    async fn on_frame(&self, ws: &WebSocket, info: SocketInfo, frame: ClientFrame) {
+        let id = frame.id.as_ref();
+        let result = match frame.event.as_str() {
+            "ping" => {
+                let _ = ws.send_with_str(protocol::PONG);
+                Ok(())
+            }
+            "ack" => self.on_ack(ws, &info, &frame),
+            "auth" => self.on_auth(ws, info, &frame).await,
+            other => Err(ApiError::bad_request(
+                code::UNKNOWN_EVENT,
+                format!("unknown event '{other}' on the user socket"),
+            )),
+        };
+        if let Err(err) = result {
+            send_error(ws, id, err.code, &err.message);
+        }
+    }
+
+    /// `ack {seq}`: the device has everything through `seq`.
+    fn on_ack(
+        &self,
+        ws: &WebSocket,
+        info: &SocketInfo,
+        frame: &ClientFrame,
+    ) -> Result<(), ApiError> {
+        let seq = frame
+            .data
+            .get("seq")
+            .and_then(Value::as_i64)
+            .filter(|seq| *seq >= 0)
+            .ok_or_else(|| {
+                ApiError::bad_request(code::VALIDATION, "ack needs data.seq, a whole number >= 0")
+            })?;
+        let log = self.log();
+        let last_seq = log.last_seq()?;
+        if seq > last_seq {
+            return Err(ApiError::bad_request(
+                code::VALIDATION,
+                format!("seq {seq} is ahead of the stream ({last_seq})"),
+            ));
+        }
+        let cursor = log.advance_cursor(&info.device, seq, now_ms())?;
+        send_ack(ws, frame.id.as_ref(), json!({"cursor": cursor}));
+        Ok(())
+    }
+
+    /// `auth {token}`: extends the socket's life with a fresh token for the same user.
+    async fn on_auth(
+        &self,
+        ws: &WebSocket,
+        mut info: SocketInfo,
+        frame: &ClientFrame,
+    ) -> Result<(), ApiError> {
+        let token = frame
+            .data
+            .get("token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad_request(code::VALIDATION, "auth needs data.token"))?;
+        let identity = self
+            .config()?
+            .verifier
+            .verify(token, chrono::Utc::now())
+            .map_err(|err| ApiError::unauthorized(err.code(), err.message()))?;
+        if identity.user_id != info.user_id {
+            return Err(ApiError::forbidden(
+                code::FORBIDDEN,
+                "the token is for another user",
+            ));
+        }
+        info.expires_at = identity.expires_at;
+        ws.serialize_attachment(&info)?;
+        send_ack(
+            ws,
+            frame.id.as_ref(),
+            json!({"expires_at": info.expires_at}),
+        );
+        self.schedule_alarm().await?;
+        Ok(())
+    }
+
+    fn on_socket_gone(&self, ws: &WebSocket) {
+        let gone = SocketInfo::of(ws).map(|info| info.conn_id);
+        let others = self
+            .state
+            .get_websockets()
+            .iter()
+            .filter(|other| SocketInfo::of(other).map(|info| info.conn_id) != gone)
+            .count();
+        if others == 0 {
+            if let Err(err) = self.log().set_last_seen(now_ms()) {
+                worker::console_error!("last_seen: {err}");
+            }
+        }
+    }
+
+    fn prune(&self, now: i64) -> worker::Result<()> {
+        let limits = self.limits();
+        let log = self.log();
+        let ceiling = prune_ceiling(log.last_seq()?, limits.retention_events);
+        let more = log.prune(ceiling, prune_before_ms(now, limits.retention_days), now)?;
+        if more {
+            log.request_prune(now + limits.prune_interval_secs * 1000)?;
+        }
+        Ok(())
+    }
+
+    /// The configured limits; the defaults if the configuration cannot be read (the hub must
+    /// still close expired sockets and prune).
+    fn limits(&self) -> crate::config::Limits {
+        self.config()
+            .map(|config| config.limits.clone())
+            .unwrap_or_default()
+    }
+
+    fn prune_interval_ms(&self) -> i64 {
+        self.limits().prune_interval_secs * 1000
+    }
+
+    /// Sets the alarm to the earliest of: the next token expiry, the next retention pass. Sockets
+    /// already past expiry are being closed and are not waited for again.
+    async fn schedule_alarm(&self) -> worker::Result<()> {
+        let now = now_ms();
+        let next_expiry = self
+            .state
+            .get_websockets()
+            .iter()
+            .filter_map(SocketInfo::of)
+            .map(|info| info.expires_at * 1000)
+            .filter(|at| *at > now)
+            .min();
+        let wanted = [next_expiry, self.log().prune_at()?]
+            .into_iter()
+            .flatten()
+            .min();
+        let Some(wanted) = wanted else { return Ok(()) };
+        let storage = self.state.storage();
+        match storage.get_alarm().await? {
+            Some(current) if current <= wanted => Ok(()),
+            _ => storage.set_alarm(wanted).await,
+        }
+    }
+}
+
+/// Tells a socket its token expired and closes it with 4001.
+fn expire(ws: &WebSocket, info: &SocketInfo) {
+    send(
+        ws,
+        &ServerFrame::event("token.expired", json!({"expires_at": info.expires_at})),
+    );
+    let _ = ws.close(Some(close::TOKEN_EXPIRED), Some("token expired"));
+}

@@ -1,0 +1,212 @@
+//! A user's event stream in the UserHub's own SQLite storage.
+//!
+//! Tables: `events` (the stream: seq, event, data, created_at), `idempotency` (push keys and the
+//! seq they produced), `cursors` (each device's acknowledged seq) and `meta` (newest seq, highest
+//! pruned seq, last seen, next prune). The newest seq lives in `meta`, not in `MAX(seq)`, so
+//! pruning can never make a seq be handed out twice.
+//!
+//! Every function is synchronous: SQLite storage calls do not yield, so a caller that appends and
+//! then sends, or replays and then sends, cannot be interleaved with another request.
+
+use serde::Deserialize;
+use serde_json::Value;
+use worker::{SqlStorage, SqlStorageValue};
+
+/// Idempotency keys are remembered at least this long.
+pub const IDEMPOTENCY_MS: i64 = 24 * 60 * 60 * 1000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, event TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (device TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+";
+
+/// One stored event.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub event: String,
+    pub data: String,
+    pub created_at: i64,
+}
+
+impl StoredEvent {
+    pub fn data_value(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Deserialize)]
+struct IntRow {
+    value: Option<i64>,
+}
+
+pub struct UserLog<'a> {
+    sql: &'a SqlStorage,
+}
+
+impl<'a> UserLog<'a> {
+    pub fn new(sql: &'a SqlStorage) -> Self {
+        Self { sql }
+    }
+
+    pub fn migrate(&self) -> worker::Result<()> {
+        self.sql.exec(SCHEMA, None)?;
+        Ok(())
+    }
+
+    fn meta(&self, key: &str) -> worker::Result<Option<i64>> {
+        let rows: Vec<IntRow> = self
+            .sql
+            .exec("SELECT value FROM meta WHERE key = ?", vec![key.into()])?
+            .to_array()?;
+        Ok(rows.into_iter().next().and_then(|row| row.value))
+    }
+
+    fn set_meta(&self, key: &str, value: i64) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            vec![key.into(), value.into()],
+        )?;
+        Ok(())
+    }
+
+    fn clear_meta(&self, key: &str) -> worker::Result<()> {
+        self.sql
+            .exec("DELETE FROM meta WHERE key = ?", vec![key.into()])?;
+        Ok(())
+    }
+
+    pub fn last_seq(&self) -> worker::Result<i64> {
+        Ok(self.meta("last_seq")?.unwrap_or(0))
+    }
+
+    pub fn pruned_through(&self) -> worker::Result<i64> {
+        Ok(self.meta("pruned_through")?.unwrap_or(0))
+    }
+
+    /// Appends an event and returns its seq.
+    pub fn append(&self, event: &str, data: &Value, now_ms: i64) -> worker::Result<i64> {
+        let seq = self.last_seq()? + 1;
+        self.sql.exec(
+            "INSERT INTO events (seq, event, data, created_at) VALUES (?, ?, ?, ?)",
+            vec![
+                seq.into(),
+                event.into(),
+                data.to_string().into(),
+                now_ms.into(),
+            ],
+        )?;
+        self.set_meta("last_seq", seq)?;
+        Ok(seq)
+    }
+
+    /// Events with `from <= seq <= through`, oldest first, at most `limit`.
+    pub fn range(&self, from: i64, through: i64, limit: i64) -> worker::Result<Vec<StoredEvent>> {
+        self.sql
+            .exec(
+                "SELECT seq, event, data, created_at FROM events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                vec![from.into(), through.into(), limit.into()],
+            )?
+            .to_array()
+    }
+
+    pub fn idempotent_seq(&self, key: &str) -> worker::Result<Option<i64>> {
+        let rows: Vec<IntRow> = self
+            .sql
+            .exec(
+                "SELECT seq AS value FROM idempotency WHERE key = ?",
+                vec![key.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().and_then(|row| row.value))
+    }
+
+    pub fn remember_key(&self, key: &str, seq: i64, now_ms: i64) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT OR IGNORE INTO idempotency (key, seq, created_at) VALUES (?, ?, ?)",
+            vec![key.into(), seq.into(), now_ms.into()],
+        )?;
+        Ok(())
+    }
+
+    pub fn cursor(&self, device: &str) -> worker::Result<Option<i64>> {
+        let rows: Vec<IntRow> = self
+            .sql
+            .exec(
+                "SELECT seq AS value FROM cursors WHERE device = ?",
+                vec![device.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().and_then(|row| row.value))
+    }
+
+    /// Moves a device's cursor forward (never back); returns the stored cursor.
+    pub fn advance_cursor(&self, device: &str, seq: i64, now_ms: i64) -> worker::Result<i64> {
+        self.sql.exec(
+            "INSERT INTO cursors (device, seq, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT(device) DO UPDATE SET seq = MAX(seq, excluded.seq), updated_at = excluded.updated_at",
+            vec![device.into(), seq.into(), now_ms.into()],
+        )?;
+        Ok(self.cursor(device)?.unwrap_or(seq))
+    }
+
+    pub fn last_seen(&self) -> worker::Result<Option<i64>> {
+        self.meta("last_seen")
+    }
+
+    pub fn set_last_seen(&self, now_ms: i64) -> worker::Result<()> {
+        self.set_meta("last_seen", now_ms)
+    }
+
+    /// When the next retention pass is due, if any.
+    pub fn prune_at(&self) -> worker::Result<Option<i64>> {
+        self.meta("prune_at")
+    }
+
+    /// Asks for a retention pass at `at_ms` unless one is due earlier.
+    pub fn request_prune(&self, at_ms: i64) -> worker::Result<()> {
+        match self.prune_at()? {
+            Some(due) if due <= at_ms => Ok(()),
+            _ => self.set_meta("prune_at", at_ms),
+        }
+    }
+
+    /// Deletes events outside both the newest `keep_events` and `before_ms`, and idempotency keys
+    /// older than [`IDEMPOTENCY_MS`]. Returns whether anything is left to prune later.
+    pub fn prune(&self, ceiling: i64, before_ms: i64, now_ms: i64) -> worker::Result<bool> {
+        let rows: Vec<IntRow> = self
+            .sql
+            .exec(
+                "SELECT MAX(seq) AS value FROM events WHERE seq <= ? AND created_at < ?",
+                vec![ceiling.into(), before_ms.into()],
+            )?
+            .to_array()?;
+        if let Some(highest) = rows.into_iter().next().and_then(|row| row.value) {
+            self.sql
+                .exec("DELETE FROM events WHERE seq <= ?", vec![highest.into()])?;
+            if highest > self.pruned_through()? {
+                self.set_meta("pruned_through", highest)?;
+            }
+        }
+        self.sql.exec(
+            "DELETE FROM idempotency WHERE created_at < ?",
+            vec![SqlStorageValue::from(now_ms - IDEMPOTENCY_MS)],
+        )?;
+        let left: Vec<IntRow> = self
+            .sql
+            .exec("SELECT (SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM idempotency) AS value", None)?
+            .to_array()?;
+        let anything_left = left
+            .into_iter()
+            .next()
+            .and_then(|row| row.value)
+            .unwrap_or(0)
+            > 0;
+        if !anything_left {
+            self.clear_meta("prune_at")?;
+        }
+        Ok(anything_left)
+    }
+}

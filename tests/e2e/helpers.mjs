@@ -1,0 +1,205 @@
+// Shared helpers for the end-to-end tests: tokens of every kind, WebSocket clients whose
+// frames can be awaited, and HTTP calls to the gateway started by tests/run.mjs.
+
+import { createHmac, createPrivateKey, randomUUID, sign } from 'node:crypto';
+import WebSocket from 'ws';
+
+export const BASE = process.env.SB_BASE ?? 'http://127.0.0.1:8787';
+export const WS_BASE = BASE.replace(/^http/, 'ws');
+export const INTERNAL_TOKEN = process.env.SB_INTERNAL_TOKEN;
+export const ISSUER = process.env.SB_ISSUER;
+export const AUDIENCE = process.env.SB_AUDIENCE;
+const SECRET = process.env.SB_JWT_SECRET;
+const PRIVATE = JSON.parse(process.env.SB_PRIVATE_KEYS ?? '{}');
+
+/** A user id no other test uses. */
+export const uid = (prefix = 'u') => `${prefix}-${randomUUID().slice(0, 8)}`;
+
+const b64 = (value) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+const now = () => Math.floor(Date.now() / 1000);
+
+/** Standard claims for `sub`, valid for `ttl` seconds, with the configured iss/aud. */
+export function claims(sub, extra = {}) {
+  const { ttl = 600, ...rest } = extra;
+  return { sub, iss: ISSUER, aud: AUDIENCE, iat: now(), exp: now() + ttl, ...rest };
+}
+
+export function signHS256(payload, secret = SECRET, header = {}) {
+  const head = b64({ alg: 'HS256', typ: 'JWT', ...header });
+  const body = b64(payload);
+  const mac = createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url');
+  return `${head}.${body}.${mac}`;
+}
+
+function signAsymmetric(alg, jwk, payload, kid) {
+  const head = b64({ alg, typ: 'JWT', kid });
+  const body = b64(payload);
+  const key = createPrivateKey({ key: jwk, format: 'jwk' });
+  const options = alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key;
+  const sig = sign('sha256', Buffer.from(`${head}.${body}`), options).toString('base64url');
+  return `${head}.${body}.${sig}`;
+}
+
+export const signES256 = (payload, kid = 'ec-1', jwk = PRIVATE.ec) => signAsymmetric('ES256', jwk, payload, kid);
+export const signRS256 = (payload, kid = 'rsa-1', jwk = PRIVATE.rsa) => signAsymmetric('RS256', jwk, payload, kid);
+
+/** A valid HS256 token for `sub`. */
+export const token = (sub, extra) => signHS256(claims(sub, extra));
+
+/**
+ * A WebSocket client whose incoming frames are queued; `next(pred)` takes the first unread
+ * frame matching `pred` (an event name or a function), waiting for it if needed.
+ */
+export class Client {
+  constructor(ws) {
+    this.ws = ws;
+    this.frames = [];
+    this.raw = [];
+    this.waiters = [];
+    this.closed = new Promise((resolve) => {
+      ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+    });
+    ws.on('message', (data) => {
+      const text = data.toString();
+      this.raw.push(text);
+      let frame;
+      try {
+        frame = JSON.parse(text);
+      } catch {
+        frame = { event: '<unparsable>', text };
+      }
+      this.frames.push(frame);
+      this.wake();
+    });
+  }
+
+  wake() {
+    for (const waiter of [...this.waiters]) {
+      const index = this.frames.findIndex(waiter.pred);
+      if (index >= 0) {
+        const [frame] = this.frames.splice(index, 1);
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        clearTimeout(waiter.timer);
+        waiter.resolve(frame);
+      }
+    }
+  }
+
+  next(pred = () => true, timeoutMs = 10_000) {
+    const test = typeof pred === 'string' ? (f) => f.event === pred : pred;
+    return new Promise((resolve, reject) => {
+      const waiter = { pred: test, resolve };
+      waiter.timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        const seen = this.frames.map((f) => f.event).join(', ');
+        reject(new Error(`no frame matching ${pred} within ${timeoutMs} ms (unread: ${seen || 'none'})`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+      this.wake();
+    });
+  }
+
+  /** Takes `n` frames of `event`, in arrival order. */
+  async take(event, n, timeoutMs = 10_000) {
+    const out = [];
+    for (let i = 0; i < n; i++) out.push(await this.next(event, timeoutMs));
+    return out;
+  }
+
+  /** Unread frames, without waiting. */
+  unread(event) {
+    return this.frames.filter((f) => !event || f.event === event);
+  }
+
+  send(frame) {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  /** Sends a request frame with an id and waits for its ack or error. */
+  async request(event, data, id = randomUUID()) {
+    this.send({ event, data, id });
+    return this.next((f) => (f.event === 'ack' || f.event === 'error') && f.id === id);
+  }
+
+  close() {
+    this.ws.close();
+    return this.closed;
+  }
+}
+
+function carrierOptions(tok, carrier, extra = {}) {
+  const headers = { ...(extra.headers ?? {}) };
+  let protocols;
+  let query = '';
+  if (tok && carrier === 'header') headers.authorization = `Bearer ${tok}`;
+  if (tok && carrier === 'subprotocol') protocols = ['bearer', tok];
+  if (tok && carrier === 'query') query = `token=${encodeURIComponent(tok)}`;
+  return { headers, protocols, query };
+}
+
+function withQuery(path, query) {
+  if (!query) return path;
+  return path + (path.includes('?') ? '&' : '?') + query;
+}
+
+/**
+ * Opens a socket and waits for the upgrade. Resolves with a Client, or rejects with
+ * `{status, body}` when the gateway refused the upgrade.
+ */
+export function open(path, tok, { carrier = 'header', ...extra } = {}) {
+  const { headers, protocols, query } = carrierOptions(tok, carrier, extra);
+  const ws = new WebSocket(WS_BASE + withQuery(path, query), protocols, { headers });
+  const client = new Client(ws);
+  return new Promise((resolve, reject) => {
+    ws.on('open', () => resolve(client));
+    ws.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (chunk) => { body += chunk; });
+      res.on('end', () => {
+        let parsed = body;
+        try { parsed = JSON.parse(body); } catch { /* keep text */ }
+        reject({ status: res.statusCode, body: parsed });
+      });
+    });
+    ws.on('error', (err) => reject({ status: 0, body: String(err) }));
+  });
+}
+
+/** Opens a user socket and returns it after `ready`, with the ready frame. */
+export async function connectUser(user, { path = '/v1/connect', tok = token(user), ...opts } = {}) {
+  const client = await open(path, tok, opts);
+  client.ready = await client.next('ready');
+  return client;
+}
+
+/** Expects the upgrade to be refused; returns `{status, body}`. */
+export async function refused(path, tok, opts) {
+  try {
+    const client = await open(path, tok, opts);
+    client.close();
+  } catch (err) {
+    return err;
+  }
+  throw new Error(`upgrade to ${path} was accepted, expected a refusal`);
+}
+
+export async function http(method, path, { body, tok, headers = {}, raw } = {}) {
+  const init = { method, headers: { ...headers } };
+  if (tok) init.headers.authorization = `Bearer ${tok}`;
+  if (raw !== undefined) init.body = raw;
+  else if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers['content-type'] = 'application/json';
+  }
+  const res = await fetch(BASE + path, init);
+  const text = await res.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = undefined; }
+  return { status: res.status, body: json, text, headers: res.headers };
+}
+
+export const internal = (method, path, body, opts = {}) =>
+  http(method, path, { body, tok: INTERNAL_TOKEN, ...opts });
+
+export const push = (users, event, data = {}, extra = {}) =>
+  internal('POST', '/internal/v1/push', { users, event, data, ...extra });

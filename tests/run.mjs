@@ -1,0 +1,143 @@
+// End-to-end test runner: starts the real Worker under `wrangler dev` (workerd) on a free port
+// with its own throwaway state directory and local D1, runs every tests/e2e/*.test.mjs against
+// it with node's test runner, and stops it afterwards, on failure too.
+//
+// The test environment gets its own secrets: a fresh HS256 secret, fresh ES256 and RS256 key
+// pairs (their public halves as JWT_PUBLIC_KEYS, their private halves handed to the tests), and
+// short retention/grace settings so those behaviours can be observed quickly.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const wrangler = join(root, 'node_modules', '.bin', 'wrangler');
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function testKeys() {
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ecPublic = { ...ec.publicKey.export({ format: 'jwk' }), kid: 'ec-1', alg: 'ES256', use: 'sig' };
+  const rsaPublic = { ...rsa.publicKey.export({ format: 'jwk' }), kid: 'rsa-1', alg: 'RS256', use: 'sig' };
+  return {
+    jwks: JSON.stringify({ keys: [ecPublic, rsaPublic] }),
+    private: JSON.stringify({
+      ec: ec.privateKey.export({ format: 'jwk' }),
+      rsa: rsa.privateKey.export({ format: 'jwk' }),
+    }),
+  };
+}
+
+async function waitForHealth(base, child, deadlineMs) {
+  const start = Date.now();
+  while (Date.now() - start < deadlineMs) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}`);
+    try {
+      const res = await fetch(`${base}/health`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`wrangler dev did not answer /health within ${deadlineMs} ms`);
+}
+
+async function main() {
+  const state = mkdtempSync(join(tmpdir(), 'switchboard-e2e-'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const keys = testKeys();
+  const env = {
+    JWT_SECRET: randomBytes(32).toString('hex'),
+    JWT_PUBLIC_KEYS: keys.jwks,
+    JWT_ISSUER: 'https://issuer.test',
+    JWT_AUDIENCE: 'switchboard-test',
+    INTERNAL_API_TOKEN: randomBytes(24).toString('hex'),
+    DEV_MODE: 'true',
+    ALLOWED_ORIGINS: 'https://allowed.test',
+    RETENTION_EVENTS: '100',
+    RETENTION_DAYS: '0',
+    PRUNE_INTERVAL_SECONDS: '1',
+    PRESENCE_GRACE_SECONDS: '2',
+  };
+  const envFile = join(state, 'test.env');
+  writeFileSync(envFile, Object.entries(env).map(([k, v]) => `${k}='${v}'`).join('\n') + '\n');
+
+  const childEnv = { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' };
+  const migrate = spawnSync(wrangler, ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state], {
+    cwd: root, env: childEnv, stdio: 'inherit',
+  });
+  if (migrate.status !== 0) throw new Error('applying D1 migrations failed');
+
+  const logPath = join(state, 'wrangler.log');
+  const log = createWriteStream(logPath);
+  const child = spawn(wrangler, [
+    'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state,
+    '--env-file', envFile, '--show-interactive-dev-session=false', '--inspector-port', String(await freePort()),
+  ], { cwd: root, env: childEnv, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const stop = () => {
+    try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ }
+  };
+  process.on('exit', stop);
+
+  let status = 1;
+  try {
+    await waitForHealth(base, child, 240_000);
+    const dir = join(root, 'tests', 'e2e');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.test.mjs')).sort().map((f) => join(dir, f));
+    const only = process.argv.slice(2);
+    const selected = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
+    const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...selected], {
+      cwd: root,
+      stdio: 'inherit',
+      env: {
+        ...process.env,
+        SB_BASE: base,
+        SB_JWT_SECRET: env.JWT_SECRET,
+        SB_INTERNAL_TOKEN: env.INTERNAL_API_TOKEN,
+        SB_ISSUER: env.JWT_ISSUER,
+        SB_AUDIENCE: env.JWT_AUDIENCE,
+        SB_PRIVATE_KEYS: keys.private,
+        SB_RETENTION_EVENTS: env.RETENTION_EVENTS,
+        SB_PRESENCE_GRACE_SECONDS: env.PRESENCE_GRACE_SECONDS,
+        SB_WRANGLER_LOG: logPath,
+      },
+    });
+    status = run.status ?? 1;
+  } catch (err) {
+    console.error(String(err));
+  } finally {
+    stop();
+    if (status !== 0) {
+      console.error(`--- wrangler dev log (${logPath}) ---`);
+      console.error(spawnSync('tail', ['-n', '80', logPath], { encoding: 'utf8' }).stdout);
+    }
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
+    if (status === 0) rmSync(state, { recursive: true, force: true });
+  }
+  process.exit(status);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
