@@ -25,16 +25,11 @@ pub fn plan_replay(since: i64, last_seq: i64, pruned_through: i64) -> ReplayPlan
     }
 }
 
-/// Retention: keep the newest `keep_events` entries, and every entry younger than `keep_ms`;
-/// whichever keeps more. Returns the highest seq that may be pruned among entries created at or
-/// before `now_ms - keep_ms`, given the newest seq. Entries are pruned only if both rules allow.
+/// Retention keeps the newest `keep_events` entries and every entry younger than the age limit,
+/// whichever keeps more: an entry is pruned only if both rules allow. This is the highest seq
+/// the count rule allows to prune, given the newest seq.
 pub fn prune_ceiling(last_seq: i64, keep_events: i64) -> i64 {
     (last_seq - keep_events).max(0)
-}
-
-/// Cut-off time for retention by age.
-pub fn prune_before_ms(now_ms: i64, keep_days: i64) -> i64 {
-    now_ms - keep_days * 24 * 60 * 60 * 1000
 }
 
 #[cfg(test)]
@@ -83,6 +78,5 @@ mod tests {
     fn retention_ceiling() {
         assert_eq!(prune_ceiling(1500, 1000), 500);
         assert_eq!(prune_ceiling(10, 1000), 0);
-        assert_eq!(prune_before_ms(10 * 86_400_000, 7), 3 * 86_400_000);
     }
 }

@@ -8,7 +8,7 @@
 //! | `POST /push` (backend event)         | event with the next seq; idempotency key | the event to every device              |
 //! | frame `ack {seq}`                    | the device's cursor (forward only)      | `ack` when the frame had an id          |
 //! | frame `auth {token}`                 | new expiry in the attachment            | `ack {expires_at}` or `error`          |
-//! | alarm                                | retention pruning                       | `token.expired` + close 4001 on expiry |
+//! | alarm                                | retention pruning (only when due)       | `token.expired` + close 4001 on expiry |
 //! | `POST /disconnect`                   | —                                       | close 4003 with the reason             |
 //! | socket closes                        | `last_seen` when the last device leaves | —                                      |
 //!
@@ -31,8 +31,8 @@ use crate::auth::jwt::Identity;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
-use crate::store::user_log::UserLog;
-use crate::stream::{plan_replay, prune_before_ms, prune_ceiling};
+use crate::store::user_log::{UserLog, IDEMPOTENCY_MS};
+use crate::stream::plan_replay;
 
 /// Replays read the log in pages of this many events (all before yielding).
 const REPLAY_PAGE: i64 = 256;
@@ -276,12 +276,19 @@ impl UserHub {
             return Ok(crate::http::json(200, &outcome)?);
         }
         let seq = log.append(&push.event, &push.data, now)?;
+        let limits = self.limits();
+        let mut prune_moved = false;
         if let Some(key) = &push.idempotency_key {
             log.remember_key(key, seq, now)?;
+            prune_moved |= log.request_prune(now + IDEMPOTENCY_MS)?;
         }
-        log.request_prune(now + self.prune_interval_ms())?;
+        if seq - log.pruned_through()? > limits.retention_events {
+            prune_moved |= log.request_prune(now + limits.prune_interval_secs * 1000)?;
+        }
         let devices = self.deliver(&ServerFrame::stream(&push.event, seq, push.data));
-        self.schedule_alarm().await?;
+        if prune_moved {
+            self.schedule_alarm().await?;
+        }
         Ok(crate::http::json(
             200,
             &PushOutcome {
@@ -421,11 +428,11 @@ impl UserHub {
 
     fn prune(&self, now: i64) -> worker::Result<()> {
         let limits = self.limits();
-        let log = self.log();
-        let ceiling = prune_ceiling(log.last_seq()?, limits.retention_events);
-        let more = log.prune(ceiling, prune_before_ms(now, limits.retention_days), now)?;
-        if more {
-            log.request_prune(now + limits.prune_interval_secs * 1000)?;
+        let keep_ms = limits.retention_days * 24 * 60 * 60 * 1000;
+        if let Some(next) = self.log().prune(limits.retention_events, keep_ms, now)? {
+            // Never sooner than the configured interval: prune in batches, not per event.
+            let at = next.max(now + limits.prune_interval_secs * 1000);
+            self.log().request_prune(at)?;
         }
         Ok(())
     }
@@ -436,10 +443,6 @@ impl UserHub {
         self.config()
             .map(|config| config.limits.clone())
             .unwrap_or_default()
-    }
-
-    fn prune_interval_ms(&self) -> i64 {
-        self.limits().prune_interval_secs * 1000
     }
 
     /// Sets the alarm to the earliest of: the next token expiry, the next retention pass. Sockets
@@ -462,7 +465,11 @@ impl UserHub {
         let storage = self.state.storage();
         match storage.get_alarm().await? {
             Some(current) if current <= wanted => Ok(()),
-            _ => storage.set_alarm(wanted).await,
+            // An i64 would be read as an offset from now; the alarm is an absolute time.
+            _ => match chrono::DateTime::from_timestamp_millis(wanted) {
+                Some(at) => storage.set_alarm(at).await,
+                None => Ok(()),
+            },
         }
     }
 }

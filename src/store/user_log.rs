@@ -12,6 +12,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use worker::{SqlStorage, SqlStorageValue};
 
+use crate::stream::prune_ceiling;
+
 /// Idempotency keys are remembered at least this long.
 pub const IDEMPOTENCY_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -165,25 +167,31 @@ impl<'a> UserLog<'a> {
         self.meta("prune_at")
     }
 
-    /// Asks for a retention pass at `at_ms` unless one is due earlier.
-    pub fn request_prune(&self, at_ms: i64) -> worker::Result<()> {
+    /// Asks for a retention pass at `at_ms` unless one is due earlier; true when the due time
+    /// moved (the hub's alarm may need to move with it).
+    pub fn request_prune(&self, at_ms: i64) -> worker::Result<bool> {
         match self.prune_at()? {
-            Some(due) if due <= at_ms => Ok(()),
-            _ => self.set_meta("prune_at", at_ms),
+            Some(due) if due <= at_ms => Ok(false),
+            _ => self.set_meta("prune_at", at_ms).map(|()| true),
         }
     }
 
-    /// Deletes events outside both the newest `keep_events` and `before_ms`, and idempotency keys
-    /// older than [`IDEMPOTENCY_MS`]. Returns whether anything is left to prune later.
-    pub fn prune(&self, ceiling: i64, before_ms: i64, now_ms: i64) -> worker::Result<bool> {
-        let rows: Vec<IntRow> = self
-            .sql
-            .exec(
-                "SELECT MAX(seq) AS value FROM events WHERE seq <= ? AND created_at < ?",
-                vec![ceiling.into(), before_ms.into()],
-            )?
-            .to_array()?;
-        if let Some(highest) = rows.into_iter().next().and_then(|row| row.value) {
+    /// Deletes events that are outside the newest `keep_events` and older than `keep_ms`, and
+    /// idempotency keys older than [`IDEMPOTENCY_MS`]. Returns when something can next become
+    /// prunable (`None`: nothing until a later append asks again), so a hub with nothing to prune
+    /// never wakes for it.
+    pub fn prune(
+        &self,
+        keep_events: i64,
+        keep_ms: i64,
+        now_ms: i64,
+    ) -> worker::Result<Option<i64>> {
+        let ceiling = prune_ceiling(self.last_seq()?, keep_events);
+        let highest = self.int(
+            "SELECT MAX(seq) AS value FROM events WHERE seq <= ? AND created_at < ?",
+            vec![ceiling.into(), (now_ms - keep_ms).into()],
+        )?;
+        if let Some(highest) = highest {
             self.sql
                 .exec("DELETE FROM events WHERE seq <= ?", vec![highest.into()])?;
             if highest > self.pruned_through()? {
@@ -194,19 +202,21 @@ impl<'a> UserLog<'a> {
             "DELETE FROM idempotency WHERE created_at < ?",
             vec![SqlStorageValue::from(now_ms - IDEMPOTENCY_MS)],
         )?;
-        let left: Vec<IntRow> = self
-            .sql
-            .exec("SELECT (SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM idempotency) AS value", None)?
-            .to_array()?;
-        let anything_left = left
-            .into_iter()
-            .next()
-            .and_then(|row| row.value)
-            .unwrap_or(0)
-            > 0;
-        if !anything_left {
-            self.clear_meta("prune_at")?;
-        }
-        Ok(anything_left)
+        let next_event = self
+            .int(
+                "SELECT MIN(created_at) AS value FROM events WHERE seq <= ?",
+                vec![ceiling.into()],
+            )?
+            .map(|oldest| oldest + keep_ms);
+        let next_key = self
+            .int("SELECT MIN(created_at) AS value FROM idempotency", vec![])?
+            .map(|oldest| oldest + IDEMPOTENCY_MS);
+        self.clear_meta("prune_at")?;
+        Ok(next_event.into_iter().chain(next_key).min())
+    }
+
+    fn int(&self, query: &str, bindings: Vec<SqlStorageValue>) -> worker::Result<Option<i64>> {
+        let rows: Vec<IntRow> = self.sql.exec(query, bindings)?.to_array()?;
+        Ok(rows.into_iter().next().and_then(|row| row.value))
     }
 }
