@@ -42,8 +42,10 @@ build:
 
 lint:
 	cargo fmt --check
+	cargo fmt --check --manifest-path bench/Cargo.toml
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown --all-targets -- -D warnings
+	cargo clippy --manifest-path bench/Cargo.toml --all-targets -- -D warnings
 
 unit:
 	cargo test
@@ -53,3 +55,10 @@ dry-run:
 
 e2e:
 	node tests/run.mjs
+
+## bench: the load generator against a running `make dev` (see docs/BENCHMARKS.md).
+bench:
+	cargo build --release --manifest-path bench/Cargo.toml
+	for devices in 1 100; do for run in 1 2 3; do \
+	  bench/target/release/switchboard-bench --base http://127.0.0.1:$(PORT) --devices $$devices --pushes 200 --seconds 10 || exit 1; \
+	done; done
