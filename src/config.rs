@@ -24,6 +24,10 @@ pub struct Limits {
     pub prune_interval_secs: i64,
     /// A user who reconnects within this many seconds never appears offline.
     pub presence_grace_secs: i64,
+    /// Frames a socket may send at once...
+    pub rate_limit_burst: u32,
+    /// ...and per second after that; beyond it the socket is closed with 4008.
+    pub rate_limit_per_second: u32,
 }
 
 impl Default for Limits {
@@ -35,6 +39,8 @@ impl Default for Limits {
             retention_days: 7,
             prune_interval_secs: 3600,
             presence_grace_secs: 10,
+            rate_limit_burst: 100,
+            rate_limit_per_second: 20,
         }
     }
 }
@@ -110,6 +116,20 @@ impl Config {
                 defaults.presence_grace_secs,
                 0,
                 3600,
+            )?,
+            rate_limit_burst: number(
+                &get,
+                "RATE_LIMIT_BURST",
+                defaults.rate_limit_burst,
+                1,
+                100_000,
+            )?,
+            rate_limit_per_second: number(
+                &get,
+                "RATE_LIMIT_PER_SECOND",
+                defaults.rate_limit_per_second,
+                1,
+                100_000,
             )?,
         };
         Ok(Self {

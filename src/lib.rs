@@ -14,6 +14,7 @@ pub mod hubs;
 pub mod ids;
 pub mod presence;
 pub mod protocol;
+pub mod ratelimit;
 pub mod routes;
 pub mod store;
 pub mod stream;

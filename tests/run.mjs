@@ -75,6 +75,8 @@ async function main() {
     RETENTION_DAYS: '0',
     PRUNE_INTERVAL_SECONDS: '1',
     PRESENCE_GRACE_SECONDS: '2',
+    RATE_LIMIT_BURST: '50',
+    RATE_LIMIT_PER_SECOND: '10',
   };
   const envFile = join(state, 'test.env');
   writeFileSync(envFile, Object.entries(env).map(([k, v]) => `${k}='${v}'`).join('\n') + '\n');
@@ -119,6 +121,7 @@ async function main() {
         SB_PRIVATE_KEYS: keys.private,
         SB_RETENTION_EVENTS: env.RETENTION_EVENTS,
         SB_PRESENCE_GRACE_SECONDS: env.PRESENCE_GRACE_SECONDS,
+        SB_RATE_LIMIT_BURST: env.RATE_LIMIT_BURST,
         SB_WRANGLER_LOG: logPath,
       },
     });

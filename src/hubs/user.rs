@@ -11,12 +11,14 @@
 //! | alarm                                | retention pruning (only when due)       | `token.expired` + close 4001 on expiry |
 //! | `POST /disconnect`                   | —                                       | close 4003 with the reason             |
 //! | socket closes                        | `last_seen` when the last device leaves | —                                      |
+//! | frames over the rate limit           | —                                       | close 4008                             |
 //!
 //! Appending and fanning out, or replaying and sending `synced`, happen without yielding (SQLite
 //! storage calls are synchronous), so a push can never slip into the middle of a replay: a
 //! resuming socket sees every event exactly once and in order.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -31,6 +33,7 @@ use crate::auth::jwt::Identity;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
+use crate::ratelimit::Bucket;
 use crate::store::user_log::{UserLog, IDEMPOTENCY_MS};
 use crate::stream::plan_replay;
 
@@ -71,6 +74,8 @@ pub struct UserHub {
     env: Env,
     sql: SqlStorage,
     config: OnceCell<Config>,
+    /// Rate-limit buckets by connection id (memory only; see `ratelimit`).
+    buckets: RefCell<HashMap<String, Bucket>>,
 }
 
 impl DurableObject for UserHub {
@@ -87,6 +92,7 @@ impl DurableObject for UserHub {
             env,
             sql,
             config: OnceCell::new(),
+            buckets: RefCell::default(),
         }
     }
 
@@ -110,8 +116,13 @@ impl DurableObject for UserHub {
             let _ = ws.close(Some(close::NORMAL), Some("socket state lost; reconnect"));
             return Ok(());
         };
-        if info.is_expired(now_ms()) {
+        let now = now_ms();
+        if info.is_expired(now) {
             expire(&ws, &info);
+            return Ok(());
+        }
+        if !self.allow(&info.conn_id, now) {
+            let _ = ws.close(Some(close::RATE_LIMITED), Some("rate limited"));
             return Ok(());
         }
         let text = match message {
@@ -411,8 +422,22 @@ impl UserHub {
         Ok(())
     }
 
+    /// Takes a token from the socket's bucket; false when it is over its allowance.
+    fn allow(&self, conn_id: &str, now: i64) -> bool {
+        let limits = self.limits();
+        let (burst, per_second) = (limits.rate_limit_burst, limits.rate_limit_per_second);
+        self.buckets
+            .borrow_mut()
+            .entry(conn_id.to_owned())
+            .or_insert_with(|| Bucket::full(burst, now))
+            .take(now, per_second, burst)
+    }
+
     fn on_socket_gone(&self, ws: &WebSocket) {
         let gone = SocketInfo::of(ws).map(|info| info.conn_id);
+        if let Some(conn_id) = &gone {
+            self.buckets.borrow_mut().remove(conn_id);
+        }
         let others = self
             .state
             .get_websockets()

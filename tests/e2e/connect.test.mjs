@@ -183,3 +183,15 @@ test('tokens never appear in the gateway log', async () => {
   const log = readFileSync(process.env.SB_WRANGLER_LOG, 'utf8');
   for (const signature of signatures) assert.ok(!log.includes(signature), 'a token was logged');
 });
+
+test('a socket over its rate limit is closed with 4008', async () => {
+  const burst = Number(process.env.SB_RATE_LIMIT_BURST);
+  const client = await connectUser(uid());
+  // A spelling the runtime's auto-response does not match, so every frame reaches the hub.
+  for (let i = 0; i < burst + 20; i++) client.send('{"event": "ping"}');
+  const { code, reason } = await client.closed;
+  assert.equal(code, 4008);
+  assert.equal(reason, 'rate limited');
+  const pongs = client.raw.filter((t) => t === '{"event":"pong"}').length;
+  assert.ok(pongs >= burst - 1 && pongs <= burst + 1, `about the burst was answered (${pongs})`);
+});
