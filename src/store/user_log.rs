@@ -59,11 +59,7 @@ impl<'a> UserLog<'a> {
     }
 
     fn meta(&self, key: &str) -> worker::Result<Option<i64>> {
-        let rows: Vec<IntRow> = self
-            .sql
-            .exec("SELECT value FROM meta WHERE key = ?", vec![key.into()])?
-            .to_array()?;
-        Ok(rows.into_iter().next().and_then(|row| row.value))
+        self.int("SELECT value FROM meta WHERE key = ?", vec![key.into()])
     }
 
     fn set_meta(&self, key: &str, value: i64) -> worker::Result<()> {
@@ -115,14 +111,10 @@ impl<'a> UserLog<'a> {
     }
 
     pub fn idempotent_seq(&self, key: &str) -> worker::Result<Option<i64>> {
-        let rows: Vec<IntRow> = self
-            .sql
-            .exec(
-                "SELECT seq AS value FROM idempotency WHERE key = ?",
-                vec![key.into()],
-            )?
-            .to_array()?;
-        Ok(rows.into_iter().next().and_then(|row| row.value))
+        self.int(
+            "SELECT seq AS value FROM idempotency WHERE key = ?",
+            vec![key.into()],
+        )
     }
 
     pub fn remember_key(&self, key: &str, seq: i64, now_ms: i64) -> worker::Result<()> {
@@ -134,14 +126,10 @@ impl<'a> UserLog<'a> {
     }
 
     pub fn cursor(&self, device: &str) -> worker::Result<Option<i64>> {
-        let rows: Vec<IntRow> = self
-            .sql
-            .exec(
-                "SELECT seq AS value FROM cursors WHERE device = ?",
-                vec![device.into()],
-            )?
-            .to_array()?;
-        Ok(rows.into_iter().next().and_then(|row| row.value))
+        self.int(
+            "SELECT seq AS value FROM cursors WHERE device = ?",
+            vec![device.into()],
+        )
     }
 
     /// Moves a device's cursor forward (never back); returns the stored cursor.
@@ -215,6 +203,7 @@ impl<'a> UserLog<'a> {
         Ok(next_event.into_iter().chain(next_key).min())
     }
 
+    /// The single integer a query selects `AS value`, if any row has one.
     fn int(&self, query: &str, bindings: Vec<SqlStorageValue>) -> worker::Result<Option<i64>> {
         let rows: Vec<IntRow> = self.sql.exec(query, bindings)?.to_array()?;
         Ok(rows.into_iter().next().and_then(|row| row.value))
