@@ -14,14 +14,12 @@
 
 mod http;
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -93,15 +91,16 @@ async fn run(options: &Options) -> Result<(), String> {
     }
     println!("{} device(s) of {user} connected", options.devices);
 
-    let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let mut histogram =
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
     for n in 0..options.pushes as u64 {
-        sent.lock().await.insert(n, Instant::now());
+        let start = Instant::now();
         push(options, &user, n).await?;
         for _ in 0..options.devices {
             let (seen, at) = recv(&mut rx).await?;
-            let start = sent.lock().await[&seen];
+            if seen != n {
+                return Err(format!("push {n}: a device received push {seen} instead"));
+            }
             histogram
                 .record(at.duration_since(start).as_micros() as u64)
                 .map_err(|e| e.to_string())?;
