@@ -62,3 +62,6 @@ bench:
 	for devices in 1 100; do for run in 1 2 3; do \
 	  bench/target/release/switchboard-bench --base http://127.0.0.1:$(PORT) --devices $$devices --pushes 200 --seconds 10 || exit 1; \
 	done; done
+	for members in 10 100 1000; do for run in 1 2 3; do \
+	  bench/target/release/switchboard-bench --scenario room --base http://127.0.0.1:$(PORT) --members $$members --messages 100 --seconds 10 || exit 1; \
+	done; done

@@ -65,6 +65,20 @@ pub fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
+/// `limit` for a paged listing: 1 to `max`, `default` when absent.
+pub fn page_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|limit| (1..=max).contains(limit))
+            .ok_or_else(|| {
+                ApiError::bad_request("validation", format!("limit must be 1 to {max}"))
+            }),
+    }
+}
+
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     let url = req.url().ok()?;
     let value = url
@@ -108,7 +122,17 @@ pub async fn call_hub_json<T: DeserializeOwned>(
     path: &str,
     body: Option<&impl Serialize>,
 ) -> Result<T, ApiError> {
-    let headers = Headers::new();
+    call_hub_json_with(stub, method, path, Headers::new(), body).await
+}
+
+/// [`call_hub_json`] with extra request headers.
+pub async fn call_hub_json_with<T: DeserializeOwned>(
+    stub: &Stub,
+    method: Method,
+    path: &str,
+    headers: Headers,
+    body: Option<&impl Serialize>,
+) -> Result<T, ApiError> {
     headers.set("content-type", "application/json")?;
     let body = body
         .map(serde_json::to_string)
@@ -146,6 +170,7 @@ fn known_code(code: &str) -> &'static str {
         "validation",
         "not_found",
         "forbidden",
+        "not_a_member",
         "conflict",
         "payload_too_large",
         "unavailable",
@@ -185,6 +210,15 @@ mod tests {
             parse_json::<Shape>(br#"{"a":1}"#, 3).unwrap_err().status,
             413
         );
+    }
+
+    #[test]
+    fn page_limits() {
+        assert_eq!(page_limit(None, 50, 100).unwrap(), 50);
+        assert_eq!(page_limit(Some("100"), 50, 100).unwrap(), 100);
+        for bad in ["0", "101", "-1", "x", ""] {
+            assert_eq!(page_limit(Some(bad), 50, 100).unwrap_err().status, 400);
+        }
     }
 
     #[test]

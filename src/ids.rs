@@ -28,6 +28,15 @@ pub fn validate_device_id(id: &str) -> Result<(), String> {
     validate("device id", id)
 }
 
+pub fn validate_room_id(id: &str) -> Result<(), String> {
+    validate("room id", id)
+}
+
+/// A client's idempotency key for a message it sends.
+pub fn validate_client_id(id: &str) -> Result<(), String> {
+    validate("client_id", id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod hubs;
 pub mod ids;
+pub mod message;
 pub mod presence;
 pub mod protocol;
 pub mod ratelimit;

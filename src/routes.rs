@@ -13,6 +13,18 @@ pub enum Route {
     Presence,
     InternalPush,
     InternalDisconnect { user_id: String },
+    CreateRoom,
+    ListRooms,
+    GetRoom { room_id: String },
+    AddMembers { room_id: String },
+    RemoveMember { room_id: String, user_id: String },
+    ListMembers { room_id: String },
+    RoomMessages { room_id: String },
+    RoomConnect { room_id: String },
+    InternalCreateRoom,
+    InternalAddMembers { room_id: String },
+    InternalRemoveMember { room_id: String, user_id: String },
+    InternalPublish { room_id: String },
 }
 
 /// Every route as (method, path pattern). `{name}` is a path parameter.
@@ -24,6 +36,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/presence"),
     ("POST", "/internal/v1/push"),
     ("POST", "/internal/v1/users/{id}/disconnect"),
+    ("POST", "/v1/rooms"),
+    ("GET", "/v1/rooms"),
+    ("GET", "/v1/rooms/{id}"),
+    ("POST", "/v1/rooms/{id}/members"),
+    ("DELETE", "/v1/rooms/{id}/members/{user}"),
+    ("GET", "/v1/rooms/{id}/members"),
+    ("GET", "/v1/rooms/{id}/messages"),
+    ("GET", "/v1/rooms/{id}/connect"),
+    ("POST", "/internal/v1/rooms"),
+    ("POST", "/internal/v1/rooms/{id}/members"),
+    ("DELETE", "/internal/v1/rooms/{id}/members/{user}"),
+    ("POST", "/internal/v1/rooms/{id}/publish"),
 ];
 
 #[derive(Debug, PartialEq, Eq)]
@@ -43,7 +67,7 @@ pub fn resolve(method: &str, path: &str) -> Resolution {
         if *route_method != method {
             continue;
         }
-        if let Some(route) = build(pattern, params) {
+        if let Some(route) = build(method, pattern, params) {
             return Resolution::Found(route);
         }
     }
@@ -54,8 +78,33 @@ pub fn resolve(method: &str, path: &str) -> Resolution {
     }
 }
 
-fn build(pattern: &str, params: Vec<String>) -> Option<Route> {
+fn build(method: &str, pattern: &str, params: Vec<String>) -> Option<Route> {
     let mut params = params.into_iter();
+    let mut param = || params.next();
+    Some(match (method, pattern) {
+        ("POST", "/v1/rooms") => Route::CreateRoom,
+        ("GET", "/v1/rooms") => Route::ListRooms,
+        (_, "/v1/rooms/{id}") => Route::GetRoom { room_id: param()? },
+        ("POST", "/v1/rooms/{id}/members") => Route::AddMembers { room_id: param()? },
+        ("GET", "/v1/rooms/{id}/members") => Route::ListMembers { room_id: param()? },
+        (_, "/v1/rooms/{id}/members/{user}") => Route::RemoveMember {
+            room_id: param()?,
+            user_id: param()?,
+        },
+        (_, "/v1/rooms/{id}/messages") => Route::RoomMessages { room_id: param()? },
+        (_, "/v1/rooms/{id}/connect") => Route::RoomConnect { room_id: param()? },
+        (_, "/internal/v1/rooms") => Route::InternalCreateRoom,
+        (_, "/internal/v1/rooms/{id}/members") => Route::InternalAddMembers { room_id: param()? },
+        (_, "/internal/v1/rooms/{id}/members/{user}") => Route::InternalRemoveMember {
+            room_id: param()?,
+            user_id: param()?,
+        },
+        (_, "/internal/v1/rooms/{id}/publish") => Route::InternalPublish { room_id: param()? },
+        (_, pattern) => return build_user_route(pattern, params),
+    })
+}
+
+fn build_user_route(pattern: &str, mut params: std::vec::IntoIter<String>) -> Option<Route> {
     Some(match pattern {
         "/health" => Route::Health,
         "/openapi.json" => Route::OpenApi,
@@ -124,6 +173,29 @@ mod tests {
     }
 
     #[test]
+    fn room_routes_take_their_parameters_in_order() {
+        assert_eq!(
+            resolve("DELETE", "/v1/rooms/team.a/members/bob"),
+            Resolution::Found(Route::RemoveMember {
+                room_id: "team.a".into(),
+                user_id: "bob".into()
+            })
+        );
+        assert_eq!(
+            resolve("GET", "/v1/rooms"),
+            Resolution::Found(Route::ListRooms)
+        );
+        assert_eq!(
+            resolve("POST", "/v1/rooms"),
+            Resolution::Found(Route::CreateRoom)
+        );
+        assert_eq!(
+            resolve("PUT", "/v1/rooms/x/members"),
+            Resolution::MethodNotAllowed
+        );
+    }
+
+    #[test]
     fn wrong_method_and_unknown_paths() {
         assert_eq!(resolve("POST", "/health"), Resolution::MethodNotAllowed);
         assert_eq!(resolve("GET", "/nope"), Resolution::NotFound);
@@ -140,7 +212,7 @@ mod tests {
     #[test]
     fn every_pattern_builds_a_route() {
         for (method, pattern) in ROUTES {
-            let path = pattern.replace("{id}", "x");
+            let path = pattern.replace("{id}", "x").replace("{user}", "y");
             assert!(
                 matches!(resolve(method, &path), Resolution::Found(_)),
                 "{method} {pattern}"

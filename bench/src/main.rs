@@ -1,6 +1,9 @@
 //! Switchboard load generator.
 //!
-//! Opens `devices` WebSocket connections for one user against a running gateway (`make dev`),
+//! Two scenarios against a running gateway (`make dev`): `push` (below) and `room` (see
+//! `room.rs`: one room's fan-out to its member sockets).
+//!
+//! `push` opens `devices` WebSocket connections for one user,
 //! then pushes events through `POST /internal/v1/push` and times each delivery from the moment
 //! the HTTP request is sent to the moment a device receives the frame (one process, one clock).
 //!
@@ -9,10 +12,12 @@
 //!   per-delivery latency;
 //! - throughput: `concurrency` pushers back to back for `seconds`; reports deliveries per second.
 //!
-//! Usage: `switchboard-bench [--base URL] [--devices N] [--pushes N] [--concurrency N] [--seconds N]`.
+//! Usage: `switchboard-bench [--scenario push|room] [--base URL] [--devices N] [--pushes N]
+//! [--members N] [--messages N] [--concurrency N] [--seconds N]`.
 //! `SB_INTERNAL_TOKEN` overrides the development internal token.
 
 mod http;
+mod room;
 
 use std::time::{Duration, Instant};
 
@@ -23,18 +28,24 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-struct Options {
+pub struct Options {
+    scenario: String,
     base: String,
     devices: usize,
     pushes: usize,
     concurrency: usize,
     seconds: u64,
+    members: usize,
+    messages: usize,
     internal_token: String,
 }
 
 impl Options {
     fn parse() -> Result<Self, String> {
         let mut options = Options {
+            scenario: "push".into(),
+            members: 10,
+            messages: 100,
             base: "http://127.0.0.1:8787".into(),
             devices: 1,
             pushes: 200,
@@ -52,6 +63,9 @@ impl Options {
                     .map_err(|_| format!("{flag}: not a number"))
             };
             match flag.as_str() {
+                "--scenario" => options.scenario = value.clone(),
+                "--members" => options.members = number()?,
+                "--messages" => options.messages = number()?,
                 "--base" => options.base = value.trim_end_matches('/').to_owned(),
                 "--devices" => options.devices = number()?,
                 "--pushes" => options.pushes = number()?,
@@ -76,7 +90,12 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(err) = run(&options).await {
+    let result = match options.scenario.as_str() {
+        "push" => run(&options).await,
+        "room" => room::run(&options).await,
+        other => Err(format!("unknown scenario {other}; push or room")),
+    };
+    if let Err(err) = result {
         eprintln!("bench failed: {err}");
         std::process::exit(1);
     }
@@ -121,6 +140,7 @@ async fn run(options: &Options) -> Result<(), String> {
     let mut pushers = Vec::new();
     for worker in 0..options.concurrency as u64 {
         let options = Options {
+            scenario: options.scenario.clone(),
             base: options.base.clone(),
             internal_token: options.internal_token.clone(),
             ..*options
@@ -152,14 +172,14 @@ async fn run(options: &Options) -> Result<(), String> {
     Ok(())
 }
 
-async fn recv(rx: &mut mpsc::UnboundedReceiver<Delivery>) -> Result<Delivery, String> {
+pub async fn recv<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> Result<T, String> {
     tokio::time::timeout(Duration::from_secs(30), rx.recv())
         .await
         .map_err(|_| "a delivery did not arrive within 30 s".to_string())?
         .ok_or_else(|| "every device socket closed".to_string())
 }
 
-async fn dev_token(options: &Options, user: &str) -> Result<String, String> {
+pub async fn dev_token(options: &Options, user: &str) -> Result<String, String> {
     let body = json!({"sub": user, "ttl": 3600}).to_string();
     let (status, answer) = http::post(&options.base, "/dev/token", None, &body).await?;
     if status != 200 {

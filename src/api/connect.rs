@@ -14,17 +14,23 @@ use crate::hubs::{IDENTITY_HEADER, SUBPROTOCOL_HEADER};
 
 pub async fn user(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
     let admitted = admit(&req, config)?;
+    let path = hub_path(&req)?;
+    let stub = super::user_hub(env, &admitted.identity.user_id)?;
+    crate::http::call_hub(&stub, upgrade_request(&path, &admitted)?).await
+}
+
+/// The hub's connect path, carrying a validated `since` and `device`.
+pub fn hub_path(req: &Request) -> Result<String, ApiError> {
     let mut path = String::from("/connect?");
-    if let Some(since) = parse_since(query_param(&req, "since").as_deref())? {
+    if let Some(since) = parse_since(query_param(req, "since").as_deref())? {
         path.push_str(&format!("since={since}&"));
     }
-    if let Some(device) = query_param(&req, "device") {
+    if let Some(device) = query_param(req, "device") {
         crate::ids::validate_device_id(&device)
             .map_err(|why| ApiError::bad_request("validation", why))?;
         path.push_str(&format!("device={device}"));
     }
-    let stub = super::user_hub(env, &admitted.identity.user_id)?;
-    crate::http::call_hub(&stub, upgrade_request(&path, &admitted)?).await
+    Ok(path)
 }
 
 /// A client that passed every check.
@@ -84,7 +90,15 @@ pub fn parse_since(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
 
 /// The request a hub receives: an upgrade carrying the verified identity.
 pub fn upgrade_request(path: &str, admitted: &Admitted) -> Result<Request, ApiError> {
-    let headers = Headers::new();
+    upgrade_request_with(path, admitted, Headers::new())
+}
+
+/// [`upgrade_request`] with extra headers (a room's id).
+pub fn upgrade_request_with(
+    path: &str,
+    admitted: &Admitted,
+    headers: Headers,
+) -> Result<Request, ApiError> {
     headers.set("upgrade", "websocket")?;
     let identity =
         serde_json::to_string(&admitted.identity).map_err(|e| ApiError::internal(e.to_string()))?;

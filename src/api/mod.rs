@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod dev;
 pub mod push;
+pub mod rooms;
 pub mod users;
 
 use worker::{Env, Request, Response, Stub};
@@ -49,6 +50,26 @@ async fn handle_configured(
         Route::InternalPush => push::push(req, env, config).await,
         Route::InternalDisconnect { user_id } => {
             users::disconnect(req, env, config, &user_id).await
+        }
+        Route::CreateRoom => rooms::create(req, env, config).await,
+        Route::ListRooms => rooms::list(req, env, config).await,
+        Route::GetRoom { room_id } => rooms::get(req, env, config, &room_id).await,
+        Route::AddMembers { room_id } => rooms::add_members(req, env, config, &room_id).await,
+        Route::RemoveMember { room_id, user_id } => {
+            rooms::remove_member(req, env, config, &room_id, &user_id).await
+        }
+        Route::ListMembers { room_id } => rooms::members(req, env, config, &room_id).await,
+        Route::RoomMessages { room_id } => rooms::messages(req, env, config, &room_id).await,
+        Route::RoomConnect { room_id } => rooms::connect(req, env, config, &room_id).await,
+        Route::InternalCreateRoom => rooms::internal_create(req, env, config).await,
+        Route::InternalAddMembers { room_id } => {
+            rooms::internal_add_members(req, env, config, &room_id).await
+        }
+        Route::InternalRemoveMember { room_id, user_id } => {
+            rooms::internal_remove_member(req, env, config, &room_id, &user_id).await
+        }
+        Route::InternalPublish { room_id } => {
+            rooms::internal_publish(req, env, config, &room_id).await
         }
         Route::Health | Route::OpenApi => Err(ApiError::not_found("no such route")),
     }

@@ -8,7 +8,7 @@ use worker::{Env, Method, Request, Response};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hubs::user::{DisconnectRequest, HubPresence};
-use crate::presence::presence as presence_of;
+use crate::presence::{presence as presence_of, Presence};
 
 /// Users one presence query may ask about.
 pub const MAX_PRESENCE_USERS: usize = 100;
@@ -16,6 +16,16 @@ pub const MAX_PRESENCE_USERS: usize = 100;
 pub async fn presence(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
     super::authenticate(&req, config)?;
     let users = parse_user_list(crate::http::query_param(&req, "users").as_deref())?;
+    let out = presence_of_users(env, config, &users).await?;
+    Ok(crate::http::json(200, &serde_json::json!({"users": out}))?)
+}
+
+/// Each user's presence, asked of their UserHubs at once.
+pub async fn presence_of_users(
+    env: &Env,
+    config: &Config,
+    users: &[String],
+) -> Result<Vec<Presence>, ApiError> {
     let answers = join_all(users.iter().map(|user| async move {
         let stub = super::user_hub(env, user)?;
         crate::http::call_hub_json::<HubPresence>(&stub, Method::Get, "/presence", None::<&()>)
@@ -34,7 +44,7 @@ pub async fn presence(req: Request, env: &Env, config: &Config) -> Result<Respon
             config.limits.presence_grace_secs,
         ));
     }
-    Ok(crate::http::json(200, &serde_json::json!({"users": out}))?)
+    Ok(out)
 }
 
 /// `users=a,b,c`: 1 to [`MAX_PRESENCE_USERS`] valid ids, deduplicated.

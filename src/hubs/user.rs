@@ -10,6 +10,7 @@
 //! | frame `auth {token}`                 | new expiry in the attachment            | `ack {expires_at}` or `error`          |
 //! | alarm                                | retention pruning (only when due)       | `token.expired` + close 4001 on expiry |
 //! | `POST /disconnect`                   | —                                       | close 4003 with the reason             |
+//! | `POST /activity` (from a room)       | —                                       | `room.activity` to every device        |
 //! | socket closes                        | `last_seen` when the last device leaves | —                                      |
 //! | frames over the rate limit           | —                                       | close 4008                             |
 //!
@@ -17,23 +18,19 @@
 //! storage calls are synchronous), so a push can never slip into the middle of a replay: a
 //! resuming socket sees every event exactly once and in order.
 
-use std::cell::{OnceCell, RefCell};
-use std::collections::HashMap;
+use std::cell::OnceCell;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{
-    durable_object, DurableObject, Env, Headers, Method, Request, Response, ResponseBuilder,
-    SqlStorage, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
-    WebSocketRequestResponsePair,
+    durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
 };
 
-use super::{now_ms, send, send_ack, send_error, SocketInfo, IDENTITY_HEADER, SUBPROTOCOL_HEADER};
-use crate::auth::jwt::Identity;
+use super::{now_ms, send, send_ack, send_error, Gate, SocketInfo};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
-use crate::ratelimit::Bucket;
 use crate::store::user_log::{UserLog, IDEMPOTENCY_MS};
 use crate::stream::plan_replay;
 
@@ -74,8 +71,7 @@ pub struct UserHub {
     env: Env,
     sql: SqlStorage,
     config: OnceCell<Config>,
-    /// Rate-limit buckets by connection id (memory only; see `ratelimit`).
-    buckets: RefCell<HashMap<String, Bucket>>,
+    gate: Gate,
 }
 
 impl DurableObject for UserHub {
@@ -92,7 +88,7 @@ impl DurableObject for UserHub {
             env,
             sql,
             config: OnceCell::new(),
-            buckets: RefCell::default(),
+            gate: Gate::default(),
         }
     }
 
@@ -102,6 +98,7 @@ impl DurableObject for UserHub {
             (Method::Post, "/push") => self.push(req).await,
             (Method::Post, "/disconnect") => self.disconnect(req).await,
             (Method::Get, "/presence") => self.presence(),
+            (Method::Post, "/activity") => self.activity(req).await,
             _ => Err(ApiError::not_found("no such hub route")),
         };
         result.or_else(super::error_response)
@@ -112,38 +109,8 @@ impl DurableObject for UserHub {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
-        let Some(info) = SocketInfo::of(&ws) else {
-            let _ = ws.close(Some(close::NORMAL), Some("socket state lost; reconnect"));
-            return Ok(());
-        };
-        let now = now_ms();
-        if info.is_expired(now) {
-            expire(&ws, &info);
-            return Ok(());
-        }
-        if !self.allow(&info.conn_id, now) {
-            let _ = ws.close(Some(close::RATE_LIMITED), Some("rate limited"));
-            return Ok(());
-        }
-        let text = match message {
-            WebSocketIncomingMessage::String(text) => text,
-            WebSocketIncomingMessage::Binary(_) => {
-                send_error(
-                    &ws,
-                    None,
-                    code::BAD_FRAME,
-                    "binary frames are not supported; send JSON text",
-                );
-                return Ok(());
-            }
-        };
-        if text.len() > self.limits().max_frame_bytes {
-            let _ = ws.close(Some(close::TOO_BIG), Some("frame too big"));
-            return Ok(());
-        }
-        match protocol::parse_client_frame(&text) {
-            Ok(frame) => self.on_frame(&ws, info, frame).await,
-            Err(err) => send_error(&ws, err.id.as_ref(), code::BAD_FRAME, &err.message),
+        if let Some((info, frame)) = self.gate.screen(&ws, message, &self.limits()) {
+            self.on_frame(&ws, info, frame).await;
         }
         Ok(())
     }
@@ -168,13 +135,7 @@ impl DurableObject for UserHub {
 
     async fn alarm(&self) -> worker::Result<Response> {
         let now = now_ms();
-        for ws in self.state.get_websockets() {
-            if let Some(info) = SocketInfo::of(&ws) {
-                if info.is_expired(now) {
-                    expire(&ws, &info);
-                }
-            }
-        }
+        super::expire_sockets(&self.state.get_websockets(), now);
         if self.log().prune_at()?.is_some_and(|due| due <= now) {
             self.prune(now)?;
         }
@@ -189,21 +150,12 @@ impl UserHub {
     }
 
     fn config(&self) -> Result<&Config, ApiError> {
-        if let Some(config) = self.config.get() {
-            return Ok(config);
-        }
-        let config = Config::from_env(&self.env).map_err(|err| {
-            worker::console_error!("configuration: {err}");
-            ApiError::internal("the gateway is misconfigured")
-        })?;
-        Ok(self.config.get_or_init(|| config))
+        super::config(&self.config, &self.env)
     }
 
     /// Accepts a device socket for an identity the Worker has verified.
     async fn accept_device(&self, req: &Request) -> Result<Response, ApiError> {
-        let identity: Identity = crate::http::header(req, IDENTITY_HEADER)
-            .and_then(|raw| serde_json::from_str(&raw).ok())
-            .ok_or_else(|| ApiError::unauthorized("token_missing", "no verified identity"))?;
+        let identity = super::identity_of(req)?;
         let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
         let device = crate::http::query_param(req, "device")
             .unwrap_or_else(|| format!("d-{}", uuid::Uuid::new_v4().simple()));
@@ -234,16 +186,7 @@ impl UserHub {
             self.replay(&ws, since.max(0))?;
         }
         self.schedule_alarm().await?;
-
-        let headers = Headers::new();
-        if crate::http::header(req, SUBPROTOCOL_HEADER).is_some() {
-            headers.set("sec-websocket-protocol", crate::auth::token::SUBPROTOCOL)?;
-        }
-        Ok(ResponseBuilder::new()
-            .with_status(101)
-            .with_headers(headers)
-            .with_websocket(pair.client)
-            .empty())
+        super::upgrade_response(req, pair.client)
     }
 
     /// Sends every event after `since`, then `synced`. Does not yield.
@@ -333,6 +276,13 @@ impl UserHub {
         Ok(crate::http::json(200, &json!({"devices": sockets.len()}))?)
     }
 
+    /// A room's light activity note: delivered to the devices connected now, not stored.
+    async fn activity(&self, mut req: Request) -> Result<Response, ApiError> {
+        let data: Value = crate::http::read_json(&mut req, usize::MAX).await?;
+        let devices = self.deliver(&ServerFrame::event("room.activity", data));
+        Ok(crate::http::json(200, &json!({"devices": devices}))?)
+    }
+
     fn presence(&self) -> Result<Response, ApiError> {
         let presence = HubPresence {
             devices: self.state.get_websockets().len(),
@@ -392,51 +342,18 @@ impl UserHub {
     async fn on_auth(
         &self,
         ws: &WebSocket,
-        mut info: SocketInfo,
+        info: SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
-        let token = frame
-            .data
-            .get("token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::bad_request(code::VALIDATION, "auth needs data.token"))?;
-        let identity = self
-            .config()?
-            .verifier
-            .verify(token, chrono::Utc::now())
-            .map_err(|err| ApiError::unauthorized(err.code(), err.message()))?;
-        if identity.user_id != info.user_id {
-            return Err(ApiError::forbidden(
-                code::FORBIDDEN,
-                "the token is for another user",
-            ));
-        }
-        info.expires_at = identity.expires_at;
-        ws.serialize_attachment(&info)?;
-        send_ack(
-            ws,
-            frame.id.as_ref(),
-            json!({"expires_at": info.expires_at}),
-        );
+        super::refresh_token(ws, info, frame, self.config()?)?;
         self.schedule_alarm().await?;
         Ok(())
-    }
-
-    /// Takes a token from the socket's bucket; false when it is over its allowance.
-    fn allow(&self, conn_id: &str, now: i64) -> bool {
-        let limits = self.limits();
-        let (burst, per_second) = (limits.rate_limit_burst, limits.rate_limit_per_second);
-        self.buckets
-            .borrow_mut()
-            .entry(conn_id.to_owned())
-            .or_insert_with(|| Bucket::full(burst, now))
-            .take(now, per_second, burst)
     }
 
     fn on_socket_gone(&self, ws: &WebSocket) {
         let gone = SocketInfo::of(ws).map(|info| info.conn_id);
         if let Some(conn_id) = &gone {
-            self.buckets.borrow_mut().remove(conn_id);
+            self.gate.forget(conn_id);
         }
         let others = self
             .state
@@ -474,36 +391,14 @@ impl UserHub {
     /// already past expiry are being closed and are not waited for again.
     async fn schedule_alarm(&self) -> worker::Result<()> {
         let now = now_ms();
-        let next_expiry = self
-            .state
-            .get_websockets()
-            .iter()
-            .filter_map(SocketInfo::of)
-            .map(|info| info.expires_at * 1000)
-            .filter(|at| *at > now)
-            .min();
+        let next_expiry = super::next_expiry(&self.state.get_websockets(), now);
         let wanted = [next_expiry, self.log().prune_at()?]
             .into_iter()
             .flatten()
             .min();
-        let Some(wanted) = wanted else { return Ok(()) };
-        let storage = self.state.storage();
-        match storage.get_alarm().await? {
-            Some(current) if current <= wanted => Ok(()),
-            // An i64 would be read as an offset from now; the alarm is an absolute time.
-            _ => match chrono::DateTime::from_timestamp_millis(wanted) {
-                Some(at) => storage.set_alarm(at).await,
-                None => Ok(()),
-            },
+        match wanted {
+            Some(wanted) => super::alarm_by(&self.state.storage(), wanted).await,
+            None => Ok(()),
         }
     }
-}
-
-/// Tells a socket its token expired and closes it with 4001.
-fn expire(ws: &WebSocket, info: &SocketInfo) {
-    send(
-        ws,
-        &ServerFrame::event("token.expired", json!({"expires_at": info.expires_at})),
-    );
-    let _ = ws.close(Some(close::TOKEN_EXPIRED), Some("token expired"));
 }

@@ -1,4 +1,8 @@
 //! Storage. Each Durable Object keeps its own authoritative log in its SQLite storage
-//! ([`user_log`]); D1 holds what is queried across users and rooms.
+//! ([`user_log`], [`room_log`]); D1 holds what is queried across users and rooms ([`rooms`]).
 
+pub mod d1;
+pub mod local;
+pub mod room_log;
+pub mod rooms;
 pub mod user_log;

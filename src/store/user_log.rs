@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use worker::{SqlStorage, SqlStorageValue};
 
+use super::local;
 use crate::stream::prune_ceiling;
 
 /// Idempotency keys are remembered at least this long.
@@ -21,7 +22,6 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, event TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS cursors (device TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 ";
 
 /// One stored event.
@@ -39,11 +39,6 @@ impl StoredEvent {
     }
 }
 
-#[derive(Deserialize)]
-struct IntRow {
-    value: Option<i64>,
-}
-
 pub struct UserLog<'a> {
     sql: &'a SqlStorage,
 }
@@ -55,25 +50,20 @@ impl<'a> UserLog<'a> {
 
     pub fn migrate(&self) -> worker::Result<()> {
         self.sql.exec(SCHEMA, None)?;
+        self.sql.exec(local::META_SCHEMA, None)?;
         Ok(())
     }
 
     fn meta(&self, key: &str) -> worker::Result<Option<i64>> {
-        self.int("SELECT value FROM meta WHERE key = ?", vec![key.into()])
+        local::meta(self.sql, key)
     }
 
     fn set_meta(&self, key: &str, value: i64) -> worker::Result<()> {
-        self.sql.exec(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            vec![key.into(), value.into()],
-        )?;
-        Ok(())
+        local::set_meta(self.sql, key, value)
     }
 
     fn clear_meta(&self, key: &str) -> worker::Result<()> {
-        self.sql
-            .exec("DELETE FROM meta WHERE key = ?", vec![key.into()])?;
-        Ok(())
+        local::clear_meta(self.sql, key)
     }
 
     pub fn last_seq(&self) -> worker::Result<i64> {
@@ -203,9 +193,7 @@ impl<'a> UserLog<'a> {
         Ok(next_event.into_iter().chain(next_key).min())
     }
 
-    /// The single integer a query selects `AS value`, if any row has one.
     fn int(&self, query: &str, bindings: Vec<SqlStorageValue>) -> worker::Result<Option<i64>> {
-        let rows: Vec<IntRow> = self.sql.exec(query, bindings)?.to_array()?;
-        Ok(rows.into_iter().next().and_then(|row| row.value))
+        local::int(self.sql, query, bindings)
     }
 }

@@ -203,3 +203,34 @@ export const internal = (method, path, body, opts = {}) =>
 
 export const push = (users, event, data = {}, extra = {}) =>
   internal('POST', '/internal/v1/push', { users, event, data, ...extra });
+
+/**
+ * Polls `check` until it returns a truthy value, and returns it. For state that is copied
+ * asynchronously (a room's D1 copy) and announces itself with no event.
+ */
+export async function until(check, { timeoutMs = 10_000, everyMs = 50, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await check();
+    if (last) return last;
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+  throw new Error(`${what} not met within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
+}
+
+/** Creates a room owned by `owner` with `members`; returns the room id. */
+export async function createRoom(owner, members = [], extra = {}) {
+  const res = await http('POST', '/v1/rooms', { tok: token(owner), body: { name: 'test room', members, ...extra } });
+  if (res.status !== 201) throw new Error(`create room: ${res.status} ${res.text}`);
+  return res.body.id;
+}
+
+/** Opens a room socket and returns it after `ready` and `presence`. */
+export async function connectRoom(user, roomId, { query = '', tok = token(user), ...opts } = {}) {
+  const path = `/v1/rooms/${encodeURIComponent(roomId)}/connect${query ? `?${query}` : ''}`;
+  const client = await open(path, tok, opts);
+  client.ready = await client.next('ready');
+  client.presence = await client.next('presence');
+  return client;
+}

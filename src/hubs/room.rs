@@ -1,0 +1,659 @@
+//! Room: one Durable Object per room.
+//!
+//! What arrives, what is stored, what is sent:
+//!
+//! | arrives                              | stored                                   | sent                                          |
+//! |--------------------------------------|------------------------------------------|-----------------------------------------------|
+//! | `GET /connect` (member, by Worker)   | socket attachment                        | `ready`, `presence`; with `since`: replay, `synced`; `user.joined` to others on a user's first device |
+//! | frame `send`                         | message with the next seq (client_id kept) | `ack {message}`; `message` to every socket   |
+//! | frame `typing`                       | —                                        | `typing` to the other users' sockets           |
+//! | frame `read {seq}`                   | the member's cursor (forward only)       | `ack {read_seq, unread}`; `read` to every socket |
+//! | frame `auth {token}`                 | new expiry in the attachment             | `ack {expires_at}` or `error`                  |
+//! | `POST /members` (Worker)             | members added (cursor at the newest seq) or removed | removed members' sockets closed 4003, `user.left` |
+//! | `POST /publish` (backend)            | a `system` message                       | `message` to every socket                      |
+//! | alarm                                | D1 copy progress                         | `room.activity` to absent members (≤ 1/s); `token.expired` + 4001 |
+//! | socket closes                        | —                                        | `user.left` on a user's last device            |
+//!
+//! A message is durable here before it is acked or delivered, and sending never yields between
+//! assigning the seq and handing the frame to every socket, so every receiver sees the room's
+//! messages in seq order with no gap. The alarm copies messages and cursors to D1, retrying with
+//! backoff until D1 has them; nothing is dropped.
+
+use std::cell::{Cell, OnceCell};
+use std::collections::BTreeMap;
+
+use futures_util::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
+};
+
+use super::{now_ms, send, send_ack, send_error, Gate, SocketInfo};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::message::{Draft, RoomMessage, SYSTEM_TYPE};
+use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
+use crate::store::room_log::RoomLog;
+use crate::store::rooms;
+use crate::stream::plan_replay;
+
+/// The header carrying the room id on every request the Worker makes to a room.
+pub const ROOM_HEADER: &str = "x-switchboard-room";
+/// Replays and flushes read the log in pages of this many messages.
+const PAGE: i64 = 256;
+/// A member absent from the room socket hears about activity at most this often.
+pub const ACTIVITY_INTERVAL_MS: i64 = 1000;
+/// UserHubs told about activity at once.
+const ACTIVITY_FAN_OUT: usize = 50;
+/// D1 copy retries back off from 1 s to this.
+const MAX_FLUSH_BACKOFF_MS: i64 = 60_000;
+
+/// Membership changes the Worker has made in D1.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct MembersChange {
+    #[serde(default)]
+    pub add: Vec<String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// A backend's system message.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PublishRequest {
+    pub body: String,
+    #[serde(default)]
+    pub data: Value,
+    pub idempotency_key: Option<String>,
+}
+
+/// A stored message and whether it was already there (a repeated client id).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Posted {
+    pub message: RoomMessage,
+    pub duplicate: bool,
+}
+
+/// Sockets in the room per user.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RoomPresence {
+    pub users: BTreeMap<String, usize>,
+}
+
+#[durable_object]
+pub struct Room {
+    state: State,
+    env: Env,
+    sql: SqlStorage,
+    config: OnceCell<Config>,
+    gate: Gate,
+    /// An alarm is known to be set no later than this (unix ms); `None`: unknown.
+    alarm_at: Cell<Option<i64>>,
+}
+
+impl DurableObject for Room {
+    fn new(state: State, env: Env) -> Self {
+        let sql = state.storage().sql();
+        if let Err(err) = RoomLog::new(&sql).migrate() {
+            worker::console_error!("room schema: {err}");
+        }
+        if let Ok(pair) = WebSocketRequestResponsePair::new(protocol::PING, protocol::PONG) {
+            state.set_websocket_auto_response(&pair);
+        }
+        Self {
+            state,
+            env,
+            sql,
+            config: OnceCell::new(),
+            gate: Gate::default(),
+            alarm_at: Cell::new(None),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+        let result = match self.adopt_room_id(&req) {
+            Ok(room_id) => match (req.method(), req.path().as_str()) {
+                (Method::Get, "/connect") => self.accept_member(&req, &room_id).await,
+                (Method::Post, "/members") => self.change_members(req).await,
+                (Method::Post, "/publish") => self.publish(req, &room_id).await,
+                (Method::Get, "/presence") => self.presence_response(),
+                _ => Err(ApiError::not_found("no such room route")),
+            },
+            Err(err) => Err(err),
+        };
+        result.or_else(super::error_response)
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
+        if let Some((info, frame)) = self.gate.screen(&ws, message, &self.limits()) {
+            self.on_frame(&ws, info, frame).await;
+        }
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> worker::Result<()> {
+        self.on_socket_gone(&ws);
+        let code = u16::try_from(code).unwrap_or(close::NORMAL);
+        let _ = ws.close(Some(protocol::echoable_close_code(code)), Some(""));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
+        self.on_socket_gone(&ws);
+        Ok(())
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        self.alarm_at.set(None);
+        let now = now_ms();
+        super::expire_sockets(&self.state.get_websockets(), now);
+        self.flush(now).await?;
+        self.announce_activity(now).await?;
+        self.schedule_alarm().await?;
+        Response::ok("")
+    }
+}
+
+impl Room {
+    fn log(&self) -> RoomLog<'_> {
+        RoomLog::new(&self.sql)
+    }
+
+    fn config(&self) -> Result<&Config, ApiError> {
+        super::config(&self.config, &self.env)
+    }
+
+    fn limits(&self) -> crate::config::Limits {
+        self.config()
+            .map(|config| config.limits.clone())
+            .unwrap_or_default()
+    }
+
+    /// A room learns its own id from the Worker's first request and keeps it (alarms have no
+    /// request to read it from).
+    fn adopt_room_id(&self, req: &Request) -> Result<String, ApiError> {
+        let room_id = crate::http::header(req, ROOM_HEADER)
+            .ok_or_else(|| ApiError::bad_request("validation", "no room id"))?;
+        self.log().set_room_id(&room_id)?;
+        Ok(room_id)
+    }
+
+    /// Accepts a member's socket. The Worker has checked membership in D1; the room checks its
+    /// own mirror too (a member removed a moment ago is refused), and learns a member it has not
+    /// heard of from D1.
+    async fn accept_member(&self, req: &Request, room_id: &str) -> Result<Response, ApiError> {
+        let identity = super::identity_of(req)?;
+        let user_id = identity.user_id.clone();
+        if !self.log().is_member(&user_id)? {
+            let db = crate::store::d1::db(&self.env)?;
+            let member = rooms::member(&db, room_id, &user_id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::forbidden("not_a_member", "you are not a member of this room")
+                })?;
+            self.log().add_member(&user_id, member.read_seq)?;
+        }
+        let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
+        let device = crate::http::query_param(req, "device")
+            .unwrap_or_else(|| format!("d-{}", uuid::Uuid::new_v4().simple()));
+
+        let pair = WebSocketPair::new()?;
+        let ws = pair.server;
+        self.state.accept_web_socket(&ws);
+        let info = SocketInfo {
+            user_id: user_id.clone(),
+            conn_id: uuid::Uuid::new_v4().to_string(),
+            device: device.clone(),
+            expires_at: identity.expires_at,
+        };
+        ws.serialize_attachment(&info)?;
+
+        let log = self.log();
+        let ready = json!({
+            "room_id": room_id,
+            "user_id": user_id,
+            "conn_id": info.conn_id,
+            "device": device,
+            "seq": log.last_seq()?,
+            "read_seq": log.read_seq(&user_id)?.unwrap_or(0),
+            "unread": log.unread(&user_id)?,
+            "expires_at": info.expires_at,
+        });
+        send(&ws, &ServerFrame::event("ready", ready));
+        let presence = self.presence(None);
+        send(&ws, &ServerFrame::event("presence", json!(presence)));
+        if let Some(since) = since {
+            self.replay(&ws, room_id, since.max(0))?;
+        }
+        if presence.users.get(&user_id) == Some(&1) {
+            self.broadcast(
+                &ServerFrame::event("user.joined", json!({"user_id": user_id})),
+                Some(&user_id),
+            );
+        }
+        self.schedule_alarm().await?;
+        super::upgrade_response(req, pair.client)
+    }
+
+    /// Sends every message after `since`, then `synced`. Does not yield.
+    fn replay(&self, ws: &WebSocket, room_id: &str, since: i64) -> Result<(), ApiError> {
+        let log = self.log();
+        let plan = plan_replay(since, log.last_seq()?, 0);
+        let mut next = plan.from;
+        while next <= plan.through {
+            let page = log.range(room_id, next, plan.through, PAGE)?;
+            let Some(last) = page.last() else { break };
+            next = last.seq + 1;
+            for message in &page {
+                send(ws, &message_frame(message));
+            }
+        }
+        let synced = json!({"seq": plan.through, "recovered": plan.recovered});
+        send(ws, &ServerFrame::event("synced", synced));
+        Ok(())
+    }
+
+    /// Sockets per user, leaving out one connection (a socket that is closing) and anyone who
+    /// is no longer a member (their sockets are being closed).
+    fn presence(&self, leaving_conn: Option<&str>) -> RoomPresence {
+        let log = self.log();
+        let mut users = BTreeMap::new();
+        for info in self
+            .state
+            .get_websockets()
+            .iter()
+            .filter_map(SocketInfo::of)
+        {
+            if Some(info.conn_id.as_str()) == leaving_conn {
+                continue;
+            }
+            if log.is_member(&info.user_id).unwrap_or(false) {
+                *users.entry(info.user_id).or_insert(0) += 1;
+            }
+        }
+        RoomPresence { users }
+    }
+
+    fn presence_response(&self) -> Result<Response, ApiError> {
+        Ok(crate::http::json(200, &self.presence(None))?)
+    }
+
+    /// Sends a frame to every socket, except those of `except_user`.
+    fn broadcast(&self, frame: &ServerFrame<'_>, except_user: Option<&str>) {
+        let text = frame.to_text();
+        for ws in self.state.get_websockets() {
+            let skip = except_user
+                .is_some_and(|user| SocketInfo::of(&ws).is_some_and(|info| info.user_id == user));
+            if !skip {
+                let _ = ws.send_with_str(&text);
+            }
+        }
+    }
+
+    async fn change_members(&self, mut req: Request) -> Result<Response, ApiError> {
+        let change: MembersChange = crate::http::read_json(&mut req, usize::MAX).await?;
+        let log = self.log();
+        let last_seq = log.last_seq()?;
+        for user in &change.add {
+            log.add_member(user, last_seq)?;
+        }
+        for user in &change.remove {
+            if log.is_member(user)? {
+                log.remove_member(user)?;
+                self.close_user(user);
+            }
+        }
+        self.schedule_alarm().await?;
+        Ok(crate::http::json(200, &json!({"last_seq": last_seq}))?)
+    }
+
+    /// Closes a removed member's sockets with 4003 and tells the others they left.
+    fn close_user(&self, user: &str) {
+        let mut closed = 0;
+        for ws in self.state.get_websockets() {
+            if SocketInfo::of(&ws).is_some_and(|info| info.user_id == user) {
+                let _ = ws.close(Some(close::FORBIDDEN), Some("removed from the room"));
+                closed += 1;
+            }
+        }
+        if closed > 0 {
+            self.broadcast(
+                &ServerFrame::event("user.left", json!({"user_id": user})),
+                Some(user),
+            );
+        }
+    }
+
+    async fn publish(&self, mut req: Request, room_id: &str) -> Result<Response, ApiError> {
+        let publish: PublishRequest = crate::http::read_json(&mut req, usize::MAX).await?;
+        let log = self.log();
+        if let Some(key) = &publish.idempotency_key {
+            if let Some(message) = log.by_client_id(room_id, None, key)? {
+                let posted = Posted {
+                    message,
+                    duplicate: true,
+                };
+                return Ok(crate::http::json(200, &posted)?);
+            }
+        }
+        let message = log.append(RoomMessage {
+            id: crate::message::new_id(),
+            seq: 0,
+            room_id: room_id.to_owned(),
+            sender_id: None,
+            kind: SYSTEM_TYPE.into(),
+            body: publish.body,
+            url: None,
+            title: None,
+            data: publish.data,
+            client_id: publish.idempotency_key,
+            created_at: now_ms(),
+        })?;
+        self.broadcast(&message_frame(&message), None);
+        self.after_append().await?;
+        let posted = Posted {
+            message,
+            duplicate: false,
+        };
+        Ok(crate::http::json(200, &posted)?)
+    }
+
+    async fn on_frame(&self, ws: &WebSocket, info: SocketInfo, frame: ClientFrame) {
+        let id = frame.id.as_ref();
+        let result = match frame.event.as_str() {
+            "ping" => {
+                let _ = ws.send_with_str(protocol::PONG);
+                Ok(())
+            }
+            "send" => self.on_send(ws, &info, &frame).await,
+            "typing" => self.on_typing(ws, &info, &frame),
+            "read" => self.on_read(ws, &info, &frame).await,
+            "auth" => self.on_auth(ws, info, &frame).await,
+            other => Err(ApiError::bad_request(
+                code::UNKNOWN_EVENT,
+                format!("unknown event '{other}' on a room socket"),
+            )),
+        };
+        if let Err(err) = result {
+            send_error(ws, id, err.code, &err.message);
+        }
+    }
+
+    /// `send {type, body, client_id, …}`: store, ack, deliver — in that order, without yielding.
+    async fn on_send(
+        &self,
+        ws: &WebSocket,
+        info: &SocketInfo,
+        frame: &ClientFrame,
+    ) -> Result<(), ApiError> {
+        let draft: Draft = serde_json::from_value(frame.data.clone())
+            .map_err(|err| ApiError::bad_request(code::VALIDATION, format!("send data: {err}")))?;
+        draft
+            .validate()
+            .map_err(|err| ApiError::bad_request(code::VALIDATION, err.to_string()))?;
+        let log = self.log();
+        let room_id = log
+            .room_id()?
+            .ok_or_else(|| ApiError::internal("the room does not know its id"))?;
+        if let Some(client_id) = &draft.client_id {
+            if let Some(message) = log.by_client_id(&room_id, Some(&info.user_id), client_id)? {
+                send_ack(
+                    ws,
+                    frame.id.as_ref(),
+                    json!({"message": message, "duplicate": true}),
+                );
+                return Ok(());
+            }
+        }
+        let message = log.append(RoomMessage {
+            id: crate::message::new_id(),
+            seq: 0,
+            room_id,
+            sender_id: Some(info.user_id.clone()),
+            kind: draft.kind,
+            body: draft.body,
+            url: draft.url,
+            title: draft.title,
+            data: draft.data,
+            client_id: draft.client_id,
+            created_at: now_ms(),
+        })?;
+        send_ack(
+            ws,
+            frame.id.as_ref(),
+            json!({"message": message, "duplicate": false}),
+        );
+        self.broadcast(&message_frame(&message), None);
+        self.after_append().await?;
+        Ok(())
+    }
+
+    /// `typing {active}`: relayed to the other users, not stored.
+    fn on_typing(
+        &self,
+        ws: &WebSocket,
+        info: &SocketInfo,
+        frame: &ClientFrame,
+    ) -> Result<(), ApiError> {
+        let active = match frame.data.get("active") {
+            None => true,
+            Some(Value::Bool(active)) => *active,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    code::VALIDATION,
+                    "typing data.active must be true or false",
+                ))
+            }
+        };
+        self.broadcast(
+            &ServerFrame::event("typing", json!({"user_id": info.user_id, "active": active})),
+            Some(&info.user_id),
+        );
+        send_ack(ws, frame.id.as_ref(), json!({}));
+        Ok(())
+    }
+
+    /// `read {seq}`: the member has read through `seq`. Forward only, never past the newest
+    /// message; a move is announced to every socket as a read receipt.
+    async fn on_read(
+        &self,
+        ws: &WebSocket,
+        info: &SocketInfo,
+        frame: &ClientFrame,
+    ) -> Result<(), ApiError> {
+        let seq = frame
+            .data
+            .get("seq")
+            .and_then(Value::as_i64)
+            .filter(|seq| *seq >= 0)
+            .ok_or_else(|| {
+                ApiError::bad_request(code::VALIDATION, "read needs data.seq, a whole number >= 0")
+            })?;
+        let log = self.log();
+        let last_seq = log.last_seq()?;
+        if seq > last_seq {
+            return Err(ApiError::bad_request(
+                code::VALIDATION,
+                format!("seq {seq} is ahead of the room ({last_seq})"),
+            ));
+        }
+        let moved = log.advance_read(&info.user_id, seq)?;
+        let read_seq = log.read_seq(&info.user_id)?.ok_or_else(|| {
+            ApiError::forbidden(code::FORBIDDEN, "you are no longer a member of this room")
+        })?;
+        let unread = log.unread(&info.user_id)?;
+        send_ack(
+            ws,
+            frame.id.as_ref(),
+            json!({"read_seq": read_seq, "unread": unread}),
+        );
+        if moved {
+            self.broadcast(
+                &ServerFrame::event("read", json!({"user_id": info.user_id, "seq": read_seq})),
+                None,
+            );
+            self.schedule_alarm().await?;
+        }
+        Ok(())
+    }
+
+    async fn on_auth(
+        &self,
+        ws: &WebSocket,
+        info: SocketInfo,
+        frame: &ClientFrame,
+    ) -> Result<(), ApiError> {
+        super::refresh_token(ws, info, frame, self.config()?)?;
+        self.schedule_alarm().await?;
+        Ok(())
+    }
+
+    fn on_socket_gone(&self, ws: &WebSocket) {
+        let Some(info) = SocketInfo::of(ws) else {
+            return;
+        };
+        self.gate.forget(&info.conn_id);
+        let still_member = self.log().is_member(&info.user_id).unwrap_or(false);
+        let presence = self.presence(Some(&info.conn_id));
+        if still_member && !presence.users.contains_key(&info.user_id) {
+            self.broadcast(
+                &ServerFrame::event("user.left", json!({"user_id": info.user_id})),
+                Some(&info.user_id),
+            );
+        }
+    }
+
+    /// After a message is stored: it must reach D1, and absent members must hear of it.
+    async fn after_append(&self) -> worker::Result<()> {
+        self.log().set_meta("activity_pending", 1)?;
+        self.schedule_alarm().await
+    }
+
+    /// Copies unflushed messages and cursors to D1. A failure is logged and retried by a later
+    /// alarm, backing off to [`MAX_FLUSH_BACKOFF_MS`].
+    async fn flush(&self, now: i64) -> worker::Result<()> {
+        let log = self.log();
+        if log.meta("flush_retry_at")?.is_some_and(|at| at > now) {
+            return Ok(());
+        }
+        loop {
+            match self.flush_page().await {
+                Ok(true) => continue,
+                Ok(false) => {
+                    log.clear_meta("flush_retry_at")?;
+                    log.clear_meta("flush_failures")?;
+                    return Ok(());
+                }
+                Err(err) => {
+                    let failures = log.meta("flush_failures")?.unwrap_or(0) + 1;
+                    worker::console_error!("room D1 copy failed ({failures} in a row): {err}");
+                    let backoff = (1000_i64 << failures.min(6)).min(MAX_FLUSH_BACKOFF_MS);
+                    log.set_meta("flush_failures", failures)?;
+                    log.set_meta("flush_retry_at", now + backoff)?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Copies one page; true when more is waiting.
+    async fn flush_page(&self) -> worker::Result<bool> {
+        let log = self.log();
+        let Some(room_id) = log.room_id()? else {
+            return Ok(false);
+        };
+        let messages = log.range(&room_id, log.flushed_through()? + 1, log.last_seq()?, PAGE)?;
+        let cursors = log.dirty_cursors()?;
+        if messages.is_empty() && cursors.is_empty() {
+            return Ok(false);
+        }
+        let db = self.env.d1("DB")?;
+        db.batch(rooms::copy_statements(&db, &room_id, &messages, &cursors)?)
+            .await?;
+        let through = messages.last().map_or(0, |m| m.seq);
+        log.mark_flushed(through, &cursors)?;
+        Ok(messages.len() as i64 == PAGE)
+    }
+
+    /// Tells members who are not on a room socket that the room moved on: `room.activity`
+    /// through their UserHub, at most once per [`ACTIVITY_INTERVAL_MS`].
+    async fn announce_activity(&self, now: i64) -> worker::Result<()> {
+        let log = self.log();
+        let sent_at = log.meta("activity_sent_at")?.unwrap_or(0);
+        if log.meta("activity_pending")?.is_none() || now < sent_at + ACTIVITY_INTERVAL_MS {
+            return Ok(());
+        }
+        log.clear_meta("activity_pending")?;
+        log.set_meta("activity_sent_at", now)?;
+        let Some(room_id) = log.room_id()? else {
+            return Ok(());
+        };
+        let seq = log.last_seq()?;
+        let present = self.presence(None).users;
+        let mut notes = Vec::new();
+        for user in log.members()? {
+            if !present.contains_key(&user) {
+                let unread = log.unread(&user)?;
+                notes.push((
+                    user,
+                    json!({"room_id": room_id, "seq": seq, "unread": unread}),
+                ));
+            }
+        }
+        let env = &self.env;
+        stream::iter(notes)
+            .for_each_concurrent(ACTIVITY_FAN_OUT, |(user, note)| async move {
+                if let Err(err) = notify(env, &user, &note).await {
+                    worker::console_warn!("room.activity to {user}: {err}");
+                }
+            })
+            .await;
+        Ok(())
+    }
+
+    /// Sets the alarm for the earliest of: a token expiry, a D1 copy, an activity note.
+    async fn schedule_alarm(&self) -> worker::Result<()> {
+        let now = now_ms();
+        let log = self.log();
+        let flush = if log.has_unflushed()? {
+            Some(log.meta("flush_retry_at")?.unwrap_or(now).max(now))
+        } else {
+            None
+        };
+        let activity = log.meta("activity_pending")?.map(|_| {
+            let sent_at = log.meta("activity_sent_at").ok().flatten().unwrap_or(0);
+            (sent_at + ACTIVITY_INTERVAL_MS).max(now)
+        });
+        let expiry = super::next_expiry(&self.state.get_websockets(), now);
+        let Some(wanted) = [flush, activity, expiry].into_iter().flatten().min() else {
+            return Ok(());
+        };
+        if self.alarm_at.get().is_some_and(|at| at <= wanted) {
+            return Ok(());
+        }
+        super::alarm_by(&self.state.storage(), wanted).await?;
+        self.alarm_at.set(Some(wanted));
+        Ok(())
+    }
+}
+
+fn message_frame(message: &RoomMessage) -> ServerFrame<'static> {
+    ServerFrame::stream("message", message.seq, json!(message))
+}
+
+async fn notify(env: &Env, user: &str, note: &Value) -> Result<(), ApiError> {
+    let stub = crate::api::user_hub(env, user)?;
+    crate::http::call_hub_json::<Value>(&stub, Method::Post, "/activity", Some(note)).await?;
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! A chat message: what a client may send (a [`Draft`]), the rules it must meet, and the shape
+//! stored and delivered for rooms ([`RoomMessage`]).
+//!
+//! Rooms and direct messages share the draft and its rules, so a client validates one shape.
+//! Every refusal names the field it is about, so a client can show it next to the input.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Longest text body, in characters.
+pub const MAX_BODY_CHARS: usize = 4000;
+/// Longest title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Longest media URL, in bytes.
+pub const MAX_URL_BYTES: usize = 2048;
+/// Largest free `data` object, serialised.
+pub const MAX_DATA_BYTES: usize = 8 * 1024;
+
+/// The message types a sender may choose; `system` is only written by backends.
+pub const SENDABLE_TYPES: &[&str] = &["text", "image", "video", "file"];
+pub const SYSTEM_TYPE: &str = "system";
+
+/// What a client sends. Unknown fields are refused so a typo is not silently dropped.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Draft {
+    #[serde(rename = "type", default = "text_type")]
+    pub kind: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub data: Value,
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+fn text_type() -> String {
+    "text".into()
+}
+
+/// A refusal naming the field it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl Draft {
+    /// Checks every rule: the type is sendable; text has a body; media has an http(s) URL;
+    /// lengths are within the limits; `data` is an object or absent; `client_id` is a valid id.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if !SENDABLE_TYPES.contains(&self.kind.as_str()) {
+            return Err(FieldError::new(
+                "type",
+                format!("must be one of {}", SENDABLE_TYPES.join(", ")),
+            ));
+        }
+        let body_chars = self.body.chars().count();
+        if body_chars > MAX_BODY_CHARS {
+            return Err(FieldError::new(
+                "body",
+                format!("must be at most {MAX_BODY_CHARS} characters"),
+            ));
+        }
+        if self.kind == "text" {
+            if self.body.trim().is_empty() {
+                return Err(FieldError::new("body", "a text message needs a body"));
+            }
+            if self.url.is_some() {
+                return Err(FieldError::new("url", "a text message has no url"));
+            }
+        } else {
+            let url = self.url.as_deref().ok_or_else(|| {
+                FieldError::new("url", format!("a {} message needs a url", self.kind))
+            })?;
+            validate_url(url)?;
+        }
+        if let Some(title) = &self.title {
+            if title.chars().count() > MAX_TITLE_CHARS {
+                return Err(FieldError::new(
+                    "title",
+                    format!("must be at most {MAX_TITLE_CHARS} characters"),
+                ));
+            }
+        }
+        validate_data(&self.data)?;
+        if let Some(client_id) = &self.client_id {
+            crate::ids::validate_client_id(client_id)
+                .map_err(|why| FieldError::new("client_id", why))?;
+        }
+        Ok(())
+    }
+}
+
+fn validate_url(url: &str) -> Result<(), FieldError> {
+    if url.len() > MAX_URL_BYTES {
+        return Err(FieldError::new(
+            "url",
+            format!("must be at most {MAX_URL_BYTES} bytes"),
+        ));
+    }
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    if !scheme_ok || url.chars().any(char::is_whitespace) {
+        return Err(FieldError::new(
+            "url",
+            "must be an http(s) URL without spaces",
+        ));
+    }
+    Ok(())
+}
+
+/// `data` is free JSON, but an object (or absent) and small.
+pub fn validate_data(data: &Value) -> Result<(), FieldError> {
+    if !(data.is_null() || data.is_object()) {
+        return Err(FieldError::new("data", "must be a JSON object"));
+    }
+    if data.to_string().len() > MAX_DATA_BYTES {
+        return Err(FieldError::new(
+            "data",
+            format!("must be at most {MAX_DATA_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// A room message as stored, acked and delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomMessage {
+    pub id: String,
+    pub seq: i64,
+    pub room_id: String,
+    /// `None` for system messages a backend published.
+    pub sender_id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub body: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Value::is_null", default)]
+    pub data: Value,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub client_id: Option<String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// A room message as a table row (the Room DO's log and D1 have the same columns).
+#[derive(Debug, Deserialize)]
+pub struct MessageRow {
+    seq: i64,
+    id: String,
+    sender_id: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    body: String,
+    url: Option<String>,
+    title: Option<String>,
+    data: Option<String>,
+    client_id: Option<String>,
+    created_at: i64,
+}
+
+impl MessageRow {
+    pub fn into_message(self, room_id: &str) -> RoomMessage {
+        RoomMessage {
+            id: self.id,
+            seq: self.seq,
+            room_id: room_id.to_owned(),
+            sender_id: self.sender_id,
+            kind: self.kind,
+            body: self.body,
+            url: self.url,
+            title: self.title,
+            data: self
+                .data
+                .and_then(|data| serde_json::from_str(&data).ok())
+                .unwrap_or(Value::Null),
+            client_id: self.client_id,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// The columns a [`MessageRow`] is selected from.
+pub const MESSAGE_COLUMNS: &str =
+    "seq, id, sender_id, type, body, url, title, data, client_id, created_at";
+
+/// A new message id: `m_` and 32 hex digits.
+pub fn new_id() -> String {
+    format!("m_{}", uuid::Uuid::new_v4().simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn draft(value: Value) -> Result<Draft, serde_json::Error> {
+        serde_json::from_value(value)
+    }
+
+    fn field_of(value: Value) -> &'static str {
+        draft(value).unwrap().validate().unwrap_err().field
+    }
+
+    #[test]
+    fn a_text_message_defaults_its_type() {
+        let d = draft(json!({"body": "hi", "client_id": "c1"})).unwrap();
+        assert_eq!(d.kind, "text");
+        assert!(d.validate().is_ok());
+    }
+
+    #[test]
+    fn media_needs_a_url() {
+        assert_eq!(field_of(json!({"type": "image", "body": "cat"})), "url");
+        assert_eq!(field_of(json!({"type": "file", "url": "ftp://x/y"})), "url");
+        assert!(
+            draft(json!({"type": "video", "url": "https://cdn.test/v.mp4"}))
+                .unwrap()
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn refusals_name_their_field() {
+        assert_eq!(field_of(json!({"type": "system", "body": "x"})), "type");
+        assert_eq!(field_of(json!({"body": "  "})), "body");
+        assert_eq!(
+            field_of(json!({"body": "x".repeat(MAX_BODY_CHARS + 1)})),
+            "body"
+        );
+        assert_eq!(field_of(json!({"body": "x", "url": "https://a"})), "url");
+        assert_eq!(
+            field_of(json!({"body": "x", "title": "t".repeat(MAX_TITLE_CHARS + 1)})),
+            "title"
+        );
+        assert_eq!(field_of(json!({"body": "x", "data": [1]})), "data");
+        assert_eq!(
+            field_of(json!({"body": "x", "client_id": "has space"})),
+            "client_id"
+        );
+    }
+
+    #[test]
+    fn body_limit_counts_characters_not_bytes() {
+        let d = draft(json!({"body": "é".repeat(MAX_BODY_CHARS)})).unwrap();
+        assert!(d.validate().is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(draft(json!({"body": "x", "colour": "red"})).is_err());
+    }
+}

@@ -1,0 +1,31 @@
+//! Binding values for D1 statements.
+//!
+//! D1 takes JavaScript values. workers-rs binds Rust integers as 32-bit, which would cut unix
+//! milliseconds, so integers go through `f64` here (exact up to 2^53, far beyond any seq or time).
+
+use wasm_bindgen::JsValue;
+use worker::{D1Database, Env};
+
+use crate::error::ApiError;
+
+/// The D1 binding.
+pub fn db(env: &Env) -> Result<D1Database, ApiError> {
+    Ok(env.d1("DB")?)
+}
+
+pub fn int(value: i64) -> JsValue {
+    JsValue::from_f64(value as f64)
+}
+
+pub fn text(value: &str) -> JsValue {
+    JsValue::from_str(value)
+}
+
+pub fn opt_text(value: Option<&str>) -> JsValue {
+    value.map_or(JsValue::NULL, JsValue::from_str)
+}
+
+/// True when a D1 error is a UNIQUE or PRIMARY KEY violation (a conflict, not a failure).
+pub fn is_conflict(err: &worker::Error) -> bool {
+    err.to_string().contains("UNIQUE constraint failed")
+}

@@ -1,0 +1,252 @@
+//! A room's message stream, members and read cursors in the Room Durable Object's own SQLite.
+//!
+//! This is the authoritative copy: a message is here, with its seq, before anyone is told about
+//! it. D1 gets a copy later (the room's alarm flushes it), so this log also records how far the
+//! copy has got: `flushed_through` for messages, `read_dirty` for cursors not yet copied.
+//!
+//! Tables: `room` (the room's id, one row), `messages` (the stream), `members` (a mirror of D1
+//! membership with each member's read cursor) and `meta` (newest seq, flush progress, activity
+//! timing). Every function is synchronous, so a caller that appends and then sends cannot be
+//! interleaved with another request.
+
+use serde::Deserialize;
+use worker::{SqlStorage, SqlStorageValue};
+
+use super::local;
+use crate::message::{MessageRow, RoomMessage, MESSAGE_COLUMNS};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS room (id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, sender_id TEXT, type TEXT NOT NULL, body TEXT NOT NULL, url TEXT, title TEXT, data TEXT, client_id TEXT, created_at INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id ON messages (COALESCE(sender_id, ''), client_id) WHERE client_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS members (user_id TEXT PRIMARY KEY, read_seq INTEGER NOT NULL, read_dirty INTEGER NOT NULL DEFAULT 0);
+";
+
+/// A read cursor that D1 has not seen yet.
+#[derive(Debug, Deserialize)]
+pub struct DirtyCursor {
+    pub user_id: String,
+    pub read_seq: i64,
+}
+
+#[derive(Deserialize)]
+struct TextRow {
+    value: String,
+}
+
+pub struct RoomLog<'a> {
+    sql: &'a SqlStorage,
+}
+
+impl<'a> RoomLog<'a> {
+    pub fn new(sql: &'a SqlStorage) -> Self {
+        Self { sql }
+    }
+
+    pub fn migrate(&self) -> worker::Result<()> {
+        self.sql.exec(SCHEMA, None)?;
+        self.sql.exec(local::META_SCHEMA, None)?;
+        Ok(())
+    }
+
+    /// The room's id, once any request has told it.
+    pub fn room_id(&self) -> worker::Result<Option<String>> {
+        let rows: Vec<TextRow> = self
+            .sql
+            .exec("SELECT id AS value FROM room LIMIT 1", None)?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|row| row.value))
+    }
+
+    pub fn set_room_id(&self, id: &str) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT OR IGNORE INTO room (id) VALUES (?)",
+            vec![id.into()],
+        )?;
+        Ok(())
+    }
+
+    pub fn meta(&self, key: &str) -> worker::Result<Option<i64>> {
+        local::meta(self.sql, key)
+    }
+
+    pub fn set_meta(&self, key: &str, value: i64) -> worker::Result<()> {
+        local::set_meta(self.sql, key, value)
+    }
+
+    pub fn clear_meta(&self, key: &str) -> worker::Result<()> {
+        local::clear_meta(self.sql, key)
+    }
+
+    pub fn last_seq(&self) -> worker::Result<i64> {
+        Ok(self.meta("last_seq")?.unwrap_or(0))
+    }
+
+    /// Appends a message, assigning the next seq; `message.seq` is ignored and the stored
+    /// message is returned.
+    pub fn append(&self, mut message: RoomMessage) -> worker::Result<RoomMessage> {
+        message.seq = self.last_seq()? + 1;
+        let data = (!message.data.is_null()).then(|| message.data.to_string());
+        self.sql.exec(
+            "INSERT INTO messages (seq, id, sender_id, type, body, url, title, data, client_id, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                message.seq.into(),
+                message.id.as_str().into(),
+                opt(message.sender_id.as_deref()),
+                message.kind.as_str().into(),
+                message.body.as_str().into(),
+                opt(message.url.as_deref()),
+                opt(message.title.as_deref()),
+                opt(data.as_deref()),
+                opt(message.client_id.as_deref()),
+                message.created_at.into(),
+            ],
+        )?;
+        self.set_meta("last_seq", message.seq)?;
+        Ok(message)
+    }
+
+    /// The message a sender (`None`: the system) already sent with this client id.
+    pub fn by_client_id(
+        &self,
+        room_id: &str,
+        sender_id: Option<&str>,
+        client_id: &str,
+    ) -> worker::Result<Option<RoomMessage>> {
+        let rows: Vec<MessageRow> = self
+            .sql
+            .exec(
+                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE COALESCE(sender_id, '') = ? AND client_id = ?"),
+                vec![sender_id.unwrap_or("").into(), client_id.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|row| row.into_message(room_id)))
+    }
+
+    /// Messages with `from <= seq <= through`, oldest first, at most `limit`.
+    pub fn range(
+        &self,
+        room_id: &str,
+        from: i64,
+        through: i64,
+        limit: i64,
+    ) -> worker::Result<Vec<RoomMessage>> {
+        let rows: Vec<MessageRow> = self
+            .sql
+            .exec(
+                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?"),
+                vec![from.into(), through.into(), limit.into()],
+            )?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .map(|row| row.into_message(room_id))
+            .collect())
+    }
+
+    pub fn is_member(&self, user_id: &str) -> worker::Result<bool> {
+        Ok(self.read_seq(user_id)?.is_some())
+    }
+
+    pub fn members(&self) -> worker::Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Row {
+            user_id: String,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec("SELECT user_id FROM members ORDER BY user_id", None)?
+            .to_array()?;
+        Ok(rows.into_iter().map(|row| row.user_id).collect())
+    }
+
+    /// Adds a member whose cursor starts at `read_seq`; an existing member is left as is.
+    /// The cursor is marked for copying so D1 converges on the room's own value.
+    pub fn add_member(&self, user_id: &str, read_seq: i64) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT OR IGNORE INTO members (user_id, read_seq, read_dirty) VALUES (?, ?, 1)",
+            vec![user_id.into(), read_seq.into()],
+        )?;
+        Ok(())
+    }
+
+    pub fn remove_member(&self, user_id: &str) -> worker::Result<()> {
+        self.sql.exec(
+            "DELETE FROM members WHERE user_id = ?",
+            vec![user_id.into()],
+        )?;
+        Ok(())
+    }
+
+    pub fn read_seq(&self, user_id: &str) -> worker::Result<Option<i64>> {
+        local::int(
+            self.sql,
+            "SELECT read_seq AS value FROM members WHERE user_id = ?",
+            vec![user_id.into()],
+        )
+    }
+
+    /// Moves a member's cursor forward to `seq` (never back); true when it moved.
+    pub fn advance_read(&self, user_id: &str, seq: i64) -> worker::Result<bool> {
+        let moved = self.sql.exec(
+            "UPDATE members SET read_seq = ?, read_dirty = 1 WHERE user_id = ? AND read_seq < ?",
+            vec![seq.into(), user_id.into(), seq.into()],
+        )?;
+        Ok(moved.rows_written() > 0)
+    }
+
+    /// Messages after the member's cursor that someone else sent.
+    pub fn unread(&self, user_id: &str) -> worker::Result<i64> {
+        let count = local::int(
+            self.sql,
+            "SELECT COUNT(*) AS value FROM messages
+             WHERE seq > COALESCE((SELECT read_seq FROM members WHERE user_id = ?), 0)
+               AND COALESCE(sender_id, '') != ?",
+            vec![user_id.into(), user_id.into()],
+        )?;
+        Ok(count.unwrap_or(0))
+    }
+
+    pub fn flushed_through(&self) -> worker::Result<i64> {
+        Ok(self.meta("flushed_through")?.unwrap_or(0))
+    }
+
+    pub fn dirty_cursors(&self) -> worker::Result<Vec<DirtyCursor>> {
+        self.sql
+            .exec(
+                "SELECT user_id, read_seq FROM members WHERE read_dirty = 1",
+                None,
+            )?
+            .to_array()
+    }
+
+    /// Records that D1 has messages through `seq` and these cursors at these values. A cursor
+    /// that moved again meanwhile stays marked.
+    pub fn mark_flushed(&self, seq: i64, cursors: &[DirtyCursor]) -> worker::Result<()> {
+        if seq > self.flushed_through()? {
+            self.set_meta("flushed_through", seq)?;
+        }
+        for cursor in cursors {
+            self.sql.exec(
+                "UPDATE members SET read_dirty = 0 WHERE user_id = ? AND read_seq = ?",
+                vec![cursor.user_id.as_str().into(), cursor.read_seq.into()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// True when something is waiting to be copied to D1.
+    pub fn has_unflushed(&self) -> worker::Result<bool> {
+        let dirty = local::int(
+            self.sql,
+            "SELECT COUNT(*) AS value FROM members WHERE read_dirty = 1",
+            vec![],
+        )?;
+        Ok(self.flushed_through()? < self.last_seq()? || dirty.unwrap_or(0) > 0)
+    }
+}
+
+fn opt(value: Option<&str>) -> SqlStorageValue {
+    value.map_or(SqlStorageValue::Null, SqlStorageValue::from)
+}

@@ -1,0 +1,321 @@
+//! Rooms in D1: rooms, members and the queryable copy of each room's messages.
+//!
+//! The Worker reads and writes membership here directly (it is authoritative for who is in a
+//! room). Messages and read cursors arrive from the Room Durable Object's flush
+//! ([`copy_statements`]), so reads here may trail the socket by the few milliseconds a flush
+//! takes; the socket's `since` resume is the consistent path.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement};
+
+use super::d1::{int, opt_text, text};
+use super::room_log::DirtyCursor;
+use crate::message::{MessageRow, RoomMessage, MESSAGE_COLUMNS};
+
+pub const OWNER: &str = "owner";
+pub const MEMBER: &str = "member";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Room {
+    pub id: String,
+    pub name: String,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub last_seq: i64,
+    pub activity_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Member {
+    pub user_id: String,
+    pub role: String,
+    pub joined_at: i64,
+    pub read_seq: i64,
+}
+
+/// A room as the member listing it sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoomSummary {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub last_seq: i64,
+    pub read_seq: i64,
+    pub unread: i64,
+    pub activity_at: i64,
+    pub last_message: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct SummaryRow {
+    id: String,
+    name: String,
+    role: String,
+    last_seq: i64,
+    read_seq: i64,
+    unread: i64,
+    activity_at: i64,
+    last_message: Option<String>,
+}
+
+pub async fn room(db: &D1Database, id: &str) -> worker::Result<Option<Room>> {
+    db.prepare(
+        "SELECT id, name, created_by, created_at, last_seq, activity_at FROM rooms WHERE id = ?",
+    )
+    .bind(&[text(id)])?
+    .first(None)
+    .await
+}
+
+pub async fn member(
+    db: &D1Database,
+    room_id: &str,
+    user_id: &str,
+) -> worker::Result<Option<Member>> {
+    db.prepare(
+        "SELECT user_id, role, joined_at, read_seq FROM room_members WHERE room_id = ? AND user_id = ?",
+    )
+    .bind(&[text(room_id), text(user_id)])?
+    .first(None)
+    .await
+}
+
+/// Creates a room with its members in one transaction. A taken id is a UNIQUE violation.
+pub async fn create(db: &D1Database, room: &Room, members: &[Member]) -> worker::Result<()> {
+    let mut statements = vec![db
+        .prepare("INSERT INTO rooms (id, name, created_by, created_at, last_seq, activity_at) VALUES (?, ?, ?, ?, 0, ?)")
+        .bind(&[
+            text(&room.id),
+            text(&room.name),
+            opt_text(room.created_by.as_deref()),
+            int(room.created_at),
+            int(room.created_at),
+        ])?];
+    for member in members {
+        statements.push(insert_member(db, &room.id, member)?);
+    }
+    db.batch(statements).await?;
+    Ok(())
+}
+
+fn insert_member(
+    db: &D1Database,
+    room_id: &str,
+    member: &Member,
+) -> worker::Result<D1PreparedStatement> {
+    db.prepare(
+        "INSERT INTO room_members (room_id, user_id, role, joined_at, read_seq) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (room_id, user_id) DO NOTHING",
+    )
+    .bind(&[
+        text(room_id),
+        text(&member.user_id),
+        text(&member.role),
+        int(member.joined_at),
+        int(member.read_seq),
+    ])
+}
+
+/// Adds members; one already in the room keeps its role and cursor.
+pub async fn add_members(db: &D1Database, room_id: &str, members: &[Member]) -> worker::Result<()> {
+    let statements = members
+        .iter()
+        .map(|member| insert_member(db, room_id, member))
+        .collect::<worker::Result<Vec<_>>>()?;
+    db.batch(statements).await?;
+    Ok(())
+}
+
+/// Removes a member. A room left without an owner gets its longest-standing member as owner.
+pub async fn remove_member(db: &D1Database, room_id: &str, user_id: &str) -> worker::Result<()> {
+    let remove = db
+        .prepare("DELETE FROM room_members WHERE room_id = ? AND user_id = ?")
+        .bind(&[text(room_id), text(user_id)])?;
+    let promote = db
+        .prepare(
+            "UPDATE room_members SET role = 'owner'
+             WHERE room_id = ?1
+               AND NOT EXISTS (SELECT 1 FROM room_members WHERE room_id = ?1 AND role = 'owner')
+               AND user_id = (SELECT user_id FROM room_members WHERE room_id = ?1 ORDER BY joined_at, user_id LIMIT 1)",
+        )
+        .bind(&[text(room_id)])?;
+    db.batch(vec![remove, promote]).await?;
+    Ok(())
+}
+
+/// Where a room listing continues: after this room in (activity desc, id) order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomCursor {
+    pub activity_at: i64,
+    pub id: String,
+}
+
+impl RoomCursor {
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.activity_at, self.id)
+    }
+
+    pub fn decode(raw: &str) -> Option<Self> {
+        let (at, id) = raw.split_once('.')?;
+        crate::ids::validate_room_id(id).ok()?;
+        Some(Self {
+            activity_at: at.parse().ok()?,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// A user's rooms, most recently active first, with unread counts and the last message.
+pub async fn list_for_user(
+    db: &D1Database,
+    user_id: &str,
+    after: Option<&RoomCursor>,
+    limit: i64,
+) -> worker::Result<Vec<RoomSummary>> {
+    let rows: Vec<SummaryRow> = db
+        .prepare(
+            "SELECT r.id, r.name, m.role, r.last_seq, m.read_seq, r.activity_at,
+               (SELECT COUNT(*) FROM room_messages x
+                 WHERE x.room_id = r.id AND x.seq > m.read_seq AND COALESCE(x.sender_id, '') != m.user_id) AS unread,
+               (SELECT json_object('id', x.id, 'seq', x.seq, 'sender_id', x.sender_id, 'type', x.type,
+                                   'body', x.body, 'created_at', x.created_at)
+                  FROM room_messages x WHERE x.room_id = r.id ORDER BY x.seq DESC LIMIT 1) AS last_message
+             FROM room_members m JOIN rooms r ON r.id = m.room_id
+             WHERE m.user_id = ?1
+               AND (?2 IS NULL OR r.activity_at < ?2 OR (r.activity_at = ?2 AND r.id > ?3))
+             ORDER BY r.activity_at DESC, r.id ASC
+             LIMIT ?4",
+        )
+        .bind(&[
+            text(user_id),
+            after.map_or(JsValue::NULL, |c| int(c.activity_at)),
+            opt_text(after.map(|c| c.id.as_str())),
+            int(limit),
+        ])?
+        .all()
+        .await?
+        .results()?;
+    Ok(rows
+        .into_iter()
+        .map(|row| RoomSummary {
+            id: row.id,
+            name: row.name,
+            role: row.role,
+            last_seq: row.last_seq,
+            read_seq: row.read_seq,
+            unread: row.unread,
+            activity_at: row.activity_at,
+            last_message: row
+                .last_message
+                .and_then(|raw| serde_json::from_str(&raw).ok()),
+        })
+        .collect())
+}
+
+/// Members in user id order, after `after`.
+pub async fn members(
+    db: &D1Database,
+    room_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> worker::Result<Vec<Member>> {
+    db.prepare(
+        "SELECT user_id, role, joined_at, read_seq FROM room_members
+         WHERE room_id = ?1 AND (?2 IS NULL OR user_id > ?2) ORDER BY user_id LIMIT ?3",
+    )
+    .bind(&[text(room_id), opt_text(after), int(limit)])?
+    .all()
+    .await?
+    .results()
+}
+
+/// Messages with a seq below `before_seq`, newest first.
+pub async fn history(
+    db: &D1Database,
+    room_id: &str,
+    before_seq: i64,
+    limit: i64,
+) -> worker::Result<Vec<RoomMessage>> {
+    let rows: Vec<MessageRow> = db
+        .prepare(
+            format!("SELECT {MESSAGE_COLUMNS} FROM room_messages WHERE room_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"),
+        )
+        .bind(&[text(room_id), int(before_seq), int(limit)])?
+        .all()
+        .await?
+        .results()?;
+    Ok(rows
+        .into_iter()
+        .map(|row| row.into_message(room_id))
+        .collect())
+}
+
+/// The statements that copy a Room DO's unflushed messages and cursors into D1. Every one is
+/// idempotent (insert-or-ignore, forward-only updates), so a flush retried after a partial
+/// failure, or run twice, leaves the same rows.
+pub fn copy_statements(
+    db: &D1Database,
+    room_id: &str,
+    messages: &[RoomMessage],
+    cursors: &[DirtyCursor],
+) -> worker::Result<Vec<D1PreparedStatement>> {
+    let mut statements = Vec::with_capacity(messages.len() + cursors.len() + 1);
+    for m in messages {
+        let data = (!m.data.is_null()).then(|| m.data.to_string());
+        statements.push(
+            db.prepare(
+                "INSERT OR IGNORE INTO room_messages (room_id, seq, id, sender_id, type, body, url, title, data, client_id, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&[
+                text(room_id),
+                int(m.seq),
+                text(&m.id),
+                opt_text(m.sender_id.as_deref()),
+                text(&m.kind),
+                text(&m.body),
+                opt_text(m.url.as_deref()),
+                opt_text(m.title.as_deref()),
+                opt_text(data.as_deref()),
+                opt_text(m.client_id.as_deref()),
+                int(m.created_at),
+            ])?,
+        );
+    }
+    if let Some(last) = messages.last() {
+        statements.push(
+            db.prepare(
+                "UPDATE rooms SET last_seq = MAX(last_seq, ?1), activity_at = MAX(activity_at, ?2) WHERE id = ?3",
+            )
+            .bind(&[int(last.seq), int(last.created_at), text(room_id)])?,
+        );
+    }
+    for cursor in cursors {
+        statements.push(
+            db.prepare(
+                "UPDATE room_members SET read_seq = MAX(read_seq, ?1) WHERE room_id = ?2 AND user_id = ?3",
+            )
+            .bind(&[int(cursor.read_seq), text(room_id), text(&cursor.user_id)])?,
+        );
+    }
+    Ok(statements)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_cursors_round_trip() {
+        let cursor = RoomCursor {
+            activity_at: 1_790_000_000_123,
+            id: "team.alpha".into(),
+        };
+        assert_eq!(RoomCursor::decode(&cursor.encode()), Some(cursor));
+        assert_eq!(RoomCursor::decode("x.y"), None);
+        assert_eq!(RoomCursor::decode("12"), None);
+        assert_eq!(RoomCursor::decode("12.a/b"), None);
+    }
+}
