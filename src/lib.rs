@@ -8,6 +8,8 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod cursor;
+pub mod direct;
 pub mod error;
 pub mod http;
 pub mod hubs;

@@ -25,6 +25,18 @@ pub enum Route {
     InternalAddMembers { room_id: String },
     InternalRemoveMember { room_id: String, user_id: String },
     InternalPublish { room_id: String },
+    SendMessage,
+    SentMessages,
+    DeleteSent { id: String },
+    DeleteSentMany,
+    ReceivedMessages,
+    ReadMessage { id: String },
+    ReadMany,
+    DeleteReceived { id: String },
+    DeleteReceivedMany,
+    UnreadCount,
+    AdminMessages,
+    AdminDelete { id: String },
 }
 
 /// Every route as (method, path pattern). `{name}` is a path parameter.
@@ -48,6 +60,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/internal/v1/rooms/{id}/members"),
     ("DELETE", "/internal/v1/rooms/{id}/members/{user}"),
     ("POST", "/internal/v1/rooms/{id}/publish"),
+    ("POST", "/v1/messages"),
+    ("GET", "/v1/messages/sent"),
+    ("DELETE", "/v1/messages/sent/{id}"),
+    ("POST", "/v1/messages/sent/delete"),
+    ("GET", "/v1/messages/received"),
+    ("GET", "/v1/messages/received/{id}"),
+    ("POST", "/v1/messages/received/read"),
+    ("DELETE", "/v1/messages/received/{id}"),
+    ("POST", "/v1/messages/received/delete"),
+    ("GET", "/v1/messages/unread-count"),
+    ("GET", "/v1/admin/messages"),
+    ("DELETE", "/v1/admin/messages/{id}"),
 ];
 
 #[derive(Debug, PartialEq, Eq)]
@@ -100,6 +124,18 @@ fn build(method: &str, pattern: &str, params: Vec<String>) -> Option<Route> {
             user_id: param()?,
         },
         (_, "/internal/v1/rooms/{id}/publish") => Route::InternalPublish { room_id: param()? },
+        (_, "/v1/messages") => Route::SendMessage,
+        (_, "/v1/messages/sent") => Route::SentMessages,
+        (_, "/v1/messages/sent/{id}") => Route::DeleteSent { id: param()? },
+        (_, "/v1/messages/sent/delete") => Route::DeleteSentMany,
+        (_, "/v1/messages/received") => Route::ReceivedMessages,
+        ("GET", "/v1/messages/received/{id}") => Route::ReadMessage { id: param()? },
+        (_, "/v1/messages/received/{id}") => Route::DeleteReceived { id: param()? },
+        (_, "/v1/messages/received/read") => Route::ReadMany,
+        (_, "/v1/messages/received/delete") => Route::DeleteReceivedMany,
+        (_, "/v1/messages/unread-count") => Route::UnreadCount,
+        (_, "/v1/admin/messages") => Route::AdminMessages,
+        (_, "/v1/admin/messages/{id}") => Route::AdminDelete { id: param()? },
         (_, pattern) => return build_user_route(pattern, params),
     })
 }
@@ -192,6 +228,22 @@ mod tests {
         assert_eq!(
             resolve("PUT", "/v1/rooms/x/members"),
             Resolution::MethodNotAllowed
+        );
+    }
+
+    #[test]
+    fn message_routes_with_fixed_and_parameter_segments() {
+        assert_eq!(
+            resolve("POST", "/v1/messages/received/read"),
+            Resolution::Found(Route::ReadMany)
+        );
+        assert_eq!(
+            resolve("GET", "/v1/messages/received/m_1"),
+            Resolution::Found(Route::ReadMessage { id: "m_1".into() })
+        );
+        assert_eq!(
+            resolve("DELETE", "/v1/messages/received/m_1"),
+            Resolution::Found(Route::DeleteReceived { id: "m_1".into() })
         );
     }
 

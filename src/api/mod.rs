@@ -3,6 +3,7 @@
 
 pub mod connect;
 pub mod dev;
+pub mod messages;
 pub mod push;
 pub mod rooms;
 pub mod users;
@@ -71,6 +72,18 @@ async fn handle_configured(
         Route::InternalPublish { room_id } => {
             rooms::internal_publish(req, env, config, &room_id).await
         }
+        Route::SendMessage => messages::send(req, env, config).await,
+        Route::SentMessages => messages::sent(req, env, config).await,
+        Route::DeleteSent { id } => messages::delete_sent(req, env, config, &id).await,
+        Route::DeleteSentMany => messages::delete_sent_many(req, env, config).await,
+        Route::ReceivedMessages => messages::received(req, env, config).await,
+        Route::ReadMessage { id } => messages::read_one(req, env, config, &id).await,
+        Route::ReadMany => messages::read_many(req, env, config).await,
+        Route::DeleteReceived { id } => messages::delete_received(req, env, config, &id).await,
+        Route::DeleteReceivedMany => messages::delete_received_many(req, env, config).await,
+        Route::UnreadCount => messages::unread_count(req, env, config).await,
+        Route::AdminMessages => messages::admin_list(req, env, config).await,
+        Route::AdminDelete { id } => messages::admin_delete(req, env, config, &id).await,
         Route::Health | Route::OpenApi => Err(ApiError::not_found("no such route")),
     }
 }

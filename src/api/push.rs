@@ -130,7 +130,11 @@ pub async fn push(mut req: Request, env: &Env, config: &Config) -> Result<Respon
     )?)
 }
 
-async fn push_one(env: &Env, user: &str, request: &PushRequest) -> Result<PushOutcome, ApiError> {
+pub async fn push_one(
+    env: &Env,
+    user: &str,
+    request: &PushRequest,
+) -> Result<PushOutcome, ApiError> {
     let stub = super::user_hub(env, user)?;
     crate::http::call_hub_json(&stub, Method::Post, "/push", Some(request)).await
 }

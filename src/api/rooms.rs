@@ -10,10 +10,11 @@ use serde_json::{json, Value};
 use worker::{D1Database, Env, Headers, Method, Request, Response, Stub};
 
 use crate::config::Config;
+use crate::cursor::PageCursor;
 use crate::error::ApiError;
 use crate::hubs::room::{MembersChange, Posted, PublishRequest, RoomPresence, ROOM_HEADER};
 use crate::store::d1;
-use crate::store::rooms::{self, Member, Room, RoomCursor, MEMBER, OWNER};
+use crate::store::rooms::{self, Member, Room, MEMBER, OWNER};
 
 /// Users one call may add (internal calls may add more: backends seed large rooms).
 pub const MAX_ADD: usize = 100;
@@ -173,22 +174,15 @@ pub async fn list(req: Request, env: &Env, config: &Config) -> Result<Response, 
     )?;
     let after = crate::http::query_param(&req, "cursor")
         .map(|raw| {
-            RoomCursor::decode(&raw)
+            PageCursor::decode(&raw)
                 .ok_or_else(|| validation("cursor is not one this API gave out"))
         })
         .transpose()?;
     let db = d1::db(env)?;
     let page = rooms::list_for_user(&db, &me.user_id, after.as_ref(), limit).await?;
-    let next = (page.len() as i64 == limit)
-        .then(|| page.last())
-        .flatten()
-        .map(|last| {
-            RoomCursor {
-                activity_at: last.activity_at,
-                id: last.id.clone(),
-            }
-            .encode()
-        });
+    let next = PageCursor::next(&page, limit, |room| {
+        PageCursor::new(room.activity_at, room.id.clone())
+    });
     Ok(crate::http::json(
         200,
         &json!({"rooms": page, "next_cursor": next}),

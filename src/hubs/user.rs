@@ -8,6 +8,7 @@
 //! | `POST /push` (backend event)         | event with the next seq; idempotency key | the event to every device              |
 //! | frame `ack {seq}`                    | the device's cursor (forward only)      | `ack` when the frame had an id          |
 //! | frame `auth {token}`                 | new expiry in the attachment            | `ack {expires_at}` or `error`          |
+//! | frame `message.send` (direct message) | D1 message + receipts; `message` in this stream | `message` to receivers' hubs and every device; `ack {message}` |
 //! | alarm                                | retention pruning (only when due)       | `token.expired` + close 4001 on expiry |
 //! | `POST /disconnect`                   | —                                       | close 4003 with the reason             |
 //! | `POST /activity` (from a room)       | —                                       | `room.activity` to every device        |
@@ -213,6 +214,12 @@ impl UserHub {
     /// Appends a backend event and delivers it to every device.
     async fn push(&self, mut req: Request) -> Result<Response, ApiError> {
         let push: PushRequest = crate::http::read_json(&mut req, usize::MAX).await?;
+        let outcome = self.record(push).await?;
+        Ok(crate::http::json(200, &outcome)?)
+    }
+
+    /// Appends an event to the stream (once per idempotency key) and sends it to every device.
+    async fn record(&self, push: PushRequest) -> Result<PushOutcome, ApiError> {
         let log = self.log();
         let now = now_ms();
         if let Some(seq) = push
@@ -222,12 +229,11 @@ impl UserHub {
             .transpose()?
             .flatten()
         {
-            let outcome = PushOutcome {
+            return Ok(PushOutcome {
                 seq,
                 devices: 0,
                 duplicate: true,
-            };
-            return Ok(crate::http::json(200, &outcome)?);
+            });
         }
         let seq = log.append(&push.event, &push.data, now)?;
         let limits = self.limits();
@@ -243,14 +249,11 @@ impl UserHub {
         if prune_moved {
             self.schedule_alarm().await?;
         }
-        Ok(crate::http::json(
-            200,
-            &PushOutcome {
-                seq,
-                devices,
-                duplicate: false,
-            },
-        )?)
+        Ok(PushOutcome {
+            seq,
+            devices,
+            duplicate: false,
+        })
     }
 
     /// Sends a frame to every open device socket; returns how many there were.
@@ -300,6 +303,7 @@ impl UserHub {
             }
             "ack" => self.on_ack(ws, &info, &frame),
             "auth" => self.on_auth(ws, info, &frame).await,
+            "message.send" => self.on_message_send(ws, &info, &frame).await,
             other => Err(ApiError::bad_request(
                 code::UNKNOWN_EVENT,
                 format!("unknown event '{other}' on the user socket"),
@@ -335,6 +339,36 @@ impl UserHub {
         }
         let cursor = log.advance_cursor(&info.device, seq, now_ms())?;
         send_ack(ws, frame.id.as_ref(), json!({"cursor": cursor}));
+        Ok(())
+    }
+
+    /// `message.send {to, type, body, client_id, …}`: a direct message. It is stored in D1 and
+    /// pushed to the receivers first; then it joins this user's own stream (so every device,
+    /// this one included, has it in order) and the sender gets the ack.
+    async fn on_message_send(
+        &self,
+        ws: &WebSocket,
+        info: &SocketInfo,
+        frame: &ClientFrame,
+    ) -> Result<(), ApiError> {
+        let body: crate::direct::SendBody =
+            serde_json::from_value(frame.data.clone()).map_err(|err| {
+                ApiError::bad_request(code::VALIDATION, format!("message.send data: {err}"))
+            })?;
+        let sent =
+            crate::api::messages::send_direct(&self.env, &info.user_id, body, Some(&info.user_id))
+                .await?;
+        self.record(PushRequest {
+            event: "message".into(),
+            data: json!(sent.message),
+            idempotency_key: Some(sent.message.stream_key()),
+        })
+        .await?;
+        send_ack(
+            ws,
+            frame.id.as_ref(),
+            json!({"message": sent.message, "duplicate": sent.duplicate}),
+        );
         Ok(())
     }
 

@@ -1,7 +1,9 @@
 //! Storage. Each Durable Object keeps its own authoritative log in its SQLite storage
-//! ([`user_log`], [`room_log`]); D1 holds what is queried across users and rooms ([`rooms`]).
+//! ([`user_log`], [`room_log`]); D1 holds what is queried across users and rooms ([`rooms`],
+//! [`direct`]).
 
 pub mod d1;
+pub mod direct;
 pub mod local;
 pub mod room_log;
 pub mod rooms;

@@ -12,6 +12,7 @@ use worker::{D1Database, D1PreparedStatement};
 
 use super::d1::{int, opt_text, text};
 use super::room_log::DirtyCursor;
+use crate::cursor::PageCursor;
 use crate::message::{MessageRow, RoomMessage, MESSAGE_COLUMNS};
 
 pub const OWNER: &str = "owner";
@@ -145,33 +146,11 @@ pub async fn remove_member(db: &D1Database, room_id: &str, user_id: &str) -> wor
     Ok(())
 }
 
-/// Where a room listing continues: after this room in (activity desc, id) order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoomCursor {
-    pub activity_at: i64,
-    pub id: String,
-}
-
-impl RoomCursor {
-    pub fn encode(&self) -> String {
-        format!("{}.{}", self.activity_at, self.id)
-    }
-
-    pub fn decode(raw: &str) -> Option<Self> {
-        let (at, id) = raw.split_once('.')?;
-        crate::ids::validate_room_id(id).ok()?;
-        Some(Self {
-            activity_at: at.parse().ok()?,
-            id: id.to_owned(),
-        })
-    }
-}
-
 /// A user's rooms, most recently active first, with unread counts and the last message.
 pub async fn list_for_user(
     db: &D1Database,
     user_id: &str,
-    after: Option<&RoomCursor>,
+    after: Option<&PageCursor>,
     limit: i64,
 ) -> worker::Result<Vec<RoomSummary>> {
     let rows: Vec<SummaryRow> = db
@@ -190,7 +169,7 @@ pub async fn list_for_user(
         )
         .bind(&[
             text(user_id),
-            after.map_or(JsValue::NULL, |c| int(c.activity_at)),
+            after.map_or(JsValue::NULL, |c| int(c.at)),
             opt_text(after.map(|c| c.id.as_str())),
             int(limit),
         ])?
@@ -301,21 +280,4 @@ pub fn copy_statements(
         );
     }
     Ok(statements)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn room_cursors_round_trip() {
-        let cursor = RoomCursor {
-            activity_at: 1_790_000_000_123,
-            id: "team.alpha".into(),
-        };
-        assert_eq!(RoomCursor::decode(&cursor.encode()), Some(cursor));
-        assert_eq!(RoomCursor::decode("x.y"), None);
-        assert_eq!(RoomCursor::decode("12"), None);
-        assert_eq!(RoomCursor::decode("12.a/b"), None);
-    }
 }

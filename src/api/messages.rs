@@ -1,0 +1,429 @@
+//! Direct messages over HTTP: sending (`POST /v1/messages`, also reached from the user socket's
+//! `message.send`), the sender's and receiver's management routes, and the admin routes.
+//!
+//! Sending stores first and delivers second. The message and its receipts are one D1
+//! transaction; only then is it pushed through each receiver's user stream (and the sender's,
+//! for their other devices) with the message id as the idempotency key. A repeated `client_id`
+//! finds the stored message and pushes it again, which the streams ignore where it already
+//! arrived — so a client whose send failed half-way simply retries.
+
+use futures_util::stream::{self, StreamExt};
+use serde_json::{json, Value};
+use worker::{D1Database, Env, Request, Response};
+
+use crate::auth::jwt::Identity;
+use crate::config::Config;
+use crate::cursor::PageCursor;
+use crate::direct::{DirectMessage, IdsBody, SendBody};
+use crate::error::ApiError;
+use crate::hubs::user::PushRequest;
+use crate::message::FieldError;
+use crate::store::d1;
+use crate::store::direct::{self as store, AdminFilter};
+
+const DEFAULT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 100;
+/// User streams pushed at once.
+const FAN_OUT: usize = 50;
+
+fn field_error(err: FieldError) -> ApiError {
+    ApiError::bad_request("validation", err.to_string())
+}
+
+fn validation(why: impl Into<String>) -> ApiError {
+    ApiError::bad_request("validation", why)
+}
+
+/// A message sent: what is stored, and whether it was already (a repeated client id).
+pub struct SendOutcome {
+    pub message: DirectMessage,
+    pub duplicate: bool,
+}
+
+/// Stores a direct message and pushes it to its audience, except `skip` (a UserHub sending for
+/// its own user appends to its own stream itself).
+pub async fn send_direct(
+    env: &Env,
+    sender: &str,
+    body: SendBody,
+    skip: Option<&str>,
+) -> Result<SendOutcome, ApiError> {
+    let (to, draft) = body.validate().map_err(field_error)?;
+    let db = d1::db(env)?;
+    let existing = match &draft.client_id {
+        Some(client_id) => store::by_client_id(&db, sender, client_id).await?,
+        None => None,
+    };
+    let outcome = match existing {
+        Some(message) => SendOutcome {
+            message,
+            duplicate: true,
+        },
+        None => {
+            store_new(
+                &db,
+                DirectMessage::new(sender, to, draft, crate::hubs::now_ms()),
+            )
+            .await?
+        }
+    };
+    deliver(env, &outcome.message, skip).await?;
+    Ok(outcome)
+}
+
+/// Inserts a new message; a client id taken by a concurrent send yields that send's message.
+async fn store_new(db: &D1Database, message: DirectMessage) -> Result<SendOutcome, ApiError> {
+    match store::insert(db, &message).await {
+        Ok(()) => Ok(SendOutcome {
+            message,
+            duplicate: false,
+        }),
+        Err(err) if d1::is_conflict(&err) => {
+            let client_id = message.client_id.as_deref().unwrap_or_default();
+            let message = store::by_client_id(db, &message.sender_id, client_id)
+                .await?
+                .ok_or_else(|| ApiError::internal("a conflicting message vanished"))?;
+            Ok(SendOutcome {
+                message,
+                duplicate: true,
+            })
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Pushes a stored message through its audience's user streams. A stream that could not be
+/// reached makes the call fail with `delivery_incomplete`: the message is stored, and a retry
+/// with the same client id completes the delivery without duplicating it.
+async fn deliver(env: &Env, message: &DirectMessage, skip: Option<&str>) -> Result<(), ApiError> {
+    let request = PushRequest {
+        event: "message".into(),
+        data: json!(message),
+        idempotency_key: Some(message.stream_key()),
+    };
+    let users: Vec<String> = message
+        .audience()
+        .into_iter()
+        .filter(|user| Some(user.as_str()) != skip)
+        .collect();
+    let failed: Vec<String> = stream::iter(users)
+        .map(|user| {
+            let request = &request;
+            async move {
+                let ok = super::push::push_one(env, &user, request).await.is_ok();
+                (user, ok)
+            }
+        })
+        .buffer_unordered(FAN_OUT)
+        .filter_map(|(user, ok)| async move { (!ok).then_some(user) })
+        .collect()
+        .await;
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        502,
+        "delivery_incomplete",
+        format!(
+            "message {} is stored but did not reach {}; retry with the same client_id",
+            message.id,
+            failed.join(", ")
+        ),
+    ))
+}
+
+pub async fn send(mut req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
+    let me = super::authenticate(&req, config)?;
+    let body: SendBody = crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
+    let outcome = send_direct(env, &me.user_id, body, None).await?;
+    let status = if outcome.duplicate { 200 } else { 201 };
+    Ok(crate::http::json(
+        status,
+        &json!({"message": outcome.message, "duplicate": outcome.duplicate}),
+    )?)
+}
+
+struct Page {
+    cursor: Option<PageCursor>,
+    limit: i64,
+}
+
+fn page(req: &Request) -> Result<Page, ApiError> {
+    let limit = crate::http::page_limit(
+        crate::http::query_param(req, "limit").as_deref(),
+        DEFAULT_PAGE,
+        MAX_PAGE,
+    )?;
+    let cursor = crate::http::query_param(req, "cursor")
+        .map(|raw| {
+            PageCursor::decode(&raw)
+                .ok_or_else(|| validation("cursor: not a cursor this API gave out"))
+        })
+        .transpose()?;
+    Ok(Page { cursor, limit })
+}
+
+fn message_id(raw: &str) -> Result<&str, ApiError> {
+    crate::direct::validate_message_id(raw).map_err(validation)?;
+    Ok(raw)
+}
+
+async fn ids(req: &mut Request, config: &Config) -> Result<Vec<String>, ApiError> {
+    let body: IdsBody = crate::http::read_json(req, config.limits.max_body_bytes).await?;
+    body.validate().map_err(field_error)
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("no message '{id}' for you"))
+}
+
+// ----- the sender -----
+
+pub async fn sent(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
+    let me = super::authenticate(&req, config)?;
+    let page = page(&req)?;
+    let list = store::sent(&d1::db(env)?, &me.user_id, page.cursor.as_ref(), page.limit).await?;
+    let next = PageCursor::next(&list, page.limit, |m| {
+        PageCursor::new(m.message.created_at, m.message.id.clone())
+    });
+    Ok(crate::http::json(
+        200,
+        &json!({"messages": list, "next_cursor": next}),
+    )?)
+}
+
+pub async fn delete_sent(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let me = super::authenticate(&req, config)?;
+    let id = message_id(id)?;
+    let deleted = store::delete_sent(
+        &d1::db(env)?,
+        &me.user_id,
+        &[id.to_owned()],
+        crate::hubs::now_ms(),
+    )
+    .await?;
+    if deleted.is_empty() {
+        return Err(not_found(id));
+    }
+    Ok(crate::http::json(200, &json!({"deleted": deleted}))?)
+}
+
+pub async fn delete_sent_many(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+) -> Result<Response, ApiError> {
+    let me = super::authenticate(&req, config)?;
+    let ids = ids(&mut req, config).await?;
+    let deleted =
+        store::delete_sent(&d1::db(env)?, &me.user_id, &ids, crate::hubs::now_ms()).await?;
+    Ok(crate::http::json(
+        200,
+        &bulk_answer("deleted", &ids, deleted),
+    )?)
+}
+
+/// `{"<verb>": [...], "not_found": [...]}`: which ids changed and which were not the caller's
+/// (or did not exist, or had already changed).
+fn bulk_answer(verb: &str, asked: &[String], changed: Vec<String>) -> Value {
+    let not_found: Vec<&String> = asked.iter().filter(|id| !changed.contains(id)).collect();
+    json!({verb: changed, "not_found": not_found})
+}
+
+// ----- the receiver -----
+
+pub async fn received(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
+    let me = super::authenticate(&req, config)?;
+    let page = page(&req)?;
+    let unread_only = match crate::http::query_param(&req, "unread").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(validation("unread must be true or false")),
+    };
+    let list = store::received(
+        &d1::db(env)?,
+        &me.user_id,
+        unread_only,
+        page.cursor.as_ref(),
+        page.limit,
+    )
+    .await?;
+    let next = PageCursor::next(&list, page.limit, |m| {
+        PageCursor::new(m.message.created_at, m.message.id.clone())
+    });
+    Ok(crate::http::json(
+        200,
+        &json!({"messages": list, "next_cursor": next}),
+    )?)
+}
+
+/// Reads one received message, marking it read (and telling its sender) the first time.
+pub async fn read_one(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let me = super::authenticate(&req, config)?;
+    let id = message_id(id)?;
+    let db = d1::db(env)?;
+    let mut found = store::received_one(&db, &me.user_id, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    if found.read_at.is_none() {
+        let now = crate::hubs::now_ms();
+        let newly = store::mark_read(&db, &me.user_id, &[id.to_owned()], now).await?;
+        tell_senders(env, &me, &newly, now).await;
+        found.read_at = Some(now);
+    }
+    Ok(crate::http::json(200, &found)?)
+}
+
+pub async fn read_many(mut req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
+    let me = super::authenticate(&req, config)?;
+    let ids = ids(&mut req, config).await?;
+    let now = crate::hubs::now_ms();
+    let newly = store::mark_read(&d1::db(env)?, &me.user_id, &ids, now).await?;
+    tell_senders(env, &me, &newly, now).await;
+    let changed = newly.iter().map(|n| n.message_id.clone()).collect();
+    Ok(crate::http::json(200, &bulk_answer("read", &ids, changed))?)
+}
+
+/// Pushes `message.read` to each sender whose messages were newly read, one event per sender.
+/// Read state is already in D1; a sender that cannot be reached sees it in its sent list.
+async fn tell_senders(env: &Env, reader: &Identity, newly: &[store::NewlyRead], now: i64) {
+    let mut by_sender: Vec<(String, Vec<String>)> = Vec::new();
+    for read in newly {
+        match by_sender
+            .iter_mut()
+            .find(|(sender, _)| *sender == read.sender_id)
+        {
+            Some((_, ids)) => ids.push(read.message_id.clone()),
+            None => by_sender.push((read.sender_id.clone(), vec![read.message_id.clone()])),
+        }
+    }
+    stream::iter(by_sender)
+        .for_each_concurrent(FAN_OUT, |(sender, ids)| async move {
+            let request = PushRequest {
+                event: "message.read".into(),
+                data: json!({"reader_id": reader.user_id, "message_ids": ids, "read_at": now}),
+                idempotency_key: None,
+            };
+            if let Err(err) = super::push::push_one(env, &sender, &request).await {
+                worker::console_warn!("message.read to {sender}: {err}");
+            }
+        })
+        .await;
+}
+
+pub async fn delete_received(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let me = super::authenticate(&req, config)?;
+    let id = message_id(id)?;
+    let deleted = store::delete_received(
+        &d1::db(env)?,
+        &me.user_id,
+        &[id.to_owned()],
+        crate::hubs::now_ms(),
+    )
+    .await?;
+    if deleted.is_empty() {
+        return Err(not_found(id));
+    }
+    Ok(crate::http::json(200, &json!({"deleted": deleted}))?)
+}
+
+pub async fn delete_received_many(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+) -> Result<Response, ApiError> {
+    let me = super::authenticate(&req, config)?;
+    let ids = ids(&mut req, config).await?;
+    let deleted =
+        store::delete_received(&d1::db(env)?, &me.user_id, &ids, crate::hubs::now_ms()).await?;
+    Ok(crate::http::json(
+        200,
+        &bulk_answer("deleted", &ids, deleted),
+    )?)
+}
+
+pub async fn unread_count(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
+    let me = super::authenticate(&req, config)?;
+    let unread = store::unread_count(&d1::db(env)?, &me.user_id).await?;
+    Ok(crate::http::json(200, &json!({"unread": unread}))?)
+}
+
+// ----- admins (`roles` contains `admin`) -----
+
+fn admin(req: &Request, config: &Config) -> Result<Identity, ApiError> {
+    let me = super::authenticate(req, config)?;
+    if !me.is_admin() {
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "this route needs the admin role",
+        ));
+    }
+    Ok(me)
+}
+
+fn time_param(req: &Request, name: &str) -> Result<Option<i64>, ApiError> {
+    crate::http::query_param(req, name)
+        .map(|raw| {
+            raw.parse::<i64>()
+                .ok()
+                .filter(|ms| *ms >= 0)
+                .ok_or_else(|| validation(format!("{name} must be unix milliseconds")))
+        })
+        .transpose()
+}
+
+fn user_param(req: &Request, name: &str) -> Result<Option<String>, ApiError> {
+    let value = crate::http::query_param(req, name);
+    if let Some(user) = &value {
+        crate::ids::validate_user_id(user).map_err(|why| validation(format!("{name}: {why}")))?;
+    }
+    Ok(value)
+}
+
+pub async fn admin_list(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
+    admin(&req, config)?;
+    let page = page(&req)?;
+    let filter = AdminFilter {
+        sender: user_param(&req, "sender")?,
+        receiver: user_param(&req, "receiver")?,
+        from: time_param(&req, "from")?,
+        until: time_param(&req, "until")?,
+    };
+    let list = store::admin_list(&d1::db(env)?, &filter, page.cursor.as_ref(), page.limit).await?;
+    let next = PageCursor::next(&list, page.limit, |m| {
+        PageCursor::new(m.message.created_at, m.message.id.clone())
+    });
+    Ok(crate::http::json(
+        200,
+        &json!({"messages": list, "next_cursor": next}),
+    )?)
+}
+
+pub async fn admin_delete(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    id: &str,
+) -> Result<Response, ApiError> {
+    admin(&req, config)?;
+    let id = message_id(id)?;
+    if !store::admin_delete(&d1::db(env)?, id).await? {
+        return Err(ApiError::not_found(format!("no message '{id}'")));
+    }
+    Ok(crate::http::json(200, &json!({"deleted": [id]}))?)
+}

@@ -1,0 +1,507 @@
+//! Direct messages in D1: `direct_messages` (one row per message, with the sender's delete
+//! state) and `direct_receipts` (one row per receiver: read and delete state).
+//!
+//! Every listing is in a stable order — newest first by (created_at, id) — and continues from a
+//! [`PageCursor`], so paging never skips or repeats a message while new ones arrive. Every query
+//! that reads or changes a message names the party it is for, so nobody reaches another user's
+//! message: it simply is not found.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use wasm_bindgen::JsValue;
+use worker::D1Database;
+
+use super::d1::{int, opt_text, text};
+use crate::cursor::PageCursor;
+use crate::direct::DirectMessage;
+
+/// A receiver's state of a message, as its sender sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Receipt {
+    pub user_id: String,
+    pub read_at: Option<i64>,
+    pub deleted: bool,
+}
+
+/// A sent message with every receiver's state.
+#[derive(Debug, Serialize)]
+pub struct Sent {
+    #[serde(flatten)]
+    pub message: DirectMessage,
+    pub receipts: Vec<Receipt>,
+}
+
+/// A received message with the reader's own state.
+#[derive(Debug, Serialize)]
+pub struct Received {
+    #[serde(flatten)]
+    pub message: DirectMessage,
+    pub read_at: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Row {
+    id: String,
+    sender_id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    body: String,
+    url: Option<String>,
+    title: Option<String>,
+    data: Option<String>,
+    client_id: Option<String>,
+    created_at: i64,
+    #[serde(default)]
+    read_at: Option<i64>,
+}
+
+impl Row {
+    fn into_message(self, to: Vec<String>) -> DirectMessage {
+        DirectMessage {
+            id: self.id,
+            sender_id: self.sender_id,
+            to,
+            kind: self.kind,
+            body: self.body,
+            url: self.url,
+            title: self.title,
+            data: self
+                .data
+                .and_then(|raw| serde_json::from_str(&raw).ok())
+                .unwrap_or(Value::Null),
+            client_id: self.client_id,
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ReceiptRow {
+    message_id: String,
+    receiver_id: String,
+    read_at: Option<i64>,
+    deleted_at: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "m.id, m.sender_id, m.type, m.body, m.url, m.title, m.data, m.client_id, m.created_at";
+
+/// D1 binds at most 100 parameters per statement; id lists go in chunks of this many.
+const ID_CHUNK: usize = 50;
+
+/// `?, ?, ?` numbered from `first`.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn texts(values: &[String]) -> impl Iterator<Item = JsValue> + '_ {
+    values.iter().map(|value| text(value))
+}
+
+/// Stores a message and one receipt per receiver, in one transaction. A repeated client id is
+/// a UNIQUE violation.
+pub async fn insert(db: &D1Database, m: &DirectMessage) -> worker::Result<()> {
+    let data = (!m.data.is_null()).then(|| m.data.to_string());
+    let mut statements = vec![db
+        .prepare(
+            "INSERT INTO direct_messages (id, sender_id, type, body, url, title, data, client_id, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&[
+            text(&m.id),
+            text(&m.sender_id),
+            text(&m.kind),
+            text(&m.body),
+            opt_text(m.url.as_deref()),
+            opt_text(m.title.as_deref()),
+            opt_text(data.as_deref()),
+            opt_text(m.client_id.as_deref()),
+            int(m.created_at),
+        ])?];
+    for receiver in &m.to {
+        statements.push(
+            db.prepare(
+                "INSERT INTO direct_receipts (message_id, receiver_id, created_at) VALUES (?, ?, ?)",
+            )
+            .bind(&[text(&m.id), text(receiver), int(m.created_at)])?,
+        );
+    }
+    db.batch(statements).await?;
+    Ok(())
+}
+
+/// The message a sender already sent with this client id.
+pub async fn by_client_id(
+    db: &D1Database,
+    sender_id: &str,
+    client_id: &str,
+) -> worker::Result<Option<DirectMessage>> {
+    let rows: Vec<Row> = db
+        .prepare(format!(
+            "SELECT {COLUMNS} FROM direct_messages m WHERE m.sender_id = ? AND m.client_id = ?"
+        ))
+        .bind(&[text(sender_id), text(client_id)])?
+        .all()
+        .await?
+        .results()?;
+    Ok(with_receipts(db, rows)
+        .await?
+        .into_iter()
+        .next()
+        .map(|(m, _, _)| m))
+}
+
+/// Attaches every receipt to each row.
+async fn with_receipts(
+    db: &D1Database,
+    rows: Vec<Row>,
+) -> worker::Result<Vec<(DirectMessage, Vec<Receipt>, Option<i64>)>> {
+    let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+    let mut receipts = receipts_of(db, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let list = receipts.remove(&row.id).unwrap_or_default();
+            let to = list.iter().map(|r| r.user_id.clone()).collect();
+            let read_at = row.read_at;
+            (row.into_message(to), list, read_at)
+        })
+        .collect())
+}
+
+async fn receipts_of(
+    db: &D1Database,
+    ids: &[String],
+) -> worker::Result<HashMap<String, Vec<Receipt>>> {
+    let mut out: HashMap<String, Vec<Receipt>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let mut rows: Vec<ReceiptRow> = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(ID_CHUNK) {
+        let page: Vec<ReceiptRow> = db
+            .prepare(format!(
+                "SELECT message_id, receiver_id, read_at, deleted_at FROM direct_receipts
+                 WHERE message_id IN ({}) ORDER BY rowid",
+                placeholders(1, chunk.len())
+            ))
+            .bind(&texts(chunk).collect::<Vec<_>>())?
+            .all()
+            .await?
+            .results()?;
+        rows.extend(page);
+    }
+    for row in rows {
+        out.entry(row.message_id).or_default().push(Receipt {
+            user_id: row.receiver_id,
+            read_at: row.read_at,
+            deleted: row.deleted_at.is_some(),
+        });
+    }
+    Ok(out)
+}
+
+/// The `(created_at, id)` keyset condition for "after this cursor, newest first".
+fn after(
+    cursor: Option<&PageCursor>,
+    at_col: &str,
+    id_col: &str,
+    first: usize,
+) -> (String, Vec<JsValue>) {
+    match cursor {
+        None => ("1 = 1".into(), vec![]),
+        Some(c) => (
+            format!(
+                "({at_col} < ?{first} OR ({at_col} = ?{first} AND {id_col} < ?{}))",
+                first + 1
+            ),
+            vec![int(c.at), text(&c.id)],
+        ),
+    }
+}
+
+/// What a sender has sent and not deleted, newest first, with each receiver's state.
+pub async fn sent(
+    db: &D1Database,
+    sender_id: &str,
+    cursor: Option<&PageCursor>,
+    limit: i64,
+) -> worker::Result<Vec<Sent>> {
+    let (keyset, mut binds) = after(cursor, "m.created_at", "m.id", 3);
+    let mut all = vec![text(sender_id), int(limit)];
+    all.append(&mut binds);
+    let rows: Vec<Row> = db
+        .prepare(format!(
+            "SELECT {COLUMNS} FROM direct_messages m
+             WHERE m.sender_id = ?1 AND m.sender_deleted_at IS NULL AND {keyset}
+             ORDER BY m.created_at DESC, m.id DESC LIMIT ?2"
+        ))
+        .bind(&all)?
+        .all()
+        .await?
+        .results()?;
+    Ok(with_receipts(db, rows)
+        .await?
+        .into_iter()
+        .map(|(message, receipts, _)| Sent { message, receipts })
+        .collect())
+}
+
+/// What a receiver has received and not deleted, newest first (optionally unread only).
+pub async fn received(
+    db: &D1Database,
+    receiver_id: &str,
+    unread_only: bool,
+    cursor: Option<&PageCursor>,
+    limit: i64,
+) -> worker::Result<Vec<Received>> {
+    let (keyset, mut binds) = after(cursor, "r.created_at", "r.message_id", 3);
+    let unread = if unread_only {
+        "AND r.read_at IS NULL"
+    } else {
+        ""
+    };
+    let mut all = vec![text(receiver_id), int(limit)];
+    all.append(&mut binds);
+    let rows: Vec<Row> = db
+        .prepare(format!(
+            "SELECT {COLUMNS}, r.read_at FROM direct_receipts r JOIN direct_messages m ON m.id = r.message_id
+             WHERE r.receiver_id = ?1 AND r.deleted_at IS NULL {unread} AND {keyset}
+             ORDER BY r.created_at DESC, r.message_id DESC LIMIT ?2"
+        ))
+        .bind(&all)?
+        .all()
+        .await?
+        .results()?;
+    Ok(with_receipts(db, rows)
+        .await?
+        .into_iter()
+        .map(|(message, _, read_at)| Received { message, read_at })
+        .collect())
+}
+
+/// One received message, if the receiver has it and has not deleted it.
+pub async fn received_one(
+    db: &D1Database,
+    receiver_id: &str,
+    id: &str,
+) -> worker::Result<Option<Received>> {
+    let rows: Vec<Row> = db
+        .prepare(format!(
+            "SELECT {COLUMNS}, r.read_at FROM direct_receipts r JOIN direct_messages m ON m.id = r.message_id
+             WHERE r.receiver_id = ? AND r.message_id = ? AND r.deleted_at IS NULL"
+        ))
+        .bind(&[text(receiver_id), text(id)])?
+        .all()
+        .await?
+        .results()?;
+    Ok(with_receipts(db, rows)
+        .await?
+        .into_iter()
+        .next()
+        .map(|(message, _, read_at)| Received { message, read_at }))
+}
+
+/// A message newly marked read: who sent it.
+#[derive(Debug, Deserialize)]
+pub struct NewlyRead {
+    pub message_id: String,
+    pub sender_id: String,
+}
+
+/// Marks the receiver's unread, undeleted receipts among `ids` read at `now`; returns the ones
+/// that changed (already-read ones keep their first read time).
+pub async fn mark_read(
+    db: &D1Database,
+    receiver_id: &str,
+    ids: &[String],
+    now: i64,
+) -> worker::Result<Vec<NewlyRead>> {
+    let mut changed = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(ID_CHUNK) {
+        changed.extend(mark_read_chunk(db, receiver_id, chunk, now).await?);
+    }
+    Ok(changed)
+}
+
+async fn mark_read_chunk(
+    db: &D1Database,
+    receiver_id: &str,
+    ids: &[String],
+    now: i64,
+) -> worker::Result<Vec<NewlyRead>> {
+    let mut select_binds = vec![text(receiver_id)];
+    select_binds.extend(texts(ids));
+    let changed: Vec<NewlyRead> = db
+        .prepare(format!(
+            "SELECT r.message_id, m.sender_id FROM direct_receipts r JOIN direct_messages m ON m.id = r.message_id
+             WHERE r.receiver_id = ?1 AND r.read_at IS NULL AND r.deleted_at IS NULL
+               AND r.message_id IN ({})",
+            placeholders(2, ids.len())
+        ))
+        .bind(&select_binds)?
+        .all()
+        .await?
+        .results()?;
+    if changed.is_empty() {
+        return Ok(changed);
+    }
+    let mut update_binds = vec![text(receiver_id), int(now)];
+    update_binds.extend(texts(ids));
+    db.prepare(format!(
+        "UPDATE direct_receipts SET read_at = ?2
+         WHERE receiver_id = ?1 AND read_at IS NULL AND deleted_at IS NULL AND message_id IN ({})",
+        placeholders(3, ids.len())
+    ))
+    .bind(&update_binds)?
+    .run()
+    .await?;
+    Ok(changed)
+}
+
+#[derive(Deserialize)]
+struct IdRow {
+    id: String,
+}
+
+/// Runs `statement` (whose `{ids}` is replaced by the placeholders of an id chunk, numbered
+/// from 3 after `party` and `now`) once per chunk; returns the ids it reports with `RETURNING`.
+async fn update_returning_ids(
+    db: &D1Database,
+    statement: &str,
+    party: &str,
+    ids: &[String],
+    now: i64,
+) -> worker::Result<Vec<String>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(ID_CHUNK) {
+        let mut binds = vec![text(party), int(now)];
+        binds.extend(texts(chunk));
+        let query = statement.replace("{ids}", &placeholders(3, chunk.len()));
+        let rows: Vec<IdRow> = db.prepare(query).bind(&binds)?.all().await?.results()?;
+        out.extend(rows.into_iter().map(|row| row.id));
+    }
+    Ok(out)
+}
+
+/// Deletes the sender's own messages among `ids` from their sent list; returns those deleted.
+pub async fn delete_sent(
+    db: &D1Database,
+    sender_id: &str,
+    ids: &[String],
+    now: i64,
+) -> worker::Result<Vec<String>> {
+    update_returning_ids(
+        db,
+        "UPDATE direct_messages SET sender_deleted_at = ?2
+         WHERE sender_id = ?1 AND sender_deleted_at IS NULL AND id IN ({ids}) RETURNING id",
+        sender_id,
+        ids,
+        now,
+    )
+    .await
+}
+
+/// Deletes received messages among `ids` for this receiver only; returns those deleted.
+pub async fn delete_received(
+    db: &D1Database,
+    receiver_id: &str,
+    ids: &[String],
+    now: i64,
+) -> worker::Result<Vec<String>> {
+    update_returning_ids(
+        db,
+        "UPDATE direct_receipts SET deleted_at = ?2
+         WHERE receiver_id = ?1 AND deleted_at IS NULL AND message_id IN ({ids}) RETURNING message_id AS id",
+        receiver_id,
+        ids,
+        now,
+    )
+    .await
+}
+
+pub async fn unread_count(db: &D1Database, receiver_id: &str) -> worker::Result<i64> {
+    #[derive(Deserialize)]
+    struct Count {
+        unread: i64,
+    }
+    let count: Option<Count> = db
+        .prepare(
+            "SELECT COUNT(*) AS unread FROM direct_receipts
+             WHERE receiver_id = ? AND read_at IS NULL AND deleted_at IS NULL",
+        )
+        .bind(&[text(receiver_id)])?
+        .first(None)
+        .await?;
+    Ok(count.map_or(0, |c| c.unread))
+}
+
+/// Filters of the admin listing; every one optional.
+#[derive(Debug, Default)]
+pub struct AdminFilter {
+    pub sender: Option<String>,
+    pub receiver: Option<String>,
+    /// Unix ms, inclusive.
+    pub from: Option<i64>,
+    /// Unix ms, exclusive.
+    pub until: Option<i64>,
+}
+
+/// Every message matching the filter, newest first, with every receiver's state.
+pub async fn admin_list(
+    db: &D1Database,
+    filter: &AdminFilter,
+    cursor: Option<&PageCursor>,
+    limit: i64,
+) -> worker::Result<Vec<Sent>> {
+    let (keyset, mut keyset_binds) = after(cursor, "m.created_at", "m.id", 6);
+    let mut binds = vec![
+        opt_text(filter.sender.as_deref()),
+        opt_text(filter.receiver.as_deref()),
+        filter.from.map_or(JsValue::NULL, int),
+        filter.until.map_or(JsValue::NULL, int),
+        int(limit),
+    ];
+    binds.append(&mut keyset_binds);
+    let rows: Vec<Row> = db
+        .prepare(format!(
+            "SELECT {COLUMNS} FROM direct_messages m
+             WHERE (?1 IS NULL OR m.sender_id = ?1)
+               AND (?2 IS NULL OR EXISTS (SELECT 1 FROM direct_receipts r WHERE r.message_id = m.id AND r.receiver_id = ?2))
+               AND (?3 IS NULL OR m.created_at >= ?3)
+               AND (?4 IS NULL OR m.created_at < ?4)
+               AND {keyset}
+             ORDER BY m.created_at DESC, m.id DESC LIMIT ?5"
+        ))
+        .bind(&binds)?
+        .all()
+        .await?
+        .results()?;
+    Ok(with_receipts(db, rows)
+        .await?
+        .into_iter()
+        .map(|(message, receipts, _)| Sent { message, receipts })
+        .collect())
+}
+
+/// Deletes a message for everyone, receipts included; false when there was no such message.
+pub async fn admin_delete(db: &D1Database, id: &str) -> worker::Result<bool> {
+    let receipts = db
+        .prepare("DELETE FROM direct_receipts WHERE message_id = ?")
+        .bind(&[text(id)])?;
+    let message = db
+        .prepare("DELETE FROM direct_messages WHERE id = ? RETURNING id")
+        .bind(&[text(id)])?;
+    let results = db.batch(vec![receipts, message]).await?;
+    let deleted: Vec<IdRow> = results
+        .get(1)
+        .map(|r| r.results())
+        .transpose()?
+        .unwrap_or_default();
+    Ok(!deleted.is_empty())
+}
