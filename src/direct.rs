@@ -1,7 +1,7 @@
 //! Direct messages: a message from one user to one or many receivers.
 //!
 //! This file is the pure half — the send body and its rules, the stored shape, the id rules for
-//! management calls. Sending is [`crate::api::messages::deliver`]: store the message and one
+//! management calls. Sending is [`crate::api::messages::send_direct`]: store the message and one
 //! receipt per receiver in D1 first, then push it through every receiver's user stream (and the
 //! sender's, for their other devices) with the message id as the idempotency key, so a retry
 //! never delivers twice and an offline receiver gets it on reconnect, in order.
@@ -9,66 +9,44 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::message::{Draft, FieldError};
+use crate::message::{Content, FieldError};
 
 /// Receivers one message may have.
 pub const MAX_RECEIVERS: usize = 100;
 /// Ids one bulk call (mark read, delete many) may name.
 pub const MAX_IDS: usize = 100;
 
-/// `POST /v1/messages` and the socket's `message.send`: a draft plus its receivers.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SendBody {
-    pub to: Vec<String>,
-    #[serde(rename = "type", default = "text_type")]
-    pub kind: String,
-    #[serde(default)]
-    pub body: String,
-    #[serde(default)]
-    pub url: Option<String>,
-    #[serde(default)]
-    pub title: Option<String>,
-    #[serde(default)]
-    pub data: Value,
-    #[serde(default)]
-    pub client_id: Option<String>,
-}
-
-fn text_type() -> String {
-    "text".into()
-}
-
-impl SendBody {
-    /// Checks every rule; returns the receivers (distinct, in the order given) and the draft.
-    pub fn validate(self) -> Result<(Vec<String>, Draft), FieldError> {
-        if self.to.is_empty() {
-            return Err(FieldError::new("to", "name at least one receiver"));
-        }
-        if self.to.len() > MAX_RECEIVERS {
-            return Err(FieldError::new(
-                "to",
-                format!("at most {MAX_RECEIVERS} receivers"),
-            ));
-        }
-        let mut to: Vec<String> = Vec::with_capacity(self.to.len());
-        for user in self.to {
-            crate::ids::validate_user_id(&user).map_err(|why| FieldError::new("to", why))?;
-            if !to.contains(&user) {
-                to.push(user);
-            }
-        }
-        let draft = Draft {
-            kind: self.kind,
-            body: self.body,
-            url: self.url,
-            title: self.title,
-            data: self.data,
-            client_id: self.client_id,
-        };
-        draft.validate()?;
-        Ok((to, draft))
+/// `POST /v1/messages` and the socket's `message.send`: [`Content`] (the same fields and rules as
+/// a room message) plus `to`, its receivers. Unknown fields are refused.
+///
+/// Returns the receivers (distinct, in the order given) and the content; every refusal names
+/// its field.
+pub fn parse_send(body: Value) -> Result<(Vec<String>, Content), FieldError> {
+    let Value::Object(mut fields) = body else {
+        return Err(FieldError::new("request", "must be a JSON object"));
+    };
+    let to = fields
+        .remove("to")
+        .ok_or_else(|| FieldError::new("to", "is required: the receivers' user ids"))?;
+    let to: Vec<String> = serde_json::from_value(to)
+        .map_err(|_| FieldError::new("to", "must be a list of user ids"))?;
+    if to.is_empty() {
+        return Err(FieldError::new("to", "name at least one receiver"));
     }
+    if to.len() > MAX_RECEIVERS {
+        return Err(FieldError::new(
+            "to",
+            format!("at most {MAX_RECEIVERS} receivers"),
+        ));
+    }
+    let mut receivers: Vec<String> = Vec::with_capacity(to.len());
+    for user in to {
+        crate::ids::validate_user_id(&user).map_err(|why| FieldError::new("to", why))?;
+        if !receivers.contains(&user) {
+            receivers.push(user);
+        }
+    }
+    Ok((receivers, Content::parse(fields)?))
 }
 
 /// A direct message as stored and delivered.
@@ -77,33 +55,19 @@ pub struct DirectMessage {
     pub id: String,
     pub sender_id: String,
     pub to: Vec<String>,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub body: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub title: Option<String>,
-    #[serde(skip_serializing_if = "Value::is_null", default)]
-    pub data: Value,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub client_id: Option<String>,
+    #[serde(flatten)]
+    pub content: Content,
     /// Unix milliseconds.
     pub created_at: i64,
 }
 
 impl DirectMessage {
-    pub fn new(sender_id: &str, to: Vec<String>, draft: Draft, now_ms: i64) -> Self {
+    pub fn new(sender_id: &str, to: Vec<String>, content: Content, now_ms: i64) -> Self {
         Self {
             id: crate::message::new_id(),
             sender_id: sender_id.to_owned(),
             to,
-            kind: draft.kind,
-            body: draft.body,
-            url: draft.url,
-            title: draft.title,
-            data: draft.data,
-            client_id: draft.client_id,
+            content,
             created_at: now_ms,
         }
     }
@@ -168,21 +132,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn body(value: Value) -> SendBody {
-        serde_json::from_value(value).unwrap()
-    }
-
-    fn field(value: Value) -> &'static str {
-        body(value).validate().unwrap_err().field
+    fn field(value: Value) -> String {
+        parse_send(value).unwrap_err().field
     }
 
     #[test]
     fn a_valid_send_dedupes_receivers() {
-        let (to, draft) = body(json!({"to": ["b", "c", "b"], "body": "hi"}))
-            .validate()
-            .unwrap();
+        let (to, content) = parse_send(json!({"to": ["b", "c", "b"], "body": "hi"})).unwrap();
         assert_eq!(to, vec!["b", "c"]);
-        assert_eq!(draft.kind, "text");
+        assert_eq!(content.kind, "text");
     }
 
     #[test]
@@ -193,20 +151,18 @@ mod tests {
         assert_eq!(field(json!({"to": many, "body": "x"})), "to");
         assert_eq!(field(json!({"to": ["b"], "body": ""})), "body");
         assert_eq!(field(json!({"to": ["b"], "type": "file"})), "url");
-        assert!(
-            serde_json::from_value::<SendBody>(json!({"to": ["b"], "body": "x", "cc": []}))
-                .is_err()
-        );
-        assert!(serde_json::from_value::<SendBody>(json!({"body": "x"})).is_err());
+        assert_eq!(field(json!({"to": ["b"], "body": "x", "cc": []})), "cc");
+        assert_eq!(field(json!({"body": "x"})), "to");
+        assert_eq!(field(json!({"to": "b", "body": "x"})), "to");
+        assert_eq!(field(json!([1])), "request");
     }
 
     #[test]
     fn the_audience_includes_the_sender_once() {
-        let draft = body(json!({"to": ["b", "a"], "body": "x"}))
-            .validate()
+        let content = parse_send(json!({"to": ["b", "a"], "body": "x"}))
             .unwrap()
             .1;
-        let message = DirectMessage::new("a", vec!["b".into(), "a".into()], draft, 1);
+        let message = DirectMessage::new("a", vec!["b".into(), "a".into()], content, 1);
         assert_eq!(message.audience(), vec!["b", "a"]);
         assert!(validate_message_id(&message.id).is_ok());
     }

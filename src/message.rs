@@ -1,7 +1,8 @@
-//! A chat message: what a client may send (a [`Draft`]), the rules it must meet, and the shape
-//! stored and delivered for rooms ([`RoomMessage`]).
+//! A chat message: what its sender chooses ([`Content`]: type, body, url, title, data,
+//! client_id), the rules that content must meet, and the shape stored and delivered for rooms
+//! ([`RoomMessage`]).
 //!
-//! Rooms and direct messages share the draft and its rules, so a client validates one shape.
+//! Rooms and direct messages share the content and its rules, so a client validates one shape.
 //! Every refusal names the field it is about, so a client can show it next to the input.
 
 use serde::{Deserialize, Serialize};
@@ -20,23 +21,26 @@ pub const MAX_DATA_BYTES: usize = 8 * 1024;
 pub const SENDABLE_TYPES: &[&str] = &["text", "image", "video", "file"];
 pub const SYSTEM_TYPE: &str = "system";
 
-/// What a client sends. Unknown fields are refused so a typo is not silently dropped.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Draft {
+/// What a sender chooses: the part of a message that rooms and direct messages share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Content {
     #[serde(rename = "type", default = "text_type")]
     pub kind: String,
     #[serde(default)]
     pub body: String,
-    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub url: Option<String>,
-    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub title: Option<String>,
-    #[serde(default)]
+    #[serde(skip_serializing_if = "Value::is_null", default)]
     pub data: Value,
-    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub client_id: Option<String>,
 }
+
+/// The fields a client may set in [`Content`]; anything else is refused, so a typo is not
+/// silently dropped.
+pub const CONTENT_FIELDS: &[&str] = &["type", "body", "url", "title", "data", "client_id"];
 
 fn text_type() -> String {
     "text".into()
@@ -45,14 +49,14 @@ fn text_type() -> String {
 /// A refusal naming the field it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
-    pub field: &'static str,
+    pub field: String,
     pub message: String,
 }
 
 impl FieldError {
-    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
-            field,
+            field: field.into(),
             message: message.into(),
         }
     }
@@ -64,7 +68,25 @@ impl std::fmt::Display for FieldError {
     }
 }
 
-impl Draft {
+impl Content {
+    /// Reads a client's content: a JSON object with only [`CONTENT_FIELDS`], of the right types,
+    /// meeting every rule of [`Content::validate`].
+    pub fn parse(fields: serde_json::Map<String, Value>) -> Result<Content, FieldError> {
+        if let Some(unknown) = fields
+            .keys()
+            .find(|key| !CONTENT_FIELDS.contains(&key.as_str()))
+        {
+            return Err(FieldError::new(
+                unknown.as_str(),
+                format!("unknown field; expected {}", CONTENT_FIELDS.join(", ")),
+            ));
+        }
+        let content: Content = serde_json::from_value(Value::Object(fields))
+            .map_err(|err| FieldError::new("content", err.to_string()))?;
+        content.validate()?;
+        Ok(content)
+    }
+
     /// Checks every rule: the type is sendable; text has a body; media has an http(s) URL;
     /// lengths are within the limits; `data` is an object or absent; `client_id` is a valid id.
     pub fn validate(&self) -> Result<(), FieldError> {
@@ -150,17 +172,8 @@ pub struct RoomMessage {
     pub room_id: String,
     /// `None` for system messages a backend published.
     pub sender_id: Option<String>,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub body: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub title: Option<String>,
-    #[serde(skip_serializing_if = "Value::is_null", default)]
-    pub data: Value,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub client_id: Option<String>,
+    #[serde(flatten)]
+    pub content: Content,
     /// Unix milliseconds.
     pub created_at: i64,
 }
@@ -188,18 +201,29 @@ impl MessageRow {
             seq: self.seq,
             room_id: room_id.to_owned(),
             sender_id: self.sender_id,
-            kind: self.kind,
-            body: self.body,
-            url: self.url,
-            title: self.title,
-            data: self
-                .data
-                .and_then(|data| serde_json::from_str(&data).ok())
-                .unwrap_or(Value::Null),
-            client_id: self.client_id,
+            content: Content {
+                kind: self.kind,
+                body: self.body,
+                url: self.url,
+                title: self.title,
+                data: data_from_column(self.data),
+                client_id: self.client_id,
+            },
             created_at: self.created_at,
         }
     }
+}
+
+/// A message's free `data` as a table column holds it: JSON text, or NULL when absent.
+pub fn data_column(data: &Value) -> Option<String> {
+    (!data.is_null()).then(|| data.to_string())
+}
+
+/// The inverse of [`data_column`].
+pub fn data_from_column(column: Option<String>) -> Value {
+    column
+        .and_then(|raw| serde_json::from_str(&raw).ok())
+        .unwrap_or(Value::Null)
 }
 
 /// The columns a [`MessageRow`] is selected from.
@@ -216,31 +240,28 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn draft(value: Value) -> Result<Draft, serde_json::Error> {
-        serde_json::from_value(value)
+    fn parse(value: Value) -> Result<Content, FieldError> {
+        match value {
+            Value::Object(fields) => Content::parse(fields),
+            _ => panic!("test content must be an object"),
+        }
     }
 
-    fn field_of(value: Value) -> &'static str {
-        draft(value).unwrap().validate().unwrap_err().field
+    fn field_of(value: Value) -> String {
+        parse(value).unwrap_err().field
     }
 
     #[test]
     fn a_text_message_defaults_its_type() {
-        let d = draft(json!({"body": "hi", "client_id": "c1"})).unwrap();
-        assert_eq!(d.kind, "text");
-        assert!(d.validate().is_ok());
+        let content = parse(json!({"body": "hi", "client_id": "c1"})).unwrap();
+        assert_eq!(content.kind, "text");
     }
 
     #[test]
     fn media_needs_a_url() {
         assert_eq!(field_of(json!({"type": "image", "body": "cat"})), "url");
         assert_eq!(field_of(json!({"type": "file", "url": "ftp://x/y"})), "url");
-        assert!(
-            draft(json!({"type": "video", "url": "https://cdn.test/v.mp4"}))
-                .unwrap()
-                .validate()
-                .is_ok()
-        );
+        assert!(parse(json!({"type": "video", "url": "https://cdn.test/v.mp4"})).is_ok());
     }
 
     #[test]
@@ -265,12 +286,12 @@ mod tests {
 
     #[test]
     fn body_limit_counts_characters_not_bytes() {
-        let d = draft(json!({"body": "é".repeat(MAX_BODY_CHARS)})).unwrap();
-        assert!(d.validate().is_ok());
+        assert!(parse(json!({"body": "é".repeat(MAX_BODY_CHARS)})).is_ok());
     }
 
     #[test]
     fn unknown_fields_are_refused() {
-        assert!(draft(json!({"body": "x", "colour": "red"})).is_err());
+        assert_eq!(field_of(json!({"body": "x", "colour": "red"})), "colour");
+        assert_eq!(field_of(json!({"body": 5})), "content");
     }
 }

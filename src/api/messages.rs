@@ -8,21 +8,20 @@
 //! arrived — so a client whose send failed half-way simply retries.
 
 use futures_util::stream::{self, StreamExt};
+use serde::Serialize;
 use serde_json::{json, Value};
 use worker::{D1Database, Env, Request, Response};
 
 use crate::auth::jwt::Identity;
 use crate::config::Config;
 use crate::cursor::PageCursor;
-use crate::direct::{DirectMessage, IdsBody, SendBody};
+use crate::direct::{DirectMessage, IdsBody};
 use crate::error::ApiError;
 use crate::hubs::user::PushRequest;
 use crate::message::FieldError;
 use crate::store::d1;
-use crate::store::direct::{self as store, AdminFilter};
+use crate::store::direct::{self as store, AdminFilter, Party};
 
-const DEFAULT_PAGE: i64 = 50;
-const MAX_PAGE: i64 = 100;
 /// User streams pushed at once.
 const FAN_OUT: usize = 50;
 
@@ -45,12 +44,12 @@ pub struct SendOutcome {
 pub async fn send_direct(
     env: &Env,
     sender: &str,
-    body: SendBody,
+    body: Value,
     skip: Option<&str>,
 ) -> Result<SendOutcome, ApiError> {
-    let (to, draft) = body.validate().map_err(field_error)?;
+    let (to, content) = crate::direct::parse_send(body).map_err(field_error)?;
     let db = d1::db(env)?;
-    let existing = match &draft.client_id {
+    let existing = match &content.client_id {
         Some(client_id) => store::by_client_id(&db, sender, client_id).await?,
         None => None,
     };
@@ -62,7 +61,7 @@ pub async fn send_direct(
         None => {
             store_new(
                 &db,
-                DirectMessage::new(sender, to, draft, crate::hubs::now_ms()),
+                DirectMessage::new(sender, to, content, crate::hubs::now_ms()),
             )
             .await?
         }
@@ -79,7 +78,7 @@ async fn store_new(db: &D1Database, message: DirectMessage) -> Result<SendOutcom
             duplicate: false,
         }),
         Err(err) if d1::is_conflict(&err) => {
-            let client_id = message.client_id.as_deref().unwrap_or_default();
+            let client_id = message.content.client_id.as_deref().unwrap_or_default();
             let message = store::by_client_id(db, &message.sender_id, client_id)
                 .await?
                 .ok_or_else(|| ApiError::internal("a conflicting message vanished"))?;
@@ -134,33 +133,13 @@ async fn deliver(env: &Env, message: &DirectMessage, skip: Option<&str>) -> Resu
 
 pub async fn send(mut req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
     let me = super::authenticate(&req, config)?;
-    let body: SendBody = crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
+    let body: Value = crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
     let outcome = send_direct(env, &me.user_id, body, None).await?;
     let status = if outcome.duplicate { 200 } else { 201 };
     Ok(crate::http::json(
         status,
         &json!({"message": outcome.message, "duplicate": outcome.duplicate}),
     )?)
-}
-
-struct Page {
-    cursor: Option<PageCursor>,
-    limit: i64,
-}
-
-fn page(req: &Request) -> Result<Page, ApiError> {
-    let limit = crate::http::page_limit(
-        crate::http::query_param(req, "limit").as_deref(),
-        DEFAULT_PAGE,
-        MAX_PAGE,
-    )?;
-    let cursor = crate::http::query_param(req, "cursor")
-        .map(|raw| {
-            PageCursor::decode(&raw)
-                .ok_or_else(|| validation("cursor: not a cursor this API gave out"))
-        })
-        .transpose()?;
-    Ok(Page { cursor, limit })
 }
 
 fn message_id(raw: &str) -> Result<&str, ApiError> {
@@ -177,14 +156,15 @@ fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("no message '{id}' for you"))
 }
 
-// ----- the sender -----
-
-pub async fn sent(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
-    let page = page(&req)?;
-    let list = store::sent(&d1::db(env)?, &me.user_id, page.cursor.as_ref(), page.limit).await?;
-    let next = PageCursor::next(&list, page.limit, |m| {
-        PageCursor::new(m.message.created_at, m.message.id.clone())
+/// A page of messages, newest first, with the cursor of the next page when it was full.
+fn listing<T: Serialize>(
+    list: &[T],
+    limit: i64,
+    message: impl Fn(&T) -> &DirectMessage,
+) -> Result<Response, ApiError> {
+    let next = PageCursor::next(list, limit, |row| {
+        let m = message(row);
+        PageCursor::new(m.created_at, m.id.clone())
     });
     Ok(crate::http::json(
         200,
@@ -192,18 +172,22 @@ pub async fn sent(req: Request, env: &Env, config: &Config) -> Result<Response, 
     )?)
 }
 
-pub async fn delete_sent(
+/// Deletes one message for the caller as `party`; 404 when it is not theirs (or already gone).
+pub async fn delete_one(
     req: Request,
     env: &Env,
     config: &Config,
+    party: Party,
     id: &str,
 ) -> Result<Response, ApiError> {
     let me = super::authenticate(&req, config)?;
     let id = message_id(id)?;
-    let deleted = store::delete_sent(
+    let ids = [id.to_owned()];
+    let deleted = store::delete(
         &d1::db(env)?,
+        party,
         &me.user_id,
-        &[id.to_owned()],
+        &ids,
         crate::hubs::now_ms(),
     )
     .await?;
@@ -213,19 +197,36 @@ pub async fn delete_sent(
     Ok(crate::http::json(200, &json!({"deleted": deleted}))?)
 }
 
-pub async fn delete_sent_many(
+/// Deletes up to 100 messages for the caller as `party`.
+pub async fn delete_many(
     mut req: Request,
     env: &Env,
     config: &Config,
+    party: Party,
 ) -> Result<Response, ApiError> {
     let me = super::authenticate(&req, config)?;
     let ids = ids(&mut req, config).await?;
-    let deleted =
-        store::delete_sent(&d1::db(env)?, &me.user_id, &ids, crate::hubs::now_ms()).await?;
+    let deleted = store::delete(
+        &d1::db(env)?,
+        party,
+        &me.user_id,
+        &ids,
+        crate::hubs::now_ms(),
+    )
+    .await?;
     Ok(crate::http::json(
         200,
         &bulk_answer("deleted", &ids, deleted),
     )?)
+}
+
+// ----- the sender -----
+
+pub async fn sent(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
+    let me = super::authenticate(&req, config)?;
+    let page = super::page(&req)?;
+    let list = store::sent(&d1::db(env)?, &me.user_id, page.cursor.as_ref(), page.limit).await?;
+    listing(&list, page.limit, |m| &m.message)
 }
 
 /// `{"<verb>": [...], "not_found": [...]}`: which ids changed and which were not the caller's
@@ -239,7 +240,7 @@ fn bulk_answer(verb: &str, asked: &[String], changed: Vec<String>) -> Value {
 
 pub async fn received(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
     let me = super::authenticate(&req, config)?;
-    let page = page(&req)?;
+    let page = super::page(&req)?;
     let unread_only = match crate::http::query_param(&req, "unread").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
@@ -253,13 +254,7 @@ pub async fn received(req: Request, env: &Env, config: &Config) -> Result<Respon
         page.limit,
     )
     .await?;
-    let next = PageCursor::next(&list, page.limit, |m| {
-        PageCursor::new(m.message.created_at, m.message.id.clone())
-    });
-    Ok(crate::http::json(
-        200,
-        &json!({"messages": list, "next_cursor": next}),
-    )?)
+    listing(&list, page.limit, |m| &m.message)
 }
 
 /// Reads one received message, marking it read (and telling its sender) the first time.
@@ -321,42 +316,6 @@ async fn tell_senders(env: &Env, reader: &Identity, newly: &[store::NewlyRead], 
         .await;
 }
 
-pub async fn delete_received(
-    req: Request,
-    env: &Env,
-    config: &Config,
-    id: &str,
-) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
-    let id = message_id(id)?;
-    let deleted = store::delete_received(
-        &d1::db(env)?,
-        &me.user_id,
-        &[id.to_owned()],
-        crate::hubs::now_ms(),
-    )
-    .await?;
-    if deleted.is_empty() {
-        return Err(not_found(id));
-    }
-    Ok(crate::http::json(200, &json!({"deleted": deleted}))?)
-}
-
-pub async fn delete_received_many(
-    mut req: Request,
-    env: &Env,
-    config: &Config,
-) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
-    let ids = ids(&mut req, config).await?;
-    let deleted =
-        store::delete_received(&d1::db(env)?, &me.user_id, &ids, crate::hubs::now_ms()).await?;
-    Ok(crate::http::json(
-        200,
-        &bulk_answer("deleted", &ids, deleted),
-    )?)
-}
-
 pub async fn unread_count(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
     let me = super::authenticate(&req, config)?;
     let unread = store::unread_count(&d1::db(env)?, &me.user_id).await?;
@@ -397,7 +356,7 @@ fn user_param(req: &Request, name: &str) -> Result<Option<String>, ApiError> {
 
 pub async fn admin_list(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
     admin(&req, config)?;
-    let page = page(&req)?;
+    let page = super::page(&req)?;
     let filter = AdminFilter {
         sender: user_param(&req, "sender")?,
         receiver: user_param(&req, "receiver")?,
@@ -405,13 +364,7 @@ pub async fn admin_list(req: Request, env: &Env, config: &Config) -> Result<Resp
         until: time_param(&req, "until")?,
     };
     let list = store::admin_list(&d1::db(env)?, &filter, page.cursor.as_ref(), page.limit).await?;
-    let next = PageCursor::next(&list, page.limit, |m| {
-        PageCursor::new(m.message.created_at, m.message.id.clone())
-    });
-    Ok(crate::http::json(
-        200,
-        &json!({"messages": list, "next_cursor": next}),
-    )?)
+    listing(&list, page.limit, |m| &m.message)
 }
 
 pub async fn admin_delete(

@@ -11,8 +11,10 @@ pub mod users;
 use worker::{Env, Request, Response, Stub};
 
 use crate::config::Config;
+use crate::cursor::PageCursor;
 use crate::error::ApiError;
 use crate::routes::Route;
+use crate::store::direct::Party;
 
 /// The OpenAPI document, served as is and checked against the route table.
 pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
@@ -74,13 +76,17 @@ async fn handle_configured(
         }
         Route::SendMessage => messages::send(req, env, config).await,
         Route::SentMessages => messages::sent(req, env, config).await,
-        Route::DeleteSent { id } => messages::delete_sent(req, env, config, &id).await,
-        Route::DeleteSentMany => messages::delete_sent_many(req, env, config).await,
+        Route::DeleteSent { id } => {
+            messages::delete_one(req, env, config, Party::Sender, &id).await
+        }
+        Route::DeleteSentMany => messages::delete_many(req, env, config, Party::Sender).await,
         Route::ReceivedMessages => messages::received(req, env, config).await,
         Route::ReadMessage { id } => messages::read_one(req, env, config, &id).await,
         Route::ReadMany => messages::read_many(req, env, config).await,
-        Route::DeleteReceived { id } => messages::delete_received(req, env, config, &id).await,
-        Route::DeleteReceivedMany => messages::delete_received_many(req, env, config).await,
+        Route::DeleteReceived { id } => {
+            messages::delete_one(req, env, config, Party::Receiver, &id).await
+        }
+        Route::DeleteReceivedMany => messages::delete_many(req, env, config, Party::Receiver).await,
         Route::UnreadCount => messages::unread_count(req, env, config).await,
         Route::AdminMessages => messages::admin_list(req, env, config).await,
         Route::AdminDelete { id } => messages::admin_delete(req, env, config, &id).await,
@@ -94,6 +100,39 @@ pub fn user_hub(env: &Env, user_id: &str) -> Result<Stub, ApiError> {
         .durable_object("USER_HUB")?
         .id_from_name(user_id)?
         .get_stub()?)
+}
+
+/// Default and largest page size of every listing.
+pub const DEFAULT_PAGE: i64 = 50;
+pub const MAX_PAGE: i64 = 100;
+
+/// Where a listing continues and how much of it to return: `?cursor=&limit=`.
+pub struct Page {
+    pub cursor: Option<PageCursor>,
+    pub limit: i64,
+}
+
+pub fn page(req: &Request) -> Result<Page, ApiError> {
+    let cursor = crate::http::query_param(req, "cursor")
+        .map(|raw| {
+            PageCursor::decode(&raw).ok_or_else(|| {
+                ApiError::bad_request("validation", "cursor: not a cursor this API gave out")
+            })
+        })
+        .transpose()?;
+    Ok(Page {
+        cursor,
+        limit: limit(req)?,
+    })
+}
+
+/// `?limit=`: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when absent.
+pub fn limit(req: &Request) -> Result<i64, ApiError> {
+    crate::http::page_limit(
+        crate::http::query_param(req, "limit").as_deref(),
+        DEFAULT_PAGE,
+        MAX_PAGE,
+    )
 }
 
 /// Authenticates a REST call with the bearer JWT.

@@ -20,9 +20,6 @@ use crate::store::rooms::{self, Member, Room, MEMBER, OWNER};
 pub const MAX_ADD: usize = 100;
 pub const MAX_ADD_INTERNAL: usize = 1000;
 pub const MAX_NAME_CHARS: usize = 100;
-/// Page sizes.
-const DEFAULT_PAGE: i64 = 50;
-const MAX_PAGE: i64 = 100;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -167,19 +164,9 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
 
 pub async fn list(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
     let me = super::authenticate(&req, config)?;
-    let limit = crate::http::page_limit(
-        crate::http::query_param(&req, "limit").as_deref(),
-        DEFAULT_PAGE,
-        MAX_PAGE,
-    )?;
-    let after = crate::http::query_param(&req, "cursor")
-        .map(|raw| {
-            PageCursor::decode(&raw)
-                .ok_or_else(|| validation("cursor is not one this API gave out"))
-        })
-        .transpose()?;
+    let super::Page { cursor, limit } = super::page(&req)?;
     let db = d1::db(env)?;
-    let page = rooms::list_for_user(&db, &me.user_id, after.as_ref(), limit).await?;
+    let page = rooms::list_for_user(&db, &me.user_id, cursor.as_ref(), limit).await?;
     let next = PageCursor::next(&page, limit, |room| {
         PageCursor::new(room.activity_at, room.id.clone())
     });
@@ -257,11 +244,7 @@ pub async fn members(
 ) -> Result<Response, ApiError> {
     let me = super::authenticate(&req, config)?;
     let room_id = self::room_id(room_id)?;
-    let limit = crate::http::page_limit(
-        crate::http::query_param(&req, "limit").as_deref(),
-        DEFAULT_PAGE,
-        MAX_PAGE,
-    )?;
+    let limit = super::limit(&req)?;
     let after = crate::http::query_param(&req, "after");
     if let Some(after) = &after {
         crate::ids::validate_user_id(after).map_err(|why| validation(format!("after: {why}")))?;
@@ -306,11 +289,7 @@ pub async fn messages(
 ) -> Result<Response, ApiError> {
     let me = super::authenticate(&req, config)?;
     let room_id = self::room_id(room_id)?;
-    let limit = crate::http::page_limit(
-        crate::http::query_param(&req, "limit").as_deref(),
-        DEFAULT_PAGE,
-        MAX_PAGE,
-    )?;
+    let limit = super::limit(&req)?;
     let before = match crate::http::query_param(&req, "before_seq") {
         None => i64::from(u32::MAX) * 1024,
         Some(raw) => raw

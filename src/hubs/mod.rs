@@ -70,6 +70,21 @@ pub fn config<'a>(cell: &'a OnceCell<Config>, env: &Env) -> Result<&'a Config, A
     Ok(cell.get_or_init(|| config))
 }
 
+/// The configured limits; the defaults if the configuration cannot be read (a hub must still
+/// close expired sockets and run its alarm).
+pub fn limits(cell: &OnceCell<Config>, env: &Env) -> Limits {
+    config(cell, env)
+        .map(|config| config.limits.clone())
+        .unwrap_or_default()
+}
+
+/// Answers a close the client started, as the hibernation API requires (1005/1006 may not be
+/// echoed and become 1000).
+pub fn reciprocate_close(ws: &WebSocket, code: usize) {
+    let code = u16::try_from(code).unwrap_or(close::NORMAL);
+    let _ = ws.close(Some(protocol::echoable_close_code(code)), Some(""));
+}
+
 /// The checks every incoming frame passes before a hub looks at its event: socket state
 /// present, token not expired (4001), within the rate limit (4008), text (else `bad_frame`),
 /// within the size limit (1009), and a well-formed frame (else `bad_frame`).

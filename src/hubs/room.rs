@@ -33,7 +33,7 @@ use worker::{
 use super::{now_ms, send, send_ack, send_error, Gate, SocketInfo};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::message::{Draft, RoomMessage, SYSTEM_TYPE};
+use crate::message::{Content, RoomMessage, SYSTEM_TYPE};
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
 use crate::store::room_log::RoomLog;
 use crate::store::rooms;
@@ -144,8 +144,7 @@ impl DurableObject for Room {
         _was_clean: bool,
     ) -> worker::Result<()> {
         self.on_socket_gone(&ws);
-        let code = u16::try_from(code).unwrap_or(close::NORMAL);
-        let _ = ws.close(Some(protocol::echoable_close_code(code)), Some(""));
+        super::reciprocate_close(&ws, code);
         Ok(())
     }
 
@@ -175,9 +174,7 @@ impl Room {
     }
 
     fn limits(&self) -> crate::config::Limits {
-        self.config()
-            .map(|config| config.limits.clone())
-            .unwrap_or_default()
+        super::limits(&self.config, &self.env)
     }
 
     /// A room learns its own id from the Worker's first request and keeps it (alarms have no
@@ -275,13 +272,11 @@ impl Room {
             .iter()
             .filter_map(SocketInfo::of)
         {
-            if Some(info.conn_id.as_str()) == leaving_conn {
-                continue;
-            }
-            if log.is_member(&info.user_id).unwrap_or(false) {
+            if Some(info.conn_id.as_str()) != leaving_conn {
                 *users.entry(info.user_id).or_insert(0) += 1;
             }
         }
+        users.retain(|user, _| log.is_member(user).unwrap_or(false));
         RoomPresence { users }
     }
 
@@ -352,12 +347,14 @@ impl Room {
             seq: 0,
             room_id: room_id.to_owned(),
             sender_id: None,
-            kind: SYSTEM_TYPE.into(),
-            body: publish.body,
-            url: None,
-            title: None,
-            data: publish.data,
-            client_id: publish.idempotency_key,
+            content: Content {
+                kind: SYSTEM_TYPE.into(),
+                body: publish.body,
+                url: None,
+                title: None,
+                data: publish.data,
+                client_id: publish.idempotency_key,
+            },
             created_at: now_ms(),
         })?;
         self.broadcast(&message_frame(&message), None);
@@ -397,16 +394,19 @@ impl Room {
         info: &SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
-        let draft: Draft = serde_json::from_value(frame.data.clone())
-            .map_err(|err| ApiError::bad_request(code::VALIDATION, format!("send data: {err}")))?;
-        draft
-            .validate()
+        let Value::Object(fields) = frame.data.clone() else {
+            return Err(ApiError::bad_request(
+                code::VALIDATION,
+                "send needs data, a JSON object",
+            ));
+        };
+        let content = Content::parse(fields)
             .map_err(|err| ApiError::bad_request(code::VALIDATION, err.to_string()))?;
         let log = self.log();
         let room_id = log
             .room_id()?
             .ok_or_else(|| ApiError::internal("the room does not know its id"))?;
-        if let Some(client_id) = &draft.client_id {
+        if let Some(client_id) = &content.client_id {
             if let Some(message) = log.by_client_id(&room_id, Some(&info.user_id), client_id)? {
                 send_ack(
                     ws,
@@ -421,12 +421,7 @@ impl Room {
             seq: 0,
             room_id,
             sender_id: Some(info.user_id.clone()),
-            kind: draft.kind,
-            body: draft.body,
-            url: draft.url,
-            title: draft.title,
-            data: draft.data,
-            client_id: draft.client_id,
+            content,
             created_at: now_ms(),
         })?;
         send_ack(

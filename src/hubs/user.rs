@@ -124,8 +124,7 @@ impl DurableObject for UserHub {
         _was_clean: bool,
     ) -> worker::Result<()> {
         self.on_socket_gone(&ws);
-        let code = u16::try_from(code).unwrap_or(close::NORMAL);
-        let _ = ws.close(Some(protocol::echoable_close_code(code)), Some(""));
+        super::reciprocate_close(&ws, code);
         Ok(())
     }
 
@@ -351,13 +350,13 @@ impl UserHub {
         info: &SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
-        let body: crate::direct::SendBody =
-            serde_json::from_value(frame.data.clone()).map_err(|err| {
-                ApiError::bad_request(code::VALIDATION, format!("message.send data: {err}"))
-            })?;
-        let sent =
-            crate::api::messages::send_direct(&self.env, &info.user_id, body, Some(&info.user_id))
-                .await?;
+        let sent = crate::api::messages::send_direct(
+            &self.env,
+            &info.user_id,
+            frame.data.clone(),
+            Some(&info.user_id),
+        )
+        .await?;
         self.record(PushRequest {
             event: "message".into(),
             data: json!(sent.message),
@@ -416,9 +415,7 @@ impl UserHub {
     /// The configured limits; the defaults if the configuration cannot be read (the hub must
     /// still close expired sockets and prune).
     fn limits(&self) -> crate::config::Limits {
-        self.config()
-            .map(|config| config.limits.clone())
-            .unwrap_or_default()
+        super::limits(&self.config, &self.env)
     }
 
     /// Sets the alarm to the earliest of: the next token expiry, the next retention pass. Sockets

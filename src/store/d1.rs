@@ -7,6 +7,7 @@ use wasm_bindgen::JsValue;
 use worker::{D1Database, Env};
 
 use crate::error::ApiError;
+use crate::message::Content;
 
 /// The D1 binding.
 pub fn db(env: &Env) -> Result<D1Database, ApiError> {
@@ -23,6 +24,20 @@ pub fn text(value: &str) -> JsValue {
 
 pub fn opt_text(value: Option<&str>) -> JsValue {
     value.map_or(JsValue::NULL, JsValue::from_str)
+}
+
+/// A message's content as the six columns `type, body, url, title, data, client_id`, in that
+/// order (room and direct message tables both have them).
+pub fn content_columns(content: &Content) -> [JsValue; 6] {
+    let data = crate::message::data_column(&content.data);
+    [
+        text(&content.kind),
+        text(&content.body),
+        opt_text(content.url.as_deref()),
+        opt_text(content.title.as_deref()),
+        opt_text(data.as_deref()),
+        opt_text(content.client_id.as_deref()),
+    ]
 }
 
 /// True when a D1 error is a UNIQUE or PRIMARY KEY violation (a conflict, not a failure).

@@ -9,13 +9,13 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use wasm_bindgen::JsValue;
 use worker::D1Database;
 
-use super::d1::{int, opt_text, text};
+use super::d1::{content_columns, int, opt_text, text};
 use crate::cursor::PageCursor;
 use crate::direct::DirectMessage;
+use crate::message::{data_from_column, Content};
 
 /// A receiver's state of a message, as its sender sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,15 +63,14 @@ impl Row {
             id: self.id,
             sender_id: self.sender_id,
             to,
-            kind: self.kind,
-            body: self.body,
-            url: self.url,
-            title: self.title,
-            data: self
-                .data
-                .and_then(|raw| serde_json::from_str(&raw).ok())
-                .unwrap_or(Value::Null),
-            client_id: self.client_id,
+            content: Content {
+                kind: self.kind,
+                body: self.body,
+                url: self.url,
+                title: self.title,
+                data: data_from_column(self.data),
+                client_id: self.client_id,
+            },
             created_at: self.created_at,
         }
     }
@@ -106,23 +105,19 @@ fn texts(values: &[String]) -> impl Iterator<Item = JsValue> + '_ {
 /// Stores a message and one receipt per receiver, in one transaction. A repeated client id is
 /// a UNIQUE violation.
 pub async fn insert(db: &D1Database, m: &DirectMessage) -> worker::Result<()> {
-    let data = (!m.data.is_null()).then(|| m.data.to_string());
     let mut statements = vec![db
         .prepare(
             "INSERT INTO direct_messages (id, sender_id, type, body, url, title, data, client_id, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(&[
-            text(&m.id),
-            text(&m.sender_id),
-            text(&m.kind),
-            text(&m.body),
-            opt_text(m.url.as_deref()),
-            opt_text(m.title.as_deref()),
-            opt_text(data.as_deref()),
-            opt_text(m.client_id.as_deref()),
-            int(m.created_at),
-        ])?];
+        .bind(
+            &[
+                vec![text(&m.id), text(&m.sender_id)],
+                content_columns(&m.content).to_vec(),
+                vec![int(m.created_at)],
+            ]
+            .concat(),
+        )?];
     for receiver in &m.to {
         statements.push(
             db.prepare(
@@ -141,26 +136,46 @@ pub async fn by_client_id(
     sender_id: &str,
     client_id: &str,
 ) -> worker::Result<Option<DirectMessage>> {
-    let rows: Vec<Row> = db
-        .prepare(format!(
-            "SELECT {COLUMNS} FROM direct_messages m WHERE m.sender_id = ? AND m.client_id = ?"
-        ))
-        .bind(&[text(sender_id), text(client_id)])?
-        .all()
-        .await?
-        .results()?;
-    Ok(with_receipts(db, rows)
-        .await?
-        .into_iter()
-        .next()
-        .map(|(m, _, _)| m))
+    let found = query(
+        db,
+        format!(
+            "SELECT {COLUMNS} FROM direct_messages m WHERE m.sender_id = ?1 AND m.client_id = ?2"
+        ),
+        vec![text(sender_id), text(client_id)],
+    )
+    .await?;
+    Ok(found.into_iter().next().map(|found| found.message))
 }
 
-/// Attaches every receipt to each row.
-async fn with_receipts(
-    db: &D1Database,
-    rows: Vec<Row>,
-) -> worker::Result<Vec<(DirectMessage, Vec<Receipt>, Option<i64>)>> {
+/// A message row with every receipt, and the reader's `read_at` when the query selected it.
+struct Found {
+    message: DirectMessage,
+    receipts: Vec<Receipt>,
+    read_at: Option<i64>,
+}
+
+impl From<Found> for Sent {
+    fn from(found: Found) -> Self {
+        Sent {
+            message: found.message,
+            receipts: found.receipts,
+        }
+    }
+}
+
+impl From<Found> for Received {
+    fn from(found: Found) -> Self {
+        Received {
+            message: found.message,
+            read_at: found.read_at,
+        }
+    }
+}
+
+/// Runs a query that selects [`COLUMNS`] (and optionally `r.read_at`) and attaches every
+/// message's receipts.
+async fn query(db: &D1Database, sql: String, binds: Vec<JsValue>) -> worker::Result<Vec<Found>> {
+    let rows: Vec<Row> = db.prepare(sql).bind(&binds)?.all().await?.results()?;
     let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
     let mut receipts = receipts_of(db, &ids).await?;
     Ok(rows
@@ -169,7 +184,11 @@ async fn with_receipts(
             let list = receipts.remove(&row.id).unwrap_or_default();
             let to = list.iter().map(|r| r.user_id.clone()).collect();
             let read_at = row.read_at;
-            (row.into_message(to), list, read_at)
+            Found {
+                message: row.into_message(to),
+                receipts: list,
+                read_at,
+            }
         })
         .collect())
 }
@@ -232,23 +251,17 @@ pub async fn sent(
     cursor: Option<&PageCursor>,
     limit: i64,
 ) -> worker::Result<Vec<Sent>> {
-    let (keyset, mut binds) = after(cursor, "m.created_at", "m.id", 3);
-    let mut all = vec![text(sender_id), int(limit)];
-    all.append(&mut binds);
-    let rows: Vec<Row> = db
-        .prepare(format!(
-            "SELECT {COLUMNS} FROM direct_messages m
-             WHERE m.sender_id = ?1 AND m.sender_deleted_at IS NULL AND {keyset}
-             ORDER BY m.created_at DESC, m.id DESC LIMIT ?2"
-        ))
-        .bind(&all)?
-        .all()
-        .await?
-        .results()?;
-    Ok(with_receipts(db, rows)
+    let (keyset, keyset_binds) = after(cursor, "m.created_at", "m.id", 3);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM direct_messages m
+         WHERE m.sender_id = ?1 AND m.sender_deleted_at IS NULL AND {keyset}
+         ORDER BY m.created_at DESC, m.id DESC LIMIT ?2"
+    );
+    let binds = [vec![text(sender_id), int(limit)], keyset_binds].concat();
+    Ok(query(db, sql, binds)
         .await?
         .into_iter()
-        .map(|(message, receipts, _)| Sent { message, receipts })
+        .map(Sent::from)
         .collect())
 }
 
@@ -260,28 +273,22 @@ pub async fn received(
     cursor: Option<&PageCursor>,
     limit: i64,
 ) -> worker::Result<Vec<Received>> {
-    let (keyset, mut binds) = after(cursor, "r.created_at", "r.message_id", 3);
+    let (keyset, keyset_binds) = after(cursor, "r.created_at", "r.message_id", 3);
     let unread = if unread_only {
         "AND r.read_at IS NULL"
     } else {
         ""
     };
-    let mut all = vec![text(receiver_id), int(limit)];
-    all.append(&mut binds);
-    let rows: Vec<Row> = db
-        .prepare(format!(
-            "SELECT {COLUMNS}, r.read_at FROM direct_receipts r JOIN direct_messages m ON m.id = r.message_id
-             WHERE r.receiver_id = ?1 AND r.deleted_at IS NULL {unread} AND {keyset}
-             ORDER BY r.created_at DESC, r.message_id DESC LIMIT ?2"
-        ))
-        .bind(&all)?
-        .all()
-        .await?
-        .results()?;
-    Ok(with_receipts(db, rows)
+    let sql = format!(
+        "SELECT {COLUMNS}, r.read_at FROM direct_receipts r JOIN direct_messages m ON m.id = r.message_id
+         WHERE r.receiver_id = ?1 AND r.deleted_at IS NULL {unread} AND {keyset}
+         ORDER BY r.created_at DESC, r.message_id DESC LIMIT ?2"
+    );
+    let binds = [vec![text(receiver_id), int(limit)], keyset_binds].concat();
+    Ok(query(db, sql, binds)
         .await?
         .into_iter()
-        .map(|(message, _, read_at)| Received { message, read_at })
+        .map(Received::from)
         .collect())
 }
 
@@ -291,20 +298,12 @@ pub async fn received_one(
     receiver_id: &str,
     id: &str,
 ) -> worker::Result<Option<Received>> {
-    let rows: Vec<Row> = db
-        .prepare(format!(
-            "SELECT {COLUMNS}, r.read_at FROM direct_receipts r JOIN direct_messages m ON m.id = r.message_id
-             WHERE r.receiver_id = ? AND r.message_id = ? AND r.deleted_at IS NULL"
-        ))
-        .bind(&[text(receiver_id), text(id)])?
-        .all()
-        .await?
-        .results()?;
-    Ok(with_receipts(db, rows)
-        .await?
-        .into_iter()
-        .next()
-        .map(|(message, _, read_at)| Received { message, read_at }))
+    let sql = format!(
+        "SELECT {COLUMNS}, r.read_at FROM direct_receipts r JOIN direct_messages m ON m.id = r.message_id
+         WHERE r.receiver_id = ?1 AND r.message_id = ?2 AND r.deleted_at IS NULL"
+    );
+    let found = query(db, sql, vec![text(receiver_id), text(id)]).await?;
+    Ok(found.into_iter().next().map(Received::from))
 }
 
 /// A message newly marked read: who sent it.
@@ -389,40 +388,33 @@ async fn update_returning_ids(
     Ok(out)
 }
 
-/// Deletes the sender's own messages among `ids` from their sent list; returns those deleted.
-pub async fn delete_sent(
-    db: &D1Database,
-    sender_id: &str,
-    ids: &[String],
-    now: i64,
-) -> worker::Result<Vec<String>> {
-    update_returning_ids(
-        db,
-        "UPDATE direct_messages SET sender_deleted_at = ?2
-         WHERE sender_id = ?1 AND sender_deleted_at IS NULL AND id IN ({ids}) RETURNING id",
-        sender_id,
-        ids,
-        now,
-    )
-    .await
+/// Whose copy a delete removes: the sender's (from their sent list) or a receiver's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    Sender,
+    Receiver,
 }
 
-/// Deletes received messages among `ids` for this receiver only; returns those deleted.
-pub async fn delete_received(
+/// Deletes `user`'s own copies among `ids` (the other parties keep theirs); returns the ids
+/// deleted now.
+pub async fn delete(
     db: &D1Database,
-    receiver_id: &str,
+    party: Party,
+    user: &str,
     ids: &[String],
     now: i64,
 ) -> worker::Result<Vec<String>> {
-    update_returning_ids(
-        db,
-        "UPDATE direct_receipts SET deleted_at = ?2
-         WHERE receiver_id = ?1 AND deleted_at IS NULL AND message_id IN ({ids}) RETURNING message_id AS id",
-        receiver_id,
-        ids,
-        now,
-    )
-    .await
+    let statement = match party {
+        Party::Sender => {
+            "UPDATE direct_messages SET sender_deleted_at = ?2
+             WHERE sender_id = ?1 AND sender_deleted_at IS NULL AND id IN ({ids}) RETURNING id"
+        }
+        Party::Receiver => {
+            "UPDATE direct_receipts SET deleted_at = ?2
+             WHERE receiver_id = ?1 AND deleted_at IS NULL AND message_id IN ({ids}) RETURNING message_id AS id"
+        }
+    };
+    update_returning_ids(db, statement, user, ids, now).await
 }
 
 pub async fn unread_count(db: &D1Database, receiver_id: &str) -> worker::Result<i64> {
@@ -459,33 +451,28 @@ pub async fn admin_list(
     cursor: Option<&PageCursor>,
     limit: i64,
 ) -> worker::Result<Vec<Sent>> {
-    let (keyset, mut keyset_binds) = after(cursor, "m.created_at", "m.id", 6);
-    let mut binds = vec![
+    let (keyset, keyset_binds) = after(cursor, "m.created_at", "m.id", 6);
+    let filter_binds = vec![
         opt_text(filter.sender.as_deref()),
         opt_text(filter.receiver.as_deref()),
         filter.from.map_or(JsValue::NULL, int),
         filter.until.map_or(JsValue::NULL, int),
         int(limit),
     ];
-    binds.append(&mut keyset_binds);
-    let rows: Vec<Row> = db
-        .prepare(format!(
-            "SELECT {COLUMNS} FROM direct_messages m
-             WHERE (?1 IS NULL OR m.sender_id = ?1)
-               AND (?2 IS NULL OR EXISTS (SELECT 1 FROM direct_receipts r WHERE r.message_id = m.id AND r.receiver_id = ?2))
-               AND (?3 IS NULL OR m.created_at >= ?3)
-               AND (?4 IS NULL OR m.created_at < ?4)
-               AND {keyset}
-             ORDER BY m.created_at DESC, m.id DESC LIMIT ?5"
-        ))
-        .bind(&binds)?
-        .all()
-        .await?
-        .results()?;
-    Ok(with_receipts(db, rows)
+    let sql = format!(
+        "SELECT {COLUMNS} FROM direct_messages m
+         WHERE (?1 IS NULL OR m.sender_id = ?1)
+           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM direct_receipts r WHERE r.message_id = m.id AND r.receiver_id = ?2))
+           AND (?3 IS NULL OR m.created_at >= ?3)
+           AND (?4 IS NULL OR m.created_at < ?4)
+           AND {keyset}
+         ORDER BY m.created_at DESC, m.id DESC LIMIT ?5"
+    );
+    let binds = [filter_binds, keyset_binds].concat();
+    Ok(query(db, sql, binds)
         .await?
         .into_iter()
-        .map(|(message, receipts, _)| Sent { message, receipts })
+        .map(Sent::from)
         .collect())
 }
 

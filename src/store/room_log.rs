@@ -86,7 +86,7 @@ impl<'a> RoomLog<'a> {
     /// message is returned.
     pub fn append(&self, mut message: RoomMessage) -> worker::Result<RoomMessage> {
         message.seq = self.last_seq()? + 1;
-        let data = (!message.data.is_null()).then(|| message.data.to_string());
+        let data = crate::message::data_column(&message.content.data);
         self.sql.exec(
             "INSERT INTO messages (seq, id, sender_id, type, body, url, title, data, client_id, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -94,12 +94,12 @@ impl<'a> RoomLog<'a> {
                 message.seq.into(),
                 message.id.as_str().into(),
                 opt(message.sender_id.as_deref()),
-                message.kind.as_str().into(),
-                message.body.as_str().into(),
-                opt(message.url.as_deref()),
-                opt(message.title.as_deref()),
+                message.content.kind.as_str().into(),
+                message.content.body.as_str().into(),
+                opt(message.content.url.as_deref()),
+                opt(message.content.title.as_deref()),
                 opt(data.as_deref()),
-                opt(message.client_id.as_deref()),
+                opt(message.content.client_id.as_deref()),
                 message.created_at.into(),
             ],
         )?;

@@ -242,25 +242,19 @@ pub fn copy_statements(
 ) -> worker::Result<Vec<D1PreparedStatement>> {
     let mut statements = Vec::with_capacity(messages.len() + cursors.len() + 1);
     for m in messages {
-        let data = (!m.data.is_null()).then(|| m.data.to_string());
         statements.push(
             db.prepare(
                 "INSERT OR IGNORE INTO room_messages (room_id, seq, id, sender_id, type, body, url, title, data, client_id, created_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
-            .bind(&[
-                text(room_id),
-                int(m.seq),
-                text(&m.id),
-                opt_text(m.sender_id.as_deref()),
-                text(&m.kind),
-                text(&m.body),
-                opt_text(m.url.as_deref()),
-                opt_text(m.title.as_deref()),
-                opt_text(data.as_deref()),
-                opt_text(m.client_id.as_deref()),
-                int(m.created_at),
-            ])?,
+            .bind(
+                &[
+                    vec![text(room_id), int(m.seq), text(&m.id), opt_text(m.sender_id.as_deref())],
+                    super::d1::content_columns(&m.content).to_vec(),
+                    vec![int(m.created_at)],
+                ]
+                .concat(),
+            )?,
         );
     }
     if let Some(last) = messages.last() {
