@@ -5,9 +5,33 @@
 //! from `.dev.vars` locally. Everything is parsed in one place from a lookup function so the
 //! rules are unit-tested on the host; a bad value is an error naming the variable, never a
 //! silent default.
+//!
+//! Some combinations are refused because they fail open: public keys without `JWT_AUDIENCE`
+//! (an identity provider shared with other applications mints tokens this gateway would accept),
+//! the development secrets of `.dev.vars.example` without `DEV_MODE`, and an
+//! `INTERNAL_API_TOKEN` shorter than [`MIN_INTERNAL_TOKEN_BYTES`]. Every problem is reported at
+//! once, so an operator fixes them in one pass.
 
 use crate::auth::jwt::Verifier;
 use crate::auth::origin::OriginPolicy;
+
+/// The shortest `INTERNAL_API_TOKEN` accepted: it is the one secret that guards every backend
+/// route, and it is compared as a bearer token.
+pub const MIN_INTERNAL_TOKEN_BYTES: usize = 32;
+
+/// The committed development values, refused as secrets unless `DEV_MODE` is on.
+const DEV_VARS_EXAMPLE: &str = include_str!("../.dev.vars.example");
+
+/// The value `.dev.vars.example` gives `name`, if it gives one.
+fn example_value(name: &str) -> Option<&'static str> {
+    DEV_VARS_EXAMPLE
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .find(|(key, _)| key.trim() == name)
+        .map(|(_, value)| value.trim())
+}
 
 /// Numeric limits and retention, with their defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +69,17 @@ impl Default for Limits {
     }
 }
 
+/// Everything wrong with a configuration, one sentence per problem, naming variables (never
+/// their values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<String>);
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("; "))
+    }
+}
+
 pub struct Config {
     pub origins: OriginPolicy,
     pub verifier: Verifier,
@@ -58,7 +93,7 @@ pub struct Config {
 
 impl Config {
     /// Reads every variable from the Worker or Durable Object environment.
-    pub fn from_env(env: &worker::Env) -> Result<Self, String> {
+    pub fn from_env(env: &worker::Env) -> Result<Self, Problems> {
         Self::from_lookup(|name| {
             env.var(name)
                 .ok()
@@ -67,70 +102,55 @@ impl Config {
         })
     }
 
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Problems> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let jwt_secret = get("JWT_SECRET");
         let jwt_issuer = get("JWT_ISSUER");
         let jwt_audience = get("JWT_AUDIENCE");
+        let public_keys = get("JWT_PUBLIC_KEYS");
+        let internal_token = get("INTERNAL_API_TOKEN");
+        let dev_mode = get("DEV_MODE").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let mut problems = Vec::new();
+        if public_keys.is_some() && jwt_audience.is_none() {
+            problems.push(
+                "JWT_PUBLIC_KEYS needs JWT_AUDIENCE: without it, tokens minted for any application of the same identity provider would be accepted".to_owned(),
+            );
+        }
+        if internal_token
+            .as_ref()
+            .is_some_and(|token| token.len() < MIN_INTERNAL_TOKEN_BYTES)
+        {
+            problems.push(format!(
+                "INTERNAL_API_TOKEN must be at least {MIN_INTERNAL_TOKEN_BYTES} bytes"
+            ));
+        }
+        if !dev_mode {
+            for (name, value) in [
+                ("JWT_SECRET", &jwt_secret),
+                ("INTERNAL_API_TOKEN", &internal_token),
+            ] {
+                if value.is_some() && value.as_deref() == example_value(name) {
+                    problems.push(format!(
+                        "{name} is the development value from .dev.vars.example; set a secret of your own (wrangler secret put {name})"
+                    ));
+                }
+            }
+        }
         let verifier = Verifier::new(
             jwt_secret.as_deref(),
-            get("JWT_PUBLIC_KEYS").as_deref(),
+            public_keys.as_deref(),
             jwt_issuer.as_deref(),
             jwt_audience.as_deref(),
         )
-        .map_err(|err| err.0)?;
-        let defaults = Limits::default();
-        let limits = Limits {
-            max_frame_bytes: number(
-                &get,
-                "MAX_FRAME_BYTES",
-                defaults.max_frame_bytes,
-                1024,
-                1 << 20,
-            )?,
-            max_body_bytes: number(
-                &get,
-                "MAX_BODY_BYTES",
-                defaults.max_body_bytes,
-                1024,
-                8 << 20,
-            )?,
-            retention_events: number(
-                &get,
-                "RETENTION_EVENTS",
-                defaults.retention_events,
-                1,
-                1_000_000,
-            )?,
-            retention_days: number(&get, "RETENTION_DAYS", defaults.retention_days, 0, 3650)?,
-            prune_interval_secs: number(
-                &get,
-                "PRUNE_INTERVAL_SECONDS",
-                defaults.prune_interval_secs,
-                1,
-                86_400,
-            )?,
-            presence_grace_secs: number(
-                &get,
-                "PRESENCE_GRACE_SECONDS",
-                defaults.presence_grace_secs,
-                0,
-                3600,
-            )?,
-            rate_limit_burst: number(
-                &get,
-                "RATE_LIMIT_BURST",
-                defaults.rate_limit_burst,
-                1,
-                100_000,
-            )?,
-            rate_limit_per_second: number(
-                &get,
-                "RATE_LIMIT_PER_SECOND",
-                defaults.rate_limit_per_second,
-                1,
-                100_000,
-            )?,
+        .map(|verifier| verifier.with_dev_tokens(dev_mode));
+        let limits = limits(&get);
+        let (verifier, limits) = match (verifier, limits) {
+            (Ok(verifier), Ok(limits)) if problems.is_empty() => (verifier, limits),
+            (verifier, limits) => {
+                problems.extend(verifier.err().map(|err| err.0));
+                problems.extend(limits.err());
+                return Err(Problems(problems));
+            }
         };
         Ok(Self {
             origins: OriginPolicy::parse(&get("ALLOWED_ORIGINS").unwrap_or_default()),
@@ -138,11 +158,69 @@ impl Config {
             jwt_secret,
             jwt_issuer,
             jwt_audience,
-            internal_token: get("INTERNAL_API_TOKEN"),
-            dev_mode: get("DEV_MODE").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            internal_token,
+            dev_mode,
             limits,
         })
     }
+}
+
+/// The numeric limits, each within its bounds.
+fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<Limits, String> {
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_frame_bytes: number(
+            &get,
+            "MAX_FRAME_BYTES",
+            defaults.max_frame_bytes,
+            1024,
+            1 << 20,
+        )?,
+        max_body_bytes: number(
+            &get,
+            "MAX_BODY_BYTES",
+            defaults.max_body_bytes,
+            1024,
+            8 << 20,
+        )?,
+        retention_events: number(
+            &get,
+            "RETENTION_EVENTS",
+            defaults.retention_events,
+            1,
+            1_000_000,
+        )?,
+        retention_days: number(&get, "RETENTION_DAYS", defaults.retention_days, 0, 3650)?,
+        prune_interval_secs: number(
+            &get,
+            "PRUNE_INTERVAL_SECONDS",
+            defaults.prune_interval_secs,
+            1,
+            86_400,
+        )?,
+        presence_grace_secs: number(
+            &get,
+            "PRESENCE_GRACE_SECONDS",
+            defaults.presence_grace_secs,
+            0,
+            3600,
+        )?,
+        rate_limit_burst: number(
+            &get,
+            "RATE_LIMIT_BURST",
+            defaults.rate_limit_burst,
+            1,
+            100_000,
+        )?,
+        rate_limit_per_second: number(
+            &get,
+            "RATE_LIMIT_PER_SECOND",
+            defaults.rate_limit_per_second,
+            1,
+            100_000,
+        )?,
+    };
+    Ok(limits)
 }
 
 fn number<T>(
@@ -174,10 +252,52 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Config::from_lookup(|name| map.get(name).cloned())
+        Config::from_lookup(|name| map.get(name).cloned()).map_err(|p| p.to_string())
     }
 
     const SECRET: (&str, &str) = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
+    const LONG_TOKEN: &str = "an-internal-token-of-at-least-32-bytes";
+
+    #[test]
+    fn public_keys_need_an_audience() {
+        let jwks = r#"{"keys":[]}"#;
+        let err = load(&[SECRET, ("JWT_PUBLIC_KEYS", jwks)]).err().unwrap();
+        assert!(err.contains("JWT_AUDIENCE"), "{err}");
+        assert!(load(&[SECRET, ("JWT_PUBLIC_KEYS", jwks), ("JWT_AUDIENCE", "app")]).is_ok());
+    }
+
+    #[test]
+    fn short_internal_tokens_are_refused() {
+        let err = load(&[SECRET, ("INTERNAL_API_TOKEN", "tok")])
+            .err()
+            .unwrap();
+        assert!(err.contains("INTERNAL_API_TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn development_secrets_only_in_dev_mode() {
+        let secret = example_value("JWT_SECRET").expect("the example names JWT_SECRET");
+        let internal = example_value("INTERNAL_API_TOKEN").expect("and INTERNAL_API_TOKEN");
+        let pairs = [("JWT_SECRET", secret), ("INTERNAL_API_TOKEN", internal)];
+        let err = load(&pairs).err().unwrap();
+        assert!(err.contains("JWT_SECRET is the development value"), "{err}");
+        assert!(
+            err.contains("INTERNAL_API_TOKEN is the development value"),
+            "{err}"
+        );
+        let dev = load(&[pairs[0], pairs[1], ("DEV_MODE", "true")]).unwrap();
+        assert!(dev.dev_mode);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = load(&[("INTERNAL_API_TOKEN", "x"), ("RETENTION_DAYS", "-1")])
+            .err()
+            .unwrap();
+        for name in ["INTERNAL_API_TOKEN", "JWT_SECRET", "RETENTION_DAYS"] {
+            assert!(err.contains(name), "{name} in {err}");
+        }
+    }
 
     #[test]
     fn defaults() {
@@ -195,13 +315,13 @@ mod tests {
             ("DEV_MODE", "true"),
             ("ALLOWED_ORIGINS", "*"),
             ("RETENTION_EVENTS", "5"),
-            ("INTERNAL_API_TOKEN", "tok"),
+            ("INTERNAL_API_TOKEN", LONG_TOKEN),
         ])
         .unwrap();
         assert!(config.dev_mode);
         assert!(config.origins.allows(Some("https://x.example")));
         assert_eq!(config.limits.retention_events, 5);
-        assert_eq!(config.internal_token.as_deref(), Some("tok"));
+        assert_eq!(config.internal_token.as_deref(), Some(LONG_TOKEN));
     }
 
     #[test]

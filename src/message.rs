@@ -178,6 +178,24 @@ pub struct RoomMessage {
     pub created_at: i64,
 }
 
+/// Characters of a body a preview keeps.
+pub const PREVIEW_CHARS: usize = 100;
+
+impl RoomMessage {
+    /// What a room list shows of the newest message: who, what kind, and the first
+    /// [`PREVIEW_CHARS`] characters of the body.
+    pub fn preview(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "seq": self.seq,
+            "sender_id": self.sender_id,
+            "type": self.content.kind,
+            "preview": self.content.body.chars().take(PREVIEW_CHARS).collect::<String>(),
+            "created_at": self.created_at,
+        })
+    }
+}
+
 /// A room message as a table row (the Room DO's log and D1 have the same columns).
 #[derive(Debug, Deserialize)]
 pub struct MessageRow {

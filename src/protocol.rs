@@ -37,6 +37,7 @@ pub const RESERVED_EVENTS: &[&str] = &[
     "room.activity",
     "message.send",
     "message.read",
+    "message.deleted",
 ];
 
 /// Close codes a client can see, with the reason it would see them.

@@ -5,10 +5,14 @@
 // The test environment gets its own secrets: a fresh HS256 secret, fresh ES256 and RS256 key
 // pairs (their public halves as JWT_PUBLIC_KEYS, their private halves handed to the tests), and
 // short retention/grace settings so those behaviours can be observed quickly.
+//
+// A second gateway runs beside it from the same build with a configuration that must fail safe
+// (public keys without an audience, a short internal token, the development secret without
+// DEV_MODE); tests/e2e/config.test.mjs checks that it admits nothing and says why.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -43,13 +47,13 @@ function testKeys() {
   };
 }
 
-async function waitForHealth(base, child, deadlineMs) {
+async function waitForHealth(base, child, deadlineMs, answered = (res) => res.ok) {
   const start = Date.now();
   while (Date.now() - start < deadlineMs) {
     if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}`);
     try {
       const res = await fetch(`${base}/health`);
-      if (res.ok) return;
+      if (answered(res)) return;
     } catch {
       // not listening yet
     }
@@ -57,6 +61,38 @@ async function waitForHealth(base, child, deadlineMs) {
   }
   throw new Error(`wrangler dev did not answer /health within ${deadlineMs} ms`);
 }
+
+/** Starts `wrangler dev` with `args` and its output in `logPath`; returns the child process. */
+function startWrangler(args, logPath, env) {
+  const log = createWriteStream(logPath);
+  const child = spawn(wrangler, ['dev', ...args], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  child.exited = new Promise((resolve) => child.on('exit', resolve));
+  child.stop = () => {
+    try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ }
+  };
+  process.on('exit', child.stop);
+  return child;
+}
+
+/**
+ * A copy of wrangler.toml for a second gateway on the bundle the first one built: no build
+ * command (it would rebuild under the running server) and absolute paths.
+ */
+function prebuiltConfig(dir) {
+  const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8')
+    .replace(/^\[build\]\ncommand = .*\n/m, '')
+    .replace(/^main = .*$/m, `main = "${join(root, 'build', 'worker', 'shim.mjs')}"`)
+    .replace(/^migrations_dir = .*$/m, `migrations_dir = "${join(root, 'migrations')}"`);
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, 'wrangler.toml');
+  writeFileSync(path, toml);
+  return path;
+}
+
+const envFileOf = (path, vars) =>
+  writeFileSync(path, Object.entries(vars).map(([k, v]) => `${k}='${v}'`).join('\n') + '\n');
 
 async function main() {
   const state = mkdtempSync(join(tmpdir(), 'switchboard-e2e-'));
@@ -79,7 +115,7 @@ async function main() {
     RATE_LIMIT_PER_SECOND: '10',
   };
   const envFile = join(state, 'test.env');
-  writeFileSync(envFile, Object.entries(env).map(([k, v]) => `${k}='${v}'`).join('\n') + '\n');
+  envFileOf(envFile, env);
 
   const childEnv = { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' };
   const migrate = spawnSync(wrangler, ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state], {
@@ -88,22 +124,32 @@ async function main() {
   if (migrate.status !== 0) throw new Error('applying D1 migrations failed');
 
   const logPath = join(state, 'wrangler.log');
-  const log = createWriteStream(logPath);
-  const child = spawn(wrangler, [
-    'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state,
+  const child = startWrangler([
+    '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state,
     '--env-file', envFile, '--show-interactive-dev-session=false', '--inspector-port', String(await freePort()),
-  ], { cwd: root, env: childEnv, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  const stop = () => {
-    try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ }
-  };
-  process.on('exit', stop);
+  ], logPath, childEnv);
+
+  const badPort = await freePort();
+  const badBase = `http://127.0.0.1:${badPort}`;
+  const badDir = join(state, 'misconfigured');
+  const badLogPath = join(state, 'misconfigured.log');
+  let bad;
 
   let status = 1;
   try {
     await waitForHealth(base, child, 240_000);
+    const badConfig = prebuiltConfig(badDir);
+    const badEnv = join(badDir, 'bad.env');
+    envFileOf(badEnv, {
+      JWT_SECRET: 'switchboard-development-secret-not-for-production',
+      JWT_PUBLIC_KEYS: keys.jwks,
+      INTERNAL_API_TOKEN: 'short',
+    });
+    bad = startWrangler([
+      '--config', badConfig, '--ip', '127.0.0.1', '--port', String(badPort), '--persist-to', join(badDir, 'state'),
+      '--env-file', badEnv, '--show-interactive-dev-session=false', '--inspector-port', String(await freePort()),
+    ], badLogPath, childEnv);
+    await waitForHealth(badBase, bad, 120_000, (res) => res.status === 503);
     const dir = join(root, 'tests', 'e2e');
     const files = readdirSync(dir).filter((f) => f.endsWith('.test.mjs')).sort().map((f) => join(dir, f));
     const only = process.argv.slice(2);
@@ -123,18 +169,20 @@ async function main() {
         SB_PRESENCE_GRACE_SECONDS: env.PRESENCE_GRACE_SECONDS,
         SB_RATE_LIMIT_BURST: env.RATE_LIMIT_BURST,
         SB_WRANGLER_LOG: logPath,
+        SB_BAD_BASE: badBase,
       },
     });
     status = run.status ?? 1;
   } catch (err) {
     console.error(String(err));
   } finally {
-    stop();
+    child.stop();
+    bad?.stop();
     if (status !== 0) {
       console.error(`--- wrangler dev log (${logPath}) ---`);
       console.error(spawnSync('tail', ['-n', '80', logPath], { encoding: 'utf8' }).stdout);
     }
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
+    await Promise.race([Promise.all([child.exited, bad?.exited]), new Promise((r) => setTimeout(r, 10_000).unref())]);
     if (status === 0) rmSync(state, { recursive: true, force: true });
   }
   process.exit(status);

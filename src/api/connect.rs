@@ -15,7 +15,7 @@ use crate::hubs::{IDENTITY_HEADER, SUBPROTOCOL_HEADER};
 pub async fn user(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
     let admitted = admit(&req, config)?;
     let path = hub_path(&req)?;
-    let stub = super::user_hub(env, &admitted.identity.user_id)?;
+    let stub = crate::hubs::user::stub(env, &admitted.identity.user_id)?;
     crate::http::call_hub(&stub, upgrade_request(&path, &admitted)?).await
 }
 

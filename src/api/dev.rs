@@ -1,10 +1,16 @@
-//! `POST /dev/token`: development tokens, only when `DEV_MODE=true`.
+//! Development-only routes, answered only when `DEV_MODE=true` (404 otherwise):
+//! `POST /dev/token` mints tokens, and `GET /dev/users/{id}/alarm` / `GET /dev/rooms/{id}/alarm`
+//! report a hub's alarm (when it is set, how often it has woken), so tests can prove a hub
+//! wakes only for work.
 //!
 //! `DEV_MODE` is set in `.dev.vars.example` and never in wrangler.toml, so a deployed gateway
-//! answers 404 here unless an operator deliberately sets the secret.
+//! answers 404 here unless an operator deliberately sets the secret. Every token minted here
+//! carries the `sb_dev` claim, and a gateway without `DEV_MODE` refuses such tokens, so a token
+//! minted on a development gateway that shares a secret with production is useless there.
 
 use serde::Deserialize;
-use worker::{Request, Response};
+use serde_json::Value;
+use worker::{Env, Method, Request, Response};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -42,7 +48,11 @@ pub async fn token(mut req: Request, config: &Config) -> Result<Response, ApiErr
     }
     let now = chrono::Utc::now();
     let expires_at = now + chrono::Duration::seconds(body.ttl);
-    let mut claims = serde_json::json!({"sub": body.sub, "roles": body.roles});
+    let mut claims = serde_json::json!({
+        "sub": body.sub,
+        "roles": body.roles,
+        crate::auth::jwt::DEV_CLAIM: true,
+    });
     if let Some(iss) = &config.jwt_issuer {
         claims["iss"] = iss.clone().into();
     }
@@ -55,4 +65,30 @@ pub async fn token(mut req: Request, config: &Config) -> Result<Response, ApiErr
         200,
         &serde_json::json!({"token": token, "expires_at": expires_at.timestamp()}),
     )?)
+}
+
+fn dev_only(config: &Config) -> Result<(), ApiError> {
+    if config.dev_mode {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("no such route"))
+    }
+}
+
+pub async fn user_alarm(env: &Env, config: &Config, user_id: &str) -> Result<Response, ApiError> {
+    dev_only(config)?;
+    crate::ids::validate_user_id(user_id)
+        .map_err(|why| ApiError::bad_request("validation", why))?;
+    let report: Value =
+        crate::hubs::user::call(env, user_id, Method::Get, "/alarm", None::<&()>).await?;
+    Ok(crate::http::json(200, &report)?)
+}
+
+pub async fn room_alarm(env: &Env, config: &Config, room_id: &str) -> Result<Response, ApiError> {
+    dev_only(config)?;
+    crate::ids::validate_room_id(room_id)
+        .map_err(|why| ApiError::bad_request("validation", why))?;
+    let report: Value =
+        crate::hubs::room::call(env, room_id, Method::Get, "/alarm", None::<&()>).await?;
+    Ok(crate::http::json(200, &report)?)
 }

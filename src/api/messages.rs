@@ -1,31 +1,23 @@
-//! Direct messages over HTTP: sending (`POST /v1/messages`, also reached from the user socket's
-//! `message.send`), the sender's and receiver's management routes, and the admin routes.
-//!
-//! Sending stores first and delivers second. The message and its receipts are one D1
-//! transaction; only then is it pushed through each receiver's user stream (and the sender's,
-//! for their other devices) with the message id as the idempotency key. A repeated `client_id`
-//! finds the stored message and pushes it again, which the streams ignore where it already
-//! arrived — so a client whose send failed half-way simply retries.
+//! Direct messages over HTTP: sending (`POST /v1/messages`; the operation itself, shared with
+//! the user socket's `message.send`, is `hubs::direct`), the sender's and receiver's management
+//! routes, and the admin routes.
 
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Value};
-use worker::{D1Database, Env, Request, Response};
+use worker::{Env, Request, Response};
 
 use crate::auth::jwt::Identity;
 use crate::config::Config;
 use crate::cursor::PageCursor;
 use crate::direct::{DirectMessage, IdsBody};
 use crate::error::ApiError;
-use crate::hubs::user::PushRequest;
-use crate::message::FieldError;
+use crate::hubs::direct::{self, FAN_OUT};
+use crate::hubs::user::{self, PushRequest};
 use crate::store::d1;
 use crate::store::direct::{self as store, AdminFilter, Party};
 
-/// User streams pushed at once.
-const FAN_OUT: usize = 50;
-
-fn field_error(err: FieldError) -> ApiError {
+fn field_error(err: crate::message::FieldError) -> ApiError {
     ApiError::bad_request("validation", err.to_string())
 }
 
@@ -33,108 +25,10 @@ fn validation(why: impl Into<String>) -> ApiError {
     ApiError::bad_request("validation", why)
 }
 
-/// A message sent: what is stored, and whether it was already (a repeated client id).
-pub struct SendOutcome {
-    pub message: DirectMessage,
-    pub duplicate: bool,
-}
-
-/// Stores a direct message and pushes it to its audience, except `skip` (a UserHub sending for
-/// its own user appends to its own stream itself).
-pub async fn send_direct(
-    env: &Env,
-    sender: &str,
-    body: Value,
-    skip: Option<&str>,
-) -> Result<SendOutcome, ApiError> {
-    let (to, content) = crate::direct::parse_send(body).map_err(field_error)?;
-    let db = d1::db(env)?;
-    let existing = match &content.client_id {
-        Some(client_id) => store::by_client_id(&db, sender, client_id).await?,
-        None => None,
-    };
-    let outcome = match existing {
-        Some(message) => SendOutcome {
-            message,
-            duplicate: true,
-        },
-        None => {
-            store_new(
-                &db,
-                DirectMessage::new(sender, to, content, crate::hubs::now_ms()),
-            )
-            .await?
-        }
-    };
-    deliver(env, &outcome.message, skip).await?;
-    Ok(outcome)
-}
-
-/// Inserts a new message; a client id taken by a concurrent send yields that send's message.
-async fn store_new(db: &D1Database, message: DirectMessage) -> Result<SendOutcome, ApiError> {
-    match store::insert(db, &message).await {
-        Ok(()) => Ok(SendOutcome {
-            message,
-            duplicate: false,
-        }),
-        Err(err) if d1::is_conflict(&err) => {
-            let client_id = message.content.client_id.as_deref().unwrap_or_default();
-            let message = store::by_client_id(db, &message.sender_id, client_id)
-                .await?
-                .ok_or_else(|| ApiError::internal("a conflicting message vanished"))?;
-            Ok(SendOutcome {
-                message,
-                duplicate: true,
-            })
-        }
-        Err(err) => Err(err.into()),
-    }
-}
-
-/// Pushes a stored message through its audience's user streams. A stream that could not be
-/// reached makes the call fail with `delivery_incomplete`: the message is stored, and a retry
-/// with the same client id completes the delivery without duplicating it.
-async fn deliver(env: &Env, message: &DirectMessage, skip: Option<&str>) -> Result<(), ApiError> {
-    let request = PushRequest {
-        event: "message".into(),
-        data: json!(message),
-        idempotency_key: Some(message.stream_key()),
-    };
-    let users: Vec<String> = message
-        .audience()
-        .into_iter()
-        .filter(|user| Some(user.as_str()) != skip)
-        .collect();
-    let failed: Vec<String> = stream::iter(users)
-        .map(|user| {
-            let request = &request;
-            async move {
-                let ok = super::push::push_one(env, &user, request).await.is_ok();
-                (user, ok)
-            }
-        })
-        .buffer_unordered(FAN_OUT)
-        .filter_map(|(user, ok)| async move { (!ok).then_some(user) })
-        .collect()
-        .await;
-    if failed.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        502,
-        "delivery_incomplete",
-        format!(
-            "message {} is stored but did not reach {}; retry with the same client_id",
-            message.id,
-            failed.join(", ")
-        ),
-    ))
-}
-
 pub async fn send(mut req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
+    let me = super::authenticate(&req, env, config).await?;
     let body: Value = crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
-    let outcome = send_direct(env, &me.user_id, body, None).await?;
+    let outcome = direct::send(env, &me.user_id, body, None).await?;
     let status = if outcome.duplicate { 200 } else { 201 };
     Ok(crate::http::json(
         status,
@@ -180,7 +74,7 @@ pub async fn delete_one(
     party: Party,
     id: &str,
 ) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
+    let me = super::authenticate(&req, env, config).await?;
     let id = message_id(id)?;
     let ids = [id.to_owned()];
     let deleted = store::delete(
@@ -204,7 +98,7 @@ pub async fn delete_many(
     config: &Config,
     party: Party,
 ) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
+    let me = super::authenticate(&req, env, config).await?;
     let ids = ids(&mut req, config).await?;
     let deleted = store::delete(
         &d1::db(env)?,
@@ -223,7 +117,7 @@ pub async fn delete_many(
 // ----- the sender -----
 
 pub async fn sent(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
+    let me = super::authenticate(&req, env, config).await?;
     let page = super::page(&req)?;
     let list = store::sent(&d1::db(env)?, &me.user_id, page.cursor.as_ref(), page.limit).await?;
     listing(&list, page.limit, |m| &m.message)
@@ -239,7 +133,7 @@ fn bulk_answer(verb: &str, asked: &[String], changed: Vec<String>) -> Value {
 // ----- the receiver -----
 
 pub async fn received(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
+    let me = super::authenticate(&req, env, config).await?;
     let page = super::page(&req)?;
     let unread_only = match crate::http::query_param(&req, "unread").as_deref() {
         None | Some("false") => false,
@@ -264,7 +158,7 @@ pub async fn read_one(
     config: &Config,
     id: &str,
 ) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
+    let me = super::authenticate(&req, env, config).await?;
     let id = message_id(id)?;
     let db = d1::db(env)?;
     let mut found = store::received_one(&db, &me.user_id, id)
@@ -280,7 +174,7 @@ pub async fn read_one(
 }
 
 pub async fn read_many(mut req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
+    let me = super::authenticate(&req, env, config).await?;
     let ids = ids(&mut req, config).await?;
     let now = crate::hubs::now_ms();
     let newly = store::mark_read(&d1::db(env)?, &me.user_id, &ids, now).await?;
@@ -309,7 +203,7 @@ async fn tell_senders(env: &Env, reader: &Identity, newly: &[store::NewlyRead], 
                 data: json!({"reader_id": reader.user_id, "message_ids": ids, "read_at": now}),
                 idempotency_key: None,
             };
-            if let Err(err) = super::push::push_one(env, &sender, &request).await {
+            if let Err(err) = user::push(env, &sender, &request).await {
                 worker::console_warn!("message.read to {sender}: {err}");
             }
         })
@@ -317,15 +211,15 @@ async fn tell_senders(env: &Env, reader: &Identity, newly: &[store::NewlyRead], 
 }
 
 pub async fn unread_count(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
+    let me = super::authenticate(&req, env, config).await?;
     let unread = store::unread_count(&d1::db(env)?, &me.user_id).await?;
     Ok(crate::http::json(200, &json!({"unread": unread}))?)
 }
 
 // ----- admins (`roles` contains `admin`) -----
 
-fn admin(req: &Request, config: &Config) -> Result<Identity, ApiError> {
-    let me = super::authenticate(req, config)?;
+async fn admin(req: &Request, env: &Env, config: &Config) -> Result<Identity, ApiError> {
+    let me = super::authenticate(req, env, config).await?;
     if !me.is_admin() {
         return Err(ApiError::forbidden(
             "forbidden",
@@ -355,7 +249,7 @@ fn user_param(req: &Request, name: &str) -> Result<Option<String>, ApiError> {
 }
 
 pub async fn admin_list(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    admin(&req, config)?;
+    admin(&req, env, config).await?;
     let page = super::page(&req)?;
     let filter = AdminFilter {
         sender: user_param(&req, "sender")?,
@@ -373,10 +267,21 @@ pub async fn admin_delete(
     config: &Config,
     id: &str,
 ) -> Result<Response, ApiError> {
-    admin(&req, config)?;
+    admin(&req, env, config).await?;
     let id = message_id(id)?;
-    if !store::admin_delete(&d1::db(env)?, id).await? {
-        return Err(ApiError::not_found(format!("no message '{id}'")));
+    let parties = store::admin_delete(&d1::db(env)?, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no message '{id}'")))?;
+    let unreached = direct::recall(env, id, parties).await;
+    if !unreached.is_empty() {
+        return Err(ApiError::new(
+            502,
+            "delivery_incomplete",
+            format!(
+                "message {id} is deleted but the streams of {} still hold it; repeat the call",
+                unreached.join(", ")
+            ),
+        ));
     }
     Ok(crate::http::json(200, &json!({"deleted": [id]}))?)
 }

@@ -8,8 +8,9 @@ pub mod push;
 pub mod rooms;
 pub mod users;
 
-use worker::{Env, Request, Response, Stub};
+use worker::{Env, Request, Response};
 
+use crate::auth::jwt::Identity;
 use crate::config::Config;
 use crate::cursor::PageCursor;
 use crate::error::ApiError;
@@ -21,10 +22,7 @@ pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 pub async fn handle(route: Route, req: Request, env: &Env) -> Result<Response, ApiError> {
     match route {
-        Route::Health => Ok(crate::http::json(
-            200,
-            &serde_json::json!({"status": "ok", "name": "switchboard", "version": env!("CARGO_PKG_VERSION")}),
-        )?),
+        Route::Health => health(env),
         Route::OpenApi => {
             let mut res = Response::ok(OPENAPI)?;
             res.headers_mut().set("content-type", "application/json")?;
@@ -40,6 +38,23 @@ pub async fn handle(route: Route, req: Request, env: &Env) -> Result<Response, A
     }
 }
 
+/// `GET /health`: 200 when the gateway can serve, 503 with every configuration problem when it
+/// cannot (it then admits nothing, so naming the problems gives nobody a way in, and a deploy's
+/// health check fails at once instead of every client getting 500s).
+fn health(env: &Env) -> Result<Response, ApiError> {
+    let version = env!("CARGO_PKG_VERSION");
+    Ok(match Config::from_env(env) {
+        Ok(_) => crate::http::json(
+            200,
+            &serde_json::json!({"status": "ok", "name": "switchboard", "version": version}),
+        )?,
+        Err(problems) => crate::http::json(
+            503,
+            &serde_json::json!({"status": "misconfigured", "name": "switchboard", "version": version, "problems": problems.0}),
+        )?,
+    })
+}
+
 async fn handle_configured(
     route: Route,
     req: Request,
@@ -48,6 +63,8 @@ async fn handle_configured(
 ) -> Result<Response, ApiError> {
     match route {
         Route::DevToken => dev::token(req, config).await,
+        Route::DevUserAlarm { user_id } => dev::user_alarm(env, config, &user_id).await,
+        Route::DevRoomAlarm { room_id } => dev::room_alarm(env, config, &room_id).await,
         Route::Connect => connect::user(req, env, config).await,
         Route::Presence => users::presence(req, env, config).await,
         Route::InternalPush => push::push(req, env, config).await,
@@ -94,14 +111,6 @@ async fn handle_configured(
     }
 }
 
-/// The UserHub of one user.
-pub fn user_hub(env: &Env, user_id: &str) -> Result<Stub, ApiError> {
-    Ok(env
-        .durable_object("USER_HUB")?
-        .id_from_name(user_id)?
-        .get_stub()?)
-}
-
 /// Default and largest page size of every listing.
 pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 100;
@@ -135,21 +144,28 @@ pub fn limit(req: &Request) -> Result<i64, ApiError> {
     )
 }
 
-/// Authenticates a REST call with the bearer JWT.
-pub fn authenticate(
-    req: &Request,
-    config: &Config,
-) -> Result<crate::auth::jwt::Identity, ApiError> {
+/// Authenticates a REST call with the bearer JWT, and refuses a revoked token (one D1 read by
+/// primary key; no Durable Object is asked).
+pub async fn authenticate(req: &Request, env: &Env, config: &Config) -> Result<Identity, ApiError> {
     let header = crate::http::header(req, "authorization").ok_or_else(|| {
         ApiError::unauthorized("token_missing", "send Authorization: Bearer <jwt>")
     })?;
     let token = crate::auth::token::bearer_from_header(&header).map_err(|_| {
         ApiError::unauthorized("token_malformed", "Authorization must be 'Bearer <jwt>'")
     })?;
-    config
+    let identity = config
         .verifier
         .verify(&token, chrono::Utc::now())
-        .map_err(|err| ApiError::unauthorized(err.code(), err.message()))
+        .map_err(|err| ApiError::unauthorized(err.code(), err.message()))?;
+    not_revoked(env, &identity).await?;
+    Ok(identity)
+}
+
+/// 401 `token_revoked` when the user's D1 cut-off refuses this identity's token.
+pub async fn not_revoked(env: &Env, identity: &Identity) -> Result<(), ApiError> {
+    let cutoff =
+        crate::store::revocations::cutoff(&crate::store::d1::db(env)?, &identity.user_id).await?;
+    crate::auth::revocation::check(identity, cutoff)
 }
 
 /// Authenticates an internal call with `INTERNAL_API_TOKEN`.

@@ -8,7 +8,7 @@
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use worker::{Env, Method, Request, Response};
+use worker::{Env, Request, Response};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -98,7 +98,7 @@ pub async fn push(mut req: Request, env: &Env, config: &Config) -> Result<Respon
         .map(|user| {
             let request = &request;
             async move {
-                let outcome = push_one(env, &user, request).await;
+                let outcome = crate::hubs::user::push(env, &user, request).await;
                 match outcome {
                     Ok(PushOutcome {
                         seq,
@@ -128,15 +128,6 @@ pub async fn push(mut req: Request, env: &Env, config: &Config) -> Result<Respon
         status,
         &serde_json::json!({"results": results}),
     )?)
-}
-
-pub async fn push_one(
-    env: &Env,
-    user: &str,
-    request: &PushRequest,
-) -> Result<PushOutcome, ApiError> {
-    let stub = super::user_hub(env, user)?;
-    crate::http::call_hub_json(&stub, Method::Post, "/push", Some(request)).await
 }
 
 #[cfg(test)]

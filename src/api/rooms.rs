@@ -7,12 +7,12 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{D1Database, Env, Headers, Method, Request, Response, Stub};
+use worker::{D1Database, Env, Method, Request, Response};
 
 use crate::config::Config;
 use crate::cursor::PageCursor;
 use crate::error::ApiError;
-use crate::hubs::room::{MembersChange, Posted, PublishRequest, RoomPresence, ROOM_HEADER};
+use crate::hubs::room::{self, MembersChange, Posted, PublishRequest, RoomPresence};
 use crate::store::d1;
 use crate::store::rooms::{self, Member, Room, MEMBER, OWNER};
 
@@ -94,30 +94,6 @@ pub fn validate_create(body: &CreateRoomBody) -> Result<(String, String), ApiErr
     Ok((id, name.to_owned()))
 }
 
-fn room_stub(env: &Env, room_id: &str) -> Result<Stub, ApiError> {
-    Ok(env
-        .durable_object("ROOM")?
-        .id_from_name(room_id)?
-        .get_stub()?)
-}
-
-fn room_headers(room_id: &str) -> Result<Headers, ApiError> {
-    let headers = Headers::new();
-    headers.set(ROOM_HEADER, room_id)?;
-    Ok(headers)
-}
-
-async fn call_room<T: serde::de::DeserializeOwned>(
-    env: &Env,
-    room_id: &str,
-    method: Method,
-    path: &str,
-    body: Option<&impl serde::Serialize>,
-) -> Result<T, ApiError> {
-    let stub = room_stub(env, room_id)?;
-    crate::http::call_hub_json_with(&stub, method, path, room_headers(room_id)?, body).await
-}
-
 /// The room, and the caller's membership: 404 when there is no such room, 403 when the caller
 /// is not in it.
 async fn membership(
@@ -152,7 +128,7 @@ fn room_json(room: &Room, member: Option<&Member>) -> Value {
 // ----- the members' REST -----
 
 pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
+    let me = super::authenticate(&req, env, config).await?;
     let body: CreateRoomBody =
         crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
     if body.owner.is_some() {
@@ -163,7 +139,7 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
 }
 
 pub async fn list(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
+    let me = super::authenticate(&req, env, config).await?;
     let super::Page { cursor, limit } = super::page(&req)?;
     let db = d1::db(env)?;
     let page = rooms::list_for_user(&db, &me.user_id, cursor.as_ref(), limit).await?;
@@ -182,7 +158,7 @@ pub async fn get(
     config: &Config,
     room_id: &str,
 ) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
+    let me = super::authenticate(&req, env, config).await?;
     let db = d1::db(env)?;
     let (room, member) = membership(&db, self::room_id(room_id)?, &me.user_id).await?;
     Ok(crate::http::json(200, &room_json(&room, Some(&member)))?)
@@ -194,7 +170,7 @@ pub async fn add_members(
     config: &Config,
     room_id: &str,
 ) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
+    let me = super::authenticate(&req, env, config).await?;
     let room_id = self::room_id(room_id)?;
     let body: AddMembersBody =
         crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
@@ -222,7 +198,7 @@ pub async fn remove_member(
     room_id: &str,
     user_id: &str,
 ) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
+    let me = super::authenticate(&req, env, config).await?;
     let room_id = self::room_id(room_id)?;
     crate::ids::validate_user_id(user_id).map_err(validation)?;
     let db = d1::db(env)?;
@@ -242,7 +218,7 @@ pub async fn members(
     config: &Config,
     room_id: &str,
 ) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
+    let me = super::authenticate(&req, env, config).await?;
     let room_id = self::room_id(room_id)?;
     let limit = super::limit(&req)?;
     let after = crate::http::query_param(&req, "after");
@@ -253,9 +229,9 @@ pub async fn members(
     membership(&db, room_id, &me.user_id).await?;
     let page = rooms::members(&db, room_id, after.as_deref(), limit).await?;
     let users: Vec<String> = page.iter().map(|m| m.user_id.clone()).collect();
-    let presence = super::users::presence_of_users(env, config, &users).await?;
+    let presence = super::users::presence_of_users(env, config, &users, |_| true).await?;
     let in_room: RoomPresence =
-        call_room(env, room_id, Method::Get, "/presence", None::<&()>).await?;
+        room::call(env, room_id, Method::Get, "/presence", None::<&()>).await?;
     let out: Vec<Value> = page
         .iter()
         .zip(presence)
@@ -287,7 +263,7 @@ pub async fn messages(
     config: &Config,
     room_id: &str,
 ) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, config)?;
+    let me = super::authenticate(&req, env, config).await?;
     let room_id = self::room_id(room_id)?;
     let limit = super::limit(&req)?;
     let before = match crate::http::query_param(&req, "before_seq") {
@@ -321,8 +297,9 @@ pub async fn connect(
     let path = super::connect::hub_path(&req)?;
     let db = d1::db(env)?;
     membership(&db, room_id, &admitted.identity.user_id).await?;
-    let upgrade = super::connect::upgrade_request_with(&path, &admitted, room_headers(room_id)?)?;
-    crate::http::call_hub(&room_stub(env, room_id)?, upgrade).await
+    super::not_revoked(env, &admitted.identity).await?;
+    let upgrade = super::connect::upgrade_request_with(&path, &admitted, room::headers(room_id)?)?;
+    crate::http::call_hub(&room::stub(env, room_id)?, upgrade).await
 }
 
 // ----- the backends' internal API -----
@@ -407,7 +384,7 @@ pub async fn internal_publish(
         data: body.data,
         idempotency_key: body.idempotency_key,
     };
-    let posted: Posted = call_room(env, room_id, Method::Post, "/publish", Some(&request)).await?;
+    let posted: Posted = room::call(env, room_id, Method::Post, "/publish", Some(&request)).await?;
     Ok(crate::http::json(
         if posted.duplicate { 200 } else { 201 },
         &posted,
@@ -455,7 +432,7 @@ async fn create_room(
         add: list.iter().map(|m| m.user_id.clone()).collect(),
         remove: vec![],
     };
-    call_room::<Value>(env, &id, Method::Post, "/members", Some(&change)).await?;
+    room::call::<Value>(env, &id, Method::Post, "/members", Some(&change)).await?;
     let mut out = room_json(&room, None);
     out["members"] = json!(list.len());
     Ok(crate::http::json(201, &out)?)
@@ -486,7 +463,7 @@ async fn add(
         add: users.to_vec(),
         remove: vec![],
     };
-    call_room::<Value>(env, &room.id, Method::Post, "/members", Some(&change)).await?;
+    room::call::<Value>(env, &room.id, Method::Post, "/members", Some(&change)).await?;
     Ok(crate::http::json(
         200,
         &json!({"room_id": room.id, "added": users}),
@@ -508,7 +485,7 @@ async fn remove(
         add: vec![],
         remove: vec![user_id.to_owned()],
     };
-    call_room::<Value>(env, room_id, Method::Post, "/members", Some(&change)).await?;
+    room::call::<Value>(env, room_id, Method::Post, "/members", Some(&change)).await?;
     rooms::remove_member(db, room_id, user_id).await?;
     Ok(crate::http::json(
         200,

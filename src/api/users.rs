@@ -1,41 +1,78 @@
 //! User-level routes: `GET /v1/presence` (JWT) and the backends'
 //! `POST /internal/v1/users/{id}/disconnect`.
+//!
+//! Presence answers only about the caller and users who share a room with them; anyone else is
+//! answered exactly as an id nobody uses (offline, never seen), so presence reveals neither who
+//! exists nor who is active.
+//!
+//! A forced disconnect reaches every socket of the user: their UserHub and each room they are a
+//! member of. With `revoke`, the cut-off is written to D1 first (REST and room connects read it
+//! there), then to the hub and each room as they close the sockets (user connects, room
+//! accepts and `auth` read it there), so from the moment the call answers no old token works
+//! anywhere.
 
 use futures_util::future::join_all;
+use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
+use serde_json::json;
 use worker::{Env, Method, Request, Response};
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::hubs::user::{DisconnectRequest, HubPresence};
+use crate::hubs::room::DisconnectUser;
+use crate::hubs::user::{self, DisconnectRequest, Disconnected, HubPresence};
 use crate::presence::{presence as presence_of, Presence};
+use crate::store::{d1, revocations, rooms};
+
+/// Rooms told about a forced disconnect at once.
+const ROOM_FAN_OUT: usize = 50;
 
 /// Users one presence query may ask about.
 pub const MAX_PRESENCE_USERS: usize = 100;
 
 pub async fn presence(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    super::authenticate(&req, config)?;
+    let me = super::authenticate(&req, env, config).await?;
     let users = parse_user_list(crate::http::query_param(&req, "users").as_deref())?;
-    let out = presence_of_users(env, config, &users).await?;
-    Ok(crate::http::json(200, &serde_json::json!({"users": out}))?)
+    let others: Vec<String> = users
+        .iter()
+        .filter(|u| **u != me.user_id)
+        .cloned()
+        .collect();
+    let visible = rooms::sharing_a_room(&d1::db(env)?, &me.user_id, &others).await?;
+    let out = presence_of_users(env, config, &users, |user| {
+        user == me.user_id || visible.iter().any(|v| v == user)
+    })
+    .await?;
+    Ok(crate::http::json(200, &json!({"users": out}))?)
 }
 
-/// Each user's presence, asked of their UserHubs at once.
+/// Each user's presence, asked of their UserHubs at once; a user `visible` refuses is answered
+/// as an unknown id, without asking.
 pub async fn presence_of_users(
     env: &Env,
     config: &Config,
     users: &[String],
+    visible: impl Fn(&str) -> bool,
 ) -> Result<Vec<Presence>, ApiError> {
-    let answers = join_all(users.iter().map(|user| async move {
-        let stub = super::user_hub(env, user)?;
-        crate::http::call_hub_json::<HubPresence>(&stub, Method::Get, "/presence", None::<&()>)
-            .await
+    let answers = join_all(users.iter().map(|user| {
+        let asked = visible(user);
+        async move {
+            if !asked {
+                return Ok(None);
+            }
+            user::call::<HubPresence>(env, user, Method::Get, "/presence", None::<&()>)
+                .await
+                .map(Some)
+        }
     }))
     .await;
     let now = crate::hubs::now_ms();
     let mut out = Vec::with_capacity(users.len());
     for (user, answer) in users.iter().zip(answers) {
-        let hub = answer?;
+        let hub = answer?.unwrap_or(HubPresence {
+            devices: 0,
+            last_seen: None,
+        });
         out.push(presence_of(
             user,
             hub.devices,
@@ -74,6 +111,8 @@ pub fn parse_user_list(raw: Option<&str>) -> Result<Vec<String>, ApiError> {
 struct DisconnectBody {
     #[serde(default = "default_reason")]
     reason: String,
+    #[serde(default)]
+    revoke: bool,
 }
 
 fn default_reason() -> String {
@@ -96,19 +135,54 @@ pub async fn disconnect(
             "reason must be at most 123 bytes (a close reason)",
         ));
     }
-    let stub = super::user_hub(env, user_id)?;
-    let answer: serde_json::Value = crate::http::call_hub_json(
-        &stub,
+    let now = crate::hubs::now_ms();
+    let revoke_before = body.revoke.then(|| crate::auth::revocation::cutoff_at(now));
+    let db = d1::db(env)?;
+    if let Some(cutoff) = revoke_before {
+        revocations::revoke(&db, user_id, cutoff, now).await?;
+    }
+    let hub_request = DisconnectRequest {
+        reason: body.reason.clone(),
+        revoke_before,
+    };
+    let hub = user::call::<Disconnected>(
+        env,
+        user_id,
         Method::Post,
         "/disconnect",
-        Some(&DisconnectRequest {
-            reason: body.reason,
-        }),
-    )
-    .await?;
+        Some(&hub_request),
+    );
+    let room_request = DisconnectUser {
+        user_id: user_id.to_owned(),
+        reason: body.reason,
+        revoke_before,
+    };
+    let rooms = rooms::rooms_of(&db, user_id).await?;
+    let room_calls = stream::iter(rooms)
+        .map(|room_id| {
+            let request = &room_request;
+            async move {
+                crate::hubs::room::call(env, &room_id, Method::Post, "/disconnect", Some(request))
+                    .await
+            }
+        })
+        .buffer_unordered(ROOM_FAN_OUT)
+        .collect::<Vec<Result<Disconnected, ApiError>>>();
+    let (hub, room_answers) = futures_util::join!(hub, room_calls);
+    let devices = hub?.sockets;
+    let mut room_sockets = 0;
+    for answer in room_answers {
+        room_sockets += answer?.sockets;
+    }
     Ok(crate::http::json(
         200,
-        &serde_json::json!({"user": user_id, "devices": answer["devices"]}),
+        &json!({
+            "user": user_id,
+            "devices": devices,
+            "room_sockets": room_sockets,
+            "sockets": devices + room_sockets,
+            "revoked_before": revoke_before,
+        }),
     )?)
 }
 

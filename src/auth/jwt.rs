@@ -32,6 +32,10 @@ pub struct Identity {
     pub user_id: String,
     /// Unix seconds.
     pub expires_at: i64,
+    /// Unix seconds (`iat`); revocation refuses tokens issued at or before a user's cut-off,
+    /// and tokens without it.
+    #[serde(default)]
+    pub issued_at: Option<i64>,
     #[serde(default)]
     pub roles: Vec<String>,
 }
@@ -55,6 +59,7 @@ pub enum JwtError {
     InvalidSubject(String),
     WrongIssuer,
     WrongAudience,
+    DevToken,
 }
 
 impl JwtError {
@@ -81,6 +86,9 @@ impl JwtError {
             JwtError::InvalidSubject(why) => format!("the token subject is invalid: {why}"),
             JwtError::WrongIssuer => "the token issuer is not accepted".into(),
             JwtError::WrongAudience => "the token audience is not accepted".into(),
+            JwtError::DevToken => {
+                "development tokens are refused: this gateway does not run with DEV_MODE".into()
+            }
         }
     }
 }
@@ -112,7 +120,13 @@ struct CustomClaims {
     aud: Option<Audience>,
     #[serde(default)]
     roles: Vec<String>,
+    /// Set on tokens minted by `POST /dev/token`.
+    #[serde(default, rename = "sb_dev")]
+    dev: bool,
 }
+
+/// The claim that marks a token minted by `POST /dev/token`.
+pub const DEV_CLAIM: &str = "sb_dev";
 
 enum PublicKey {
     Es256(Box<Es256Key>),
@@ -130,6 +144,7 @@ pub struct Verifier {
     public_keys: Vec<KeyEntry>,
     issuer: Option<String>,
     audience: Option<String>,
+    dev_tokens: bool,
 }
 
 impl Verifier {
@@ -164,7 +179,14 @@ impl Verifier {
             public_keys,
             issuer: issuer.filter(|s| !s.is_empty()).map(str::to_owned),
             audience: audience.filter(|s| !s.is_empty()).map(str::to_owned),
+            dev_tokens: false,
         })
+    }
+
+    /// Whether tokens marked by `POST /dev/token` are accepted (only with `DEV_MODE`).
+    pub fn with_dev_tokens(mut self, accept: bool) -> Self {
+        self.dev_tokens = accept;
+        self
     }
 
     /// Verifies `token` as of `now`.
@@ -243,6 +265,9 @@ impl Verifier {
             return Err(JwtError::NotYetValid);
         }
         let custom = claims.custom;
+        if custom.dev && !self.dev_tokens {
+            return Err(JwtError::DevToken);
+        }
         if let Some(issuer) = &self.issuer {
             if custom.iss.as_deref() != Some(issuer.as_str()) {
                 return Err(JwtError::WrongIssuer);
@@ -262,6 +287,7 @@ impl Verifier {
         Ok(Identity {
             user_id,
             expires_at: expires_at.timestamp(),
+            issued_at: claims.issued_at.map(|iat| iat.timestamp()),
             roles: custom.roles,
         })
     }
@@ -364,6 +390,26 @@ mod tests {
         assert_eq!(identity.user_id, "alice");
         assert_eq!(identity.expires_at, now().timestamp() + 600);
         assert!(identity.is_admin());
+    }
+
+    #[test]
+    fn dev_tokens_only_when_accepted() {
+        let claims = json!({"sub": "a", "exp": now().timestamp() + 60, DEV_CLAIM: true});
+        let token = hs_token(claims);
+        assert_eq!(hs_verifier().verify(&token, now()), Err(JwtError::DevToken));
+        let dev = hs_verifier().with_dev_tokens(true);
+        assert_eq!(dev.verify(&token, now()).unwrap().user_id, "a");
+    }
+
+    #[test]
+    fn issued_at_is_carried() {
+        let t = now().timestamp();
+        let with = json!({"sub": "a", "exp": t + 60, "iat": t - 5});
+        let identity = hs_verifier().verify(&hs_token(with), now()).unwrap();
+        assert_eq!(identity.issued_at, Some(t - 5));
+        let without = json!({"sub": "a", "exp": t + 60});
+        let identity = hs_verifier().verify(&hs_token(without), now()).unwrap();
+        assert_eq!(identity.issued_at, None);
     }
 
     #[test]

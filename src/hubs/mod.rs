@@ -1,20 +1,26 @@
 //! The Durable Objects: [`user::UserHub`] (one per user: device sockets and the user's event
-//! stream) and [`room::Room`] (one per room: member sockets and the room's message stream). This
-//! module holds what both need: the per-socket attachment, the checks every incoming frame
+//! stream) and [`room::Room`] (one per room: member sockets and the room's message stream), with
+//! the calls that reach them from outside (`user::push`, `room::call`, …) and [`direct`], the
+//! direct-message operation that both the REST API and a UserHub run. This module holds what
+//! both hubs need: the per-socket attachment, the checks every incoming frame
 //! passes, token refresh and expiry, and small helpers to answer frames.
 //!
 //! Nothing authoritative lives only in memory: a hub may hibernate between any two events, so
 //! per-socket state is in the socket attachment and everything else in storage.
 
+pub mod direct;
 pub mod room;
 pub mod user;
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use worker::{Env, Request, Response, Storage, WebSocket, WebSocketIncomingMessage};
+use worker::{
+    Env, Request, Response, SqlStorage, State, Storage, WebSocket, WebSocketIncomingMessage,
+    WebSocketPair,
+};
 
 use crate::auth::jwt::Identity;
 use crate::config::{Config, Limits};
@@ -30,11 +36,21 @@ pub struct SocketInfo {
     pub device: String,
     /// Unix seconds at which the socket's token expires.
     pub expires_at: i64,
+    /// Set when the server starts closing the socket: from then on it is not open for anything
+    /// (no frame it sends is processed, nothing is delivered to it, it is not counted), even if
+    /// the client never answers the close.
+    #[serde(default)]
+    pub closing: bool,
 }
 
 impl SocketInfo {
     pub fn of(ws: &WebSocket) -> Option<SocketInfo> {
         ws.deserialize_attachment().ok().flatten()
+    }
+
+    /// The state of a socket that is open for business: attached and not closing.
+    pub fn open(ws: &WebSocket) -> Option<SocketInfo> {
+        Self::of(ws).filter(|info| !info.closing)
     }
 
     pub fn is_expired(&self, now_ms: i64) -> bool {
@@ -82,12 +98,56 @@ pub fn limits(cell: &OnceCell<Config>, env: &Env) -> Limits {
 /// echoed and become 1000).
 pub fn reciprocate_close(ws: &WebSocket, code: usize) {
     let code = u16::try_from(code).unwrap_or(close::NORMAL);
+    mark_closing(ws);
     let _ = ws.close(Some(protocol::echoable_close_code(code)), Some(""));
 }
 
+/// Starts closing a socket from the server side. The attachment is marked first, so nothing
+/// the client sends afterwards is processed, whether or not it ever answers the close.
+pub fn close(ws: &WebSocket, code: u16, reason: &str) {
+    mark_closing(ws);
+    let _ = ws.close(Some(code), Some(protocol::close_reason(reason)));
+}
+
+fn mark_closing(ws: &WebSocket) {
+    if let Some(mut info) = SocketInfo::of(ws).filter(|info| !info.closing) {
+        info.closing = true;
+        let _ = ws.serialize_attachment(&info);
+    }
+}
+
+/// Every socket that is open for business, with its state.
+pub fn open_sockets(state: &State) -> Vec<(WebSocket, SocketInfo)> {
+    state
+        .get_websockets()
+        .into_iter()
+        .filter_map(|ws| SocketInfo::open(&ws).map(|info| (ws, info)))
+        .collect()
+}
+
+/// Accepts a new hibernatable socket for a verified identity and attaches its state.
+pub fn accept(
+    state: &State,
+    identity: &Identity,
+    device: Option<String>,
+) -> Result<(WebSocketPair, SocketInfo), ApiError> {
+    let pair = WebSocketPair::new()?;
+    state.accept_web_socket(&pair.server);
+    let info = SocketInfo {
+        user_id: identity.user_id.clone(),
+        conn_id: uuid::Uuid::new_v4().to_string(),
+        device: device.unwrap_or_else(|| format!("d-{}", uuid::Uuid::new_v4().simple())),
+        expires_at: identity.expires_at,
+        closing: false,
+    };
+    pair.server.serialize_attachment(&info)?;
+    Ok((pair, info))
+}
+
 /// The checks every incoming frame passes before a hub looks at its event: socket state
-/// present, token not expired (4001), within the rate limit (4008), text (else `bad_frame`),
-/// within the size limit (1009), and a well-formed frame (else `bad_frame`).
+/// present and not closing (else the frame is dropped), token not expired (4001), within the
+/// rate limit (4008), text (else `bad_frame`), within the size limit (1009), and a well-formed
+/// frame (else `bad_frame`).
 ///
 /// Rate-limit buckets live in memory by connection id; see `ratelimit`.
 #[derive(Default)]
@@ -103,16 +163,19 @@ impl Gate {
         limits: &Limits,
     ) -> Option<(SocketInfo, ClientFrame)> {
         let Some(info) = SocketInfo::of(ws) else {
-            let _ = ws.close(Some(close::NORMAL), Some("socket state lost; reconnect"));
+            close(ws, close::NORMAL, "socket state lost; reconnect");
             return None;
         };
+        if info.closing {
+            return None;
+        }
         let now = now_ms();
         if info.is_expired(now) {
             expire(ws, &info);
             return None;
         }
         if !self.allow(&info.conn_id, now, limits) {
-            let _ = ws.close(Some(close::RATE_LIMITED), Some("rate limited"));
+            close(ws, close::RATE_LIMITED, "rate limited");
             return None;
         }
         let text = match message {
@@ -128,7 +191,7 @@ impl Gate {
             }
         };
         if text.len() > limits.max_frame_bytes {
-            let _ = ws.close(Some(close::TOO_BIG), Some("frame too big"));
+            close(ws, close::TOO_BIG, "frame too big");
             return None;
         }
         match protocol::parse_client_frame(&text) {
@@ -155,12 +218,14 @@ impl Gate {
     }
 }
 
-/// `auth {token}`: extends a socket's life with a fresh token for the same user.
+/// `auth {token}`: extends a socket's life with a fresh token for the same user, unless the
+/// token was issued before the user's revocation cut-off (`revoked_before`, unix seconds).
 pub fn refresh_token(
     ws: &WebSocket,
     mut info: SocketInfo,
     frame: &ClientFrame,
     config: &Config,
+    revoked_before: Option<i64>,
 ) -> Result<(), ApiError> {
     let token = frame
         .data
@@ -177,6 +242,7 @@ pub fn refresh_token(
             "the token is for another user",
         ));
     }
+    crate::auth::revocation::check(&identity, revoked_before)?;
     info.expires_at = identity.expires_at;
     ws.serialize_attachment(&info)?;
     send_ack(
@@ -193,40 +259,80 @@ pub fn expire(ws: &WebSocket, info: &SocketInfo) {
         ws,
         &ServerFrame::event("token.expired", json!({"expires_at": info.expires_at})),
     );
-    let _ = ws.close(Some(close::TOKEN_EXPIRED), Some("token expired"));
+    close(ws, close::TOKEN_EXPIRED, "token expired");
 }
 
-/// Closes every socket whose token has expired.
-pub fn expire_sockets(sockets: &[WebSocket], now_ms: i64) {
-    for ws in sockets {
-        if let Some(info) = SocketInfo::of(ws) {
-            if info.is_expired(now_ms) {
-                expire(ws, &info);
-            }
+/// Closes every open socket whose token has expired.
+pub fn expire_sockets(state: &State, now_ms: i64) {
+    for (ws, info) in open_sockets(state) {
+        if info.is_expired(now_ms) {
+            expire(&ws, &info);
         }
     }
 }
 
-/// The soonest future token expiry among these sockets (unix ms).
-pub fn next_expiry(sockets: &[WebSocket], now_ms: i64) -> Option<i64> {
-    sockets
-        .iter()
-        .filter_map(SocketInfo::of)
-        .map(|info| info.expires_at * 1000)
-        .filter(|at| *at > now_ms)
+/// The soonest token expiry among the open sockets (unix ms), leaving out one that is going
+/// away. An expiry already past (a token accepted within the clock leeway) is due at once.
+pub fn next_expiry(state: &State, leaving_conn: Option<&str>) -> Option<i64> {
+    open_sockets(state)
+        .into_iter()
+        .filter(|(_, info)| Some(info.conn_id.as_str()) != leaving_conn)
+        .map(|(_, info)| info.expires_at.saturating_mul(1000))
         .min()
 }
 
-/// Moves the alarm earlier to `wanted` (unix ms) if it is not already due by then.
-pub async fn alarm_by(storage: &Storage, wanted: i64) -> worker::Result<()> {
-    match storage.get_alarm().await? {
-        Some(current) if current <= wanted => Ok(()),
-        // An i64 would be read as an offset from now; the alarm is an absolute time.
-        _ => match chrono::DateTime::from_timestamp_millis(wanted) {
-            Some(at) => storage.set_alarm(at).await,
-            None => Ok(()),
-        },
+/// A hub's alarm, set to exactly the time of the next piece of work, or deleted when there is
+/// none: a hub never wakes for a reason that went away. The last value set is remembered so
+/// that an unchanged plan costs no storage call.
+#[derive(Default)]
+pub struct Alarm {
+    /// `Some(x)`: the alarm is known to be `x` (unix ms, or none). `None`: unknown.
+    known: Cell<Option<Option<i64>>>,
+}
+
+impl Alarm {
+    /// Called at the start of the alarm handler: the alarm that fired is no longer set.
+    pub fn fired(&self) {
+        self.known.set(Some(None));
     }
+
+    pub async fn plan(&self, storage: &Storage, wanted: Option<i64>) -> worker::Result<()> {
+        let current = match self.known.get() {
+            Some(current) => current,
+            None => storage.get_alarm().await?,
+        };
+        if current != wanted {
+            match wanted {
+                // An i64 would be read as an offset from now; the alarm is an absolute time.
+                Some(at) => match chrono::DateTime::from_timestamp_millis(at) {
+                    Some(at) => storage.set_alarm(at).await?,
+                    None => return Ok(()),
+                },
+                None => storage.delete_alarm().await?,
+            }
+        }
+        self.known.set(Some(wanted));
+        Ok(())
+    }
+}
+
+/// Counts a hub's alarm wakes in its `meta` table (read by the development route
+/// `GET /dev/hubs/...`, so tests can prove that a hub does not wake for nothing).
+pub fn count_wake(sql: &SqlStorage) -> worker::Result<()> {
+    let wakes = crate::store::local::meta(sql, WAKES_KEY)?.unwrap_or(0);
+    crate::store::local::set_meta(sql, WAKES_KEY, wakes + 1)
+}
+
+const WAKES_KEY: &str = "alarm_wakes";
+
+/// What the development route reports about a hub's alarm.
+pub async fn alarm_report(sql: &SqlStorage, state: &State) -> Result<Response, ApiError> {
+    let report = json!({
+        "alarm_at": state.storage().get_alarm().await?,
+        "alarm_wakes": crate::store::local::meta(sql, WAKES_KEY)?.unwrap_or(0),
+        "open_sockets": open_sockets(state).len(),
+    });
+    Ok(crate::http::json(200, &report)?)
 }
 
 /// Sends a frame; a socket that is already closing simply misses it.

@@ -4,33 +4,40 @@
 //!
 //! | arrives                              | stored                                   | sent                                          |
 //! |--------------------------------------|------------------------------------------|-----------------------------------------------|
-//! | `GET /connect` (member, by Worker)   | socket attachment                        | `ready`, `presence`; with `since`: replay, `synced`; `user.joined` to others on a user's first device |
+//! | `GET /connect` (member, by Worker)   | socket attachment                        | `ready`, `presence`; with `since`: replay, `synced`; `user.joined` to others on a user's first device; 403 if removed, 401 if revoked |
+//! | any acting frame from a non-member   | —                                        | close 4003 (the frame is not processed)       |
 //! | frame `send`                         | message with the next seq (client_id kept) | `ack {message}`; `message` to every socket   |
 //! | frame `typing`                       | —                                        | `typing` to the other users' sockets           |
 //! | frame `read {seq}`                   | the member's cursor (forward only)       | `ack {read_seq, unread}`; `read` to every socket |
 //! | frame `auth {token}`                 | new expiry in the attachment             | `ack {expires_at}` or `error`                  |
-//! | `POST /members` (Worker)             | members added (cursor at the newest seq) or removed | removed members' sockets closed 4003, `user.left` |
+//! | `POST /members` (Worker)             | members added (cursor at the newest seq) or removed (remembered) | removed members' sockets closed 4003, `user.left` |
+//! | `POST /disconnect` (Worker)          | the user's revocation cut-off, when revoking | the user's sockets closed 4003, `user.left` |
 //! | `POST /publish` (backend)            | a `system` message                       | `message` to every socket                      |
-//! | alarm                                | D1 copy progress                         | `room.activity` to absent members (≤ 1/s); `token.expired` + 4001 |
-//! | socket closes                        | —                                        | `user.left` on a user's last device            |
+//! | alarm (only for work due then)       | D1 copy progress                         | `room.activity` to absent members (≤ 1/s); `token.expired` + 4001 |
+//! | socket closes                        | alarm re-planned                         | `user.left` on a user's last device            |
 //!
 //! A message is durable here before it is acked or delivered, and sending never yields between
 //! assigning the seq and handing the frame to every socket, so every receiver sees the room's
 //! messages in seq order with no gap. The alarm copies messages and cursors to D1, retrying with
 //! backoff until D1 has them; nothing is dropped.
+//!
+//! Membership is checked on every acting frame, not only at connect, and a socket the room has
+//! started to close is not open for anything: a client that ignores the close frame can send,
+//! but nothing it sends is stored, delivered or acked.
 
-use std::cell::{Cell, OnceCell};
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 use futures_util::stream::{self, StreamExt};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{
-    durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, State, WebSocket,
-    WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
+    durable_object, DurableObject, Env, Headers, Method, Request, Response, SqlStorage, State,
+    Stub, WebSocket, WebSocketIncomingMessage, WebSocketRequestResponsePair,
 };
 
-use super::{now_ms, send, send_ack, send_error, Gate, SocketInfo};
+use super::{now_ms, open_sockets, send, send_ack, send_error, Alarm, Gate, SocketInfo};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::message::{Content, RoomMessage, SYSTEM_TYPE};
@@ -75,6 +82,42 @@ pub struct Posted {
     pub duplicate: bool,
 }
 
+/// Close one user's sockets in this room; with `revoke_before`, also refuse that user's tokens
+/// issued at or before that second from now on.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DisconnectUser {
+    pub user_id: String,
+    pub reason: String,
+    pub revoke_before: Option<i64>,
+}
+
+/// The Room of one room id.
+pub fn stub(env: &Env, room_id: &str) -> Result<Stub, ApiError> {
+    Ok(env
+        .durable_object("ROOM")?
+        .id_from_name(room_id)?
+        .get_stub()?)
+}
+
+/// The headers every request to a room carries.
+pub fn headers(room_id: &str) -> Result<Headers, ApiError> {
+    let headers = Headers::new();
+    headers.set(ROOM_HEADER, room_id)?;
+    Ok(headers)
+}
+
+/// Asks a room to do something and answer with JSON.
+pub async fn call<T: DeserializeOwned>(
+    env: &Env,
+    room_id: &str,
+    method: Method,
+    path: &str,
+    body: Option<&impl Serialize>,
+) -> Result<T, ApiError> {
+    let stub = stub(env, room_id)?;
+    crate::http::call_hub_json_with(&stub, method, path, headers(room_id)?, body).await
+}
+
 /// Sockets in the room per user.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RoomPresence {
@@ -88,8 +131,7 @@ pub struct Room {
     sql: SqlStorage,
     config: OnceCell<Config>,
     gate: Gate,
-    /// An alarm is known to be set no later than this (unix ms); `None`: unknown.
-    alarm_at: Cell<Option<i64>>,
+    alarm: Alarm,
 }
 
 impl DurableObject for Room {
@@ -107,7 +149,7 @@ impl DurableObject for Room {
             sql,
             config: OnceCell::new(),
             gate: Gate::default(),
-            alarm_at: Cell::new(None),
+            alarm: Alarm::default(),
         }
     }
 
@@ -116,6 +158,8 @@ impl DurableObject for Room {
             Ok(room_id) => match (req.method(), req.path().as_str()) {
                 (Method::Get, "/connect") => self.accept_member(&req, &room_id).await,
                 (Method::Post, "/members") => self.change_members(req).await,
+                (Method::Post, "/disconnect") => self.disconnect(req).await,
+                (Method::Get, "/alarm") => super::alarm_report(&self.sql, &self.state).await,
                 (Method::Post, "/publish") => self.publish(req, &room_id).await,
                 (Method::Get, "/presence") => self.presence_response(),
                 _ => Err(ApiError::not_found("no such room route")),
@@ -143,23 +187,22 @@ impl DurableObject for Room {
         _reason: String,
         _was_clean: bool,
     ) -> worker::Result<()> {
-        self.on_socket_gone(&ws);
         super::reciprocate_close(&ws, code);
-        Ok(())
+        self.on_socket_gone(&ws).await
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
-        self.on_socket_gone(&ws);
-        Ok(())
+        self.on_socket_gone(&ws).await
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
-        self.alarm_at.set(None);
+        self.alarm.fired();
+        super::count_wake(&self.sql)?;
         let now = now_ms();
-        super::expire_sockets(&self.state.get_websockets(), now);
+        super::expire_sockets(&self.state, now);
         self.flush(now).await?;
-        self.announce_activity(now).await?;
-        self.schedule_alarm().await?;
+        self.announce_activity(now_ms()).await?;
+        self.schedule_alarm(None).await?;
         Response::ok("")
     }
 }
@@ -186,42 +229,36 @@ impl Room {
         Ok(room_id)
     }
 
-    /// Accepts a member's socket. The Worker has checked membership in D1; the room checks its
-    /// own mirror too (a member removed a moment ago is refused), and learns a member it has not
-    /// heard of from D1.
+    /// Accepts a member's socket. The Worker has checked membership and revocation in D1; the
+    /// room checks its own state too, after any wait: a member removed or a token revoked a
+    /// moment ago (D1 may not say so yet) is refused, and a member it has not heard of is
+    /// learnt from D1 unless the room has seen them removed.
     async fn accept_member(&self, req: &Request, room_id: &str) -> Result<Response, ApiError> {
         let identity = super::identity_of(req)?;
         let user_id = identity.user_id.clone();
-        if !self.log().is_member(&user_id)? {
+        if !self.log().is_member(&user_id)? && !self.log().is_removed(&user_id)? {
             let db = crate::store::d1::db(&self.env)?;
-            let member = rooms::member(&db, room_id, &user_id)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::forbidden("not_a_member", "you are not a member of this room")
-                })?;
-            self.log().add_member(&user_id, member.read_seq)?;
+            if let Some(member) = rooms::member(&db, room_id, &user_id).await? {
+                if !self.log().is_removed(&user_id)? {
+                    self.log().learn_member(&user_id, member.read_seq)?;
+                }
+            }
         }
-        let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
-        let device = crate::http::query_param(req, "device")
-            .unwrap_or_else(|| format!("d-{}", uuid::Uuid::new_v4().simple()));
-
-        let pair = WebSocketPair::new()?;
-        let ws = pair.server;
-        self.state.accept_web_socket(&ws);
-        let info = SocketInfo {
-            user_id: user_id.clone(),
-            conn_id: uuid::Uuid::new_v4().to_string(),
-            device: device.clone(),
-            expires_at: identity.expires_at,
-        };
-        ws.serialize_attachment(&info)?;
-
         let log = self.log();
+        if !log.is_member(&user_id)? {
+            return Err(not_a_member());
+        }
+        crate::auth::revocation::check(&identity, log.revoked_before(&user_id)?)?;
+        let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
+        let device = crate::http::query_param(req, "device");
+
+        let (pair, info) = super::accept(&self.state, &identity, device)?;
+        let ws = pair.server;
         let ready = json!({
             "room_id": room_id,
             "user_id": user_id,
             "conn_id": info.conn_id,
-            "device": device,
+            "device": info.device,
             "seq": log.last_seq()?,
             "read_seq": log.read_seq(&user_id)?.unwrap_or(0),
             "unread": log.unread(&user_id)?,
@@ -239,7 +276,7 @@ impl Room {
                 Some(&user_id),
             );
         }
-        self.schedule_alarm().await?;
+        self.schedule_alarm(None).await?;
         super::upgrade_response(req, pair.client)
     }
 
@@ -266,12 +303,7 @@ impl Room {
     fn presence(&self, leaving_conn: Option<&str>) -> RoomPresence {
         let log = self.log();
         let mut users = BTreeMap::new();
-        for info in self
-            .state
-            .get_websockets()
-            .iter()
-            .filter_map(SocketInfo::of)
-        {
+        for (_, info) in open_sockets(&self.state) {
             if Some(info.conn_id.as_str()) != leaving_conn {
                 *users.entry(info.user_id).or_insert(0) += 1;
             }
@@ -284,13 +316,11 @@ impl Room {
         Ok(crate::http::json(200, &self.presence(None))?)
     }
 
-    /// Sends a frame to every socket, except those of `except_user`.
+    /// Sends a frame to every open socket, except those of `except_user`.
     fn broadcast(&self, frame: &ServerFrame<'_>, except_user: Option<&str>) {
         let text = frame.to_text();
-        for ws in self.state.get_websockets() {
-            let skip = except_user
-                .is_some_and(|user| SocketInfo::of(&ws).is_some_and(|info| info.user_id == user));
-            if !skip {
+        for (ws, info) in open_sockets(&self.state) {
+            if Some(info.user_id.as_str()) != except_user {
                 let _ = ws.send_with_str(&text);
             }
         }
@@ -304,21 +334,31 @@ impl Room {
             log.add_member(user, last_seq)?;
         }
         for user in &change.remove {
-            if log.is_member(user)? {
-                log.remove_member(user)?;
-                self.close_user(user);
-            }
+            log.remove_member(user)?;
+            self.close_user(user, "removed from the room");
         }
-        self.schedule_alarm().await?;
+        self.schedule_alarm(None).await?;
         Ok(crate::http::json(200, &json!({"last_seq": last_seq}))?)
     }
 
-    /// Closes a removed member's sockets with 4003 and tells the others they left.
-    fn close_user(&self, user: &str) {
+    /// Closes one user's sockets (forced disconnect), recording a revocation cut-off first.
+    async fn disconnect(&self, mut req: Request) -> Result<Response, ApiError> {
+        let body: DisconnectUser = crate::http::read_json(&mut req, usize::MAX).await?;
+        if let Some(cutoff) = body.revoke_before {
+            self.log().revoke(&body.user_id, cutoff)?;
+        }
+        let sockets = self.close_user(&body.user_id, &body.reason);
+        self.schedule_alarm(None).await?;
+        let answer = super::user::Disconnected { sockets };
+        Ok(crate::http::json(200, &answer)?)
+    }
+
+    /// Closes a user's sockets with 4003 and tells the others they left; returns how many.
+    fn close_user(&self, user: &str, reason: &str) -> usize {
         let mut closed = 0;
-        for ws in self.state.get_websockets() {
-            if SocketInfo::of(&ws).is_some_and(|info| info.user_id == user) {
-                let _ = ws.close(Some(close::FORBIDDEN), Some("removed from the room"));
+        for (ws, info) in open_sockets(&self.state) {
+            if info.user_id == user {
+                super::close(&ws, close::FORBIDDEN, reason);
                 closed += 1;
             }
         }
@@ -328,6 +368,7 @@ impl Room {
                 Some(user),
             );
         }
+        closed
     }
 
     async fn publish(&self, mut req: Request, room_id: &str) -> Result<Response, ApiError> {
@@ -368,6 +409,16 @@ impl Room {
 
     async fn on_frame(&self, ws: &WebSocket, info: SocketInfo, frame: ClientFrame) {
         let id = frame.id.as_ref();
+        if frame.event != "ping" && !self.log().is_member(&info.user_id).unwrap_or(false) {
+            send_error(
+                ws,
+                id,
+                code::FORBIDDEN,
+                "you are no longer a member of this room",
+            );
+            super::close(ws, close::FORBIDDEN, "removed from the room");
+            return;
+        }
         let result = match frame.event.as_str() {
             "ping" => {
                 let _ = ws.send_with_str(protocol::PONG);
@@ -498,7 +549,7 @@ impl Room {
                 &ServerFrame::event("read", json!({"user_id": info.user_id, "seq": read_seq})),
                 None,
             );
-            self.schedule_alarm().await?;
+            self.schedule_alarm(None).await?;
         }
         Ok(())
     }
@@ -509,30 +560,48 @@ impl Room {
         info: SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
-        super::refresh_token(ws, info, frame, self.config()?)?;
-        self.schedule_alarm().await?;
+        let revoked_before = self.log().revoked_before(&info.user_id)?;
+        super::refresh_token(ws, info, frame, self.config()?, revoked_before)?;
+        self.schedule_alarm(None).await?;
         Ok(())
     }
 
-    fn on_socket_gone(&self, ws: &WebSocket) {
+    /// A socket went away: `user.left` when it was the user's last socket of any kind (a
+    /// removed member was announced when removed), and the alarm stops waiting for its token's
+    /// expiry.
+    async fn on_socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
         let Some(info) = SocketInfo::of(ws) else {
-            return;
+            return self.schedule_alarm(None).await;
         };
         self.gate.forget(&info.conn_id);
-        let still_member = self.log().is_member(&info.user_id).unwrap_or(false);
-        let presence = self.presence(Some(&info.conn_id));
-        if still_member && !presence.users.contains_key(&info.user_id) {
+        let still_member = self.log().is_member(&info.user_id)?;
+        let others = self
+            .state
+            .get_websockets()
+            .iter()
+            .filter_map(SocketInfo::of)
+            .any(|other| other.user_id == info.user_id && other.conn_id != info.conn_id);
+        if still_member && !others {
             self.broadcast(
                 &ServerFrame::event("user.left", json!({"user_id": info.user_id})),
                 Some(&info.user_id),
             );
         }
+        self.schedule_alarm(Some(&info.conn_id)).await
     }
 
-    /// After a message is stored: it must reach D1, and absent members must hear of it.
+    /// After a message is stored: it must reach D1, and absent members must hear of it. Each
+    /// piece of work records when it became due, once, so the alarm plan stays put while
+    /// messages keep coming.
     async fn after_append(&self) -> worker::Result<()> {
-        self.log().set_meta("activity_pending", 1)?;
-        self.schedule_alarm().await
+        let log = self.log();
+        let now = now_ms();
+        for key in ["activity_pending", "flush_due"] {
+            if log.meta(key)?.is_none() {
+                log.set_meta(key, now)?;
+            }
+        }
+        self.schedule_alarm(None).await
     }
 
     /// Copies unflushed messages and cursors to D1. A failure is logged and retried by a later
@@ -548,6 +617,7 @@ impl Room {
                 Ok(false) => {
                     log.clear_meta("flush_retry_at")?;
                     log.clear_meta("flush_failures")?;
+                    log.clear_meta("flush_due")?;
                     return Ok(());
                 }
                 Err(err) => {
@@ -582,7 +652,8 @@ impl Room {
     }
 
     /// Tells members who are not on a room socket that the room moved on: `room.activity`
-    /// through their UserHub, at most once per [`ACTIVITY_INTERVAL_MS`].
+    /// through their UserHub, at most once per [`ACTIVITY_INTERVAL_MS`] (measured from when
+    /// the notes go out, after any D1 copy).
     async fn announce_activity(&self, now: i64) -> worker::Result<()> {
         let log = self.log();
         let sent_at = log.meta("activity_sent_at")?.unwrap_or(0);
@@ -595,6 +666,10 @@ impl Room {
             return Ok(());
         };
         let seq = log.last_seq()?;
+        let last_message = log
+            .range(&room_id, seq, seq, 1)?
+            .first()
+            .map(RoomMessage::preview);
         let present = self.presence(None).users;
         let mut notes = Vec::new();
         for user in log.members()? {
@@ -602,7 +677,7 @@ impl Room {
                 let unread = log.unread(&user)?;
                 notes.push((
                     user,
-                    json!({"room_id": room_id, "seq": seq, "unread": unread}),
+                    json!({"room_id": room_id, "seq": seq, "unread": unread, "last_message": last_message}),
                 ));
             }
         }
@@ -617,29 +692,35 @@ impl Room {
         Ok(())
     }
 
-    /// Sets the alarm for the earliest of: a token expiry, a D1 copy, an activity note.
-    async fn schedule_alarm(&self) -> worker::Result<()> {
-        let now = now_ms();
+    /// Sets the alarm to the earliest piece of work that exists now — a token expiry of an
+    /// open socket (leaving out one that is going away), a D1 copy (when it became due, or its
+    /// retry), an activity note (when it became due, at most one per interval) — or deletes it
+    /// when there is none.
+    async fn schedule_alarm(&self, leaving_conn: Option<&str>) -> worker::Result<()> {
         let log = self.log();
         let flush = if log.has_unflushed()? {
-            Some(log.meta("flush_retry_at")?.unwrap_or(now).max(now))
+            let due = match log.meta("flush_due")? {
+                Some(due) => due,
+                None => {
+                    let now = now_ms();
+                    log.set_meta("flush_due", now)?;
+                    now
+                }
+            };
+            Some(log.meta("flush_retry_at")?.unwrap_or(due))
         } else {
             None
         };
-        let activity = log.meta("activity_pending")?.map(|_| {
-            let sent_at = log.meta("activity_sent_at").ok().flatten().unwrap_or(0);
-            (sent_at + ACTIVITY_INTERVAL_MS).max(now)
-        });
-        let expiry = super::next_expiry(&self.state.get_websockets(), now);
-        let Some(wanted) = [flush, activity, expiry].into_iter().flatten().min() else {
-            return Ok(());
+        let activity = match log.meta("activity_pending")? {
+            Some(pending_at) => {
+                let sent_at = log.meta("activity_sent_at")?.unwrap_or(0);
+                Some(pending_at.max(sent_at + ACTIVITY_INTERVAL_MS))
+            }
+            None => None,
         };
-        if self.alarm_at.get().is_some_and(|at| at <= wanted) {
-            return Ok(());
-        }
-        super::alarm_by(&self.state.storage(), wanted).await?;
-        self.alarm_at.set(Some(wanted));
-        Ok(())
+        let expiry = super::next_expiry(&self.state, leaving_conn);
+        let wanted = [flush, activity, expiry].into_iter().flatten().min();
+        self.alarm.plan(&self.state.storage(), wanted).await
     }
 }
 
@@ -648,7 +729,10 @@ fn message_frame(message: &RoomMessage) -> ServerFrame<'static> {
 }
 
 async fn notify(env: &Env, user: &str, note: &Value) -> Result<(), ApiError> {
-    let stub = crate::api::user_hub(env, user)?;
-    crate::http::call_hub_json::<Value>(&stub, Method::Post, "/activity", Some(note)).await?;
+    super::user::call::<Value>(env, user, Method::Post, "/activity", Some(note)).await?;
     Ok(())
+}
+
+fn not_a_member() -> ApiError {
+    ApiError::forbidden("not_a_member", "you are not a member of this room")
 }

@@ -4,31 +4,34 @@
 //!
 //! | arrives                              | stored                                  | sent                                   |
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
-//! | `GET /connect` (verified by Worker)  | socket attachment (user, conn, device, expiry) | `ready`; with `since`: replay, `synced` |
+//! | `GET /connect` (verified by Worker)  | socket attachment (user, conn, device, expiry) | `ready`; with `since`: replay, `synced`; 401 `token_revoked` for a revoked token |
 //! | `POST /push` (backend event)         | event with the next seq; idempotency key | the event to every device              |
 //! | frame `ack {seq}`                    | the device's cursor (forward only)      | `ack` when the frame had an id          |
-//! | frame `auth {token}`                 | new expiry in the attachment            | `ack {expires_at}` or `error`          |
+//! | frame `auth {token}`                 | new expiry in the attachment            | `ack {expires_at}` or `error` (`token_revoked`, …) |
 //! | frame `message.send` (direct message) | D1 message + receipts; `message` in this stream | `message` to receivers' hubs and every device; `ack {message}` |
-//! | alarm                                | retention pruning (only when due)       | `token.expired` + close 4001 on expiry |
-//! | `POST /disconnect`                   | —                                       | close 4003 with the reason             |
+//! | alarm (only for work due then)       | retention pruning                       | `token.expired` + close 4001 on expiry |
+//! | `POST /disconnect`                   | revocation cut-off, when revoking       | close 4003 with the reason             |
+//! | `POST /redact` (direct message deleted) | the message's events become tombstones; `message.deleted` in this stream | `message.deleted` to every device |
 //! | `POST /activity` (from a room)       | —                                       | `room.activity` to every device        |
-//! | socket closes                        | `last_seen` when the last device leaves | —                                      |
+//! | socket closes                        | `last_seen` when the last device leaves; alarm re-planned | —                       |
 //! | frames over the rate limit           | —                                       | close 4008                             |
 //!
 //! Appending and fanning out, or replaying and sending `synced`, happen without yielding (SQLite
 //! storage calls are synchronous), so a push can never slip into the middle of a replay: a
-//! resuming socket sees every event exactly once and in order.
+//! resuming socket sees every event exactly once and in order. A socket the hub has started to
+//! close is no longer open: it gets nothing and nothing it sends is processed.
 
 use std::cell::OnceCell;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{
-    durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, State, WebSocket,
-    WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair,
+    durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, State, Stub,
+    WebSocket, WebSocketIncomingMessage, WebSocketRequestResponsePair,
 };
 
-use super::{now_ms, send, send_ack, send_error, Gate, SocketInfo};
+use super::{now_ms, open_sockets, send, send_ack, send_error, Alarm, Gate, SocketInfo};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
@@ -54,6 +57,12 @@ pub struct PushOutcome {
     pub duplicate: bool,
 }
 
+/// A direct message deleted for everyone.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RedactRequest {
+    pub message_id: String,
+}
+
 /// The hub's view of presence; the Worker applies the grace rule.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct HubPresence {
@@ -61,9 +70,42 @@ pub struct HubPresence {
     pub last_seen: Option<i64>,
 }
 
+/// Close every socket of this user; with `revoke_before`, also refuse tokens issued at or
+/// before that second from now on.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct DisconnectRequest {
     pub reason: String,
+    pub revoke_before: Option<i64>,
+}
+
+/// How many sockets a disconnect closed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Disconnected {
+    pub sockets: usize,
+}
+
+/// The UserHub of one user.
+pub fn stub(env: &Env, user_id: &str) -> Result<Stub, ApiError> {
+    Ok(env
+        .durable_object("USER_HUB")?
+        .id_from_name(user_id)?
+        .get_stub()?)
+}
+
+/// Appends an event to a user's stream through their UserHub.
+pub async fn push(env: &Env, user: &str, request: &PushRequest) -> Result<PushOutcome, ApiError> {
+    crate::http::call_hub_json(&stub(env, user)?, Method::Post, "/push", Some(request)).await
+}
+
+/// Asks a user's UserHub to do something and answer with JSON.
+pub async fn call<T: DeserializeOwned>(
+    env: &Env,
+    user: &str,
+    method: Method,
+    path: &str,
+    body: Option<&impl Serialize>,
+) -> Result<T, ApiError> {
+    crate::http::call_hub_json(&stub(env, user)?, method, path, body).await
 }
 
 #[durable_object]
@@ -73,6 +115,7 @@ pub struct UserHub {
     sql: SqlStorage,
     config: OnceCell<Config>,
     gate: Gate,
+    alarm: Alarm,
 }
 
 impl DurableObject for UserHub {
@@ -90,6 +133,7 @@ impl DurableObject for UserHub {
             sql,
             config: OnceCell::new(),
             gate: Gate::default(),
+            alarm: Alarm::default(),
         }
     }
 
@@ -100,6 +144,8 @@ impl DurableObject for UserHub {
             (Method::Post, "/disconnect") => self.disconnect(req).await,
             (Method::Get, "/presence") => self.presence(),
             (Method::Post, "/activity") => self.activity(req).await,
+            (Method::Post, "/redact") => self.redact(req).await,
+            (Method::Get, "/alarm") => super::alarm_report(&self.sql, &self.state).await,
             _ => Err(ApiError::not_found("no such hub route")),
         };
         result.or_else(super::error_response)
@@ -123,23 +169,23 @@ impl DurableObject for UserHub {
         _reason: String,
         _was_clean: bool,
     ) -> worker::Result<()> {
-        self.on_socket_gone(&ws);
         super::reciprocate_close(&ws, code);
-        Ok(())
+        self.on_socket_gone(&ws).await
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
-        self.on_socket_gone(&ws);
-        Ok(())
+        self.on_socket_gone(&ws).await
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
+        self.alarm.fired();
+        super::count_wake(&self.sql)?;
         let now = now_ms();
-        super::expire_sockets(&self.state.get_websockets(), now);
+        super::expire_sockets(&self.state, now);
         if self.log().prune_at()?.is_some_and(|due| due <= now) {
             self.prune(now)?;
         }
-        self.schedule_alarm().await?;
+        self.schedule_alarm(None).await?;
         Response::ok("")
     }
 }
@@ -153,39 +199,30 @@ impl UserHub {
         super::config(&self.config, &self.env)
     }
 
-    /// Accepts a device socket for an identity the Worker has verified.
+    /// Accepts a device socket for an identity the Worker has verified, unless the user has
+    /// revoked the token since.
     async fn accept_device(&self, req: &Request) -> Result<Response, ApiError> {
         let identity = super::identity_of(req)?;
-        let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
-        let device = crate::http::query_param(req, "device")
-            .unwrap_or_else(|| format!("d-{}", uuid::Uuid::new_v4().simple()));
-
-        let pair = WebSocketPair::new()?;
-        let ws = pair.server;
-        self.state.accept_web_socket(&ws);
-        let info = SocketInfo {
-            user_id: identity.user_id.clone(),
-            conn_id: uuid::Uuid::new_v4().to_string(),
-            device: device.clone(),
-            expires_at: identity.expires_at,
-        };
-        ws.serialize_attachment(&info)?;
-
         let log = self.log();
-        let last_seq = log.last_seq()?;
+        crate::auth::revocation::check(&identity, log.revoked_before()?)?;
+        let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
+        let device = crate::http::query_param(req, "device");
+
+        let (pair, info) = super::accept(&self.state, &identity, device)?;
+        let ws = pair.server;
         let ready = json!({
             "user_id": info.user_id,
             "conn_id": info.conn_id,
-            "device": device,
-            "seq": last_seq,
-            "cursor": log.cursor(&device)?,
+            "device": info.device,
+            "seq": log.last_seq()?,
+            "cursor": log.cursor(&info.device)?,
             "expires_at": info.expires_at,
         });
         send(&ws, &ServerFrame::event("ready", ready));
         if let Some(since) = since {
             self.replay(&ws, since.max(0))?;
         }
-        self.schedule_alarm().await?;
+        self.schedule_alarm(None).await?;
         super::upgrade_response(req, pair.client)
     }
 
@@ -246,7 +283,7 @@ impl UserHub {
         }
         let devices = self.deliver(&ServerFrame::stream(&push.event, seq, push.data));
         if prune_moved {
-            self.schedule_alarm().await?;
+            self.schedule_alarm(None).await?;
         }
         Ok(PushOutcome {
             seq,
@@ -258,24 +295,47 @@ impl UserHub {
     /// Sends a frame to every open device socket; returns how many there were.
     fn deliver(&self, frame: &ServerFrame<'_>) -> usize {
         let text = frame.to_text();
-        let sockets = self.state.get_websockets();
-        for ws in &sockets {
+        let sockets = open_sockets(&self.state);
+        for (ws, _) in &sockets {
             let _ = ws.send_with_str(&text);
         }
         sockets.len()
     }
 
+    /// Closes every device socket with 4003 and, when revoking, records the cut-off first so
+    /// that no connect or `auth` after this call can bring an old token back.
     async fn disconnect(&self, mut req: Request) -> Result<Response, ApiError> {
         let body: DisconnectRequest = crate::http::read_json(&mut req, usize::MAX).await?;
-        let sockets = self.state.get_websockets();
-        let reason = protocol::close_reason(&body.reason);
-        for ws in &sockets {
-            let _ = ws.close(Some(close::FORBIDDEN), Some(reason));
+        if let Some(cutoff) = body.revoke_before {
+            self.log().revoke(cutoff)?;
+        }
+        let sockets = open_sockets(&self.state);
+        for (ws, _) in &sockets {
+            super::close(ws, close::FORBIDDEN, &body.reason);
         }
         if !sockets.is_empty() {
             self.log().set_last_seen(now_ms())?;
         }
-        Ok(crate::http::json(200, &json!({"devices": sockets.len()}))?)
+        self.schedule_alarm(None).await?;
+        let answer = Disconnected {
+            sockets: sockets.len(),
+        };
+        Ok(crate::http::json(200, &answer)?)
+    }
+
+    /// A direct message was deleted for everyone: its content leaves this stream (the events
+    /// keep their seq, so replay has no gap) and every device hears `message.deleted`.
+    async fn redact(&self, mut req: Request) -> Result<Response, ApiError> {
+        let body: RedactRequest = crate::http::read_json(&mut req, usize::MAX).await?;
+        self.log().redact_message(&body.message_id)?;
+        let outcome = self
+            .record(PushRequest {
+                event: "message.deleted".into(),
+                data: json!({"id": body.message_id}),
+                idempotency_key: Some(format!("dm-deleted:{}", body.message_id)),
+            })
+            .await?;
+        Ok(crate::http::json(200, &outcome)?)
     }
 
     /// A room's light activity note: delivered to the devices connected now, not stored.
@@ -287,7 +347,7 @@ impl UserHub {
 
     fn presence(&self) -> Result<Response, ApiError> {
         let presence = HubPresence {
-            devices: self.state.get_websockets().len(),
+            devices: open_sockets(&self.state).len(),
             last_seen: self.log().last_seen()?,
         };
         Ok(crate::http::json(200, &presence)?)
@@ -350,7 +410,7 @@ impl UserHub {
         info: &SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
-        let sent = crate::api::messages::send_direct(
+        let sent = super::direct::send(
             &self.env,
             &info.user_id,
             frame.data.clone(),
@@ -378,27 +438,27 @@ impl UserHub {
         info: SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
-        super::refresh_token(ws, info, frame, self.config()?)?;
-        self.schedule_alarm().await?;
+        let revoked_before = self.log().revoked_before()?;
+        super::refresh_token(ws, info, frame, self.config()?, revoked_before)?;
+        self.schedule_alarm(None).await?;
         Ok(())
     }
 
-    fn on_socket_gone(&self, ws: &WebSocket) {
+    /// A socket closed or failed: forget its rate bucket, note when the last device left, and
+    /// stop waiting for its token's expiry.
+    async fn on_socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
         let gone = SocketInfo::of(ws).map(|info| info.conn_id);
         if let Some(conn_id) = &gone {
             self.gate.forget(conn_id);
         }
-        let others = self
-            .state
-            .get_websockets()
+        let others = open_sockets(&self.state)
             .iter()
-            .filter(|other| SocketInfo::of(other).map(|info| info.conn_id) != gone)
+            .filter(|(_, info)| Some(&info.conn_id) != gone.as_ref())
             .count();
         if others == 0 {
-            if let Err(err) = self.log().set_last_seen(now_ms()) {
-                worker::console_error!("last_seen: {err}");
-            }
+            self.log().set_last_seen(now_ms())?;
         }
+        self.schedule_alarm(gone.as_deref()).await
     }
 
     fn prune(&self, now: i64) -> worker::Result<()> {
@@ -418,18 +478,15 @@ impl UserHub {
         super::limits(&self.config, &self.env)
     }
 
-    /// Sets the alarm to the earliest of: the next token expiry, the next retention pass. Sockets
-    /// already past expiry are being closed and are not waited for again.
-    async fn schedule_alarm(&self) -> worker::Result<()> {
-        let now = now_ms();
-        let next_expiry = super::next_expiry(&self.state.get_websockets(), now);
+    /// Sets the alarm to the earliest piece of work that exists now: the next token expiry of an
+    /// open socket (leaving out one that is going away) or the next retention pass; deletes it
+    /// when there is none.
+    async fn schedule_alarm(&self, leaving_conn: Option<&str>) -> worker::Result<()> {
+        let next_expiry = super::next_expiry(&self.state, leaving_conn);
         let wanted = [next_expiry, self.log().prune_at()?]
             .into_iter()
             .flatten()
             .min();
-        match wanted {
-            Some(wanted) => super::alarm_by(&self.state.storage(), wanted).await,
-            None => Ok(()),
-        }
+        self.alarm.plan(&self.state.storage(), wanted).await
     }
 }

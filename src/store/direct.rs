@@ -476,19 +476,28 @@ pub async fn admin_list(
         .collect())
 }
 
-/// Deletes a message for everyone, receipts included; false when there was no such message.
-pub async fn admin_delete(db: &D1Database, id: &str) -> worker::Result<bool> {
+/// Deletes a message for everyone, receipts included. Returns its parties (receivers, then the
+/// sender), or `None` when there was no such message.
+pub async fn admin_delete(db: &D1Database, id: &str) -> worker::Result<Option<Vec<String>>> {
+    #[derive(Deserialize)]
+    struct Party {
+        user_id: String,
+    }
     let receipts = db
-        .prepare("DELETE FROM direct_receipts WHERE message_id = ?")
+        .prepare(
+            "DELETE FROM direct_receipts WHERE message_id = ? RETURNING receiver_id AS user_id",
+        )
         .bind(&[text(id)])?;
     let message = db
-        .prepare("DELETE FROM direct_messages WHERE id = ? RETURNING id")
+        .prepare("DELETE FROM direct_messages WHERE id = ? RETURNING sender_id AS user_id")
         .bind(&[text(id)])?;
     let results = db.batch(vec![receipts, message]).await?;
-    let deleted: Vec<IdRow> = results
-        .get(1)
-        .map(|r| r.results())
-        .transpose()?
-        .unwrap_or_default();
-    Ok(!deleted.is_empty())
+    let mut parties = Vec::new();
+    for result in &results {
+        parties.extend(result.results::<Party>()?.into_iter().map(|p| p.user_id));
+    }
+    match results.get(1).map(|r| r.results::<Party>()).transpose()? {
+        Some(deleted) if !deleted.is_empty() => Ok(Some(parties)),
+        _ => Ok(None),
+    }
 }

@@ -5,7 +5,9 @@
 //! copy has got: `flushed_through` for messages, `read_dirty` for cursors not yet copied.
 //!
 //! Tables: `room` (the room's id, one row), `messages` (the stream), `members` (a mirror of D1
-//! membership with each member's read cursor) and `meta` (newest seq, flush progress, activity
+//! membership with each member's read cursor), `removed` (users removed since they were last
+//! added: the room never re-learns them from D1, which may still list them for a moment),
+//! `revoked` (per-user revocation cut-offs) and `meta` (newest seq, flush progress, activity
 //! timing). Every function is synchronous, so a caller that appends and then sends cannot be
 //! interleaved with another request.
 
@@ -20,6 +22,8 @@ CREATE TABLE IF NOT EXISTS room (id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, sender_id TEXT, type TEXT NOT NULL, body TEXT NOT NULL, url TEXT, title TEXT, data TEXT, client_id TEXT, created_at INTEGER NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id ON messages (COALESCE(sender_id, ''), client_id) WHERE client_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS members (user_id TEXT PRIMARY KEY, read_seq INTEGER NOT NULL, read_dirty INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS removed (user_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS revoked (user_id TEXT PRIMARY KEY, before INTEGER NOT NULL);
 ";
 
 /// A read cursor that D1 has not seen yet.
@@ -161,9 +165,19 @@ impl<'a> RoomLog<'a> {
         Ok(rows.into_iter().map(|row| row.user_id).collect())
     }
 
-    /// Adds a member whose cursor starts at `read_seq`; an existing member is left as is.
-    /// The cursor is marked for copying so D1 converges on the room's own value.
+    /// Adds a member (the Worker added them in D1) whose cursor starts at `read_seq`; an
+    /// existing member is left as is, and an earlier removal is forgotten.
     pub fn add_member(&self, user_id: &str, read_seq: i64) -> worker::Result<()> {
+        self.sql.exec(
+            "DELETE FROM removed WHERE user_id = ?",
+            vec![user_id.into()],
+        )?;
+        self.learn_member(user_id, read_seq)
+    }
+
+    /// Mirrors a member found in D1. The cursor is marked for copying so D1 converges on the
+    /// room's own value. Callers check [`Self::is_removed`] first.
+    pub fn learn_member(&self, user_id: &str, read_seq: i64) -> worker::Result<()> {
         self.sql.exec(
             "INSERT OR IGNORE INTO members (user_id, read_seq, read_dirty) VALUES (?, ?, 1)",
             vec![user_id.into(), read_seq.into()],
@@ -171,10 +185,43 @@ impl<'a> RoomLog<'a> {
         Ok(())
     }
 
+    /// Removes a member and remembers the removal until they are added again.
     pub fn remove_member(&self, user_id: &str) -> worker::Result<()> {
         self.sql.exec(
             "DELETE FROM members WHERE user_id = ?",
             vec![user_id.into()],
+        )?;
+        self.sql.exec(
+            "INSERT OR IGNORE INTO removed (user_id) VALUES (?)",
+            vec![user_id.into()],
+        )?;
+        Ok(())
+    }
+
+    pub fn is_removed(&self, user_id: &str) -> worker::Result<bool> {
+        let found = local::int(
+            self.sql,
+            "SELECT 1 AS value FROM removed WHERE user_id = ?",
+            vec![user_id.into()],
+        )?;
+        Ok(found.is_some())
+    }
+
+    /// A user's revocation cut-off (unix seconds), if any.
+    pub fn revoked_before(&self, user_id: &str) -> worker::Result<Option<i64>> {
+        local::int(
+            self.sql,
+            "SELECT before AS value FROM revoked WHERE user_id = ?",
+            vec![user_id.into()],
+        )
+    }
+
+    /// Records a revocation cut-off; an earlier one never replaces a later one.
+    pub fn revoke(&self, user_id: &str, cutoff: i64) -> worker::Result<()> {
+        self.sql.exec(
+            "INSERT INTO revoked (user_id, before) VALUES (?, ?)
+             ON CONFLICT(user_id) DO UPDATE SET before = MAX(before, excluded.before)",
+            vec![user_id.into(), cutoff.into()],
         )?;
         Ok(())
     }

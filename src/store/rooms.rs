@@ -193,6 +193,49 @@ pub async fn list_for_user(
         .collect())
 }
 
+/// Every room the user is a member of.
+pub async fn rooms_of(db: &D1Database, user_id: &str) -> worker::Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        room_id: String,
+    }
+    let rows: Vec<Row> = db
+        .prepare("SELECT room_id FROM room_members WHERE user_id = ?")
+        .bind(&[text(user_id)])?
+        .all()
+        .await?
+        .results()?;
+    Ok(rows.into_iter().map(|row| row.room_id).collect())
+}
+
+/// Which of `others` share at least one room with `user_id`.
+pub async fn sharing_a_room(
+    db: &D1Database,
+    user_id: &str,
+    others: &[String],
+) -> worker::Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        user_id: String,
+    }
+    let mut found = Vec::new();
+    // D1 binds at most 100 parameters per statement.
+    for chunk in others.chunks(50) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let sql = format!(
+            "SELECT DISTINCT theirs.user_id FROM room_members mine
+             JOIN room_members theirs ON theirs.room_id = mine.room_id
+             WHERE mine.user_id = ? AND theirs.user_id IN ({marks})"
+        );
+        let binds: Vec<JsValue> = std::iter::once(text(user_id))
+            .chain(chunk.iter().map(|other| text(other)))
+            .collect();
+        let rows: Vec<Row> = db.prepare(sql).bind(&binds)?.all().await?.results()?;
+        found.extend(rows.into_iter().map(|row| row.user_id));
+    }
+    Ok(found)
+}
+
 /// Members in user id order, after `after`.
 pub async fn members(
     db: &D1Database,

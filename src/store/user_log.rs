@@ -132,6 +132,29 @@ impl<'a> UserLog<'a> {
         Ok(self.cursor(device)?.unwrap_or(seq))
     }
 
+    /// The user's revocation cut-off (unix seconds), if any.
+    pub fn revoked_before(&self) -> worker::Result<Option<i64>> {
+        self.meta("revoked_before")
+    }
+
+    /// Records a revocation cut-off; an earlier one never replaces a later one.
+    pub fn revoke(&self, cutoff: i64) -> worker::Result<i64> {
+        let cutoff = self.revoked_before()?.map_or(cutoff, |old| old.max(cutoff));
+        self.set_meta("revoked_before", cutoff)?;
+        Ok(cutoff)
+    }
+
+    /// Replaces the content of every stored `message` event for direct message `id` with a
+    /// tombstone (`{"id","deleted":true}`), keeping its seq; returns how many were replaced.
+    pub fn redact_message(&self, id: &str) -> worker::Result<usize> {
+        let tombstone = serde_json::json!({"id": id, "deleted": true}).to_string();
+        let cursor = self.sql.exec(
+            "UPDATE events SET data = ? WHERE event = 'message' AND json_extract(data, '$.id') = ?",
+            vec![tombstone.into(), id.into()],
+        )?;
+        Ok(cursor.rows_written())
+    }
+
     pub fn last_seen(&self) -> worker::Result<Option<i64>> {
         self.meta("last_seen")
     }

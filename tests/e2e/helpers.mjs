@@ -1,7 +1,8 @@
 // Shared helpers for the end-to-end tests: tokens of every kind, WebSocket clients whose
 // frames can be awaited, and HTTP calls to the gateway started by tests/run.mjs.
 
-import { createHmac, createPrivateKey, randomUUID, sign } from 'node:crypto';
+import { createHmac, createPrivateKey, randomBytes, randomUUID, sign } from 'node:crypto';
+import net from 'node:net';
 import WebSocket from 'ws';
 
 export const BASE = process.env.SB_BASE ?? 'http://127.0.0.1:8787';
@@ -234,3 +235,90 @@ export async function connectRoom(user, roomId, { query = '', tok = token(user),
   client.presence = await client.next('presence');
   return client;
 }
+
+/**
+ * A hostile WebSocket client on a bare TCP socket: it upgrades, sends masked text frames, and
+ * records what arrives, but never answers a close frame (a polite client would, and the socket
+ * would then be gone). Resolves after the 101, or rejects with the status line.
+ */
+export function rawOpen(path, tok) {
+  const url = new URL(BASE + path);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(url.port), url.hostname);
+    const client = { socket, frames: [], closes: [], buffer: Buffer.alloc(0), upgraded: false };
+    client.send = (frame) => socket.write(maskedText(JSON.stringify(frame)));
+    client.end = () => socket.destroy();
+    socket.on('connect', () => {
+      socket.write([
+        `GET ${url.pathname}${url.search} HTTP/1.1`,
+        `Host: ${url.host}`,
+        'Upgrade: websocket',
+        'Connection: Upgrade',
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+        'Sec-WebSocket-Version: 13',
+        `Authorization: Bearer ${tok}`,
+        '', '',
+      ].join('\r\n'));
+    });
+    socket.on('error', (err) => reject(err));
+    socket.on('data', (chunk) => {
+      client.buffer = Buffer.concat([client.buffer, chunk]);
+      if (!client.upgraded) {
+        const end = client.buffer.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = client.buffer.subarray(0, end).toString();
+        client.buffer = client.buffer.subarray(end + 4);
+        if (!head.startsWith('HTTP/1.1 101')) {
+          socket.destroy();
+          reject(new Error(head.split('\r\n')[0]));
+          return;
+        }
+        client.upgraded = true;
+        resolve(client);
+      }
+      readFrames(client);
+    });
+  });
+}
+
+function maskedText(text) {
+  const payload = Buffer.from(text);
+  const mask = randomBytes(4);
+  const length = payload.length;
+  const head = length < 126
+    ? Buffer.from([0x81, 0x80 | length])
+    : Buffer.from([0x81, 0x80 | 126, length >> 8, length & 0xff]);
+  const body = Buffer.from(payload.map((byte, i) => byte ^ mask[i % 4]));
+  return Buffer.concat([head, mask, body]);
+}
+
+function readFrames(client) {
+  for (;;) {
+    const buf = client.buffer;
+    if (buf.length < 2) return;
+    let length = buf[1] & 0x7f;
+    let offset = 2;
+    if (length === 126) {
+      if (buf.length < 4) return;
+      length = buf.readUInt16BE(2);
+      offset = 4;
+    } else if (length === 127) {
+      if (buf.length < 10) return;
+      length = Number(buf.readBigUInt64BE(2));
+      offset = 10;
+    }
+    if (buf.length < offset + length) return;
+    const opcode = buf[0] & 0x0f;
+    const payload = buf.subarray(offset, offset + length);
+    client.buffer = buf.subarray(offset + length);
+    if (opcode === 0x1) client.frames.push(JSON.parse(payload.toString()));
+    if (opcode === 0x8) client.closes.push(payload.length >= 2 ? payload.readUInt16BE(0) : 1005);
+  }
+}
+
+/** Reads a development-only report of a hub's alarm. */
+export const alarmOf = async (kind, id) => {
+  const res = await http('GET', `/dev/${kind}/${encodeURIComponent(id)}/alarm`);
+  if (res.status !== 200) throw new Error(`alarm report: ${res.status} ${res.text}`);
+  return res.body;
+};

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectUser, http, internal, push, token, uid, INTERNAL_TOKEN } from './helpers.mjs';
+import { connectUser, createRoom, http, internal, push, token, uid, INTERNAL_TOKEN } from './helpers.mjs';
 
 const RETENTION = Number(process.env.SB_RETENTION_EVENTS);
 const GRACE_MS = Number(process.env.SB_PRESENCE_GRACE_SECONDS) * 1000;
@@ -187,7 +187,7 @@ test('a forced disconnect closes every device with 4003 and the reason', async (
   const devices = await Promise.all([1, 2].map(() => connectUser(user)));
   const res = await internal('POST', `/internal/v1/users/${user}/disconnect`, { reason: 'password changed' });
   assert.equal(res.status, 200);
-  assert.deepEqual(res.body, { user, devices: 2 });
+  assert.deepEqual(res.body, { user, devices: 2, room_sockets: 0, sockets: 2, revoked_before: null });
   for (const device of devices) {
     assert.deepEqual(await device.closed, { code: 4003, reason: 'password changed' });
   }
@@ -203,7 +203,9 @@ async function presenceOf(user, tok) {
 
 test('presence counts devices and holds online through the grace period', async () => {
   const user = uid();
-  const viewer = token(uid());
+  const viewerId = uid('viewer');
+  await createRoom(viewerId, [user]);
+  const viewer = token(viewerId);
   const never = await presenceOf(user, viewer);
   assert.deepEqual(never, { user_id: user, online: false, devices: 0, last_seen: null });
   const a = await connectUser(user);

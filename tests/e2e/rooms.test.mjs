@@ -245,7 +245,7 @@ test('room.activity reaches members on their user socket, at most once a second'
   }
   assert.ok(notes.length <= Math.ceil((Date.now() - started) / 1000) + 1, `coalesced: ${notes.length} notes`);
   for (let i = 1; i < notes.length; i++) {
-    assert.ok(notes[i].at - notes[i - 1].at >= 900, 'notes at least a second apart');
+    assert.ok(notes[i].at - notes[i - 1].at >= 900, `notes at least a second apart: ${JSON.stringify(notes)}`);
   }
   const last = notes.at(-1);
   assert.equal(last.room_id, room);
