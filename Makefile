@@ -14,12 +14,18 @@ export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: dev test tools build lint unit dry-run e2e bench
+.PHONY: dev test tools build lint unit dry-run e2e bench reset
 
 ## dev: build and serve the gateway on 127.0.0.1:$(PORT) with a local D1 and .dev.vars.
 dev: tools .dev.vars
 	CI=true wrangler d1 migrations apply DB --local
+	@echo "Local state (D1 and every Durable Object's SQLite) is in .wrangler/state; 'make reset' deletes it."
+	@echo "The local runtime opens one SQLite database per user or room with open sockets: a few thousand at once is its limit here (SQLITE_NOMEM / too many open files); measure load with 'make bench'."
 	wrangler dev --ip 127.0.0.1 --port $(PORT) --show-interactive-dev-session=false
+
+## reset: delete the local D1 and Durable Object state that `make dev` keeps (stop make dev first).
+reset:
+	rm -rf .wrangler/state
 
 ## test: formatting, lints (host and wasm32), unit tests, a deployable bundle, end-to-end tests.
 test: tools lint unit dry-run e2e
