@@ -52,6 +52,20 @@ pub struct Limits {
     pub rate_limit_burst: u32,
     /// ...and per second after that; beyond it the socket is closed with 4008.
     pub rate_limit_per_second: u32,
+    /// A resume sends at most this many stream entries before `synced {more:true}`...
+    pub replay_batch_events: i64,
+    /// ...and at most this many bytes of frames (one entry always goes, whatever its size).
+    pub replay_batch_bytes: usize,
+    /// A user stream keeps at most this many bytes of events, whatever their age.
+    pub retention_bytes: i64,
+    /// A room keeps this many newest messages in its own storage (older ones, once D1 has
+    /// them, are read from D1).
+    pub room_window_messages: i64,
+    /// Sockets one user may hold on one hub or room; a new one closes the oldest with 4009.
+    pub max_sockets_per_user: usize,
+    /// A member's `typing` is forwarded at most once per this many milliseconds (a change
+    /// between typing and not typing always goes).
+    pub typing_interval_ms: i64,
 }
 
 impl Default for Limits {
@@ -65,6 +79,12 @@ impl Default for Limits {
             presence_grace_secs: 10,
             rate_limit_burst: 100,
             rate_limit_per_second: 20,
+            replay_batch_events: 500,
+            replay_batch_bytes: 1024 * 1024,
+            retention_bytes: 16 * 1024 * 1024,
+            room_window_messages: 10_000,
+            max_sockets_per_user: 20,
+            typing_interval_ms: 3000,
         }
     }
 }
@@ -218,6 +238,48 @@ fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<Limits, String> {
             defaults.rate_limit_per_second,
             1,
             100_000,
+        )?,
+        replay_batch_events: number(
+            &get,
+            "REPLAY_BATCH_EVENTS",
+            defaults.replay_batch_events,
+            1,
+            10_000,
+        )?,
+        replay_batch_bytes: number(
+            &get,
+            "REPLAY_BATCH_BYTES",
+            defaults.replay_batch_bytes,
+            4096,
+            8 << 20,
+        )?,
+        retention_bytes: number(
+            &get,
+            "RETENTION_BYTES",
+            defaults.retention_bytes,
+            64 * 1024,
+            1 << 30,
+        )?,
+        room_window_messages: number(
+            &get,
+            "ROOM_WINDOW_MESSAGES",
+            defaults.room_window_messages,
+            10,
+            1_000_000,
+        )?,
+        max_sockets_per_user: number(
+            &get,
+            "MAX_SOCKETS_PER_USER",
+            defaults.max_sockets_per_user,
+            1,
+            1000,
+        )?,
+        typing_interval_ms: number(
+            &get,
+            "TYPING_INTERVAL_MS",
+            defaults.typing_interval_ms,
+            0,
+            60_000,
         )?,
     };
     Ok(limits)

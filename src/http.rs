@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use worker::{Delay, Headers, Method, Request, RequestInit, Response, Stub};
@@ -26,22 +27,31 @@ pub fn error_response(err: &ApiError) -> Response {
 }
 
 /// Reads a JSON body of at most `max_bytes`: 413 when larger, 400 when not JSON of the shape.
+/// The body is read as a stream and cut off at the limit, so a body without `Content-Length`
+/// (chunked) cannot make the Worker hold more than `max_bytes`.
 pub async fn read_json<T: DeserializeOwned>(
     req: &mut Request,
     max_bytes: usize,
 ) -> Result<T, ApiError> {
+    let too_large = || ApiError::too_large(format!("the body is larger than {max_bytes} bytes"));
     if let Some(length) = header(req, "content-length").and_then(|v| v.parse::<usize>().ok()) {
         if length > max_bytes {
-            return Err(ApiError::too_large(format!(
-                "the body is larger than {max_bytes} bytes"
-            )));
+            return Err(too_large());
         }
     }
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|_| ApiError::bad_request("bad_body", "the body could not be read"))?;
-    parse_json(&bytes, max_bytes)
+    let mut body = Vec::new();
+    // A request without a body has no stream: it reads as empty.
+    if let Ok(mut stream) = req.stream() {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|_| ApiError::bad_request("bad_body", "the body could not be read"))?;
+            if body.len().saturating_add(chunk.len()) > max_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+    }
+    parse_json(&body, max_bytes)
 }
 
 /// The pure half of [`read_json`].

@@ -38,6 +38,7 @@ pub const RESERVED_EVENTS: &[&str] = &[
     "message.send",
     "message.read",
     "message.deleted",
+    "sync",
 ];
 
 /// Close codes a client can see, with the reason it would see them.
@@ -52,6 +53,9 @@ pub mod close {
     pub const FORBIDDEN: u16 = 4003;
     /// The client sent frames faster than its allowance.
     pub const RATE_LIMITED: u16 = 4008;
+    /// The user opened more than `MAX_SOCKETS_PER_USER` sockets on one hub or room; the
+    /// oldest is closed.
+    pub const TOO_MANY_SOCKETS: u16 = 4009;
 }
 
 /// Error codes carried in `error` events. They are stable: clients switch on them.

@@ -15,13 +15,43 @@ pub struct ReplayPlan {
     pub recovered: bool,
 }
 
-/// Plans a resume from `since` given the newest seq and the highest pruned seq.
+/// Plans a resume from `since` given the newest seq and the highest pruned seq. Any `since`,
+/// however large, is safe: nothing overflows.
 pub fn plan_replay(since: i64, last_seq: i64, pruned_through: i64) -> ReplayPlan {
     let recovered = since >= pruned_through && since <= last_seq;
     ReplayPlan {
-        from: since.max(pruned_through) + 1,
+        from: since.max(pruned_through).saturating_add(1),
         through: last_seq,
         recovered,
+    }
+}
+
+/// How much one replay batch may send: a resume is answered in batches so that no single turn
+/// of a hub holds or sends an unbounded backlog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimit {
+    pub events: i64,
+    pub bytes: usize,
+}
+
+/// Counts what a batch has taken. The first entry is always admitted, whatever its size, so a
+/// batch always makes progress.
+#[derive(Debug, Default)]
+pub struct Batch {
+    events: i64,
+    bytes: usize,
+}
+
+impl Batch {
+    /// True when an entry of `bytes` fits; it is then counted.
+    pub fn admit(&mut self, bytes: usize, limit: BatchLimit) -> bool {
+        let fits = self.events == 0
+            || (self.events < limit.events && self.bytes.saturating_add(bytes) <= limit.bytes);
+        if fits {
+            self.events += 1;
+            self.bytes = self.bytes.saturating_add(bytes);
+        }
+        fits
     }
 }
 
@@ -72,6 +102,27 @@ mod tests {
         let plan = plan_replay(12, 9, 0);
         assert!(!plan.recovered);
         assert!(plan.from > plan.through);
+    }
+
+    #[test]
+    fn the_largest_since_does_not_overflow() {
+        let plan = plan_replay(i64::MAX, 9, 0);
+        assert!(!plan.recovered);
+        assert!(plan.from > plan.through);
+    }
+
+    #[test]
+    fn batches_are_cut_by_count_and_bytes_but_always_progress() {
+        let limit = BatchLimit {
+            events: 3,
+            bytes: 100,
+        };
+        let mut batch = Batch::default();
+        assert!(batch.admit(500, limit), "the first entry always goes");
+        assert!(!batch.admit(1, limit), "then the bytes are spent");
+        let mut batch = Batch::default();
+        assert!((0..3).all(|_| batch.admit(10, limit)));
+        assert!(!batch.admit(10, limit), "then the count is spent");
     }
 
     #[test]

@@ -113,6 +113,10 @@ async function main() {
     PRESENCE_GRACE_SECONDS: '2',
     RATE_LIMIT_BURST: '50',
     RATE_LIMIT_PER_SECOND: '10',
+    REPLAY_BATCH_BYTES: '65536',
+    RETENTION_BYTES: '262144',
+    ROOM_WINDOW_MESSAGES: '50',
+    MAX_SOCKETS_PER_USER: '8',
   };
   const envFile = join(state, 'test.env');
   envFileOf(envFile, env);
@@ -154,7 +158,7 @@ async function main() {
     const files = readdirSync(dir).filter((f) => f.endsWith('.test.mjs')).sort().map((f) => join(dir, f));
     const only = process.argv.slice(2);
     const selected = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
-    const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...selected], {
+    const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=180000', ...selected], {
       cwd: root,
       stdio: 'inherit',
       env: {
@@ -168,6 +172,10 @@ async function main() {
         SB_RETENTION_EVENTS: env.RETENTION_EVENTS,
         SB_PRESENCE_GRACE_SECONDS: env.PRESENCE_GRACE_SECONDS,
         SB_RATE_LIMIT_BURST: env.RATE_LIMIT_BURST,
+        SB_REPLAY_BATCH_BYTES: env.REPLAY_BATCH_BYTES,
+        SB_RETENTION_BYTES: env.RETENTION_BYTES,
+        SB_ROOM_WINDOW_MESSAGES: env.ROOM_WINDOW_MESSAGES,
+        SB_MAX_SOCKETS_PER_USER: env.MAX_SOCKETS_PER_USER,
         SB_WRANGLER_LOG: logPath,
         SB_BAD_BASE: badBase,
       },

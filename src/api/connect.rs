@@ -118,7 +118,11 @@ mod tests {
         assert_eq!(parse_since(None).unwrap(), None);
         assert_eq!(parse_since(Some("0")).unwrap(), Some(0));
         assert_eq!(parse_since(Some("42")).unwrap(), Some(42));
-        for bad in ["-1", "x", "", "1.5"] {
+        assert_eq!(
+            parse_since(Some("9223372036854775807")).unwrap(),
+            Some(i64::MAX)
+        );
+        for bad in ["-1", "x", "", "1.5", "9223372036854775808"] {
             assert_eq!(parse_since(Some(bad)).unwrap_err().status, 400, "{bad}");
         }
     }

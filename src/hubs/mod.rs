@@ -41,6 +41,14 @@ pub struct SocketInfo {
     /// the client never answers the close.
     #[serde(default)]
     pub closing: bool,
+    /// Set while the client is paging through a resume (`synced` said `more:true`): live stream
+    /// entries are not sent to it then, the next batch carries them, so it sees the stream in
+    /// order with no gap and no duplicate.
+    #[serde(default)]
+    pub syncing: bool,
+    /// Unix ms when the socket was accepted (the oldest goes first when a user has too many).
+    #[serde(default)]
+    pub opened_at: i64,
 }
 
 impl SocketInfo {
@@ -54,7 +62,7 @@ impl SocketInfo {
     }
 
     pub fn is_expired(&self, now_ms: i64) -> bool {
-        now_ms >= self.expires_at * 1000
+        now_ms >= self.expires_at.saturating_mul(1000)
     }
 }
 
@@ -139,9 +147,121 @@ pub fn accept(
         device: device.unwrap_or_else(|| format!("d-{}", uuid::Uuid::new_v4().simple())),
         expires_at: identity.expires_at,
         closing: false,
+        syncing: false,
+        opened_at: now_ms(),
     };
     pair.server.serialize_attachment(&info)?;
     Ok((pair, info))
+}
+
+/// Closes the oldest open sockets of `user_id` beyond `max` with 4009; returns how many.
+pub fn enforce_socket_cap(state: &State, user_id: &str, max: usize) -> usize {
+    let mut mine: Vec<(WebSocket, SocketInfo)> = open_sockets(state)
+        .into_iter()
+        .filter(|(_, info)| info.user_id == user_id)
+        .collect();
+    if mine.len() <= max {
+        return 0;
+    }
+    mine.sort_by_key(|(_, info)| info.opened_at);
+    let extra = mine.len() - max;
+    for (ws, _) in mine.iter().take(extra) {
+        close(
+            ws,
+            close::TOO_MANY_SOCKETS,
+            "too many sockets for this user: the oldest was closed",
+        );
+    }
+    extra
+}
+
+/// Sends a frame to every open socket, except those of `except_user`; a stream entry (a frame
+/// with a seq) skips sockets still paging through a resume. Returns how many got it.
+pub fn fan_out(state: &State, frame: &ServerFrame<'_>, except_user: Option<&str>) -> usize {
+    let text = frame.to_text();
+    let is_stream = frame.seq.is_some();
+    let mut sent = 0;
+    for (ws, info) in open_sockets(state) {
+        if Some(info.user_id.as_str()) == except_user || (is_stream && info.syncing) {
+            continue;
+        }
+        let _ = ws.send_with_str(&text);
+        sent += 1;
+    }
+    sent
+}
+
+/// One stream entry as a replay reads it: its seq and its frame, serialised.
+pub struct Entry {
+    pub seq: i64,
+    pub text: String,
+}
+
+/// Entries a replay reads from storage at a time (each at most a frame's size).
+const REPLAY_PAGE: i64 = 64;
+
+/// Sends one batch of the stream after `since` (at most `limit`), then
+/// `synced {seq, recovered, more}`; `seq` is the last entry sent while `more` is true, the
+/// stream's newest seq once it is false. The socket is marked `syncing` while more remain, so
+/// live entries wait for the next batch. `read(from, through, n)` reads up to `n` entries in
+/// order; `unrecovered` is added to `synced` when entries after `since` are gone (where to
+/// page back). Nothing here yields, so no entry can be appended between the read and `synced`.
+pub fn replay_batch(
+    ws: &WebSocket,
+    plan: crate::stream::ReplayPlan,
+    limit: crate::stream::BatchLimit,
+    read: impl Fn(i64, i64, i64) -> Result<Vec<Entry>, ApiError>,
+    unrecovered: Value,
+) -> Result<(), ApiError> {
+    let mut batch = crate::stream::Batch::default();
+    let mut next = plan.from;
+    let mut last_sent = None;
+    let mut more = false;
+    'pages: while next <= plan.through {
+        let page = read(next, plan.through, REPLAY_PAGE.min(limit.events))?;
+        let Some(last) = page.last() else { break };
+        next = last.seq.saturating_add(1);
+        for entry in &page {
+            if !batch.admit(entry.text.len(), limit) {
+                more = true;
+                break 'pages;
+            }
+            let _ = ws.send_with_str(&entry.text);
+            last_sent = Some(entry.seq);
+        }
+    }
+    if let Some(mut info) = SocketInfo::of(ws) {
+        info.syncing = more;
+        ws.serialize_attachment(&info)?;
+    }
+    let seq = if more {
+        last_sent.unwrap_or(plan.through)
+    } else {
+        plan.through
+    };
+    let mut synced = json!({"seq": seq, "recovered": plan.recovered, "more": more});
+    if let (false, Value::Object(extra), Some(fields)) =
+        (plan.recovered, unrecovered, synced.as_object_mut())
+    {
+        fields.extend(extra);
+    }
+    send(ws, &ServerFrame::event("synced", synced));
+    Ok(())
+}
+
+/// `sync {since}`: the next batch of a resume (see [`replay_batch`]).
+pub fn sync_since(frame: &ClientFrame) -> Result<i64, ApiError> {
+    frame
+        .data
+        .get("since")
+        .and_then(Value::as_i64)
+        .filter(|since| *since >= 0)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                code::VALIDATION,
+                "sync needs data.since, a whole number >= 0",
+            )
+        })
 }
 
 /// The checks every incoming frame passes before a hub looks at its event: socket state

@@ -4,16 +4,17 @@
 //!
 //! | arrives                              | stored                                   | sent                                          |
 //! |--------------------------------------|------------------------------------------|-----------------------------------------------|
-//! | `GET /connect` (member, by Worker)   | socket attachment                        | `ready`, `presence`; with `since`: replay, `synced`; `user.joined` to others on a user's first device; 403 if removed, 401 if revoked |
+//! | `GET /connect` (member, by Worker)   | socket attachment                        | `ready`, `presence`; with `since`: one replay batch, `synced`; `user.joined` to others on a user's first device; 403 if removed, 401 if revoked; the user's oldest socket here closed 4009 beyond the cap |
+//! | frame `sync {since}`                 | — (the socket pages while `more`)        | the next replay batch, `synced`               |
 //! | any acting frame from a non-member   | —                                        | close 4003 (the frame is not processed)       |
 //! | frame `send`                         | message with the next seq (client_id kept) | `ack {message}`; `message` to every socket   |
-//! | frame `typing`                       | —                                        | `typing` to the other users' sockets           |
+//! | frame `typing`                       | —                                        | `typing` to the other users' sockets, at most once per interval per user (a change always) |
 //! | frame `read {seq}`                   | the member's cursor (forward only)       | `ack {read_seq, unread}`; `read` to every socket |
 //! | frame `auth {token}`                 | new expiry in the attachment             | `ack {expires_at}` or `error`                  |
 //! | `POST /members` (Worker)             | members added (cursor at the newest seq) or removed (remembered) | removed members' sockets closed 4003, `user.left` |
 //! | `POST /disconnect` (Worker)          | the user's revocation cut-off, when revoking | the user's sockets closed 4003, `user.left` |
 //! | `POST /publish` (backend)            | a `system` message                       | `message` to every socket                      |
-//! | alarm (only for work due then)       | D1 copy progress                         | `room.activity` to absent members (≤ 1/s); `token.expired` + 4001 |
+//! | alarm (only for work due then)       | D1 copy progress; messages D1 holds pruned beyond the window | `room.activity` to absent members (≤ 1/s); `token.expired` + 4001 |
 //! | socket closes                        | alarm re-planned                         | `user.left` on a user's last device            |
 //!
 //! A message is durable here before it is acked or delivered, and sending never yields between
@@ -25,8 +26,8 @@
 //! started to close is not open for anything: a client that ignores the close frame can send,
 //! but nothing it sends is stored, delivered or acked.
 
-use std::cell::OnceCell;
-use std::collections::BTreeMap;
+use std::cell::{OnceCell, RefCell};
+use std::collections::{BTreeMap, HashMap};
 
 use futures_util::stream::{self, StreamExt};
 use serde::de::DeserializeOwned;
@@ -37,14 +38,14 @@ use worker::{
     Stub, WebSocket, WebSocketIncomingMessage, WebSocketRequestResponsePair,
 };
 
-use super::{now_ms, open_sockets, send, send_ack, send_error, Alarm, Gate, SocketInfo};
+use super::{now_ms, open_sockets, send, send_ack, send_error, Alarm, Entry, Gate, SocketInfo};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::message::{Content, RoomMessage, SYSTEM_TYPE};
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
 use crate::store::room_log::RoomLog;
 use crate::store::rooms;
-use crate::stream::plan_replay;
+use crate::stream::{plan_replay, BatchLimit};
 
 /// The header carrying the room id on every request the Worker makes to a room.
 pub const ROOM_HEADER: &str = "x-switchboard-room";
@@ -132,6 +133,9 @@ pub struct Room {
     config: OnceCell<Config>,
     gate: Gate,
     alarm: Alarm,
+    /// Per user: the typing state last forwarded and when (memory only: losing it on
+    /// hibernation at worst forwards one more `typing`).
+    typing: RefCell<HashMap<String, (bool, i64)>>,
 }
 
 impl DurableObject for Room {
@@ -150,6 +154,7 @@ impl DurableObject for Room {
             config: OnceCell::new(),
             gate: Gate::default(),
             alarm: Alarm::default(),
+            typing: RefCell::new(HashMap::new()),
         }
     }
 
@@ -254,6 +259,7 @@ impl Room {
 
         let (pair, info) = super::accept(&self.state, &identity, device)?;
         let ws = pair.server;
+        super::enforce_socket_cap(&self.state, &user_id, self.limits().max_sockets_per_user);
         let ready = json!({
             "room_id": room_id,
             "user_id": user_id,
@@ -280,22 +286,30 @@ impl Room {
         super::upgrade_response(req, pair.client)
     }
 
-    /// Sends every message after `since`, then `synced`. Does not yield.
+    /// Sends one batch of the messages after `since`, then `synced`; beyond the room's window
+    /// `synced` says `recovered:false` and names the REST route that pages back through D1.
+    /// Does not yield.
     fn replay(&self, ws: &WebSocket, room_id: &str, since: i64) -> Result<(), ApiError> {
         let log = self.log();
-        let plan = plan_replay(since, log.last_seq()?, 0);
-        let mut next = plan.from;
-        while next <= plan.through {
-            let page = log.range(room_id, next, plan.through, PAGE)?;
-            let Some(last) = page.last() else { break };
-            next = last.seq + 1;
-            for message in &page {
-                send(ws, &message_frame(message));
-            }
-        }
-        let synced = json!({"seq": plan.through, "recovered": plan.recovered});
-        send(ws, &ServerFrame::event("synced", synced));
-        Ok(())
+        let plan = plan_replay(since, log.last_seq()?, log.pruned_through()?);
+        let limits = self.limits();
+        let limit = BatchLimit {
+            events: limits.replay_batch_events,
+            bytes: limits.replay_batch_bytes,
+        };
+        let read = |from, through, n| {
+            Ok(log
+                .range(room_id, from, through, n)?
+                .iter()
+                .map(|message| Entry {
+                    seq: message.seq,
+                    text: message_frame(message).to_text(),
+                })
+                .collect())
+        };
+        // Room ids are path-safe (`ids::validate_room_id`).
+        let history = format!("/v1/rooms/{room_id}/messages?before_seq={}", plan.from);
+        super::replay_batch(ws, plan, limit, read, json!({ "history": history }))
     }
 
     /// Sockets per user, leaving out one connection (a socket that is closing) and anyone who
@@ -316,14 +330,10 @@ impl Room {
         Ok(crate::http::json(200, &self.presence(None))?)
     }
 
-    /// Sends a frame to every open socket, except those of `except_user`.
+    /// Sends a frame to every open socket, except those of `except_user` (a message skips
+    /// sockets still paging a resume: their next batch carries it).
     fn broadcast(&self, frame: &ServerFrame<'_>, except_user: Option<&str>) {
-        let text = frame.to_text();
-        for (ws, info) in open_sockets(&self.state) {
-            if Some(info.user_id.as_str()) != except_user {
-                let _ = ws.send_with_str(&text);
-            }
-        }
+        super::fan_out(&self.state, frame, except_user);
     }
 
     async fn change_members(&self, mut req: Request) -> Result<Response, ApiError> {
@@ -426,6 +436,12 @@ impl Room {
             }
             "send" => self.on_send(ws, &info, &frame).await,
             "typing" => self.on_typing(ws, &info, &frame),
+            "sync" => super::sync_since(&frame).and_then(|since| {
+                let room_id = self.log().room_id()?.unwrap_or_default();
+                self.replay(ws, &room_id, since)?;
+                send_ack(ws, id, json!({}));
+                Ok(())
+            }),
             "read" => self.on_read(ws, &info, &frame).await,
             "auth" => self.on_auth(ws, info, &frame).await,
             other => Err(ApiError::bad_request(
@@ -502,11 +518,25 @@ impl Room {
                 ))
             }
         };
-        self.broadcast(
-            &ServerFrame::event("typing", json!({"user_id": info.user_id, "active": active})),
-            Some(&info.user_id),
-        );
-        send_ack(ws, frame.id.as_ref(), json!({}));
+        let now = now_ms();
+        let interval = self.limits().typing_interval_ms;
+        let forwarded = {
+            let mut typing = self.typing.borrow_mut();
+            let due = typing
+                .get(&info.user_id)
+                .is_none_or(|(was, at)| *was != active || now - at >= interval);
+            if due {
+                typing.insert(info.user_id.clone(), (active, now));
+            }
+            due
+        };
+        if forwarded {
+            self.broadcast(
+                &ServerFrame::event("typing", json!({"user_id": info.user_id, "active": active})),
+                Some(&info.user_id),
+            );
+        }
+        send_ack(ws, frame.id.as_ref(), json!({ "forwarded": forwarded }));
         Ok(())
     }
 
@@ -618,6 +648,7 @@ impl Room {
                     log.clear_meta("flush_retry_at")?;
                     log.clear_meta("flush_failures")?;
                     log.clear_meta("flush_due")?;
+                    log.prune_window(self.limits().room_window_messages)?;
                     return Ok(());
                 }
                 Err(err) => {
@@ -677,7 +708,7 @@ impl Room {
                 let unread = log.unread(&user)?;
                 notes.push((
                     user,
-                    json!({"room_id": room_id, "seq": seq, "unread": unread, "last_message": last_message}),
+                    json!({"room_id": room_id, "seq": seq, "unread": unread, "last_message": last_message, "at": now}),
                 ));
             }
         }

@@ -4,8 +4,9 @@
 //!
 //! | arrives                              | stored                                  | sent                                   |
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
-//! | `GET /connect` (verified by Worker)  | socket attachment (user, conn, device, expiry) | `ready`; with `since`: replay, `synced`; 401 `token_revoked` for a revoked token |
-//! | `POST /push` (backend event)         | event with the next seq; idempotency key | the event to every device              |
+//! | `GET /connect` (verified by Worker)  | socket attachment (user, conn, device, expiry) | `ready`; with `since`: one replay batch, `synced`; 401 `token_revoked` for a revoked token; the user's oldest socket closed 4009 beyond the cap |
+//! | frame `sync {since}`                 | — (the socket pages while `more`)       | the next replay batch, `synced`        |
+//! | `POST /push` (backend event)         | event with the next seq; idempotency key; oldest events pruned beyond the byte bound | the event to every device not paging a resume |
 //! | frame `ack {seq}`                    | the device's cursor (forward only)      | `ack` when the frame had an id          |
 //! | frame `auth {token}`                 | new expiry in the attachment            | `ack {expires_at}` or `error` (`token_revoked`, …) |
 //! | frame `message.send` (direct message) | D1 message + receipts; `message` in this stream | `message` to receivers' hubs and every device; `ack {message}` |
@@ -31,15 +32,12 @@ use worker::{
     WebSocket, WebSocketIncomingMessage, WebSocketRequestResponsePair,
 };
 
-use super::{now_ms, open_sockets, send, send_ack, send_error, Alarm, Gate, SocketInfo};
+use super::{now_ms, open_sockets, send, send_ack, send_error, Alarm, Entry, Gate, SocketInfo};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
 use crate::store::user_log::{UserLog, IDEMPOTENCY_MS};
-use crate::stream::plan_replay;
-
-/// Replays read the log in pages of this many events (all before yielding).
-const REPLAY_PAGE: i64 = 256;
+use crate::stream::{plan_replay, BatchLimit};
 
 /// A backend event, as the Worker forwards it after validation.
 #[derive(Debug, Serialize, Deserialize)]
@@ -210,6 +208,11 @@ impl UserHub {
 
         let (pair, info) = super::accept(&self.state, &identity, device)?;
         let ws = pair.server;
+        super::enforce_socket_cap(
+            &self.state,
+            &info.user_id,
+            self.limits().max_sockets_per_user,
+        );
         let ready = json!({
             "user_id": info.user_id,
             "conn_id": info.conn_id,
@@ -226,25 +229,27 @@ impl UserHub {
         super::upgrade_response(req, pair.client)
     }
 
-    /// Sends every event after `since`, then `synced`. Does not yield.
+    /// Sends one batch of the events after `since`, then `synced`. Does not yield.
     fn replay(&self, ws: &WebSocket, since: i64) -> Result<(), ApiError> {
         let log = self.log();
         let plan = plan_replay(since, log.last_seq()?, log.pruned_through()?);
-        let mut next = plan.from;
-        while next <= plan.through {
-            let page = log.range(next, plan.through, REPLAY_PAGE)?;
-            let Some(last) = page.last() else { break };
-            next = last.seq + 1;
-            for event in &page {
-                send(
-                    ws,
-                    &ServerFrame::stream(&event.event, event.seq, event.data_value()),
-                );
-            }
-        }
-        let synced = json!({"seq": plan.through, "recovered": plan.recovered});
-        send(ws, &ServerFrame::event("synced", synced));
-        Ok(())
+        let limits = self.limits();
+        let limit = BatchLimit {
+            events: limits.replay_batch_events,
+            bytes: limits.replay_batch_bytes,
+        };
+        let read = |from, through, n| {
+            Ok(log
+                .range(from, through, n)?
+                .into_iter()
+                .map(|event| Entry {
+                    seq: event.seq,
+                    text: ServerFrame::stream(&event.event, event.seq, event.data_value())
+                        .to_text(),
+                })
+                .collect())
+        };
+        super::replay_batch(ws, plan, limit, read, Value::Null)
     }
 
     /// Appends a backend event and delivers it to every device.
@@ -273,6 +278,7 @@ impl UserHub {
         }
         let seq = log.append(&push.event, &push.data, now)?;
         let limits = self.limits();
+        log.prune_bytes(limits.retention_bytes)?;
         let mut prune_moved = false;
         if let Some(key) = &push.idempotency_key {
             log.remember_key(key, seq, now)?;
@@ -292,14 +298,10 @@ impl UserHub {
         })
     }
 
-    /// Sends a frame to every open device socket; returns how many there were.
+    /// Sends a frame to every open device socket (a stream event skips devices still paging
+    /// a resume: their next batch carries it); returns how many got it.
     fn deliver(&self, frame: &ServerFrame<'_>) -> usize {
-        let text = frame.to_text();
-        let sockets = open_sockets(&self.state);
-        for (ws, _) in &sockets {
-            let _ = ws.send_with_str(&text);
-        }
-        sockets.len()
+        super::fan_out(&self.state, frame, None)
     }
 
     /// Closes every device socket with 4003 and, when revoking, records the cut-off first so
@@ -361,6 +363,9 @@ impl UserHub {
                 Ok(())
             }
             "ack" => self.on_ack(ws, &info, &frame),
+            "sync" => super::sync_since(&frame)
+                .and_then(|since| self.replay(ws, since))
+                .map(|()| send_ack(ws, id, json!({}))),
             "auth" => self.on_auth(ws, info, &frame).await,
             "message.send" => self.on_message_send(ws, &info, &frame).await,
             other => Err(ApiError::bad_request(

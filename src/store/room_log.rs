@@ -255,6 +255,26 @@ impl<'a> RoomLog<'a> {
         Ok(count.unwrap_or(0))
     }
 
+    /// The highest seq no longer kept here (D1 has it).
+    pub fn pruned_through(&self) -> worker::Result<i64> {
+        Ok(self.meta("pruned_through")?.unwrap_or(0))
+    }
+
+    /// Keeps the newest `window` messages, and every message D1 does not have yet; older ones
+    /// are deleted here (history reads them from D1). Returns the new pruned seq, if it moved.
+    pub fn prune_window(&self, window: i64) -> worker::Result<Option<i64>> {
+        let through = self
+            .flushed_through()?
+            .min(self.last_seq()?.saturating_sub(window));
+        if through <= self.pruned_through()? {
+            return Ok(None);
+        }
+        self.sql
+            .exec("DELETE FROM messages WHERE seq <= ?", vec![through.into()])?;
+        self.set_meta("pruned_through", through)?;
+        Ok(Some(through))
+    }
+
     pub fn flushed_through(&self) -> worker::Result<i64> {
         Ok(self.meta("flushed_through")?.unwrap_or(0))
     }

@@ -2,8 +2,12 @@
 //!
 //! Tables: `events` (the stream: seq, event, data, created_at), `idempotency` (push keys and the
 //! seq they produced), `cursors` (each device's acknowledged seq) and `meta` (newest seq, highest
-//! pruned seq, last seen, next prune). The newest seq lives in `meta`, not in `MAX(seq)`, so
-//! pruning can never make a seq be handed out twice.
+//! pruned seq, last seen, next prune, bytes stored). The newest seq lives in `meta`, not in
+//! `MAX(seq)`, so pruning can never make a seq be handed out twice.
+//!
+//! The stream is bounded by size as well as by count and age: `stored_bytes` (event name plus
+//! data, as stored) is kept in `meta`, and an append that takes it over the bound prunes the
+//! oldest events at once, whatever their age.
 //!
 //! Every function is synchronous: SQLite storage calls do not yield, so a caller that appends and
 //! then sends, or replays and then sends, cannot be interleaved with another request.
@@ -77,17 +81,88 @@ impl<'a> UserLog<'a> {
     /// Appends an event and returns its seq.
     pub fn append(&self, event: &str, data: &Value, now_ms: i64) -> worker::Result<i64> {
         let seq = self.last_seq()? + 1;
+        let data = data.to_string();
+        let size = (event.len() + data.len()) as i64;
+        let stored = self.stored_bytes()?;
         self.sql.exec(
             "INSERT INTO events (seq, event, data, created_at) VALUES (?, ?, ?, ?)",
-            vec![
-                seq.into(),
-                event.into(),
-                data.to_string().into(),
-                now_ms.into(),
-            ],
+            vec![seq.into(), event.into(), data.into(), now_ms.into()],
         )?;
         self.set_meta("last_seq", seq)?;
+        self.set_meta("stored_bytes", stored + size)?;
         Ok(seq)
+    }
+
+    /// Bytes of events stored (counted once from the table if this hub predates the count).
+    pub fn stored_bytes(&self) -> worker::Result<i64> {
+        if let Some(bytes) = self.meta("stored_bytes")? {
+            return Ok(bytes);
+        }
+        let bytes = self.bytes_through(i64::MAX)?;
+        self.set_meta("stored_bytes", bytes)?;
+        Ok(bytes)
+    }
+
+    fn bytes_through(&self, seq: i64) -> worker::Result<i64> {
+        Ok(self
+            .int(
+                "SELECT SUM(LENGTH(CAST(event AS BLOB)) + LENGTH(CAST(data AS BLOB))) AS value FROM events WHERE seq <= ?",
+                vec![seq.into()],
+            )?
+            .unwrap_or(0))
+    }
+
+    /// Deletes events with `seq <= through` and records it (`pruned_through`, bytes stored).
+    fn delete_through(&self, through: i64) -> worker::Result<()> {
+        let freed = self.bytes_through(through)?;
+        self.sql
+            .exec("DELETE FROM events WHERE seq <= ?", vec![through.into()])?;
+        if through > self.pruned_through()? {
+            self.set_meta("pruned_through", through)?;
+        }
+        let stored = self.stored_bytes()?;
+        self.set_meta("stored_bytes", (stored - freed).max(0))
+    }
+
+    /// Prunes the oldest events until at most `max_bytes` are stored; the newest event always
+    /// stays. Returns the highest seq pruned, if any.
+    pub fn prune_bytes(&self, max_bytes: i64) -> worker::Result<Option<i64>> {
+        #[derive(Deserialize)]
+        struct Sized {
+            seq: i64,
+            size: i64,
+        }
+        let mut excess = self.stored_bytes()? - max_bytes;
+        if excess <= 0 {
+            return Ok(None);
+        }
+        let last_seq = self.last_seq()?;
+        let mut cut = None;
+        let mut after = self.pruned_through()?;
+        while excess > 0 {
+            let rows: Vec<Sized> = self
+                .sql
+                .exec(
+                    "SELECT seq, LENGTH(CAST(event AS BLOB)) + LENGTH(CAST(data AS BLOB)) AS size FROM events WHERE seq > ? AND seq < ? ORDER BY seq LIMIT 64",
+                    vec![after.into(), last_seq.into()],
+                )?
+                .to_array()?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in rows {
+                if excess <= 0 {
+                    break;
+                }
+                excess -= row.size;
+                cut = Some(row.seq);
+                after = row.seq;
+            }
+        }
+        if let Some(through) = cut {
+            self.delete_through(through)?;
+        }
+        Ok(cut)
     }
 
     /// Events with `from <= seq <= through`, oldest first, at most `limit`.
@@ -193,11 +268,7 @@ impl<'a> UserLog<'a> {
             vec![ceiling.into(), (now_ms - keep_ms).into()],
         )?;
         if let Some(highest) = highest {
-            self.sql
-                .exec("DELETE FROM events WHERE seq <= ?", vec![highest.into()])?;
-            if highest > self.pruned_through()? {
-                self.set_meta("pruned_through", highest)?;
-            }
+            self.delete_through(highest)?;
         }
         self.sql.exec(
             "DELETE FROM idempotency WHERE created_at < ?",

@@ -3,6 +3,7 @@
 
 import { createHmac, createPrivateKey, randomBytes, randomUUID, sign } from 'node:crypto';
 import net from 'node:net';
+import { after } from 'node:test';
 import WebSocket from 'ws';
 
 export const BASE = process.env.SB_BASE ?? 'http://127.0.0.1:8787';
@@ -12,6 +13,13 @@ export const ISSUER = process.env.SB_ISSUER;
 export const AUDIENCE = process.env.SB_AUDIENCE;
 const SECRET = process.env.SB_JWT_SECRET;
 const PRIVATE = JSON.parse(process.env.SB_PRIVATE_KEYS ?? '{}');
+
+// Every socket a test file opens is ended when the file's tests are done, so a test that fails
+// half-way cannot leave a socket open that keeps the file from finishing.
+const sockets = new Set();
+after(() => {
+  for (const end of sockets) end();
+});
 
 /** A user id no other test uses. */
 export const uid = (prefix = 'u') => `${prefix}-${randomUUID().slice(0, 8)}`;
@@ -54,6 +62,7 @@ export const token = (sub, extra) => signHS256(claims(sub, extra));
 export class Client {
   constructor(ws) {
     this.ws = ws;
+    sockets.add(() => ws.terminate());
     this.frames = [];
     this.raw = [];
     this.waiters = [];
@@ -246,6 +255,7 @@ export function rawOpen(path, tok) {
   return new Promise((resolve, reject) => {
     const socket = net.connect(Number(url.port), url.hostname);
     const client = { socket, frames: [], closes: [], buffer: Buffer.alloc(0), upgraded: false };
+    sockets.add(() => socket.destroy());
     client.send = (frame) => socket.write(maskedText(JSON.stringify(frame)));
     client.end = () => socket.destroy();
     socket.on('connect', () => {

@@ -84,7 +84,7 @@ test('an offline user gets the events on connect with since', async () => {
   const replayed = await client.take('test.event', 3);
   assert.deepEqual(replayed.map((f) => f.seq), [1, 2, 3]);
   assert.deepEqual(replayed.map((f) => f.data.i), [0, 1, 2]);
-  assert.deepEqual((await client.next('synced')).data, { seq: 3, recovered: true });
+  assert.deepEqual((await client.next('synced')).data, { seq: 3, recovered: true, more: false });
   await client.close();
 });
 
@@ -117,7 +117,7 @@ test('resume beyond retention says recovered:false and replays what is left', as
   const recent = await connectUser(user, { path: `/v1/connect?since=${total - 5}` });
   const frames = await recent.take('test.event', 5);
   assert.deepEqual(frames.map((f) => f.seq), [total - 4, total - 3, total - 2, total - 1, total]);
-  assert.deepEqual((await recent.next('synced')).data, { seq: total, recovered: true });
+  assert.deepEqual((await recent.next('synced')).data, { seq: total, recovered: true, more: false });
   await recent.close();
 });
 
@@ -125,7 +125,7 @@ test('a since ahead of the stream is not recovered', async () => {
   const user = uid();
   await pushMany(user, 2);
   const client = await connectUser(user, { path: '/v1/connect?since=50' });
-  assert.deepEqual((await client.next('synced')).data, { seq: 2, recovered: false });
+  assert.deepEqual((await client.next('synced')).data, { seq: 2, recovered: false, more: false });
   await client.close();
 });
 

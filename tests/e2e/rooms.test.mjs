@@ -139,7 +139,7 @@ test('resume after a dropped socket replays what was sent meanwhile, in order, t
   const replayed = await again.take('message', 5);
   assert.deepEqual(replayed.map((m) => m.seq), [2, 3, 4, 5, 6]);
   const synced = await again.next('synced');
-  assert.deepEqual(synced.data, { seq: 6, recovered: true });
+  assert.deepEqual(synced.data, { seq: 6, recovered: true, more: false });
   assert.equal(again.unread('message').length, 0);
   await a.request('send', text('live'));
   assert.equal((await again.next('message')).seq, 7);
@@ -240,12 +240,12 @@ test('room.activity reaches members on their user socket, at most once a second'
   const notes = [];
   for (;;) {
     const note = await bUser.next('room.activity');
-    notes.push({ ...note.data, at: Date.now() });
+    notes.push(note.data);
     if (note.data.seq === 8) break;
   }
   assert.ok(notes.length <= Math.ceil((Date.now() - started) / 1000) + 1, `coalesced: ${notes.length} notes`);
   for (let i = 1; i < notes.length; i++) {
-    assert.ok(notes[i].at - notes[i - 1].at >= 900, `notes at least a second apart: ${JSON.stringify(notes)}`);
+    assert.ok(notes[i].at - notes[i - 1].at >= 1000, `notes at least a second apart: ${JSON.stringify(notes)}`);
   }
   const last = notes.at(-1);
   assert.equal(last.room_id, room);
