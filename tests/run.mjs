@@ -10,28 +10,14 @@
 // (public keys without an audience, a short internal token, the development secret without
 // DEV_MODE); tests/e2e/config.test.mjs checks that it admits nothing and says why.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const wrangler = join(root, 'node_modules', '.bin', 'wrangler');
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { join } from 'node:path';
+import {
+  applyMigrations, envFileOf, freePort, prebuiltConfig, root, startWrangler, waitForHealth,
+} from './server.mjs';
 
 function testKeys() {
   const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -46,53 +32,6 @@ function testKeys() {
     }),
   };
 }
-
-async function waitForHealth(base, child, deadlineMs, answered = (res) => res.ok) {
-  const start = Date.now();
-  while (Date.now() - start < deadlineMs) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}`);
-    try {
-      const res = await fetch(`${base}/health`);
-      if (answered(res)) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`wrangler dev did not answer /health within ${deadlineMs} ms`);
-}
-
-/** Starts `wrangler dev` with `args` and its output in `logPath`; returns the child process. */
-function startWrangler(args, logPath, env) {
-  const log = createWriteStream(logPath);
-  const child = spawn(wrangler, ['dev', ...args], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  child.exited = new Promise((resolve) => child.on('exit', resolve));
-  child.stop = () => {
-    try { process.kill(-child.pid, 'SIGTERM'); } catch { /* already gone */ }
-  };
-  process.on('exit', child.stop);
-  return child;
-}
-
-/**
- * A copy of wrangler.toml for a second gateway on the bundle the first one built: no build
- * command (it would rebuild under the running server) and absolute paths.
- */
-function prebuiltConfig(dir) {
-  const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8')
-    .replace(/^\[build\]\ncommand = .*\n/m, '')
-    .replace(/^main = .*$/m, `main = "${join(root, 'build', 'worker', 'shim.mjs')}"`)
-    .replace(/^migrations_dir = .*$/m, `migrations_dir = "${join(root, 'migrations')}"`);
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, 'wrangler.toml');
-  writeFileSync(path, toml);
-  return path;
-}
-
-const envFileOf = (path, vars) =>
-  writeFileSync(path, Object.entries(vars).map(([k, v]) => `${k}='${v}'`).join('\n') + '\n');
 
 async function main() {
   const state = mkdtempSync(join(tmpdir(), 'switchboard-e2e-'));
@@ -121,17 +60,13 @@ async function main() {
   const envFile = join(state, 'test.env');
   envFileOf(envFile, env);
 
-  const childEnv = { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' };
-  const migrate = spawnSync(wrangler, ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state], {
-    cwd: root, env: childEnv, stdio: 'inherit',
-  });
-  if (migrate.status !== 0) throw new Error('applying D1 migrations failed');
+  applyMigrations(null, state);
 
   const logPath = join(state, 'wrangler.log');
   const child = startWrangler([
     '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state,
     '--env-file', envFile, '--show-interactive-dev-session=false', '--inspector-port', String(await freePort()),
-  ], logPath, childEnv);
+  ], logPath);
 
   const badPort = await freePort();
   const badBase = `http://127.0.0.1:${badPort}`;
@@ -152,7 +87,7 @@ async function main() {
     bad = startWrangler([
       '--config', badConfig, '--ip', '127.0.0.1', '--port', String(badPort), '--persist-to', join(badDir, 'state'),
       '--env-file', badEnv, '--show-interactive-dev-session=false', '--inspector-port', String(await freePort()),
-    ], badLogPath, childEnv);
+    ], badLogPath);
     await waitForHealth(badBase, bad, 120_000, (res) => res.status === 503);
     const dir = join(root, 'tests', 'e2e');
     const files = readdirSync(dir).filter((f) => f.endsWith('.test.mjs')).sort().map((f) => join(dir, f));
