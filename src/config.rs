@@ -66,6 +66,10 @@ pub struct Limits {
     /// A member's `typing` is forwarded at most once per this many milliseconds (a change
     /// between typing and not typing always goes).
     pub typing_interval_ms: i64,
+    /// Members one room may have (a single Room object fans out to all of them).
+    pub max_room_members: usize,
+    /// Rooms one user may create over REST in 24 hours.
+    pub max_rooms_per_day: i64,
 }
 
 impl Default for Limits {
@@ -85,6 +89,8 @@ impl Default for Limits {
             room_window_messages: 10_000,
             max_sockets_per_user: 20,
             typing_interval_ms: 3000,
+            max_room_members: 1000,
+            max_rooms_per_day: 100,
         }
     }
 }
@@ -280,6 +286,20 @@ fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<Limits, String> {
             defaults.typing_interval_ms,
             0,
             60_000,
+        )?,
+        max_room_members: number(
+            &get,
+            "MAX_ROOM_MEMBERS",
+            defaults.max_room_members,
+            2,
+            100_000,
+        )?,
+        max_rooms_per_day: number(
+            &get,
+            "MAX_ROOMS_PER_DAY",
+            defaults.max_rooms_per_day,
+            1,
+            1_000_000,
         )?,
     };
     Ok(limits)

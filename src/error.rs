@@ -13,6 +13,8 @@ pub struct ApiError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// Seconds after which a refused request may be retried (`Retry-After`, for 429s).
+    pub retry_after: Option<i64>,
 }
 
 impl ApiError {
@@ -21,6 +23,15 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429: over a quota; retry after `seconds`.
+    pub fn rate_limited(message: impl Into<String>, seconds: i64) -> Self {
+        Self {
+            retry_after: Some(seconds.max(1)),
+            ..Self::new(429, "rate_limited", message)
         }
     }
 

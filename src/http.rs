@@ -20,10 +20,14 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> worker::Result<Response> {
 }
 
 pub fn error_response(err: &ApiError) -> Response {
-    json(err.status, &err.body()).unwrap_or_else(|_| {
+    let mut res = json(err.status, &err.body()).unwrap_or_else(|_| {
         Response::error(err.message.clone(), err.status)
             .unwrap_or_else(|_| Response::empty().expect("an empty response can always be built"))
-    })
+    });
+    if let Some(seconds) = err.retry_after {
+        let _ = res.headers_mut().set("retry-after", &seconds.to_string());
+    }
+    res
 }
 
 /// Reads a JSON body of at most `max_bytes`: 413 when larger, 400 when not JSON of the shape.

@@ -56,6 +56,8 @@ async function main() {
     RETENTION_BYTES: '262144',
     ROOM_WINDOW_MESSAGES: '50',
     MAX_SOCKETS_PER_USER: '8',
+    MAX_ROOM_MEMBERS: '60',
+    MAX_ROOMS_PER_DAY: '5',
   };
   const envFile = join(state, 'test.env');
   envFileOf(envFile, env);
@@ -111,6 +113,8 @@ async function main() {
         SB_RETENTION_BYTES: env.RETENTION_BYTES,
         SB_ROOM_WINDOW_MESSAGES: env.ROOM_WINDOW_MESSAGES,
         SB_MAX_SOCKETS_PER_USER: env.MAX_SOCKETS_PER_USER,
+        SB_MAX_ROOM_MEMBERS: env.MAX_ROOM_MEMBERS,
+        SB_MAX_ROOMS_PER_DAY: env.MAX_ROOMS_PER_DAY,
         SB_WRANGLER_LOG: logPath,
         SB_BAD_BASE: badBase,
       },

@@ -3,7 +3,7 @@
 // the suite's gateways and by tests that need a gateway of their own (a crash test kills one).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,4 +83,18 @@ export function applyMigrations(config, state) {
   if (config) args.push('--config', config);
   const migrate = spawnSync(wrangler, args, { cwd: root, env: childEnv, stdio: 'ignore' });
   if (migrate.status !== 0) throw new Error('applying D1 migrations failed');
+}
+
+/**
+ * Runs SQL on the local D1 database in `state` while a gateway is serving it, as a test's fault.
+ * It goes straight to the SQLite file (python3's sqlite3): a second `wrangler` on the same state
+ * would take the running gateway down.
+ */
+export function executeD1(state, sql) {
+  const dir = join(state, 'v3', 'd1', 'miniflare-D1DatabaseObject');
+  const file = readdirSync(dir).find((f) => f.endsWith('.sqlite') && f !== 'metadata.sqlite');
+  if (!file) throw new Error(`no local D1 database in ${dir}`);
+  const script = 'import sqlite3, sys\nc = sqlite3.connect(sys.argv[1], timeout=10)\nc.executescript(sys.argv[2])\nc.commit()';
+  const run = spawnSync('python3', ['-c', script, join(dir, file), sql], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`executing SQL on D1 failed: ${run.stderr}`);
 }

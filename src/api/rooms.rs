@@ -135,7 +135,25 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
         return Err(validation("owner: the caller owns a room they create"));
     }
     let members = user_list(&body.members, MAX_ADD, Some(&me.user_id))?;
-    create_room(env, &body, Some(me.user_id), members).await
+    within_daily_rooms(env, config, &me.user_id).await?;
+    create_room(env, config, &body, Some(me.user_id), members).await
+}
+
+/// `MAX_ROOMS_PER_DAY`: 429 with `Retry-After` once a user created that many rooms in the last
+/// 24 hours (rooms a backend created with them as owner count too).
+async fn within_daily_rooms(env: &Env, config: &Config, user_id: &str) -> Result<(), ApiError> {
+    const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+    let now = crate::hubs::now_ms();
+    let (created, oldest) = rooms::created_since(&d1::db(env)?, user_id, now - DAY_MS).await?;
+    let max = config.limits.max_rooms_per_day;
+    if created < max {
+        return Ok(());
+    }
+    let wait_ms = oldest.map_or(DAY_MS, |oldest| oldest + DAY_MS - now);
+    Err(ApiError::rate_limited(
+        format!("at most {max} rooms per user in 24 hours"),
+        wait_ms.div_euclid(1000) + 1,
+    ))
 }
 
 pub async fn list(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
@@ -188,7 +206,7 @@ pub async fn add_members(
         ));
     }
     let users = user_list(&body.users, MAX_ADD, None)?;
-    add(env, &db, &room, &users, MEMBER).await
+    add(env, config, &db, &room, &users, MEMBER).await
 }
 
 pub async fn remove_member(
@@ -317,7 +335,7 @@ pub async fn internal_create(
     }
     let members = user_list(&body.members, MAX_ADD_INTERNAL, body.owner.as_deref())?;
     let owner = body.owner.clone();
-    create_room(env, &body, owner, members).await
+    create_room(env, config, &body, owner, members).await
 }
 
 pub async fn internal_add_members(
@@ -338,7 +356,7 @@ pub async fn internal_add_members(
     let users = user_list(&body.users, MAX_ADD_INTERNAL, None)?;
     let db = d1::db(env)?;
     let room = existing_room(&db, room_id).await?;
-    add(env, &db, &room, &users, role).await
+    add(env, config, &db, &room, &users, role).await
 }
 
 pub async fn internal_remove_member(
@@ -395,11 +413,16 @@ pub async fn internal_publish(
 
 async fn create_room(
     env: &Env,
+    config: &Config,
     body: &CreateRoomBody,
     owner: Option<String>,
     members: Vec<String>,
 ) -> Result<Response, ApiError> {
     let (id, name) = validate_create(body)?;
+    let max = config.limits.max_room_members;
+    if members.len() + usize::from(owner.is_some()) > max {
+        return Err(room_full(max));
+    }
     let now = crate::hubs::now_ms();
     let room = Room {
         id: id.clone(),
@@ -438,8 +461,18 @@ async fn create_room(
     Ok(crate::http::json(201, &out)?)
 }
 
+/// 409 `room_full`: `MAX_ROOM_MEMBERS`.
+fn room_full(max: usize) -> ApiError {
+    ApiError::new(
+        409,
+        "room_full",
+        format!("a room has at most {max} members (MAX_ROOM_MEMBERS)"),
+    )
+}
+
 async fn add(
     env: &Env,
+    config: &Config,
     db: &D1Database,
     room: &Room,
     users: &[String],
@@ -447,6 +480,12 @@ async fn add(
 ) -> Result<Response, ApiError> {
     if users.is_empty() {
         return Err(validation("users must name at least one user"));
+    }
+    let max = config.limits.max_room_members;
+    let already = rooms::already_members(db, &room.id, users).await?;
+    let joining = users.len() - already.len();
+    if joining > 0 && rooms::member_count(db, &room.id).await? + joining > max {
+        return Err(room_full(max));
     }
     let now = crate::hubs::now_ms();
     let members: Vec<Member> = users

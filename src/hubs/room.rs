@@ -45,16 +45,21 @@ use crate::message::{Content, RoomMessage, SYSTEM_TYPE};
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
 use crate::store::room_log::RoomLog;
 use crate::store::rooms;
-use crate::stream::{plan_replay, BatchLimit};
+use crate::stream::{plan_replay, Batch, BatchLimit};
 
 /// The header carrying the room id on every request the Worker makes to a room.
 pub const ROOM_HEADER: &str = "x-switchboard-room";
-/// Replays and flushes read the log in pages of this many messages.
-const PAGE: i64 = 256;
 /// A member absent from the room socket hears about activity at most this often.
 pub const ACTIVITY_INTERVAL_MS: i64 = 1000;
 /// UserHubs told about activity at once.
 const ACTIVITY_FAN_OUT: usize = 50;
+/// One D1 copy batch carries at most this many messages, of at most this many bytes in all,
+/// and this many cursors, so a batch of large messages or a huge room can never wedge the copy.
+const COPY_LIMIT: BatchLimit = BatchLimit {
+    events: 100,
+    bytes: 512 * 1024,
+};
+const COPY_CURSORS: i64 = 100;
 /// D1 copy retries back off from 1 s to this.
 const MAX_FLUSH_BACKOFF_MS: i64 = 60_000;
 
@@ -663,14 +668,26 @@ impl Room {
         }
     }
 
-    /// Copies one page; true when more is waiting.
+    /// Copies one batch (within [`COPY_LIMIT`] and [`COPY_CURSORS`]); true when more is
+    /// waiting.
     async fn flush_page(&self) -> worker::Result<bool> {
         let log = self.log();
         let Some(room_id) = log.room_id()? else {
             return Ok(false);
         };
-        let messages = log.range(&room_id, log.flushed_through()? + 1, log.last_seq()?, PAGE)?;
-        let cursors = log.dirty_cursors()?;
+        let page = log.range(
+            &room_id,
+            log.flushed_through()? + 1,
+            log.last_seq()?,
+            COPY_LIMIT.events,
+        )?;
+        let fetched = page.len();
+        let mut batch = Batch::default();
+        let messages: Vec<RoomMessage> = page
+            .into_iter()
+            .take_while(|m| batch.admit(json!(m).to_string().len(), COPY_LIMIT))
+            .collect();
+        let cursors = log.dirty_cursors(COPY_CURSORS)?;
         if messages.is_empty() && cursors.is_empty() {
             return Ok(false);
         }
@@ -679,7 +696,9 @@ impl Room {
             .await?;
         let through = messages.last().map_or(0, |m| m.seq);
         log.mark_flushed(through, &cursors)?;
-        Ok(messages.len() as i64 == PAGE)
+        Ok(messages.len() < fetched
+            || fetched as i64 == COPY_LIMIT.events
+            || cursors.len() as i64 == COPY_CURSORS)
     }
 
     /// Tells members who are not on a room socket that the room moved on: `room.activity`

@@ -279,11 +279,12 @@ impl<'a> RoomLog<'a> {
         Ok(self.meta("flushed_through")?.unwrap_or(0))
     }
 
-    pub fn dirty_cursors(&self) -> worker::Result<Vec<DirtyCursor>> {
+    /// Up to `limit` read cursors that D1 has not seen yet.
+    pub fn dirty_cursors(&self, limit: i64) -> worker::Result<Vec<DirtyCursor>> {
         self.sql
             .exec(
-                "SELECT user_id, read_seq FROM members WHERE read_dirty = 1",
-                None,
+                "SELECT user_id, read_seq FROM members WHERE read_dirty = 1 LIMIT ?",
+                vec![limit.into()],
             )?
             .to_array()
     }

@@ -193,6 +193,64 @@ pub async fn list_for_user(
         .collect())
 }
 
+/// How many rooms `user_id` created since `since_ms`, and when the oldest of them was.
+pub async fn created_since(
+    db: &D1Database,
+    user_id: &str,
+    since_ms: i64,
+) -> worker::Result<(i64, Option<i64>)> {
+    #[derive(Deserialize)]
+    struct Row {
+        n: i64,
+        oldest: Option<i64>,
+    }
+    let row: Option<Row> = db
+        .prepare("SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM rooms WHERE created_by = ? AND created_at > ?")
+        .bind(&[text(user_id), int(since_ms)])?
+        .first(None)
+        .await?;
+    Ok(row.map_or((0, None), |row| (row.n, row.oldest)))
+}
+
+/// How many members a room has.
+pub async fn member_count(db: &D1Database, room_id: &str) -> worker::Result<usize> {
+    #[derive(Deserialize)]
+    struct Row {
+        n: i64,
+    }
+    let row: Option<Row> = db
+        .prepare("SELECT COUNT(*) AS n FROM room_members WHERE room_id = ?")
+        .bind(&[text(room_id)])?
+        .first(None)
+        .await?;
+    Ok(row.map_or(0, |row| usize::try_from(row.n).unwrap_or(0)))
+}
+
+/// Which of `users` are already members of the room.
+pub async fn already_members(
+    db: &D1Database,
+    room_id: &str,
+    users: &[String],
+) -> worker::Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        user_id: String,
+    }
+    let mut found = Vec::new();
+    // D1 binds at most 100 parameters per statement.
+    for chunk in users.chunks(50) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let sql =
+            format!("SELECT user_id FROM room_members WHERE room_id = ? AND user_id IN ({marks})");
+        let binds: Vec<JsValue> = std::iter::once(text(room_id))
+            .chain(chunk.iter().map(|user| text(user)))
+            .collect();
+        let rows: Vec<Row> = db.prepare(sql).bind(&binds)?.all().await?.results()?;
+        found.extend(rows.into_iter().map(|row| row.user_id));
+    }
+    Ok(found)
+}
+
 /// Every room the user is a member of.
 pub async fn rooms_of(db: &D1Database, user_id: &str) -> worker::Result<Vec<String>> {
     #[derive(Deserialize)]

@@ -157,3 +157,35 @@ test('extreme numbers: the largest since is not recovered and replays nothing', 
   assert.deepEqual(hub.unread('a.b'), []);
   await Promise.all([hub.close(), inRoom.close()]);
 });
+
+test('a room holds at most MAX_ROOM_MEMBERS, on create and on add; re-adding members is free', async () => {
+  const max = Number(process.env.SB_MAX_ROOM_MEMBERS);
+  const owner = uid('owner');
+  const many = (n, p) => Array.from({ length: n }, (_, i) => `${p}-${i}`);
+  const tooMany = await http('POST', '/v1/rooms', { tok: token(owner), body: { name: 'big', members: many(max, uid('m')) } });
+  assert.equal(tooMany.status, 409);
+  assert.equal(tooMany.body.error.code, 'room_full');
+  const first = many(max - 11, uid('a'));
+  const room = await createRoom(owner, first.slice(0, 30));
+  assert.equal((await internal('POST', `/internal/v1/rooms/${room}/members`, { users: first.slice(30) })).status, 200);
+  const rest = many(11, uid('b'));
+  const over = await internal('POST', `/internal/v1/rooms/${room}/members`, { users: rest });
+  assert.equal(over.status, 409, over.text);
+  assert.equal(over.body.error.code, 'room_full');
+  assert.equal((await internal('POST', `/internal/v1/rooms/${room}/members`, { users: rest.slice(0, 10) })).status, 200);
+  assert.equal((await internal('POST', `/internal/v1/rooms/${room}/members`, { users: first.slice(0, 20) })).status, 200, 're-adding is not joining');
+  const full = await http('POST', `/v1/rooms/${room}/members`, { tok: token(owner), body: { users: [uid('late')] } });
+  assert.equal(full.status, 409);
+});
+
+test('a user creates at most MAX_ROOMS_PER_DAY rooms; then 429 with Retry-After', async () => {
+  const max = Number(process.env.SB_MAX_ROOMS_PER_DAY);
+  const user = uid('creator');
+  for (let i = 0; i < max; i++) await createRoom(user, []);
+  const refused = await http('POST', '/v1/rooms', { tok: token(user), body: { name: 'one more' } });
+  assert.equal(refused.status, 429);
+  assert.equal(refused.body.error.code, 'rate_limited');
+  const wait = Number(refused.headers.get('retry-after'));
+  assert.ok(wait > 86_000 && wait <= 86_400, `Retry-After ${wait}`);
+  assert.equal((await internal('POST', '/internal/v1/rooms', { name: 'for them', owner: uid('other') })).status, 201);
+});
