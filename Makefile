@@ -7,6 +7,8 @@ PORT ?= 8787
 WORKER_BUILD_VERSION := 0.8.7
 WASM_BINDGEN_VERSION := 0.2.130
 CARGO_BIN := $(HOME)/.cargo/bin
+# The side-by-side kit (load generator + NestJS peer), kept beside the project, not in it.
+SHARED_BENCH ?= ../shared/bench
 
 export PATH := $(CARGO_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 # worker-build would download these from hosts these machines cannot reach.
@@ -14,7 +16,7 @@ export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: dev test tools build lint unit dry-run e2e bench reset
+.PHONY: dev test tools build lint unit dry-run e2e bench profile reset
 
 ## dev: build and serve the gateway on 127.0.0.1:$(PORT) with a local D1 and .dev.vars.
 dev: tools .dev.vars
@@ -48,10 +50,8 @@ build:
 
 lint:
 	cargo fmt --check
-	cargo fmt --check --manifest-path bench/Cargo.toml
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown --all-targets -- -D warnings
-	cargo clippy --manifest-path bench/Cargo.toml --all-targets -- -D warnings
 
 unit:
 	cargo test
@@ -62,12 +62,12 @@ dry-run:
 e2e:
 	node tests/run.mjs
 
-## bench: the load generator against a running `make dev` (see docs/BENCHMARKS.md).
-bench:
-	cargo build --release --manifest-path bench/Cargo.toml
-	for devices in 1 100; do for run in 1 2 3; do \
-	  bench/target/release/switchboard-bench --base http://127.0.0.1:$(PORT) --devices $$devices --pushes 200 --seconds 10 || exit 1; \
-	done; done
-	for members in 10 100 1000; do for run in 1 2 3; do \
-	  bench/target/release/switchboard-bench --scenario room --base http://127.0.0.1:$(PORT) --members $$members --messages 100 --seconds 10 || exit 1; \
-	done; done
+## bench: the platform floor vs Switchboard (vs the NestJS peer with BENCH_PEER=1), each served
+## production-like, 3 interleaved runs of every scenario; one table (docs/BENCHMARKS.md).
+## BENCH_ARGS="--quick" for a smoke run, "--runs N", "--targets switchboard".
+bench: tools build
+	SHARED_BENCH=$(SHARED_BENCH) bench/run.sh $(BENCH_ARGS)
+
+## profile: V8 CPU profiles of Switchboard under connect, push and fan-out (bench/profiles/).
+profile: tools build
+	SHARED_BENCH=$(SHARED_BENCH) bench/profiles.sh

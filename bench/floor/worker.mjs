@@ -1,0 +1,391 @@
+// The platform floor: a minimal JavaScript Worker + two Durable Objects implementing exactly the
+// subset of Switchboard's wire contract that the benchmarks drive (docs/PROTOCOL.md), served the
+// same way as Switchboard (bench/serve.mjs --target floor). Whatever this costs is what the
+// platform costs; Switchboard's figure divided by this one is what Switchboard's own code costs.
+//
+// Implemented, with Switchboard's frame and body shapes:
+// - GET /v1/connect: HS256 JWT (WebCrypto) from `Authorization: Bearer`, `Sec-WebSocket-Protocol:
+//   bearer, <jwt>` or `?token=`; refusals as JSON 426/401 before any Durable Object is addressed;
+//   then the user's hub accepts a hibernatable socket and sends `ready`. `{"event":"ping"}` is
+//   answered with `{"event":"pong"}` by the runtime (auto-response).
+// - POST /internal/v1/push (internal bearer token): per user, one SQLite insert in the user's hub,
+//   then `{"event","data","seq"}` to every device; `{"results":[{user,seq,devices,duplicate}]}`.
+// - POST /internal/v1/rooms `{id,name}`, POST /internal/v1/rooms/{id}/members `{users}`: membership
+//   in D1 (the project's migrations), as in Switchboard.
+// - GET /v1/rooms/{id}/connect: the token, then ONE D1 read (room exists, user is a member; the
+//   Worker reads D1 before the upgrade in Switchboard too), then the room accepts the socket and
+//   sends `ready` and `presence`, and `user.joined` to the others on a user's first socket.
+// - Room frame `send`: one SQLite insert, `ack {message, duplicate}` to the sender, `message` to
+//   every socket of the room.
+// Not implemented (not benchmarked): resume (`since`), cursors and read receipts, idempotency keys,
+// token expiry and refresh, rate limits, typing, the D1 copy of room messages, room.activity.
+
+const PING = '{"event":"ping"}';
+const PONG = '{"event":"pong"}';
+const LEEWAY_S = 30;
+const HUB_FAN_OUT = 50;
+const encoder = new TextEncoder();
+
+function errorResponse(status, code, message) {
+  return Response.json({ error: { code, message } }, { status });
+}
+
+function base64UrlBytes(text) {
+  const padded = text.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (text.length % 4)) % 4);
+  const raw = atob(padded);
+  const bytes = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+  return bytes;
+}
+
+let hmacKey = null;
+let hmacSecret = null;
+function verifyKey(secret) {
+  if (hmacSecret !== secret) {
+    hmacSecret = secret;
+    hmacKey = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+      'verify',
+    ]);
+  }
+  return hmacKey;
+}
+
+class Refusal extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function tokenOf(request, url) {
+  const authorization = request.headers.get('authorization');
+  if (authorization) {
+    const [scheme, token] = authorization.split(' ');
+    if (scheme.toLowerCase() !== 'bearer' || !token) throw new Refusal(401, 'token_malformed', 'bad Authorization header');
+    return { token, subprotocol: false };
+  }
+  const protocols = request.headers.get('sec-websocket-protocol');
+  if (protocols) {
+    const [first, token] = protocols.split(',').map((p) => p.trim());
+    if (first === 'bearer' && token) return { token, subprotocol: true };
+  }
+  const token = url.searchParams.get('token');
+  if (token) return { token, subprotocol: false };
+  throw new Refusal(401, 'token_missing', 'send a token');
+}
+
+/** Verifies an HS256 JWT; returns the identity the hubs trust. */
+async function verify(token, env) {
+  const parts = token.split('.');
+  if (parts.length !== 3) throw new Refusal(401, 'token_malformed', 'not a JWT');
+  let header;
+  let claims;
+  try {
+    header = JSON.parse(new TextDecoder().decode(base64UrlBytes(parts[0])));
+    claims = JSON.parse(new TextDecoder().decode(base64UrlBytes(parts[1])));
+  } catch {
+    throw new Refusal(401, 'token_malformed', 'not a JWT');
+  }
+  if (header.alg !== 'HS256') throw new Refusal(401, 'token_invalid', 'unsupported alg');
+  const key = await verifyKey(env.JWT_SECRET);
+  const signed = encoder.encode(`${parts[0]}.${parts[1]}`);
+  if (!(await crypto.subtle.verify('HMAC', key, base64UrlBytes(parts[2]), signed))) {
+    throw new Refusal(401, 'token_invalid', 'bad signature');
+  }
+  const now = Date.now() / 1000;
+  if (typeof claims.sub !== 'string' || !claims.sub || typeof claims.exp !== 'number') {
+    throw new Refusal(401, 'token_invalid', 'exp and sub are required');
+  }
+  if (claims.exp + LEEWAY_S < now) throw new Refusal(401, 'token_expired', 'the token has expired');
+  for (const claim of ['nbf', 'iat']) {
+    if (typeof claims[claim] === 'number' && claims[claim] - LEEWAY_S > now) {
+      throw new Refusal(401, 'token_not_yet_valid', `${claim} is in the future`);
+    }
+  }
+  if (env.JWT_ISSUER && claims.iss !== env.JWT_ISSUER) throw new Refusal(401, 'token_invalid', 'wrong iss');
+  if (env.JWT_AUDIENCE) {
+    const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+    if (!audiences.includes(env.JWT_AUDIENCE)) throw new Refusal(401, 'token_invalid', 'wrong aud');
+  }
+  return { user_id: claims.sub, expires_at: claims.exp };
+}
+
+async function admit(request, url, env) {
+  if ((request.headers.get('upgrade') ?? '').toLowerCase() !== 'websocket') {
+    throw new Refusal(426, 'upgrade_required', 'this route only accepts WebSocket upgrades');
+  }
+  const { token, subprotocol } = tokenOf(request, url);
+  return { identity: await verify(token, env), subprotocol };
+}
+
+function hubUpgrade(admitted, url, extra = {}) {
+  const headers = { upgrade: 'websocket', 'x-identity': JSON.stringify(admitted.identity), ...extra };
+  if (admitted.subprotocol) headers['x-subprotocol'] = 'bearer';
+  const device = url.searchParams.get('device');
+  return new Request(`https://hub/connect${device ? `?device=${encodeURIComponent(device)}` : ''}`, { headers });
+}
+
+function internal(request, env) {
+  if (request.headers.get('authorization') !== `Bearer ${env.INTERNAL_API_TOKEN}`) {
+    throw new Refusal(401, 'unauthorized', 'internal token required');
+  }
+}
+
+async function push(request, env) {
+  internal(request, env);
+  const body = await request.json();
+  if (!Array.isArray(body.users) || body.users.length === 0 || typeof body.event !== 'string') {
+    throw new Refusal(400, 'validation', 'users and event are required');
+  }
+  const users = [...new Set(body.users)];
+  const payload = JSON.stringify({ event: body.event, data: body.data ?? null });
+  const results = [];
+  for (let i = 0; i < users.length; i += HUB_FAN_OUT) {
+    const chunk = users.slice(i, i + HUB_FAN_OUT);
+    const answers = await Promise.all(
+      chunk.map((user) =>
+        env.USER_HUB.get(env.USER_HUB.idFromName(user))
+          .fetch('https://hub/push', { method: 'POST', body: payload })
+          .then((r) => r.json()),
+      ),
+    );
+    answers.forEach((a, k) => results.push({ user: chunk[k], seq: a.seq, devices: a.devices, duplicate: false }));
+  }
+  return Response.json({ results });
+}
+
+async function createRoom(request, env) {
+  internal(request, env);
+  const body = await request.json();
+  const now = Date.now();
+  const members = Array.isArray(body.members) ? body.members : [];
+  await env.DB.batch([
+    env.DB.prepare('INSERT INTO rooms (id, name, created_by, created_at, activity_at) VALUES (?, ?, NULL, ?, ?)').bind(
+      body.id,
+      body.name ?? body.id,
+      now,
+      now,
+    ),
+    ...members.map((user) =>
+      env.DB.prepare("INSERT OR IGNORE INTO room_members (room_id, user_id, role, joined_at) VALUES (?, ?, 'member', ?)").bind(
+        body.id,
+        user,
+        now,
+      ),
+    ),
+  ]);
+  return Response.json({ id: body.id, name: body.name ?? body.id, members: members.length }, { status: 201 });
+}
+
+async function addMembers(request, env, roomId) {
+  internal(request, env);
+  const body = await request.json();
+  const now = Date.now();
+  await env.DB.batch(
+    body.users.map((user) =>
+      env.DB.prepare("INSERT OR IGNORE INTO room_members (room_id, user_id, role, joined_at) VALUES (?, ?, 'member', ?)").bind(
+        roomId,
+        user,
+        now,
+      ),
+    ),
+  );
+  return Response.json({ room_id: roomId, added: body.users.length });
+}
+
+async function connectRoom(request, url, env, roomId) {
+  const admitted = await admit(request, url, env);
+  const row = await env.DB.prepare(
+    'SELECT (SELECT 1 FROM rooms WHERE id = ?1) AS room, (SELECT 1 FROM room_members WHERE room_id = ?1 AND user_id = ?2) AS member',
+  )
+    .bind(roomId, admitted.identity.user_id)
+    .first();
+  if (!row.room) throw new Refusal(404, 'not_found', `no room '${roomId}'`);
+  if (!row.member) throw new Refusal(403, 'not_a_member', 'you are not a member of this room');
+  const stub = env.ROOM.get(env.ROOM.idFromName(roomId));
+  return stub.fetch(hubUpgrade(admitted, url, { 'x-room': roomId }));
+}
+
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const path = url.pathname;
+    const method = request.method;
+    try {
+      if (method === 'GET' && path === '/health') return Response.json({ ok: true });
+      if (method === 'GET' && path === '/v1/connect') {
+        const admitted = await admit(request, url, env);
+        const stub = env.USER_HUB.get(env.USER_HUB.idFromName(admitted.identity.user_id));
+        return await stub.fetch(hubUpgrade(admitted, url));
+      }
+      if (method === 'POST' && path === '/internal/v1/push') return await push(request, env);
+      if (method === 'POST' && path === '/internal/v1/rooms') return await createRoom(request, env);
+      let m = path.match(/^\/internal\/v1\/rooms\/([^/]+)\/members$/);
+      if (method === 'POST' && m) return await addMembers(request, env, decodeURIComponent(m[1]));
+      m = path.match(/^\/v1\/rooms\/([^/]+)\/connect$/);
+      if (method === 'GET' && m) return await connectRoom(request, url, env, decodeURIComponent(m[1]));
+      return errorResponse(404, 'not_found', 'no such route');
+    } catch (err) {
+      if (err instanceof Refusal) return errorResponse(err.status, err.code, err.message);
+      return errorResponse(500, 'internal', String(err));
+    }
+  },
+};
+
+function deviceOf(url) {
+  return url.searchParams.get('device') ?? `d-${crypto.randomUUID().replaceAll('-', '')}`;
+}
+
+function upgradeResponse(request, client) {
+  const headers = request.headers.get('x-subprotocol') ? { 'sec-websocket-protocol': 'bearer' } : {};
+  return new Response(null, { status: 101, webSocket: client, headers });
+}
+
+function frameOf(message) {
+  if (typeof message !== 'string') return null;
+  try {
+    const frame = JSON.parse(message);
+    return frame && typeof frame.event === 'string' ? frame : null;
+  } catch {
+    return null;
+  }
+}
+
+function sendError(ws, id, code, message) {
+  ws.send(JSON.stringify({ event: 'error', ...(id === undefined ? {} : { id }), data: { code, message } }));
+}
+
+function reciprocate(ws, code) {
+  ws.close(code === 1005 || code === 1006 ? 1000 : code, '');
+}
+
+class Hub {
+  constructor(ctx, schema, table) {
+    this.ctx = ctx;
+    this.sql = ctx.storage.sql;
+    this.sql.exec(schema);
+    this.seq = this.sql.exec(`SELECT COALESCE(MAX(seq), 0) AS seq FROM ${table}`).one().seq;
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
+  }
+
+  /** Accepts a hibernatable socket for the identity the Worker verified. */
+  accept(request, extra = {}) {
+    const identity = JSON.parse(request.headers.get('x-identity'));
+    const pair = new WebSocketPair();
+    const ws = pair[1];
+    this.ctx.acceptWebSocket(ws);
+    const info = {
+      user_id: identity.user_id,
+      conn_id: crypto.randomUUID(),
+      device: deviceOf(new URL(request.url)),
+      expires_at: identity.expires_at,
+    };
+    ws.serializeAttachment({ ...info, ...extra });
+    return { ws, client: pair[0], info };
+  }
+
+  webSocketClose(ws, code) {
+    reciprocate(ws, code);
+  }
+}
+
+export class UserHub extends Hub {
+  constructor(ctx) {
+    super(ctx, 'CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, event TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL)', 'events');
+  }
+
+  async fetch(request) {
+    const path = new URL(request.url).pathname;
+    if (path === '/connect') {
+      const { ws, client, info } = this.accept(request);
+      ws.send(JSON.stringify({ event: 'ready', data: { ...info, seq: this.seq, cursor: null } }));
+      return upgradeResponse(request, client);
+    }
+    if (path === '/push') {
+      const { event, data } = await request.json();
+      const seq = ++this.seq;
+      const text = JSON.stringify(data);
+      this.sql.exec('INSERT INTO events (seq, event, data, created_at) VALUES (?, ?, ?, ?)', seq, event, text, Date.now());
+      const frame = `{"event":${JSON.stringify(event)},"data":${text},"seq":${seq}}`;
+      const sockets = this.ctx.getWebSockets();
+      for (const ws of sockets) ws.send(frame);
+      return Response.json({ seq, devices: sockets.length });
+    }
+    return errorResponse(404, 'not_found', 'no such hub route');
+  }
+
+  webSocketMessage(ws, raw) {
+    const frame = frameOf(raw);
+    if (!frame) return sendError(ws, undefined, 'bad_frame', 'send a JSON object with an event');
+    if (frame.event === 'ping') return ws.send(PONG);
+    sendError(ws, frame.id, 'unknown_event', `unknown event '${frame.event}' on the user socket`);
+  }
+}
+
+export class Room extends Hub {
+  constructor(ctx) {
+    super(
+      ctx,
+      `CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, sender_id TEXT, type TEXT NOT NULL, body TEXT NOT NULL, url TEXT, title TEXT, data TEXT, client_id TEXT, created_at INTEGER NOT NULL);
+       CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id ON messages (COALESCE(sender_id, ''), client_id) WHERE client_id IS NOT NULL;`,
+      'messages',
+    );
+  }
+
+  async fetch(request) {
+    if (new URL(request.url).pathname !== '/connect') return errorResponse(404, 'not_found', 'no such room route');
+    const roomId = request.headers.get('x-room');
+    const { ws, client, info } = this.accept(request, { room_id: roomId });
+    ws.send(JSON.stringify({ event: 'ready', data: { room_id: roomId, ...info, seq: this.seq } }));
+    const users = {};
+    for (const other of this.ctx.getWebSockets()) {
+      const user = other.deserializeAttachment().user_id;
+      users[user] = (users[user] ?? 0) + 1;
+    }
+    ws.send(JSON.stringify({ event: 'presence', data: { users } }));
+    if (users[info.user_id] === 1) {
+      const joined = JSON.stringify({ event: 'user.joined', data: { user_id: info.user_id } });
+      for (const other of this.ctx.getWebSockets()) if (other !== ws) other.send(joined);
+    }
+    return upgradeResponse(request, client);
+  }
+
+  webSocketMessage(ws, raw) {
+    const frame = frameOf(raw);
+    if (!frame) return sendError(ws, undefined, 'bad_frame', 'send a JSON object with an event');
+    if (frame.event === 'ping') return ws.send(PONG);
+    if (frame.event !== 'send') return sendError(ws, frame.id, 'unknown_event', `unknown event '${frame.event}' on a room socket`);
+    const data = frame.data ?? {};
+    if (typeof data.body !== 'string' || data.body.length === 0) return sendError(ws, frame.id, 'validation', 'body: a text message needs a body');
+    const info = ws.deserializeAttachment();
+    const message = {
+      id: `m_${crypto.randomUUID().replaceAll('-', '')}`,
+      seq: this.seq + 1,
+      room_id: info.room_id,
+      sender_id: info.user_id,
+      type: 'text',
+      body: data.body,
+      client_id: data.client_id ?? null,
+      created_at: Date.now(),
+    };
+    try {
+      this.sql.exec(
+        'INSERT INTO messages (seq, id, sender_id, type, body, client_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        message.seq,
+        message.id,
+        message.sender_id,
+        message.type,
+        message.body,
+        message.client_id,
+        message.created_at,
+      );
+    } catch (err) {
+      return sendError(ws, frame.id, 'validation', String(err));
+    }
+    this.seq = message.seq;
+    if (frame.id !== undefined) ws.send(JSON.stringify({ event: 'ack', id: frame.id, data: { message, duplicate: false } }));
+    const text = JSON.stringify({ event: 'message', data: message, seq: message.seq });
+    for (const other of this.ctx.getWebSockets()) other.send(text);
+  }
+}
