@@ -24,13 +24,36 @@ pub mod stream;
 
 use worker::{event, Context, Env, Request, Response};
 
+use crate::auth::cors;
+use crate::auth::origin::OriginPolicy;
 use crate::error::ApiError;
-use crate::routes::{resolve, Resolution};
+use crate::routes::{resolve, Resolution, Route};
 
 #[event(fetch)]
 pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    let result = match resolve(req.method().as_ref(), &req.path()) {
-        Resolution::Found(route) => api::handle(route, req, &env).await,
+    let path = req.path();
+    let origin = http::header(&req, "origin");
+    let policy = OriginPolicy::parse(
+        &env.var("ALLOWED_ORIGINS")
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+    );
+    if req.method() == worker::Method::Options && cors::applies_to(&path) {
+        let mut res = Response::empty()?.with_status(204);
+        for (name, value) in cors::preflight_headers(&policy, &path, origin.as_deref()) {
+            res.headers_mut().set(name, &value)?;
+        }
+        return Ok(res);
+    }
+    let mut cors_headers = cors::response_headers(&policy, &path, origin.as_deref());
+    let result = match resolve(req.method().as_ref(), &path) {
+        Resolution::Found(route) => {
+            // Upgrades are not CORS requests, and a hub's answer has immutable headers.
+            if matches!(route, Route::Connect | Route::RoomConnect { .. }) {
+                cors_headers.clear();
+            }
+            api::handle(route, req, &env).await
+        }
         Resolution::MethodNotAllowed => Err(ApiError::new(
             405,
             "method_not_allowed",
@@ -38,5 +61,9 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         )),
         Resolution::NotFound => Err(ApiError::not_found("no such route")),
     };
-    Ok(result.unwrap_or_else(|err| http::error_response(&err)))
+    let mut res = result.unwrap_or_else(|err| http::error_response(&err));
+    for (name, value) in cors_headers {
+        res.headers_mut().set(name, &value)?;
+    }
+    Ok(res)
 }

@@ -13,6 +13,7 @@ pub enum Route {
     DevRoomAlarm { room_id: String },
     Connect,
     Presence,
+    Me,
     InternalPush,
     InternalDisconnect { user_id: String },
     CreateRoom,
@@ -50,6 +51,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/dev/rooms/{id}/alarm"),
     ("GET", "/v1/connect"),
     ("GET", "/v1/presence"),
+    ("GET", "/v1/me"),
     ("POST", "/internal/v1/push"),
     ("POST", "/internal/v1/users/{id}/disconnect"),
     ("POST", "/v1/rooms"),
@@ -157,6 +159,7 @@ fn build_user_route(pattern: &str, mut params: std::vec::IntoIter<String>) -> Op
         },
         "/v1/connect" => Route::Connect,
         "/v1/presence" => Route::Presence,
+        "/v1/me" => Route::Me,
         "/internal/v1/push" => Route::InternalPush,
         "/internal/v1/users/{id}/disconnect" => Route::InternalDisconnect {
             user_id: params.next()?,
@@ -210,6 +213,7 @@ mod tests {
     #[test]
     fn resolves_static_and_parameterised_routes() {
         assert_eq!(resolve("GET", "/health"), Resolution::Found(Route::Health));
+        assert_eq!(resolve("GET", "/v1/me"), Resolution::Found(Route::Me));
         assert_eq!(
             resolve("POST", "/internal/v1/users/al%40ice/disconnect"),
             Resolution::Found(Route::InternalDisconnect {

@@ -3,6 +3,7 @@
 
 pub mod connect;
 pub mod dev;
+pub mod me;
 pub mod messages;
 pub mod push;
 pub mod rooms;
@@ -67,6 +68,7 @@ async fn handle_configured(
         Route::DevRoomAlarm { room_id } => dev::room_alarm(env, config, &room_id).await,
         Route::Connect => connect::user(req, env, config).await,
         Route::Presence => users::presence(req, env, config).await,
+        Route::Me => me::me(req, env, config).await,
         Route::InternalPush => push::push(req, env, config).await,
         Route::InternalDisconnect { user_id } => {
             users::disconnect(req, env, config, &user_id).await

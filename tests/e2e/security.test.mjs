@@ -42,6 +42,7 @@ test('a revoking disconnect closes the user socket and every room socket, and ol
   assert.deepEqual(revokedCode(await refused('/v1/connect', old)), [401, 'token_revoked']);
   assert.deepEqual(revokedCode(await refused(roomConnect(roomA), old)), [401, 'token_revoked']);
   assert.deepEqual(revokedCode(await http('GET', '/v1/rooms', { tok: old })), [401, 'token_revoked']);
+  assert.deepEqual(revokedCode(await http('GET', '/v1/me', { tok: old })), [401, 'token_revoked']);
   const sameSecond = signHS256(claims(user, { iat: cutoff }));
   assert.deepEqual(revokedCode(await http('GET', '/v1/rooms', { tok: sameSecond })), [401, 'token_revoked']);
   const { iat: _drop, ...withoutIat } = claims(user);
