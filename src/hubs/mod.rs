@@ -191,6 +191,14 @@ pub fn fan_out(state: &State, frame: &ServerFrame<'_>, except_user: Option<&str>
     sent
 }
 
+/// The configured size of one replay batch.
+pub fn replay_limit(limits: &Limits) -> crate::stream::BatchLimit {
+    crate::stream::BatchLimit {
+        events: limits.replay_batch_events,
+        bytes: limits.replay_batch_bytes,
+    }
+}
+
 /// One stream entry as a replay reads it: its seq and its frame, serialised.
 pub struct Entry {
     pub seq: i64,

@@ -297,11 +297,7 @@ impl Room {
     fn replay(&self, ws: &WebSocket, room_id: &str, since: i64) -> Result<(), ApiError> {
         let log = self.log();
         let plan = plan_replay(since, log.last_seq()?, log.pruned_through()?);
-        let limits = self.limits();
-        let limit = BatchLimit {
-            events: limits.replay_batch_events,
-            bytes: limits.replay_batch_bytes,
-        };
+        let limit = super::replay_limit(&self.limits());
         let read = |from, through, n| {
             Ok(log
                 .range(room_id, from, through, n)?

@@ -37,7 +37,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
 use crate::store::user_log::{UserLog, IDEMPOTENCY_MS};
-use crate::stream::{plan_replay, BatchLimit};
+use crate::stream::plan_replay;
 
 /// A backend event, as the Worker forwards it after validation.
 #[derive(Debug, Serialize, Deserialize)]
@@ -233,11 +233,7 @@ impl UserHub {
     fn replay(&self, ws: &WebSocket, since: i64) -> Result<(), ApiError> {
         let log = self.log();
         let plan = plan_replay(since, log.last_seq()?, log.pruned_through()?);
-        let limits = self.limits();
-        let limit = BatchLimit {
-            events: limits.replay_batch_events,
-            bytes: limits.replay_batch_bytes,
-        };
+        let limit = super::replay_limit(&self.limits());
         let read = |from, through, n| {
             Ok(log
                 .range(from, through, n)?
