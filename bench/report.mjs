@@ -56,22 +56,18 @@ const cpuShare = (run, label) => {
 const cpuSeconds = (run, label) => run.server.get(label)?.cpu_s;
 const lost = (s) => (s.expected_deliveries ?? 0) - (s.delivered ?? 0);
 
+const connectMetrics = [
+  ['handshakes/s', (s) => s.handshakes_per_s, false],
+  ['TCP→ready p50 ms', (s) => s.latency?.p50_ms, true],
+  ['TCP→ready p99 ms', (s) => s.latency?.p99_ms, true],
+  ['failed', (s) => s.failed + s.timeouts + s.rejected, true],
+  ['server CPU-s', (s, r, l) => cpuSeconds(r, l), true],
+];
+
 // [step label pattern, title, [[metric, value(step, run, label), lower is better?]]]
 const rows = [
-  [/^connect-seq$/, 'connect, sequential', [
-    ['handshakes/s', (s) => s.handshakes_per_s, false],
-    ['TCP→ready p50 ms', (s) => s.latency?.p50_ms, true],
-    ['TCP→ready p99 ms', (s) => s.latency?.p99_ms, true],
-    ['failed', (s) => s.failed + s.timeouts + s.rejected, true],
-    ['server CPU-s', (s, r, l) => cpuSeconds(r, l), true],
-  ]],
-  [/^connect-conc$/, 'connect, concurrent', [
-    ['handshakes/s', (s) => s.handshakes_per_s, false],
-    ['TCP→ready p50 ms', (s) => s.latency?.p50_ms, true],
-    ['TCP→ready p99 ms', (s) => s.latency?.p99_ms, true],
-    ['failed', (s) => s.failed + s.timeouts + s.rejected, true],
-    ['server CPU-s', (s, r, l) => cpuSeconds(r, l), true],
-  ]],
+  [/^connect-seq$/, 'connect, sequential', connectMetrics],
+  [/^connect-conc$/, 'connect, concurrent', connectMetrics],
   [/^auth-reject$/, 'wrongly-signed tokens refused', [['refused of 20', (s) => s.rejected, false]]],
   [/^push-1x\d+$/, 'push 1 user × N devices', [
     ['delivery p50 ms', (s) => s.latency?.p50_ms, true],

@@ -232,20 +232,39 @@ pub async fn already_members(
     room_id: &str,
     users: &[String],
 ) -> worker::Result<Vec<String>> {
+    users_among(
+        db,
+        "SELECT user_id FROM room_members WHERE room_id = ? AND user_id IN",
+        room_id,
+        users,
+    )
+    .await
+}
+
+/// The `user_id`s a query `<select> (?, ?, …)` finds among `users`, its first parameter being
+/// `first`, asked 50 ids at a time (D1 binds at most 100 parameters per statement).
+async fn users_among(
+    db: &D1Database,
+    select: &str,
+    first: &str,
+    users: &[String],
+) -> worker::Result<Vec<String>> {
     #[derive(Deserialize)]
     struct Row {
         user_id: String,
     }
     let mut found = Vec::new();
-    // D1 binds at most 100 parameters per statement.
     for chunk in users.chunks(50) {
         let marks = vec!["?"; chunk.len()].join(", ");
-        let sql =
-            format!("SELECT user_id FROM room_members WHERE room_id = ? AND user_id IN ({marks})");
-        let binds: Vec<JsValue> = std::iter::once(text(room_id))
+        let binds: Vec<JsValue> = std::iter::once(text(first))
             .chain(chunk.iter().map(|user| text(user)))
             .collect();
-        let rows: Vec<Row> = db.prepare(sql).bind(&binds)?.all().await?.results()?;
+        let rows: Vec<Row> = db
+            .prepare(format!("{select} ({marks})"))
+            .bind(&binds)?
+            .all()
+            .await?
+            .results()?;
         found.extend(rows.into_iter().map(|row| row.user_id));
     }
     Ok(found)
@@ -272,26 +291,15 @@ pub async fn sharing_a_room(
     user_id: &str,
     others: &[String],
 ) -> worker::Result<Vec<String>> {
-    #[derive(Deserialize)]
-    struct Row {
-        user_id: String,
-    }
-    let mut found = Vec::new();
-    // D1 binds at most 100 parameters per statement.
-    for chunk in others.chunks(50) {
-        let marks = vec!["?"; chunk.len()].join(", ");
-        let sql = format!(
-            "SELECT DISTINCT theirs.user_id FROM room_members mine
-             JOIN room_members theirs ON theirs.room_id = mine.room_id
-             WHERE mine.user_id = ? AND theirs.user_id IN ({marks})"
-        );
-        let binds: Vec<JsValue> = std::iter::once(text(user_id))
-            .chain(chunk.iter().map(|other| text(other)))
-            .collect();
-        let rows: Vec<Row> = db.prepare(sql).bind(&binds)?.all().await?.results()?;
-        found.extend(rows.into_iter().map(|row| row.user_id));
-    }
-    Ok(found)
+    users_among(
+        db,
+        "SELECT DISTINCT theirs.user_id AS user_id FROM room_members mine
+         JOIN room_members theirs ON theirs.room_id = mine.room_id
+         WHERE mine.user_id = ? AND theirs.user_id IN",
+        user_id,
+        others,
+    )
+    .await
 }
 
 /// Members in user id order, after `after`.
