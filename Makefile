@@ -16,7 +16,7 @@ export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: dev test tools build lint unit dry-run e2e bench profile reset
+.PHONY: dev test tools browser client build lint unit dry-run e2e bench profile reset
 
 ## dev: build and serve the gateway on 127.0.0.1:$(PORT) with a local D1 and .dev.vars.
 dev: tools .dev.vars
@@ -30,12 +30,18 @@ reset:
 	rm -rf .wrangler/state
 
 ## test: formatting, lints (host and wasm32), unit tests, a deployable bundle, end-to-end tests.
-test: tools lint unit dry-run e2e
+test: tools browser lint unit dry-run e2e
 
 tools: node_modules/.installed
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	@[ "$$(worker-build --version 2>/dev/null)" = "$(WORKER_BUILD_VERSION)" ] || cargo install worker-build --version $(WORKER_BUILD_VERSION) --force
 	@[ "$$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" ] || cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force
+
+## browser: Debian's Chromium for the browser tests (driven by playwright-core; needs root and
+## Debian's package archive, which these machines reach).
+browser:
+	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -44,8 +50,14 @@ node_modules/.installed: package.json package-lock.json
 .dev.vars:
 	cp .dev.vars.example .dev.vars
 
-## build: the Worker bundle in build/ (wrangler runs this itself before dev and deploy).
-build:
+## client: the SDK (client/src, TypeScript) compiled to client/dist, with the demo page beside it;
+## the gateway serves both in development (/client.js, /demo/).
+client: node_modules/.installed
+	tsc -p client
+	rm -rf client/dist/demo && cp -r client/demo client/dist/demo
+
+## build: the Worker bundle in build/ and the client (wrangler runs this before dev and deploy).
+build: client
 	worker-build --release
 
 lint:

@@ -70,6 +70,9 @@ pub struct Limits {
     pub max_room_members: usize,
     /// Rooms one user may create over REST in 24 hours.
     pub max_rooms_per_day: i64,
+    /// A sender may recall (delete for everyone) a room or direct message this long after
+    /// sending it; room owners and admins may delete any room message at any time.
+    pub recall_window_secs: i64,
 }
 
 impl Default for Limits {
@@ -91,6 +94,7 @@ impl Default for Limits {
             typing_interval_ms: 3000,
             max_room_members: 1000,
             max_rooms_per_day: 100,
+            recall_window_secs: 900,
         }
     }
 }
@@ -300,6 +304,13 @@ fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<Limits, String> {
             defaults.max_rooms_per_day,
             1,
             1_000_000,
+        )?,
+        recall_window_secs: number(
+            &get,
+            "RECALL_WINDOW_SECONDS",
+            defaults.recall_window_secs,
+            0,
+            30 * 24 * 3600,
         )?,
     };
     Ok(limits)

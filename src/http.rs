@@ -188,6 +188,9 @@ fn known_code(code: &str) -> &'static str {
         "conflict",
         "payload_too_large",
         "unavailable",
+        "not_sender",
+        "message_deleted",
+        "recall_window_passed",
     ];
     KNOWN
         .iter()

@@ -17,6 +17,7 @@ pub mod ids;
 pub mod message;
 pub mod presence;
 pub mod protocol;
+pub mod quota;
 pub mod ratelimit;
 pub mod routes;
 pub mod store;

@@ -87,6 +87,31 @@ impl Content {
         Ok(content)
     }
 
+    /// Reads a backend's room message: [`Content`] fields, from a member (`has_sender`: any
+    /// type a member may send) or from nobody (a `system` message: `type` absent or `system`,
+    /// with a text message's rules).
+    pub fn parse_published(
+        mut fields: serde_json::Map<String, Value>,
+        has_sender: bool,
+    ) -> Result<Content, FieldError> {
+        if has_sender {
+            return Content::parse(fields);
+        }
+        match fields.remove("type") {
+            None => {}
+            Some(Value::String(kind)) if kind == SYSTEM_TYPE => {}
+            Some(_) => {
+                return Err(FieldError::new(
+                    "type",
+                    "a message without a sender is a system message; name a sender (a member) to publish other types",
+                ))
+            }
+        }
+        let mut content = Content::parse(fields)?;
+        content.kind = SYSTEM_TYPE.into();
+        Ok(content)
+    }
+
     /// Checks every rule: the type is sendable; text has a body; media has an http(s) URL;
     /// lengths are within the limits; `data` is an object or absent; `client_id` is a valid id.
     pub fn validate(&self) -> Result<(), FieldError> {
@@ -176,6 +201,12 @@ pub struct RoomMessage {
     pub content: Content,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// When the sender last edited the body (unix ms).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub edited_at: Option<i64>,
+    /// When the message was recalled or deleted (unix ms): its content is gone, its seq stays.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub deleted_at: Option<i64>,
 }
 
 /// Characters of a body a preview keeps.
@@ -196,6 +227,44 @@ impl RoomMessage {
     }
 }
 
+/// An edit or a recall of a room message: an entry of the room's stream with its own seq,
+/// delivered as `message.updated` / `message.deleted`, so a resume replays it in order with the
+/// messages around it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomChange {
+    pub seq: i64,
+    pub message_seq: i64,
+    pub message_id: String,
+    /// [`RoomChange::UPDATED`] or [`RoomChange::DELETED`].
+    pub kind: String,
+    /// The body an edit set; `None` once the message is recalled (its content is gone).
+    pub body: Option<String>,
+    /// Unix milliseconds.
+    pub at: i64,
+}
+
+impl RoomChange {
+    pub const UPDATED: &'static str = "updated";
+    pub const DELETED: &'static str = "deleted";
+
+    /// The stream event: its name and data.
+    pub fn event(&self, room_id: &str) -> (&'static str, Value) {
+        let mut data = serde_json::json!({
+            "id": self.message_id,
+            "seq": self.message_seq,
+            "room_id": room_id,
+        });
+        if self.kind == Self::DELETED {
+            data["deleted_at"] = self.at.into();
+            ("message.deleted", data)
+        } else {
+            data["body"] = self.body.clone().unwrap_or_default().into();
+            data["edited_at"] = self.at.into();
+            ("message.updated", data)
+        }
+    }
+}
+
 /// A room message as a table row (the Room DO's log and D1 have the same columns).
 #[derive(Debug, Deserialize)]
 pub struct MessageRow {
@@ -210,6 +279,8 @@ pub struct MessageRow {
     data: Option<String>,
     client_id: Option<String>,
     created_at: i64,
+    edited_at: Option<i64>,
+    deleted_at: Option<i64>,
 }
 
 impl MessageRow {
@@ -228,6 +299,8 @@ impl MessageRow {
                 client_id: self.client_id,
             },
             created_at: self.created_at,
+            edited_at: self.edited_at,
+            deleted_at: self.deleted_at,
         }
     }
 }
@@ -246,7 +319,7 @@ pub fn data_from_column(column: Option<String>) -> Value {
 
 /// The columns a [`MessageRow`] is selected from.
 pub const MESSAGE_COLUMNS: &str =
-    "seq, id, sender_id, type, body, url, title, data, client_id, created_at";
+    "seq, id, sender_id, type, body, url, title, data, client_id, created_at, edited_at, deleted_at";
 
 /// A new message id: `m_` and 32 hex digits.
 pub fn new_id() -> String {

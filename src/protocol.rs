@@ -38,7 +38,14 @@ pub const RESERVED_EVENTS: &[&str] = &[
     "message.send",
     "message.read",
     "message.deleted",
+    "message.updated",
     "sync",
+    "room.added",
+    "room.removed",
+    "room.updated",
+    "member.added",
+    "member.removed",
+    "member.updated",
 ];
 
 /// Close codes a client can see, with the reason it would see them.
@@ -51,6 +58,8 @@ pub mod close {
     pub const TOKEN_EXPIRED: u16 = 4001;
     /// Forbidden or revoked: forced disconnect, removal from a room.
     pub const FORBIDDEN: u16 = 4003;
+    /// The room was deleted.
+    pub const ROOM_DELETED: u16 = 4004;
     /// The client sent frames faster than its allowance.
     pub const RATE_LIMITED: u16 = 4008;
     /// The user opened more than `MAX_SOCKETS_PER_USER` sockets on one hub or room; the

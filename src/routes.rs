@@ -9,37 +9,100 @@ pub enum Route {
     Health,
     OpenApi,
     DevToken,
-    DevUserAlarm { user_id: String },
-    DevRoomAlarm { room_id: String },
+    DevPush,
+    /// A file of the built client (`client/dist`), served in development only.
+    DevAsset {
+        path: String,
+    },
+    DevUserAlarm {
+        user_id: String,
+    },
+    DevRoomAlarm {
+        room_id: String,
+    },
     Connect,
     Presence,
     Me,
     InternalPush,
-    InternalDisconnect { user_id: String },
+    InternalDisconnect {
+        user_id: String,
+    },
     CreateRoom,
     ListRooms,
-    GetRoom { room_id: String },
-    AddMembers { room_id: String },
-    RemoveMember { room_id: String, user_id: String },
-    ListMembers { room_id: String },
-    RoomMessages { room_id: String },
-    RoomConnect { room_id: String },
+    GetRoom {
+        room_id: String,
+    },
+    RenameRoom {
+        room_id: String,
+    },
+    DeleteRoom {
+        room_id: String,
+    },
+    AddMembers {
+        room_id: String,
+    },
+    RemoveMember {
+        room_id: String,
+        user_id: String,
+    },
+    ListMembers {
+        room_id: String,
+    },
+    RoomMessages {
+        room_id: String,
+    },
+    SendRoomMessage {
+        room_id: String,
+    },
+    ReadRoom {
+        room_id: String,
+    },
+    EditRoomMessage {
+        room_id: String,
+        message_id: String,
+    },
+    DeleteRoomMessage {
+        room_id: String,
+        message_id: String,
+    },
+    Unread,
+    InternalDeleteRoom {
+        room_id: String,
+    },
+    RoomConnect {
+        room_id: String,
+    },
     InternalCreateRoom,
-    InternalAddMembers { room_id: String },
-    InternalRemoveMember { room_id: String, user_id: String },
-    InternalPublish { room_id: String },
+    InternalAddMembers {
+        room_id: String,
+    },
+    InternalRemoveMember {
+        room_id: String,
+        user_id: String,
+    },
+    InternalPublish {
+        room_id: String,
+    },
     SendMessage,
     SentMessages,
-    DeleteSent { id: String },
+    DeleteSent {
+        id: String,
+    },
     DeleteSentMany,
     ReceivedMessages,
-    ReadMessage { id: String },
+    ReadMessage {
+        id: String,
+    },
     ReadMany,
-    DeleteReceived { id: String },
+    DeleteReceived {
+        id: String,
+    },
     DeleteReceivedMany,
     UnreadCount,
     AdminMessages,
-    AdminDelete { id: String },
+    AdminDelete {
+        id: String,
+    },
 }
 
 /// Every route as (method, path pattern). `{name}` is a path parameter.
@@ -47,6 +110,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("GET", "/openapi.json"),
     ("POST", "/dev/token"),
+    ("POST", "/dev/push"),
+    ("GET", "/client.js"),
+    ("GET", "/demo/"),
+    ("GET", "/demo/{file}"),
     ("GET", "/dev/users/{id}/alarm"),
     ("GET", "/dev/rooms/{id}/alarm"),
     ("GET", "/v1/connect"),
@@ -57,12 +124,20 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/rooms"),
     ("GET", "/v1/rooms"),
     ("GET", "/v1/rooms/{id}"),
+    ("PATCH", "/v1/rooms/{id}"),
+    ("DELETE", "/v1/rooms/{id}"),
     ("POST", "/v1/rooms/{id}/members"),
     ("DELETE", "/v1/rooms/{id}/members/{user}"),
     ("GET", "/v1/rooms/{id}/members"),
     ("GET", "/v1/rooms/{id}/messages"),
+    ("POST", "/v1/rooms/{id}/messages"),
+    ("PATCH", "/v1/rooms/{id}/messages/{message}"),
+    ("DELETE", "/v1/rooms/{id}/messages/{message}"),
+    ("POST", "/v1/rooms/{id}/read"),
+    ("GET", "/v1/unread"),
     ("GET", "/v1/rooms/{id}/connect"),
     ("POST", "/internal/v1/rooms"),
+    ("DELETE", "/internal/v1/rooms/{id}"),
     ("POST", "/internal/v1/rooms/{id}/members"),
     ("DELETE", "/internal/v1/rooms/{id}/members/{user}"),
     ("POST", "/internal/v1/rooms/{id}/publish"),
@@ -114,16 +189,30 @@ fn build(method: &str, pattern: &str, params: Vec<String>) -> Option<Route> {
     Some(match (method, pattern) {
         ("POST", "/v1/rooms") => Route::CreateRoom,
         ("GET", "/v1/rooms") => Route::ListRooms,
-        (_, "/v1/rooms/{id}") => Route::GetRoom { room_id: param()? },
+        ("GET", "/v1/rooms/{id}") => Route::GetRoom { room_id: param()? },
+        ("PATCH", "/v1/rooms/{id}") => Route::RenameRoom { room_id: param()? },
+        (_, "/v1/rooms/{id}") => Route::DeleteRoom { room_id: param()? },
         ("POST", "/v1/rooms/{id}/members") => Route::AddMembers { room_id: param()? },
         ("GET", "/v1/rooms/{id}/members") => Route::ListMembers { room_id: param()? },
         (_, "/v1/rooms/{id}/members/{user}") => Route::RemoveMember {
             room_id: param()?,
             user_id: param()?,
         },
-        (_, "/v1/rooms/{id}/messages") => Route::RoomMessages { room_id: param()? },
+        ("GET", "/v1/rooms/{id}/messages") => Route::RoomMessages { room_id: param()? },
+        (_, "/v1/rooms/{id}/messages") => Route::SendRoomMessage { room_id: param()? },
+        ("PATCH", "/v1/rooms/{id}/messages/{message}") => Route::EditRoomMessage {
+            room_id: param()?,
+            message_id: param()?,
+        },
+        (_, "/v1/rooms/{id}/messages/{message}") => Route::DeleteRoomMessage {
+            room_id: param()?,
+            message_id: param()?,
+        },
+        (_, "/v1/rooms/{id}/read") => Route::ReadRoom { room_id: param()? },
+        (_, "/v1/unread") => Route::Unread,
         (_, "/v1/rooms/{id}/connect") => Route::RoomConnect { room_id: param()? },
         (_, "/internal/v1/rooms") => Route::InternalCreateRoom,
+        (_, "/internal/v1/rooms/{id}") => Route::InternalDeleteRoom { room_id: param()? },
         (_, "/internal/v1/rooms/{id}/members") => Route::InternalAddMembers { room_id: param()? },
         (_, "/internal/v1/rooms/{id}/members/{user}") => Route::InternalRemoveMember {
             room_id: param()?,
@@ -151,6 +240,16 @@ fn build_user_route(pattern: &str, mut params: std::vec::IntoIter<String>) -> Op
         "/health" => Route::Health,
         "/openapi.json" => Route::OpenApi,
         "/dev/token" => Route::DevToken,
+        "/dev/push" => Route::DevPush,
+        "/client.js" => Route::DevAsset {
+            path: "/switchboard.js".into(),
+        },
+        "/demo/" => Route::DevAsset {
+            path: "/demo/index.html".into(),
+        },
+        "/demo/{file}" => Route::DevAsset {
+            path: format!("/demo/{}", params.next()?),
+        },
         "/dev/users/{id}/alarm" => Route::DevUserAlarm {
             user_id: params.next()?,
         },

@@ -1,5 +1,6 @@
-// End-to-end test runner: starts the real Worker under `wrangler dev` (workerd) on a free port
-// with its own throwaway state directory and local D1, runs every tests/e2e/*.test.mjs against
+// End-to-end test runner: builds the Worker and the client once, starts the real Worker under
+// `wrangler dev` (workerd) on a free port with its own throwaway state directory and local D1
+// (per-user rates raised so heavy tests do not hit them; quotas.test.mjs checks those), runs every tests/e2e/*.test.mjs against
 // it with node's test runner, and stops it afterwards, on failure too.
 //
 // The test environment gets its own secrets: a fresh HS256 secret, fresh ES256 and RS256 key
@@ -16,7 +17,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  applyMigrations, envFileOf, freePort, prebuiltConfig, root, startWrangler, waitForHealth,
+  GENEROUS_RATES, applyMigrations, build, envFileOf, freePort, prebuiltConfig, root, startWrangler, waitForHealth,
 } from './server.mjs';
 
 function testKeys() {
@@ -58,15 +59,18 @@ async function main() {
     MAX_SOCKETS_PER_USER: '8',
     MAX_ROOM_MEMBERS: '60',
     MAX_ROOMS_PER_DAY: '5',
+    RECALL_WINDOW_SECONDS: '3',
   };
   const envFile = join(state, 'test.env');
   envFileOf(envFile, env);
 
-  applyMigrations(null, state);
+  build(join(state, 'build'));
+  const config = prebuiltConfig(join(state, 'config'), GENEROUS_RATES);
+  applyMigrations(config, state);
 
   const logPath = join(state, 'wrangler.log');
   const child = startWrangler([
-    '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state,
+    '--config', config, '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state,
     '--env-file', envFile, '--show-interactive-dev-session=false', '--inspector-port', String(await freePort()),
   ], logPath);
 
@@ -115,8 +119,10 @@ async function main() {
         SB_MAX_SOCKETS_PER_USER: env.MAX_SOCKETS_PER_USER,
         SB_MAX_ROOM_MEMBERS: env.MAX_ROOM_MEMBERS,
         SB_MAX_ROOMS_PER_DAY: env.MAX_ROOMS_PER_DAY,
+        SB_RECALL_WINDOW_SECONDS: env.RECALL_WINDOW_SECONDS,
         SB_WRANGLER_LOG: logPath,
         SB_BAD_BASE: badBase,
+        SB_BUILD_SNAPSHOT: join(state, 'build'),
       },
     });
     status = run.status ?? 1;

@@ -1,7 +1,8 @@
 //! `GET /v1/connect`: the upgrade, admitted or refused before any Durable Object is addressed.
 //!
 //! Order of checks: a WebSocket upgrade (else 426), an allowed `Origin` (else 403), a token that
-//! verifies (else 401), well-formed `since` and `device` (else 400). Only then is the UserHub
+//! verifies (else 401), the user's connect rate (else 429), well-formed `since` and `device`
+//! (else 400). Only then is the UserHub
 //! called, with the verified identity in a header it alone trusts.
 
 use worker::{Env, Headers, Method, Request, Response};
@@ -11,9 +12,10 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::{header, query_param};
 use crate::hubs::{IDENTITY_HEADER, SUBPROTOCOL_HEADER};
+use crate::quota::Rate;
 
 pub async fn user(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let admitted = admit(&req, config)?;
+    let admitted = admit(&req, env, config).await?;
     let path = hub_path(&req)?;
     let stub = crate::hubs::user::stub(env, &admitted.identity.user_id)?;
     crate::http::call_hub(&stub, upgrade_request(&path, &admitted)?).await
@@ -40,7 +42,7 @@ pub struct Admitted {
 }
 
 /// The checks every connect route shares.
-pub fn admit(req: &Request, config: &Config) -> Result<Admitted, ApiError> {
+pub async fn admit(req: &Request, env: &Env, config: &Config) -> Result<Admitted, ApiError> {
     let is_upgrade = header(req, "upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if !is_upgrade {
         return Err(ApiError::new(
@@ -49,7 +51,11 @@ pub fn admit(req: &Request, config: &Config) -> Result<Admitted, ApiError> {
             "this route only accepts WebSocket upgrades",
         ));
     }
-    if !config.origins.allows(header(req, "origin").as_deref()) {
+    let own = req.url()?.origin().ascii_serialization();
+    if !config
+        .origins
+        .allows_from(header(req, "origin").as_deref(), &own)
+    {
         return Err(ApiError::forbidden(
             "origin_not_allowed",
             "this Origin is not in ALLOWED_ORIGINS",
@@ -71,6 +77,7 @@ pub fn admit(req: &Request, config: &Config) -> Result<Admitted, ApiError> {
         .verifier
         .verify(&extracted.token, chrono::Utc::now())
         .map_err(|err| ApiError::unauthorized(err.code(), err.message()))?;
+    crate::quota::check(env, Rate::Connect, &identity.user_id).await?;
     Ok(Admitted {
         identity,
         carrier: extracted.carrier,

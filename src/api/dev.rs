@@ -1,7 +1,9 @@
 //! Development-only routes, answered only when `DEV_MODE=true` (404 otherwise):
-//! `POST /dev/token` mints tokens, and `GET /dev/users/{id}/alarm` / `GET /dev/rooms/{id}/alarm`
-//! report a hub's alarm (when it is set, how often it has woken), so tests can prove a hub
-//! wakes only for work.
+//! `POST /dev/token` mints tokens; `POST /dev/push` is `POST /internal/v1/push` without the
+//! internal token (the demo's "push from a backend" button); `GET /client.js` and `GET /demo/…`
+//! serve the built client SDK and the demo app (static assets from `client/dist`); and
+//! `GET /dev/users/{id}/alarm` / `GET /dev/rooms/{id}/alarm` report a hub's alarm (when it is
+//! set, how often it has woken), so tests can prove a hub wakes only for work.
 //!
 //! `DEV_MODE` is set in `.dev.vars.example` and never in wrangler.toml, so a deployed gateway
 //! answers 404 here unless an operator deliberately sets the secret. Every token minted here
@@ -72,6 +74,33 @@ fn dev_only(config: &Config) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::not_found("no such route"))
+    }
+}
+
+pub async fn push(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
+    dev_only(config)?;
+    super::push::deliver(req, env, config).await
+}
+
+/// Serves one file of the built client from the `ASSETS` binding (`client/dist`, built by
+/// `make client`). `path` comes from the route table: `/switchboard.js` or `/demo/<file>`.
+pub async fn asset(env: &Env, config: &Config, path: &str) -> Result<Response, ApiError> {
+    dev_only(config)?;
+    let file = path.rsplit('/').next().unwrap_or_default();
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    if file.is_empty() || file.starts_with('.') || !file.chars().all(plain) {
+        return Err(ApiError::not_found("no such file"));
+    }
+    let assets = env
+        .assets("ASSETS")
+        .map_err(|_| ApiError::not_found("the client is not built here (run `make client`)"))?;
+    let res = assets
+        .fetch(format!("https://assets.local{path}"), None)
+        .await?;
+    if res.status_code() == 200 {
+        Ok(res)
+    } else {
+        Err(ApiError::not_found("no such file"))
     }
 }
 

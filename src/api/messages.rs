@@ -269,6 +269,38 @@ pub async fn admin_delete(
 ) -> Result<Response, ApiError> {
     admin(&req, env, config).await?;
     let id = message_id(id)?;
+    delete_for_everyone(env, id).await
+}
+
+/// `DELETE /v1/messages/sent/{id}?everyone=true`: the sender recalls a message within
+/// `RECALL_WINDOW_SECONDS`, exactly as an admin deletes one.
+pub async fn recall(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let me = super::authenticate(&req, env, config).await?;
+    let id = message_id(id)?;
+    let sent_at = store::sent_at(&d1::db(env)?, &me.user_id, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    let window_ms = config.limits.recall_window_secs.saturating_mul(1000);
+    if crate::hubs::now_ms() - sent_at > window_ms {
+        return Err(ApiError::forbidden(
+            "recall_window_passed",
+            format!(
+                "a message can be recalled within {} s of sending it",
+                window_ms / 1000
+            ),
+        ));
+    }
+    delete_for_everyone(env, id).await
+}
+
+/// Deletes a direct message for everyone: D1 first (REST forgets it), then every party's
+/// stream (tombstones, `message.deleted`).
+async fn delete_for_everyone(env: &Env, id: &str) -> Result<Response, ApiError> {
     let parties = store::admin_delete(&d1::db(env)?, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no message '{id}'")))?;

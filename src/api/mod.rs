@@ -64,6 +64,8 @@ async fn handle_configured(
 ) -> Result<Response, ApiError> {
     match route {
         Route::DevToken => dev::token(req, config).await,
+        Route::DevPush => dev::push(req, env, config).await,
+        Route::DevAsset { path } => dev::asset(env, config, &path).await,
         Route::DevUserAlarm { user_id } => dev::user_alarm(env, config, &user_id).await,
         Route::DevRoomAlarm { room_id } => dev::room_alarm(env, config, &room_id).await,
         Route::Connect => connect::user(req, env, config).await,
@@ -76,12 +78,28 @@ async fn handle_configured(
         Route::CreateRoom => rooms::create(req, env, config).await,
         Route::ListRooms => rooms::list(req, env, config).await,
         Route::GetRoom { room_id } => rooms::get(req, env, config, &room_id).await,
+        Route::RenameRoom { room_id } => rooms::rename(req, env, config, &room_id).await,
+        Route::DeleteRoom { room_id } => rooms::delete(req, env, config, &room_id).await,
         Route::AddMembers { room_id } => rooms::add_members(req, env, config, &room_id).await,
         Route::RemoveMember { room_id, user_id } => {
             rooms::remove_member(req, env, config, &room_id, &user_id).await
         }
         Route::ListMembers { room_id } => rooms::members(req, env, config, &room_id).await,
         Route::RoomMessages { room_id } => rooms::messages(req, env, config, &room_id).await,
+        Route::SendRoomMessage { room_id } => rooms::send(req, env, config, &room_id).await,
+        Route::ReadRoom { room_id } => rooms::read(req, env, config, &room_id).await,
+        Route::EditRoomMessage {
+            room_id,
+            message_id,
+        } => rooms::edit_message(req, env, config, &room_id, &message_id).await,
+        Route::DeleteRoomMessage {
+            room_id,
+            message_id,
+        } => rooms::delete_message(req, env, config, &room_id, &message_id).await,
+        Route::Unread => rooms::unread(req, env, config).await,
+        Route::InternalDeleteRoom { room_id } => {
+            rooms::internal_delete(req, env, config, &room_id).await
+        }
         Route::RoomConnect { room_id } => rooms::connect(req, env, config, &room_id).await,
         Route::InternalCreateRoom => rooms::internal_create(req, env, config).await,
         Route::InternalAddMembers { room_id } => {
@@ -95,6 +113,11 @@ async fn handle_configured(
         }
         Route::SendMessage => messages::send(req, env, config).await,
         Route::SentMessages => messages::sent(req, env, config).await,
+        Route::DeleteSent { id }
+            if crate::http::query_param(&req, "everyone").as_deref() == Some("true") =>
+        {
+            messages::recall(req, env, config, &id).await
+        }
         Route::DeleteSent { id } => {
             messages::delete_one(req, env, config, Party::Sender, &id).await
         }
@@ -146,8 +169,8 @@ pub fn limit(req: &Request) -> Result<i64, ApiError> {
     )
 }
 
-/// Authenticates a REST call with the bearer JWT, and refuses a revoked token (one D1 read by
-/// primary key; no Durable Object is asked).
+/// Authenticates a REST call with the bearer JWT, counts it against the user's REST rate, and
+/// refuses a revoked token (one D1 read by primary key; no Durable Object is asked).
 pub async fn authenticate(req: &Request, env: &Env, config: &Config) -> Result<Identity, ApiError> {
     let header = crate::http::header(req, "authorization").ok_or_else(|| {
         ApiError::unauthorized("token_missing", "send Authorization: Bearer <jwt>")
@@ -159,6 +182,7 @@ pub async fn authenticate(req: &Request, env: &Env, config: &Config) -> Result<I
         .verifier
         .verify(&token, chrono::Utc::now())
         .map_err(|err| ApiError::unauthorized(err.code(), err.message()))?;
+    crate::quota::check(env, crate::quota::Rate::Rest, &identity.user_id).await?;
     not_revoked(env, &identity).await?;
     Ok(identity)
 }

@@ -5,7 +5,6 @@
 //! and how many devices got it live. A retry with the same `idempotency_key` is safe: a hub that
 //! already has the key answers with the original seq and stores nothing.
 
-use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use worker::{Env, Request, Response};
@@ -16,8 +15,6 @@ use crate::hubs::user::{PushOutcome, PushRequest};
 
 pub const MAX_USERS: usize = 1000;
 pub const MAX_KEY_LEN: usize = 128;
-/// Hubs called at once.
-const FAN_OUT: usize = 50;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,8 +82,13 @@ pub fn validate(body: &PushBody, max_data_bytes: usize) -> Result<Vec<String>, A
     Ok(users)
 }
 
-pub async fn push(mut req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
+pub async fn push(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
     super::authenticate_internal(&req, config)?;
+    deliver(req, env, config).await
+}
+
+/// Validates a push body and delivers it to every user's hub; the answer lists each outcome.
+pub async fn deliver(mut req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
     let body: PushBody = crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
     let users = validate(&body, config.limits.max_frame_bytes - 512)?;
     let request = PushRequest {
@@ -94,32 +96,27 @@ pub async fn push(mut req: Request, env: &Env, config: &Config) -> Result<Respon
         data: body.data,
         idempotency_key: body.idempotency_key,
     };
-    let results: Vec<UserResult> = stream::iter(users)
-        .map(|user| {
-            let request = &request;
-            async move {
-                let outcome = crate::hubs::user::push(env, &user, request).await;
-                match outcome {
-                    Ok(PushOutcome {
-                        seq,
-                        devices,
-                        duplicate,
-                    }) => UserResult::Delivered {
-                        user,
-                        seq,
-                        devices,
-                        duplicate,
-                    },
-                    Err(err) => UserResult::Failed {
-                        user,
-                        error: err.body()["error"].clone(),
-                    },
-                }
-            }
+    let outcomes = crate::hubs::user::push_all(env, &users, &request).await;
+    let results: Vec<UserResult> = users
+        .into_iter()
+        .zip(outcomes)
+        .map(|(user, outcome)| match outcome {
+            Ok(PushOutcome {
+                seq,
+                devices,
+                duplicate,
+            }) => UserResult::Delivered {
+                user,
+                seq,
+                devices,
+                duplicate,
+            },
+            Err(err) => UserResult::Failed {
+                user,
+                error: err.body()["error"].clone(),
+            },
         })
-        .buffered(FAN_OUT)
-        .collect()
-        .await;
+        .collect();
     let all_delivered = results
         .iter()
         .all(|r| matches!(r, UserResult::Delivered { .. }));

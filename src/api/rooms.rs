@@ -3,16 +3,33 @@
 //! Membership lives in D1 and is written here. Adding writes D1 first and then tells the Room
 //! (which also learns a member it missed from D1 when they connect); removing tells the Room
 //! first — it closes the member's sockets and stops admitting them — and then writes D1. Either
-//! way a failed step leaves the room no more open than D1 says, and a retry converges.
+//! way a failed step leaves the room no more open than D1 says, and a retry converges. Deleting a
+//! room follows the removal order for everyone at once.
+//!
+//! Every membership change is also told: the room's sockets get `member.added`,
+//! `member.updated` or `member.removed` (from the Room), and each user concerned gets
+//! `room.added`, `room.updated` or `room.removed` in their user stream — durable, so their other
+//! apps update their room lists, live or on resume. A hub that cannot be reached is named in the
+//! answer's `unnotified`; the change itself stands (the room list over REST shows it).
+//!
+//! Messages sent over REST and read cursors moved over REST go through the Room exactly as the
+//! socket's `send` and `read` do.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::{D1Database, Env, Method, Request, Response};
 
+use crate::auth::jwt::Identity;
 use crate::config::Config;
 use crate::cursor::PageCursor;
 use crate::error::ApiError;
-use crate::hubs::room::{self, MembersChange, Posted, PublishRequest, RoomPresence};
+use crate::hubs::room::{
+    self, Changed, EditRequest, MembersChange, Post, Posted, ReadOutcome, ReadRequest,
+    RecallRequest, RoomPresence,
+};
+use crate::hubs::user::PushRequest;
+use crate::message::Content;
+use crate::quota::Rate;
 use crate::store::d1;
 use crate::store::rooms::{self, Member, Room, MEMBER, OWNER};
 
@@ -20,6 +37,8 @@ use crate::store::rooms::{self, Member, Room, MEMBER, OWNER};
 pub const MAX_ADD: usize = 100;
 pub const MAX_ADD_INTERNAL: usize = 1000;
 pub const MAX_NAME_CHARS: usize = 100;
+/// Rooms `GET /v1/unread` lists at most (the most recently active with unread messages).
+pub const MAX_UNREAD_ROOMS: i64 = 1000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,11 +63,20 @@ pub struct AddMembersBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PublishBody {
-    pub body: String,
-    #[serde(default)]
-    pub data: Value,
-    pub idempotency_key: Option<String>,
+struct RenameBody {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadBody {
+    seq: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditBody {
+    body: String,
 }
 
 fn validation(why: impl Into<String>) -> ApiError {
@@ -79,35 +107,70 @@ pub fn user_list(
     Ok(out)
 }
 
+/// A room name, trimmed: 1 to [`MAX_NAME_CHARS`] characters.
+pub fn validate_name(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(validation(format!(
+            "name must be 1 to {MAX_NAME_CHARS} characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
 /// Checks a create body; returns the room id (generated when absent) and the trimmed name.
 pub fn validate_create(body: &CreateRoomBody) -> Result<(String, String), ApiError> {
     let id = match &body.id {
         Some(id) => room_id(id)?.to_owned(),
         None => format!("r_{}", uuid::Uuid::new_v4().simple()),
     };
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(validation(format!(
-            "name must be 1 to {MAX_NAME_CHARS} characters"
-        )));
-    }
-    Ok((id, name.to_owned()))
+    Ok((id, validate_name(&body.name)?))
 }
 
-/// The room, and the caller's membership: 404 when there is no such room, 403 when the caller
-/// is not in it.
-async fn membership(
-    db: &D1Database,
-    room_id: &str,
-    user_id: &str,
-) -> Result<(Room, Member), ApiError> {
-    let room = rooms::room(db, room_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no room '{room_id}'")))?;
-    let member = rooms::member(db, room_id, user_id)
-        .await?
-        .ok_or_else(|| ApiError::forbidden("not_a_member", "you are not a member of this room"))?;
-    Ok((room, member))
+/// A member's call on one room: who calls, the room, their membership, and D1.
+struct Caller {
+    me: Identity,
+    room: Room,
+    member: Member,
+    db: D1Database,
+}
+
+impl Caller {
+    /// Authenticates the call and finds the room (404) and the caller in it (403
+    /// `not_a_member`).
+    async fn of(
+        req: &Request,
+        env: &Env,
+        config: &Config,
+        room_id: &str,
+    ) -> Result<Caller, ApiError> {
+        let me = super::authenticate(req, env, config).await?;
+        let room_id = self::room_id(room_id)?;
+        let db = d1::db(env)?;
+        let room = existing_room(&db, room_id).await?;
+        let member = rooms::member(&db, room_id, &me.user_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::forbidden("not_a_member", "you are not a member of this room")
+            })?;
+        Ok(Caller {
+            me,
+            room,
+            member,
+            db,
+        })
+    }
+
+    fn owner_only(&self, what: &str) -> Result<(), ApiError> {
+        if self.member.role == OWNER {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "forbidden",
+                format!("only the room's owner {what}"),
+            ))
+        }
+    }
 }
 
 async fn existing_room(db: &D1Database, room_id: &str) -> Result<Room, ApiError> {
@@ -176,10 +239,52 @@ pub async fn get(
     config: &Config,
     room_id: &str,
 ) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, env, config).await?;
-    let db = d1::db(env)?;
-    let (room, member) = membership(&db, self::room_id(room_id)?, &me.user_id).await?;
-    Ok(crate::http::json(200, &room_json(&room, Some(&member)))?)
+    let caller = Caller::of(&req, env, config, room_id).await?;
+    Ok(crate::http::json(
+        200,
+        &room_json(&caller.room, Some(&caller.member)),
+    )?)
+}
+
+/// `PATCH /v1/rooms/{id}` `{"name"}` (owner): renames; the room's sockets and every member's
+/// stream hear `room.updated`.
+pub async fn rename(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    room_id: &str,
+) -> Result<Response, ApiError> {
+    let caller = Caller::of(&req, env, config, room_id).await?;
+    caller.owner_only("renames it")?;
+    let body: RenameBody = crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
+    let name = validate_name(&body.name)?;
+    let room_id = caller.room.id.as_str();
+    rooms::rename(&caller.db, room_id, &name).await?;
+    let update = json!({"room_id": room_id, "name": name});
+    room::call::<Value>(env, room_id, Method::Post, "/renamed", Some(&update)).await?;
+    let members = rooms::member_ids(&caller.db, room_id).await?;
+    let unnotified = tell(env, &members, "room.updated", update).await;
+    let mut out = room_json(
+        &Room {
+            name,
+            ..caller.room
+        },
+        Some(&caller.member),
+    );
+    out["unnotified"] = json!(unnotified);
+    Ok(crate::http::json(200, &out)?)
+}
+
+/// `DELETE /v1/rooms/{id}` (owner).
+pub async fn delete(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    room_id: &str,
+) -> Result<Response, ApiError> {
+    let caller = Caller::of(&req, env, config, room_id).await?;
+    caller.owner_only("deletes it")?;
+    delete_room(env, &caller.db, &caller.room.id).await
 }
 
 pub async fn add_members(
@@ -188,8 +293,7 @@ pub async fn add_members(
     config: &Config,
     room_id: &str,
 ) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, env, config).await?;
-    let room_id = self::room_id(room_id)?;
+    let caller = Caller::of(&req, env, config, room_id).await?;
     let body: AddMembersBody =
         crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
     if body.role.is_some() {
@@ -197,16 +301,9 @@ pub async fn add_members(
             "role: members added here are members; backends set roles",
         ));
     }
-    let db = d1::db(env)?;
-    let (room, caller) = membership(&db, room_id, &me.user_id).await?;
-    if caller.role != OWNER {
-        return Err(ApiError::forbidden(
-            "forbidden",
-            "only the room's owner adds members",
-        ));
-    }
+    caller.owner_only("adds members")?;
     let users = user_list(&body.users, MAX_ADD, None)?;
-    add(env, config, &db, &room, &users, MEMBER).await
+    add(env, config, &caller.db, &caller.room, &users, MEMBER).await
 }
 
 pub async fn remove_member(
@@ -216,18 +313,12 @@ pub async fn remove_member(
     room_id: &str,
     user_id: &str,
 ) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, env, config).await?;
-    let room_id = self::room_id(room_id)?;
+    let caller = Caller::of(&req, env, config, room_id).await?;
     crate::ids::validate_user_id(user_id).map_err(validation)?;
-    let db = d1::db(env)?;
-    let (_, caller) = membership(&db, room_id, &me.user_id).await?;
-    if caller.role != OWNER && me.user_id != user_id {
-        return Err(ApiError::forbidden(
-            "forbidden",
-            "only the room's owner removes others; anyone may leave",
-        ));
+    if caller.me.user_id != user_id {
+        caller.owner_only("removes others; anyone may leave")?;
     }
-    remove(env, &db, room_id, user_id).await
+    remove(env, &caller.db, &caller.room.id, user_id).await
 }
 
 pub async fn members(
@@ -236,16 +327,14 @@ pub async fn members(
     config: &Config,
     room_id: &str,
 ) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, env, config).await?;
-    let room_id = self::room_id(room_id)?;
+    let caller = Caller::of(&req, env, config, room_id).await?;
     let limit = super::limit(&req)?;
     let after = crate::http::query_param(&req, "after");
     if let Some(after) = &after {
         crate::ids::validate_user_id(after).map_err(|why| validation(format!("after: {why}")))?;
     }
-    let db = d1::db(env)?;
-    membership(&db, room_id, &me.user_id).await?;
-    let page = rooms::members(&db, room_id, after.as_deref(), limit).await?;
+    let room_id = caller.room.id.as_str();
+    let page = rooms::members(&caller.db, room_id, after.as_deref(), limit).await?;
     let users: Vec<String> = page.iter().map(|m| m.user_id.clone()).collect();
     let presence = super::users::presence_of_users(env, config, &users, |_| true).await?;
     let in_room: RoomPresence =
@@ -275,14 +364,14 @@ pub async fn members(
     )?)
 }
 
+/// `GET /v1/rooms/{id}/messages?before_seq=&limit=`: history from D1, newest first.
 pub async fn messages(
     req: Request,
     env: &Env,
     config: &Config,
     room_id: &str,
 ) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, env, config).await?;
-    let room_id = self::room_id(room_id)?;
+    let caller = Caller::of(&req, env, config, room_id).await?;
     let limit = super::limit(&req)?;
     let before = match crate::http::query_param(&req, "before_seq") {
         None => i64::from(u32::MAX) * 1024,
@@ -292,9 +381,7 @@ pub async fn messages(
             .filter(|seq| *seq >= 1)
             .ok_or_else(|| validation("before_seq must be a whole number >= 1"))?,
     };
-    let db = d1::db(env)?;
-    membership(&db, room_id, &me.user_id).await?;
-    let page = rooms::history(&db, room_id, before, limit).await?;
+    let page = rooms::history(&caller.db, &caller.room.id, before, limit).await?;
     let next = (page.len() as i64 == limit)
         .then(|| page.last().map(|m| m.seq))
         .flatten();
@@ -304,17 +391,132 @@ pub async fn messages(
     )?)
 }
 
+/// `POST /v1/rooms/{id}/messages`: the socket `send` over REST — the same content and rules,
+/// the same send rate, idempotent by `client_id`; `201 {message, duplicate:false}`, or `200`
+/// with the original for a repeated `client_id`.
+pub async fn send(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    room_id: &str,
+) -> Result<Response, ApiError> {
+    let caller = Caller::of(&req, env, config, room_id).await?;
+    let body: Value = crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
+    let Value::Object(fields) = body else {
+        return Err(validation("the body must be a JSON object"));
+    };
+    let content = Content::parse(fields).map_err(|err| validation(err.to_string()))?;
+    crate::quota::check(env, Rate::Send, &caller.me.user_id).await?;
+    let post = Post {
+        sender: Some(caller.me.user_id),
+        content,
+    };
+    post_to_room(env, &caller.room.id, &post).await
+}
+
+/// `PATCH /v1/rooms/{id}/messages/{message_id}` `{"body"}`: the sender edits the body of a
+/// message the room still keeps; `message.updated` to every room socket.
+pub async fn edit_message(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    room_id: &str,
+    message_id: &str,
+) -> Result<Response, ApiError> {
+    let caller = Caller::of(&req, env, config, room_id).await?;
+    crate::direct::validate_message_id(message_id).map_err(validation)?;
+    let body: EditBody = crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
+    let request = EditRequest {
+        user_id: caller.me.user_id,
+        message_id: message_id.to_owned(),
+        body: body.body,
+    };
+    let changed: Changed =
+        room::call(env, &caller.room.id, Method::Post, "/edit", Some(&request)).await?;
+    Ok(crate::http::json(200, &changed)?)
+}
+
+/// `DELETE /v1/rooms/{id}/messages/{message_id}`: the sender recalls within
+/// `RECALL_WINDOW_SECONDS`; the room's owner and admins delete any message at any time. The
+/// content is gone everywhere, the seq stays; `message.deleted` to every room socket.
+pub async fn delete_message(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    room_id: &str,
+    message_id: &str,
+) -> Result<Response, ApiError> {
+    let caller = Caller::of(&req, env, config, room_id).await?;
+    crate::direct::validate_message_id(message_id).map_err(validation)?;
+    let request = RecallRequest {
+        moderator: caller.member.role == OWNER || caller.me.is_admin(),
+        user_id: caller.me.user_id,
+        message_id: message_id.to_owned(),
+    };
+    let changed: Changed = room::call(
+        env,
+        &caller.room.id,
+        Method::Post,
+        "/recall",
+        Some(&request),
+    )
+    .await?;
+    Ok(crate::http::json(200, &changed)?)
+}
+
+/// `POST /v1/rooms/{id}/read {"seq"}`: the socket `read` over REST.
+pub async fn read(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    room_id: &str,
+) -> Result<Response, ApiError> {
+    let caller = Caller::of(&req, env, config, room_id).await?;
+    let body: ReadBody = crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
+    if body.seq < 0 {
+        return Err(validation("seq must be a whole number >= 0"));
+    }
+    let request = ReadRequest {
+        user_id: caller.me.user_id,
+        seq: body.seq,
+    };
+    let outcome: ReadOutcome =
+        room::call(env, &caller.room.id, Method::Post, "/read", Some(&request)).await?;
+    Ok(crate::http::json(200, &outcome)?)
+}
+
+/// `GET /v1/unread`: unread direct messages, unread per room (as of the rooms' last D1 copy)
+/// and the total, in one call.
+pub async fn unread(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
+    let me = super::authenticate(&req, env, config).await?;
+    let db = d1::db(env)?;
+    let direct = crate::store::direct::unread_count(&db, &me.user_id).await?;
+    let per_room = rooms::unread_rooms(&db, &me.user_id, MAX_UNREAD_ROOMS).await?;
+    let in_rooms: i64 = per_room.iter().map(|room| room.unread).sum();
+    Ok(crate::http::json(
+        200,
+        &json!({
+            "direct": direct,
+            "rooms": per_room,
+            "total": direct + in_rooms,
+        }),
+    )?)
+}
+
 pub async fn connect(
     req: Request,
     env: &Env,
     config: &Config,
     room_id: &str,
 ) -> Result<Response, ApiError> {
-    let admitted = super::connect::admit(&req, config)?;
+    let admitted = super::connect::admit(&req, env, config).await?;
     let room_id = self::room_id(room_id)?;
     let path = super::connect::hub_path(&req)?;
     let db = d1::db(env)?;
-    membership(&db, room_id, &admitted.identity.user_id).await?;
+    existing_room(&db, room_id).await?;
+    rooms::member(&db, room_id, &admitted.identity.user_id)
+        .await?
+        .ok_or_else(|| ApiError::forbidden("not_a_member", "you are not a member of this room"))?;
     super::not_revoked(env, &admitted.identity).await?;
     let upgrade = super::connect::upgrade_request_with(&path, &admitted, room::headers(room_id)?)?;
     crate::http::call_hub(&room::stub(env, room_id)?, upgrade).await
@@ -374,6 +576,22 @@ pub async fn internal_remove_member(
     remove(env, &db, room_id, user_id).await
 }
 
+/// `DELETE /internal/v1/rooms/{id}`.
+pub async fn internal_delete(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    room_id: &str,
+) -> Result<Response, ApiError> {
+    super::authenticate_internal(&req, config)?;
+    let room_id = self::room_id(room_id)?;
+    let db = d1::db(env)?;
+    existing_room(&db, room_id).await?;
+    delete_room(env, &db, room_id).await
+}
+
+/// `POST /internal/v1/rooms/{id}/publish`: a `system` message, or with `sender` (a member) any
+/// message a member may send; `idempotency_key` makes a retry return the original.
 pub async fn internal_publish(
     mut req: Request,
     env: &Env,
@@ -382,34 +600,76 @@ pub async fn internal_publish(
 ) -> Result<Response, ApiError> {
     super::authenticate_internal(&req, config)?;
     let room_id = self::room_id(room_id)?;
-    let body: PublishBody = crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
-    let chars = body.body.chars().count();
-    if body.body.trim().is_empty() || chars > crate::message::MAX_BODY_CHARS {
-        return Err(validation(format!(
-            "body must be 1 to {} characters",
-            crate::message::MAX_BODY_CHARS
-        )));
-    }
-    crate::message::validate_data(&body.data).map_err(|err| validation(err.to_string()))?;
-    if let Some(key) = &body.idempotency_key {
-        crate::ids::validate_client_id(key)
-            .map_err(|why| validation(format!("idempotency_key: {why}")))?;
-    }
+    let body: Value = crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
+    let post = published(body)?;
     let db = d1::db(env)?;
     existing_room(&db, room_id).await?;
-    let request = PublishRequest {
-        body: body.body,
-        data: body.data,
-        idempotency_key: body.idempotency_key,
+    if let Some(sender) = &post.sender {
+        rooms::member(&db, room_id, sender).await?.ok_or_else(|| {
+            ApiError::forbidden(
+                "not_a_member",
+                format!("'{sender}' is not a member of this room"),
+            )
+        })?;
+    }
+    post_to_room(env, room_id, &post).await
+}
+
+/// Reads a publish body: the content fields, `sender` (optional) and `idempotency_key`
+/// (optional; the message's `client_id`).
+pub fn published(body: Value) -> Result<Post, ApiError> {
+    let Value::Object(mut fields) = body else {
+        return Err(validation("the body must be a JSON object"));
     };
-    let posted: Posted = room::call(env, room_id, Method::Post, "/publish", Some(&request)).await?;
+    if fields.contains_key("client_id") {
+        return Err(validation("client_id: a backend names idempotency_key"));
+    }
+    let sender = match fields.remove("sender") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(sender)) => {
+            crate::ids::validate_user_id(&sender)
+                .map_err(|why| validation(format!("sender: {why}")))?;
+            Some(sender)
+        }
+        Some(_) => return Err(validation("sender must be a user id")),
+    };
+    if let Some(key) = fields.remove("idempotency_key") {
+        fields.insert("client_id".into(), key);
+    }
+    let content = Content::parse_published(fields, sender.is_some())
+        .map_err(|err| validation(err.to_string().replacen("client_id", "idempotency_key", 1)))?;
+    Ok(Post { sender, content })
+}
+
+// ----- shared steps -----
+
+/// Stores a message in the room (which delivers it to every socket): 201, or 200 with the
+/// original for a repeated `client_id`.
+async fn post_to_room(env: &Env, room_id: &str, post: &Post) -> Result<Response, ApiError> {
+    let posted: Posted = room::call(env, room_id, Method::Post, "/post", Some(post)).await?;
     Ok(crate::http::json(
         if posted.duplicate { 200 } else { 201 },
         &posted,
     )?)
 }
 
-// ----- shared steps -----
+/// Appends `event` to each user's stream; returns the users whose hub could not be reached.
+/// No idempotency key: each change is told once, by the call that made it (a repeated call
+/// finds nothing left to change and tells nobody).
+async fn tell(env: &Env, users: &[String], event: &str, data: Value) -> Vec<String> {
+    let request = PushRequest {
+        event: event.to_owned(),
+        data,
+        idempotency_key: None,
+    };
+    let outcomes = crate::hubs::user::push_all(env, users, &request).await;
+    users
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, outcome)| outcome.is_err())
+        .map(|(user, _)| user.clone())
+        .collect()
+}
 
 async fn create_room(
     env: &Env,
@@ -453,12 +713,31 @@ async fn create_room(
     })?;
     let change = MembersChange {
         add: list.iter().map(|m| m.user_id.clone()).collect(),
-        remove: vec![],
+        role: MEMBER.into(),
+        ..MembersChange::default()
     };
     room::call::<Value>(env, &id, Method::Post, "/members", Some(&change)).await?;
+    let mut unnotified = Vec::new();
+    for role in [OWNER, MEMBER] {
+        let users: Vec<String> = list
+            .iter()
+            .filter(|m| m.role == role)
+            .map(|m| m.user_id.clone())
+            .collect();
+        let data = room_added(&room, role);
+        unnotified.extend(tell(env, &users, "room.added", data).await);
+    }
     let mut out = room_json(&room, None);
     out["members"] = json!(list.len());
+    out["unnotified"] = json!(unnotified);
     Ok(crate::http::json(201, &out)?)
+}
+
+/// What `room.added` says: the room as a room list shows it, with the user's role.
+fn room_added(room: &Room, role: &str) -> Value {
+    let mut value = json!(room);
+    value["role"] = json!(role);
+    json!({ "room": value })
 }
 
 /// 409 `room_full`: `MAX_ROOM_MEMBERS`.
@@ -470,6 +749,8 @@ fn room_full(max: usize) -> ApiError {
     )
 }
 
+/// Adds `users` with `role`; members already there keep their cursor and, when `role`
+/// differs, get `role` (`member.updated`, `room.updated`).
 async fn add(
     env: &Env,
     config: &Config,
@@ -483,12 +764,16 @@ async fn add(
     }
     let max = config.limits.max_room_members;
     let already = rooms::already_members(db, &room.id, users).await?;
-    let joining = users.len() - already.len();
-    if joining > 0 && rooms::member_count(db, &room.id).await? + joining > max {
+    let joining: Vec<String> = users
+        .iter()
+        .filter(|user| !already.contains(user))
+        .cloned()
+        .collect();
+    if !joining.is_empty() && rooms::member_count(db, &room.id).await? + joining.len() > max {
         return Err(room_full(max));
     }
     let now = crate::hubs::now_ms();
-    let members: Vec<Member> = users
+    let members: Vec<Member> = joining
         .iter()
         .map(|user| Member {
             user_id: user.clone(),
@@ -498,14 +783,20 @@ async fn add(
         })
         .collect();
     rooms::add_members(db, &room.id, &members).await?;
+    let updated = rooms::set_role(db, &room.id, &already, role).await?;
     let change = MembersChange {
-        add: users.to_vec(),
-        remove: vec![],
+        add: joining.clone(),
+        updated: updated.clone(),
+        role: role.to_owned(),
+        ..MembersChange::default()
     };
     room::call::<Value>(env, &room.id, Method::Post, "/members", Some(&change)).await?;
+    let mut unnotified = tell(env, &joining, "room.added", room_added(room, role)).await;
+    let update = json!({"room_id": room.id, "role": role});
+    unnotified.extend(tell(env, &updated, "room.updated", update).await);
     Ok(crate::http::json(
         200,
-        &json!({"room_id": room.id, "added": users}),
+        &json!({"room_id": room.id, "added": joining, "updated": updated, "unnotified": unnotified}),
     )?)
 }
 
@@ -521,14 +812,32 @@ async fn remove(
         )));
     }
     let change = MembersChange {
-        add: vec![],
         remove: vec![user_id.to_owned()],
+        ..MembersChange::default()
     };
     room::call::<Value>(env, room_id, Method::Post, "/members", Some(&change)).await?;
     rooms::remove_member(db, room_id, user_id).await?;
+    let user = [user_id.to_owned()];
+    let gone = json!({"room_id": room_id, "reason": "removed"});
+    let unnotified = tell(env, &user, "room.removed", gone).await;
     Ok(crate::http::json(
         200,
-        &json!({"room_id": room_id, "removed": user_id}),
+        &json!({"room_id": room_id, "removed": user_id, "unnotified": unnotified}),
+    )?)
+}
+
+/// Deletes a room: the Room first (its sockets close with 4004 and it admits nobody), then
+/// D1's rows (REST no longer knows the room or its history), then every former member's
+/// stream gets `room.removed`. A retry after a failure repeats what is left.
+async fn delete_room(env: &Env, db: &D1Database, room_id: &str) -> Result<Response, ApiError> {
+    let members = rooms::member_ids(db, room_id).await?;
+    room::call::<Value>(env, room_id, Method::Post, "/delete", None::<&()>).await?;
+    rooms::delete(db, room_id).await?;
+    let gone = json!({"room_id": room_id, "reason": "deleted"});
+    let unnotified = tell(env, &members, "room.removed", gone).await;
+    Ok(crate::http::json(
+        200,
+        &json!({"room_id": room_id, "deleted": true, "members": members.len(), "unnotified": unnotified}),
     )?)
 }
 

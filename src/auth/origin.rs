@@ -3,7 +3,8 @@
 //! `ALLOWED_ORIGINS` is a comma-separated list of exact origins (`https://app.example.com`), or
 //! `*` for development. A request without an `Origin` header is not from a browser page and
 //! passes: the token is what authenticates it; the Origin check only stops other sites' pages
-//! from using a visitor's ambient credentials.
+//! from using a visitor's ambient credentials. A page served by the gateway itself (the
+//! development demo) is same-origin and always passes.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OriginPolicy {
@@ -25,15 +26,22 @@ impl OriginPolicy {
         }
     }
 
+    /// As [`Self::allows`], and also a page of the gateway's own origin (`own`, e.g.
+    /// `https://gw.example.com`, taken from the request URL).
+    pub fn allows_from(&self, origin: Option<&str>, own: &str) -> bool {
+        self.allows(origin) || origin.is_some_and(|origin| normalize(origin) == normalize(own))
+    }
+
     pub fn allows(&self, origin: Option<&str>) -> bool {
         match (self, origin) {
             (_, None) | (OriginPolicy::Any, _) => true,
-            (OriginPolicy::List(list), Some(origin)) => {
-                let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-                list.contains(&origin)
-            }
+            (OriginPolicy::List(list), Some(origin)) => list.contains(&normalize(origin)),
         }
     }
+}
+
+fn normalize(origin: &str) -> String {
+    origin.trim().trim_end_matches('/').to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -49,6 +57,15 @@ mod tests {
         assert!(!policy.allows(Some("https://evil.example")));
         assert!(!policy.allows(Some("https://a.example.evil")));
         assert!(policy.allows(None));
+    }
+
+    #[test]
+    fn own_origin() {
+        let none = OriginPolicy::parse("");
+        assert!(none.allows_from(Some("http://127.0.0.1:8787"), "http://127.0.0.1:8787"));
+        assert!(!none.allows_from(Some("http://127.0.0.1:9999"), "http://127.0.0.1:8787"));
+        assert!(!none.allows_from(Some("null"), "http://127.0.0.1:8787"));
+        assert!(none.allows_from(None, "http://127.0.0.1:8787"));
     }
 
     #[test]

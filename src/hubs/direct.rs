@@ -18,6 +18,7 @@ use worker::{D1Database, Env, Method};
 use super::user::{self, PushOutcome, PushRequest, RedactRequest};
 use crate::direct::DirectMessage;
 use crate::error::ApiError;
+use crate::quota::Rate;
 use crate::store::d1;
 use crate::store::direct as store;
 
@@ -40,6 +41,7 @@ pub async fn send(
 ) -> Result<SendOutcome, ApiError> {
     let (to, content) = crate::direct::parse_send(body)
         .map_err(|err| ApiError::bad_request("validation", err.to_string()))?;
+    crate::quota::check(env, Rate::Send, sender).await?;
     let db = d1::db(env)?;
     let existing = match &content.client_id {
         Some(client_id) => store::by_client_id(&db, sender, client_id).await?,

@@ -7,13 +7,16 @@
 //! | `GET /connect` (member, by Worker)   | socket attachment                        | `ready`, `presence`; with `since`: one replay batch, `synced`; `user.joined` to others on a user's first device; 403 if removed, 401 if revoked; the user's oldest socket here closed 4009 beyond the cap |
 //! | frame `sync {since}`                 | — (the socket pages while `more`)        | the next replay batch, `synced`               |
 //! | any acting frame from a non-member   | —                                        | close 4003 (the frame is not processed)       |
-//! | frame `send`                         | message with the next seq (client_id kept) | `ack {message}`; `message` to every socket   |
+//! | frame `send`                         | message with the next seq (client_id kept), in arrival order once the sender's rate allows | `ack {message}`; `message` to every socket; over the rate: `error rate_limited` |
 //! | frame `typing`                       | —                                        | `typing` to the other users' sockets, at most once per interval per user (a change always) |
 //! | frame `read {seq}`                   | the member's cursor (forward only)       | `ack {read_seq, unread}`; `read` to every socket |
 //! | frame `auth {token}`                 | new expiry in the attachment             | `ack {expires_at}` or `error`                  |
-//! | `POST /members` (Worker)             | members added (cursor at the newest seq) or removed (remembered) | removed members' sockets closed 4003, `user.left` |
+//! | `POST /members` (Worker)             | members added (cursor at the newest seq) or removed (remembered) | `member.added` / `member.updated` / `member.removed`; removed members' sockets closed 4003, `user.left` |
+//! | `POST /post` (Worker: REST send, backend publish) | a message from a member, or a `system` one (client_id kept) | `message` to every socket |
+//! | `POST /read` (Worker: REST read)     | the member's cursor (forward only)       | `read` to every socket                         |
+//! | `POST /renamed` (Worker)             | — (D1 has the name)                      | `room.updated {room_id, name}` to every socket |
+//! | `POST /delete` (Worker)              | messages, members and cursors dropped; members remembered as removed | every socket closed 4004 |
 //! | `POST /disconnect` (Worker)          | the user's revocation cut-off, when revoking | the user's sockets closed 4003, `user.left` |
-//! | `POST /publish` (backend)            | a `system` message                       | `message` to every socket                      |
 //! | alarm (only for work due then)       | D1 copy progress; messages D1 holds pruned beyond the window | `room.activity` to absent members (≤ 1/s); `token.expired` + 4001 |
 //! | socket closes                        | alarm re-planned                         | `user.left` on a user's last device            |
 //!
@@ -26,8 +29,8 @@
 //! started to close is not open for anything: a client that ignores the close frame can send,
 //! but nothing it sends is stored, delivered or acked.
 
-use std::cell::{OnceCell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use futures_util::stream::{self, StreamExt};
 use serde::de::DeserializeOwned;
@@ -41,9 +44,10 @@ use worker::{
 use super::{now_ms, open_sockets, send, send_ack, send_error, Alarm, Entry, Gate, SocketInfo};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::message::{Content, RoomMessage, SYSTEM_TYPE};
+use crate::message::{Content, RoomChange, RoomMessage};
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
-use crate::store::room_log::RoomLog;
+use crate::quota::Rate;
+use crate::store::room_log::{RoomEntry, RoomLog};
 use crate::store::rooms;
 use crate::stream::{plan_replay, Batch, BatchLimit};
 
@@ -63,22 +67,64 @@ const COPY_CURSORS: i64 = 100;
 /// D1 copy retries back off from 1 s to this.
 const MAX_FLUSH_BACKOFF_MS: i64 = 60_000;
 
-/// Membership changes the Worker has made in D1.
+/// Membership changes the Worker has made in D1: users added with `role`, users removed, and
+/// users whose role became `role`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct MembersChange {
     #[serde(default)]
     pub add: Vec<String>,
     #[serde(default)]
     pub remove: Vec<String>,
+    #[serde(default)]
+    pub updated: Vec<String>,
+    #[serde(default)]
+    pub role: String,
 }
 
-/// A backend's system message.
+/// A message to store: from a member (`sender`), or a backend's system message (no sender).
+/// `content.client_id` makes it idempotent per sender.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct PublishRequest {
+pub struct Post {
+    pub sender: Option<String>,
+    pub content: Content,
+}
+
+/// A member's read cursor moved over REST.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReadRequest {
+    pub user_id: String,
+    pub seq: i64,
+}
+
+/// A member edits a message's body (`POST /edit`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EditRequest {
+    pub user_id: String,
+    pub message_id: String,
     pub body: String,
-    #[serde(default)]
-    pub data: Value,
-    pub idempotency_key: Option<String>,
+}
+
+/// A member recalls a message (`POST /recall`); a `moderator` (the room's owner, an admin)
+/// may delete anyone's at any time.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RecallRequest {
+    pub user_id: String,
+    pub message_id: String,
+    pub moderator: bool,
+}
+
+/// A message after an edit or a recall, and whether this call changed it (a repeat does not).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Changed {
+    pub message: RoomMessage,
+    pub changed: bool,
+}
+
+/// Where a member's cursor is after a read, and what is left unread.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReadOutcome {
+    pub read_seq: i64,
+    pub unread: i64,
 }
 
 /// A stored message and whether it was already there (a repeated client id).
@@ -141,6 +187,9 @@ pub struct Room {
     /// Per user: the typing state last forwarded and when (memory only: losing it on
     /// hibernation at worst forwards one more `typing`).
     typing: RefCell<HashMap<String, (bool, i64)>>,
+    /// `send` frames waiting for their sender's rate, in arrival order (see `queue_send`).
+    sends: RefCell<VecDeque<(WebSocket, SocketInfo, ClientFrame)>>,
+    draining: Cell<bool>,
 }
 
 impl DurableObject for Room {
@@ -160,6 +209,8 @@ impl DurableObject for Room {
             gate: Gate::default(),
             alarm: Alarm::default(),
             typing: RefCell::new(HashMap::new()),
+            sends: RefCell::new(VecDeque::new()),
+            draining: Cell::new(false),
         }
     }
 
@@ -170,7 +221,12 @@ impl DurableObject for Room {
                 (Method::Post, "/members") => self.change_members(req).await,
                 (Method::Post, "/disconnect") => self.disconnect(req).await,
                 (Method::Get, "/alarm") => super::alarm_report(&self.sql, &self.state).await,
-                (Method::Post, "/publish") => self.publish(req, &room_id).await,
+                (Method::Post, "/post") => self.post(req, &room_id).await,
+                (Method::Post, "/read") => self.read(req, &room_id).await,
+                (Method::Post, "/edit") => self.edit(req, &room_id).await,
+                (Method::Post, "/recall") => self.recall(req, &room_id).await,
+                (Method::Post, "/renamed") => self.renamed(req, &room_id).await,
+                (Method::Post, "/delete") => self.delete(&room_id).await,
                 (Method::Get, "/presence") => self.presence_response(),
                 _ => Err(ApiError::not_found("no such room route")),
             },
@@ -246,18 +302,8 @@ impl Room {
     async fn accept_member(&self, req: &Request, room_id: &str) -> Result<Response, ApiError> {
         let identity = super::identity_of(req)?;
         let user_id = identity.user_id.clone();
-        if !self.log().is_member(&user_id)? && !self.log().is_removed(&user_id)? {
-            let db = crate::store::d1::db(&self.env)?;
-            if let Some(member) = rooms::member(&db, room_id, &user_id).await? {
-                if !self.log().is_removed(&user_id)? {
-                    self.log().learn_member(&user_id, member.read_seq)?;
-                }
-            }
-        }
+        self.admit_member(room_id, &user_id).await?;
         let log = self.log();
-        if !log.is_member(&user_id)? {
-            return Err(not_a_member());
-        }
         crate::auth::revocation::check(&identity, log.revoked_before(&user_id)?)?;
         let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
         let device = crate::http::query_param(req, "device");
@@ -291,6 +337,24 @@ impl Room {
         super::upgrade_response(req, pair.client)
     }
 
+    /// Succeeds for a member, learning one the room missed from D1 unless it has seen them
+    /// removed since (D1 may still list them for a moment); else 403 `not_a_member`.
+    async fn admit_member(&self, room_id: &str, user_id: &str) -> Result<(), ApiError> {
+        if !self.log().is_member(user_id)? && !self.log().is_removed(user_id)? {
+            let db = crate::store::d1::db(&self.env)?;
+            if let Some(member) = rooms::member(&db, room_id, user_id).await? {
+                if !self.log().is_removed(user_id)? {
+                    self.log().learn_member(user_id, member.read_seq)?;
+                }
+            }
+        }
+        if self.log().is_member(user_id)? {
+            Ok(())
+        } else {
+            Err(not_a_member())
+        }
+    }
+
     /// Sends one batch of the messages after `since`, then `synced`; beyond the room's window
     /// `synced` says `recovered:false` and names the REST route that pages back through D1.
     /// Does not yield.
@@ -300,11 +364,11 @@ impl Room {
         let limit = super::replay_limit(&self.limits());
         let read = |from, through, n| {
             Ok(log
-                .range(room_id, from, through, n)?
+                .entries(room_id, from, through, n)?
                 .iter()
-                .map(|message| Entry {
-                    seq: message.seq,
-                    text: message_frame(message).to_text(),
+                .map(|entry| Entry {
+                    seq: entry.seq(),
+                    text: entry_frame(room_id, entry).to_text(),
                 })
                 .collect())
         };
@@ -341,12 +405,30 @@ impl Room {
         let change: MembersChange = crate::http::read_json(&mut req, usize::MAX).await?;
         let log = self.log();
         let last_seq = log.last_seq()?;
+        let member_event = |event: &str, user: &str, role: Option<&str>| {
+            let mut data = json!({"user_id": user});
+            if let Some(role) = role {
+                data["role"] = json!(role);
+            }
+            self.broadcast(&ServerFrame::event(event, data), None);
+        };
         for user in &change.add {
+            let joined = !log.is_member(user)?;
             log.add_member(user, last_seq)?;
+            if joined {
+                member_event("member.added", user, Some(&change.role));
+            }
+        }
+        for user in &change.updated {
+            member_event("member.updated", user, Some(&change.role));
         }
         for user in &change.remove {
+            let was_member = log.is_member(user)?;
             log.remove_member(user)?;
             self.close_user(user, "removed from the room");
+            if was_member {
+                member_event("member.removed", user, None);
+            }
         }
         self.schedule_alarm(None).await?;
         Ok(crate::http::json(200, &json!({"last_seq": last_seq}))?)
@@ -382,40 +464,212 @@ impl Room {
         closed
     }
 
-    async fn publish(&self, mut req: Request, room_id: &str) -> Result<Response, ApiError> {
-        let publish: PublishRequest = crate::http::read_json(&mut req, usize::MAX).await?;
+    /// `POST /post`: a member's message sent over REST, or a backend's (with or without a
+    /// sender); delivered exactly as a socket `send`.
+    async fn post(&self, mut req: Request, room_id: &str) -> Result<Response, ApiError> {
+        let post: Post = crate::http::read_json(&mut req, usize::MAX).await?;
+        if let Some(sender) = &post.sender {
+            self.admit_member(room_id, sender).await?;
+        }
+        let posted = self.store(room_id, post.sender, post.content)?;
+        if !posted.duplicate {
+            self.broadcast(&message_frame(&posted.message), None);
+            self.after_append().await?;
+        }
+        let status = if posted.duplicate { 200 } else { 201 };
+        Ok(crate::http::json(status, &posted)?)
+    }
+
+    /// Stores a message with the next seq, or finds the one its sender already stored with
+    /// the same `client_id`. Never yields: the caller delivers it before anything else runs.
+    fn store(
+        &self,
+        room_id: &str,
+        sender: Option<String>,
+        content: Content,
+    ) -> Result<Posted, ApiError> {
         let log = self.log();
-        if let Some(key) = &publish.idempotency_key {
-            if let Some(message) = log.by_client_id(room_id, None, key)? {
-                let posted = Posted {
+        if let Some(client_id) = &content.client_id {
+            if let Some(message) = log.by_client_id(room_id, sender.as_deref(), client_id)? {
+                return Ok(Posted {
                     message,
                     duplicate: true,
-                };
-                return Ok(crate::http::json(200, &posted)?);
+                });
             }
         }
         let message = log.append(RoomMessage {
             id: crate::message::new_id(),
             seq: 0,
             room_id: room_id.to_owned(),
-            sender_id: None,
-            content: Content {
-                kind: SYSTEM_TYPE.into(),
-                body: publish.body,
-                url: None,
-                title: None,
-                data: publish.data,
-                client_id: publish.idempotency_key,
-            },
+            sender_id: sender,
+            content,
             created_at: now_ms(),
+            edited_at: None,
+            deleted_at: None,
         })?;
-        self.broadcast(&message_frame(&message), None);
-        self.after_append().await?;
-        let posted = Posted {
+        Ok(Posted {
             message,
             duplicate: false,
+        })
+    }
+
+    /// `POST /read`: a member's cursor moved over REST, exactly as the socket `read`.
+    async fn read(&self, mut req: Request, room_id: &str) -> Result<Response, ApiError> {
+        let read: ReadRequest = crate::http::read_json(&mut req, usize::MAX).await?;
+        self.admit_member(room_id, &read.user_id).await?;
+        let outcome = self.read_through(&read.user_id, read.seq).await?;
+        Ok(crate::http::json(200, &outcome)?)
+    }
+
+    /// `POST /edit`: a member edits a message over REST.
+    async fn edit(&self, mut req: Request, room_id: &str) -> Result<Response, ApiError> {
+        let edit: EditRequest = crate::http::read_json(&mut req, usize::MAX).await?;
+        self.admit_member(room_id, &edit.user_id).await?;
+        let changed = self
+            .change_body(room_id, &edit.user_id, &edit.message_id, &edit.body)
+            .await?;
+        Ok(crate::http::json(200, &changed)?)
+    }
+
+    /// `POST /recall`: a member recalls (or a moderator deletes) a message over REST.
+    async fn recall(&self, mut req: Request, room_id: &str) -> Result<Response, ApiError> {
+        let recall: RecallRequest = crate::http::read_json(&mut req, usize::MAX).await?;
+        self.admit_member(room_id, &recall.user_id).await?;
+        let changed = self
+            .take_back(
+                room_id,
+                &recall.user_id,
+                &recall.message_id,
+                recall.moderator,
+            )
+            .await?;
+        Ok(crate::http::json(200, &changed)?)
+    }
+
+    /// The message `id`, if the room still keeps it (edits and recalls reach the newest
+    /// `ROOM_WINDOW_MESSAGES`).
+    fn kept_message(&self, room_id: &str, id: &str) -> Result<RoomMessage, ApiError> {
+        self.log().by_id(room_id, id)?.ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no message '{id}' among the room's recent messages"
+            ))
+        })
+    }
+
+    /// Sets the body of `user`'s own message: `message.updated` to every socket, in order with
+    /// the messages around it. The same body again changes nothing.
+    async fn change_body(
+        &self,
+        room_id: &str,
+        user: &str,
+        id: &str,
+        body: &str,
+    ) -> Result<Changed, ApiError> {
+        let message = self.kept_message(room_id, id)?;
+        if message.sender_id.as_deref() != Some(user) {
+            return Err(ApiError::forbidden(
+                "not_sender",
+                "only the sender edits a message",
+            ));
+        }
+        if message.deleted_at.is_some() {
+            return Err(ApiError::new(
+                409,
+                "message_deleted",
+                "the message was deleted",
+            ));
+        }
+        if message.content.body == body {
+            return Ok(Changed {
+                message,
+                changed: false,
+            });
+        }
+        let edited = Content {
+            body: body.to_owned(),
+            ..message.content.clone()
         };
-        Ok(crate::http::json(200, &posted)?)
+        edited
+            .validate()
+            .map_err(|err| ApiError::bad_request(code::VALIDATION, err.to_string()))?;
+        let change = self.log().edit(&message, body, now_ms())?;
+        self.broadcast(&change_frame(room_id, &change), None);
+        self.after_append().await?;
+        let message = self.kept_message(room_id, id)?;
+        Ok(Changed {
+            message,
+            changed: true,
+        })
+    }
+
+    /// Empties a message for everyone, keeping its seq: its sender within
+    /// `RECALL_WINDOW_SECONDS`, a moderator at any time. `message.deleted` to every socket; a
+    /// message already deleted changes nothing.
+    async fn take_back(
+        &self,
+        room_id: &str,
+        user: &str,
+        id: &str,
+        moderator: bool,
+    ) -> Result<Changed, ApiError> {
+        let message = self.kept_message(room_id, id)?;
+        if message.deleted_at.is_some() {
+            return Ok(Changed {
+                message,
+                changed: false,
+            });
+        }
+        let now = now_ms();
+        let own = message.sender_id.as_deref() == Some(user);
+        let window_ms = self.limits().recall_window_secs.saturating_mul(1000);
+        if !moderator {
+            if !own {
+                return Err(ApiError::forbidden(
+                    "not_sender",
+                    "only the sender, the room's owner or an admin deletes a message",
+                ));
+            }
+            if now - message.created_at > window_ms {
+                return Err(ApiError::forbidden(
+                    "recall_window_passed",
+                    format!(
+                        "a message can be recalled within {} s of sending it",
+                        window_ms / 1000
+                    ),
+                ));
+            }
+        }
+        let change = self.log().recall(&message, now)?;
+        self.broadcast(&change_frame(room_id, &change), None);
+        self.after_append().await?;
+        let message = self.kept_message(room_id, id)?;
+        Ok(Changed {
+            message,
+            changed: true,
+        })
+    }
+
+    /// `POST /renamed`: the Worker renamed the room in D1; its sockets hear of it.
+    async fn renamed(&self, mut req: Request, room_id: &str) -> Result<Response, ApiError> {
+        let body: Value = crate::http::read_json(&mut req, usize::MAX).await?;
+        let name = body.get("name").cloned().unwrap_or(Value::Null);
+        self.broadcast(
+            &ServerFrame::event("room.updated", json!({"room_id": room_id, "name": name})),
+            None,
+        );
+        Ok(crate::http::json(200, &json!({}))?)
+    }
+
+    /// `POST /delete`: the room is being deleted. Every socket closes with 4004, every member is
+    /// remembered as removed (a connect admitted from D1 a moment ago is refused), and the
+    /// messages, cursors and pending D1 copy are dropped; the Worker deletes D1's rows next.
+    async fn delete(&self, room_id: &str) -> Result<Response, ApiError> {
+        for (ws, _) in open_sockets(&self.state) {
+            super::close(&ws, close::ROOM_DELETED, "the room was deleted");
+        }
+        self.log().clear()?;
+        self.schedule_alarm(None).await?;
+        Ok(crate::http::json(200, &json!({"room_id": room_id}))?)
     }
 
     async fn on_frame(&self, ws: &WebSocket, info: SocketInfo, frame: ClientFrame) {
@@ -435,7 +689,10 @@ impl Room {
                 let _ = ws.send_with_str(protocol::PONG);
                 Ok(())
             }
-            "send" => self.on_send(ws, &info, &frame).await,
+            "send" => {
+                self.queue_send(ws.clone(), info, frame).await;
+                return;
+            }
             "typing" => self.on_typing(ws, &info, &frame),
             "sync" => super::sync_since(&frame).and_then(|since| {
                 let room_id = self.log().room_id()?.unwrap_or_default();
@@ -444,6 +701,8 @@ impl Room {
                 Ok(())
             }),
             "read" => self.on_read(ws, &info, &frame).await,
+            "edit" => self.on_edit(ws, &info, &frame).await,
+            "delete" => self.on_delete(ws, &info, &frame).await,
             "auth" => self.on_auth(ws, info, &frame).await,
             other => Err(ApiError::bad_request(
                 code::UNKNOWN_EVENT,
@@ -453,6 +712,34 @@ impl Room {
         if let Err(err) = result {
             send_error(ws, id, err.code, &err.message);
         }
+    }
+
+    /// Every `send` first counts against its sender's rate across the platform (`quota`), which
+    /// awaits the limiter. Sends wait in one queue, drained by one handler at a time, so each is
+    /// stored in the order it arrived however the limiter's answers interleave; membership is
+    /// checked again when a send's turn comes.
+    async fn queue_send(&self, ws: WebSocket, info: SocketInfo, frame: ClientFrame) {
+        self.sends.borrow_mut().push_back((ws, info, frame));
+        if self.draining.replace(true) {
+            return;
+        }
+        loop {
+            let next = self.sends.borrow_mut().pop_front();
+            let Some((ws, info, frame)) = next else {
+                break;
+            };
+            let result = match crate::quota::check(&self.env, Rate::Send, &info.user_id).await {
+                Ok(()) if !self.log().is_member(&info.user_id).unwrap_or(false) => {
+                    Err(not_a_member())
+                }
+                Ok(()) => self.on_send(&ws, &info, &frame).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = result {
+                send_error(&ws, frame.id.as_ref(), err.code, &err.message);
+            }
+        }
+        self.draining.set(false);
     }
 
     /// `send {type, body, client_id, …}`: store, ack, deliver — in that order, without yielding.
@@ -470,35 +757,16 @@ impl Room {
         };
         let content = Content::parse(fields)
             .map_err(|err| ApiError::bad_request(code::VALIDATION, err.to_string()))?;
-        let log = self.log();
-        let room_id = log
+        let room_id = self
+            .log()
             .room_id()?
             .ok_or_else(|| ApiError::internal("the room does not know its id"))?;
-        if let Some(client_id) = &content.client_id {
-            if let Some(message) = log.by_client_id(&room_id, Some(&info.user_id), client_id)? {
-                send_ack(
-                    ws,
-                    frame.id.as_ref(),
-                    json!({"message": message, "duplicate": true}),
-                );
-                return Ok(());
-            }
+        let posted = self.store(&room_id, Some(info.user_id.clone()), content)?;
+        send_ack(ws, frame.id.as_ref(), json!(posted));
+        if !posted.duplicate {
+            self.broadcast(&message_frame(&posted.message), None);
+            self.after_append().await?;
         }
-        let message = log.append(RoomMessage {
-            id: crate::message::new_id(),
-            seq: 0,
-            room_id,
-            sender_id: Some(info.user_id.clone()),
-            content,
-            created_at: now_ms(),
-        })?;
-        send_ack(
-            ws,
-            frame.id.as_ref(),
-            json!({"message": message, "duplicate": false}),
-        );
-        self.broadcast(&message_frame(&message), None);
-        self.after_append().await?;
         Ok(())
     }
 
@@ -541,8 +809,55 @@ impl Room {
         Ok(())
     }
 
-    /// `read {seq}`: the member has read through `seq`. Forward only, never past the newest
-    /// message; a move is announced to every socket as a read receipt.
+    /// `edit {id, body}`: the sender edits a message.
+    async fn on_edit(
+        &self,
+        ws: &WebSocket,
+        info: &SocketInfo,
+        frame: &ClientFrame,
+    ) -> Result<(), ApiError> {
+        let id = message_id_of(frame)?;
+        let body = frame
+            .data
+            .get("body")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ApiError::bad_request(code::VALIDATION, "edit needs data.body, a string")
+            })?;
+        let room_id = self.log().room_id()?.unwrap_or_default();
+        let changed = self.change_body(&room_id, &info.user_id, &id, body).await?;
+        send_ack(ws, frame.id.as_ref(), json!(changed));
+        Ok(())
+    }
+
+    /// `delete {id}`: the sender recalls a message within the window; the room's owner deletes
+    /// any (their role is read from D1 only when the sender's rule does not already allow it).
+    async fn on_delete(
+        &self,
+        ws: &WebSocket,
+        info: &SocketInfo,
+        frame: &ClientFrame,
+    ) -> Result<(), ApiError> {
+        let id = message_id_of(frame)?;
+        let room_id = self.log().room_id()?.unwrap_or_default();
+        let message = self.kept_message(&room_id, &id)?;
+        let window_ms = self.limits().recall_window_secs.saturating_mul(1000);
+        let sender_may = message.sender_id.as_deref() == Some(info.user_id.as_str())
+            && now_ms() - message.created_at <= window_ms;
+        let moderator = !sender_may && {
+            let db = crate::store::d1::db(&self.env)?;
+            rooms::member(&db, &room_id, &info.user_id)
+                .await?
+                .is_some_and(|member| member.role == rooms::OWNER)
+        };
+        let changed = self
+            .take_back(&room_id, &info.user_id, &id, moderator)
+            .await?;
+        send_ack(ws, frame.id.as_ref(), json!(changed));
+        Ok(())
+    }
+
+    /// `read {seq}`: the member has read through `seq`.
     async fn on_read(
         &self,
         ws: &WebSocket,
@@ -557,6 +872,14 @@ impl Room {
             .ok_or_else(|| {
                 ApiError::bad_request(code::VALIDATION, "read needs data.seq, a whole number >= 0")
             })?;
+        let outcome = self.read_through(&info.user_id, seq).await?;
+        send_ack(ws, frame.id.as_ref(), json!(outcome));
+        Ok(())
+    }
+
+    /// Moves a member's cursor to `seq`: forward only, never past the newest message; a move
+    /// is announced to every socket as a read receipt.
+    async fn read_through(&self, user_id: &str, seq: i64) -> Result<ReadOutcome, ApiError> {
         let log = self.log();
         let last_seq = log.last_seq()?;
         if seq > last_seq {
@@ -565,24 +888,20 @@ impl Room {
                 format!("seq {seq} is ahead of the room ({last_seq})"),
             ));
         }
-        let moved = log.advance_read(&info.user_id, seq)?;
-        let read_seq = log.read_seq(&info.user_id)?.ok_or_else(|| {
-            ApiError::forbidden(code::FORBIDDEN, "you are no longer a member of this room")
-        })?;
-        let unread = log.unread(&info.user_id)?;
-        send_ack(
-            ws,
-            frame.id.as_ref(),
-            json!({"read_seq": read_seq, "unread": unread}),
-        );
+        let moved = log.advance_read(user_id, seq)?;
+        let read_seq = log.read_seq(user_id)?.ok_or_else(not_a_member)?;
+        let outcome = ReadOutcome {
+            read_seq,
+            unread: log.unread(user_id)?,
+        };
         if moved {
             self.broadcast(
-                &ServerFrame::event("read", json!({"user_id": info.user_id, "seq": read_seq})),
+                &ServerFrame::event("read", json!({"user_id": user_id, "seq": read_seq})),
                 None,
             );
             self.schedule_alarm(None).await?;
         }
-        Ok(())
+        Ok(outcome)
     }
 
     async fn on_auth(
@@ -671,7 +990,7 @@ impl Room {
         let Some(room_id) = log.room_id()? else {
             return Ok(false);
         };
-        let page = log.range(
+        let page = log.entries(
             &room_id,
             log.flushed_through()? + 1,
             log.last_seq()?,
@@ -679,20 +998,26 @@ impl Room {
         )?;
         let fetched = page.len();
         let mut batch = Batch::default();
-        let messages: Vec<RoomMessage> = page
+        let entries: Vec<RoomEntry> = page
             .into_iter()
-            .take_while(|m| batch.admit(json!(m).to_string().len(), COPY_LIMIT))
+            .take_while(|entry| {
+                let size = match entry {
+                    RoomEntry::Message(m) => json!(m).to_string().len(),
+                    RoomEntry::Change(c) => json!(c).to_string().len(),
+                };
+                batch.admit(size, COPY_LIMIT)
+            })
             .collect();
         let cursors = log.dirty_cursors(COPY_CURSORS)?;
-        if messages.is_empty() && cursors.is_empty() {
+        if entries.is_empty() && cursors.is_empty() {
             return Ok(false);
         }
         let db = self.env.d1("DB")?;
-        db.batch(rooms::copy_statements(&db, &room_id, &messages, &cursors)?)
+        db.batch(rooms::copy_statements(&db, &room_id, &entries, &cursors)?)
             .await?;
-        let through = messages.last().map_or(0, |m| m.seq);
+        let through = entries.last().map_or(0, RoomEntry::seq);
         log.mark_flushed(through, &cursors)?;
-        Ok(messages.len() < fetched
+        Ok(entries.len() < fetched
             || fetched as i64 == COPY_LIMIT.events
             || cursors.len() as i64 == COPY_CURSORS)
     }
@@ -774,9 +1099,34 @@ fn message_frame(message: &RoomMessage) -> ServerFrame<'static> {
     ServerFrame::stream("message", message.seq, json!(message))
 }
 
+fn change_frame(room_id: &str, change: &RoomChange) -> ServerFrame<'static> {
+    let (event, data) = change.event(room_id);
+    ServerFrame::stream(event, change.seq, data)
+}
+
+fn entry_frame(room_id: &str, entry: &RoomEntry) -> ServerFrame<'static> {
+    match entry {
+        RoomEntry::Message(message) => message_frame(message),
+        RoomEntry::Change(change) => change_frame(room_id, change),
+    }
+}
+
 async fn notify(env: &Env, user: &str, note: &Value) -> Result<(), ApiError> {
     super::user::call::<Value>(env, user, Method::Post, "/activity", Some(note)).await?;
     Ok(())
+}
+
+/// `data.id` of an `edit` or `delete` frame: a message id.
+fn message_id_of(frame: &ClientFrame) -> Result<String, ApiError> {
+    frame
+        .data
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| crate::direct::validate_message_id(id).is_ok())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::bad_request(code::VALIDATION, "data.id must be a message id (m_…)")
+        })
 }
 
 fn not_a_member() -> ApiError {

@@ -24,6 +24,7 @@
 
 use std::cell::OnceCell;
 
+use futures_util::stream::{self, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -94,6 +95,23 @@ pub fn stub(env: &Env, user_id: &str) -> Result<Stub, ApiError> {
 pub async fn push(env: &Env, user: &str, request: &PushRequest) -> Result<PushOutcome, ApiError> {
     crate::http::call_hub_json(&stub(env, user)?, Method::Post, "/push", Some(request)).await
 }
+
+/// Pushes one event to each of `users` (their hubs asked [`PUSH_FAN_OUT`] at a time); the
+/// outcomes in the order given.
+pub async fn push_all(
+    env: &Env,
+    users: &[String],
+    request: &PushRequest,
+) -> Vec<Result<PushOutcome, ApiError>> {
+    stream::iter(users)
+        .map(|user| push(env, user, request))
+        .buffered(PUSH_FAN_OUT)
+        .collect()
+        .await
+}
+
+/// UserHubs a fan-out asks at once.
+pub const PUSH_FAN_OUT: usize = 50;
 
 /// Asks a user's UserHub to do something and answer with JSON.
 pub async fn call<T: DeserializeOwned>(

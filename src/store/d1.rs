@@ -18,6 +18,10 @@ pub fn int(value: i64) -> JsValue {
     JsValue::from_f64(value as f64)
 }
 
+pub fn opt_int(value: Option<i64>) -> JsValue {
+    value.map_or(JsValue::NULL, int)
+}
+
 pub fn text(value: &str) -> JsValue {
     JsValue::from_str(value)
 }

@@ -478,6 +478,20 @@ pub async fn admin_list(
 
 /// Deletes a message for everyone, receipts included. Returns its parties (receivers, then the
 /// sender), or `None` when there was no such message.
+/// When `sender_id` sent message `id` (unix ms), if they did.
+pub async fn sent_at(db: &D1Database, sender_id: &str, id: &str) -> worker::Result<Option<i64>> {
+    #[derive(Deserialize)]
+    struct Row {
+        created_at: i64,
+    }
+    let row: Option<Row> = db
+        .prepare("SELECT created_at FROM direct_messages WHERE id = ? AND sender_id = ?")
+        .bind(&[text(id), text(sender_id)])?
+        .first(None)
+        .await?;
+    Ok(row.map(|row| row.created_at))
+}
+
 pub async fn admin_delete(db: &D1Database, id: &str) -> worker::Result<Option<Vec<String>>> {
     #[derive(Deserialize)]
     struct Party {

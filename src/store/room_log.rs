@@ -15,16 +15,37 @@ use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
 
 use super::local;
-use crate::message::{MessageRow, RoomMessage, MESSAGE_COLUMNS};
+use crate::message::{MessageRow, RoomChange, RoomMessage, MESSAGE_COLUMNS};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS room (id TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, sender_id TEXT, type TEXT NOT NULL, body TEXT NOT NULL, url TEXT, title TEXT, data TEXT, client_id TEXT, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, sender_id TEXT, type TEXT NOT NULL, body TEXT NOT NULL, url TEXT, title TEXT, data TEXT, client_id TEXT, created_at INTEGER NOT NULL, edited_at INTEGER, deleted_at INTEGER);
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id ON messages (COALESCE(sender_id, ''), client_id) WHERE client_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_by_id ON messages (id);
+CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY, message_seq INTEGER NOT NULL, message_id TEXT NOT NULL, kind TEXT NOT NULL, body TEXT, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS members (user_id TEXT PRIMARY KEY, read_seq INTEGER NOT NULL, read_dirty INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS removed (user_id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS revoked (user_id TEXT PRIMARY KEY, before INTEGER NOT NULL);
 ";
+
+/// Version 2 added edits and recalls (`changes`, `edited_at`, `deleted_at`).
+const SCHEMA_VERSION: i64 = 2;
+
+/// One entry of the room's stream: a message, or a change to one.
+#[derive(Debug, Clone)]
+pub enum RoomEntry {
+    Message(RoomMessage),
+    Change(RoomChange),
+}
+
+impl RoomEntry {
+    pub fn seq(&self) -> i64 {
+        match self {
+            RoomEntry::Message(message) => message.seq,
+            RoomEntry::Change(change) => change.seq,
+        }
+    }
+}
 
 /// A read cursor that D1 has not seen yet.
 #[derive(Debug, Deserialize)]
@@ -50,6 +71,17 @@ impl<'a> RoomLog<'a> {
     pub fn migrate(&self) -> worker::Result<()> {
         self.sql.exec(SCHEMA, None)?;
         self.sql.exec(local::META_SCHEMA, None)?;
+        if self.meta("schema")?.unwrap_or(1) < SCHEMA_VERSION {
+            // A room created before edits has no edited_at / deleted_at; a newer one fails
+            // these harmlessly (the column exists).
+            for column in ["edited_at", "deleted_at"] {
+                let _ = self.sql.exec(
+                    &format!("ALTER TABLE messages ADD COLUMN {column} INTEGER"),
+                    None,
+                );
+            }
+            self.set_meta("schema", SCHEMA_VERSION)?;
+        }
         Ok(())
     }
 
@@ -112,6 +144,100 @@ impl<'a> RoomLog<'a> {
     }
 
     /// The message a sender (`None`: the system) already sent with this client id.
+    /// The message with this id, if the room still keeps it (within its window).
+    pub fn by_id(&self, room_id: &str, id: &str) -> worker::Result<Option<RoomMessage>> {
+        let rows: Vec<MessageRow> = self
+            .sql
+            .exec(
+                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?"),
+                vec![id.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|row| row.into_message(room_id)))
+    }
+
+    /// Sets a message's body (an edit) and appends the change with the next seq.
+    pub fn edit(&self, message: &RoomMessage, body: &str, at: i64) -> worker::Result<RoomChange> {
+        self.sql.exec(
+            "UPDATE messages SET body = ?, edited_at = ? WHERE seq = ?",
+            vec![body.into(), at.into(), message.seq.into()],
+        )?;
+        self.append_change(message, RoomChange::UPDATED, Some(body), at)
+    }
+
+    /// Empties a message (a recall or a delete), keeping its seq, forgets the bodies of its
+    /// earlier edits, and appends the change with the next seq.
+    pub fn recall(&self, message: &RoomMessage, at: i64) -> worker::Result<RoomChange> {
+        self.sql.exec(
+            "UPDATE messages SET body = '', url = NULL, title = NULL, data = NULL, deleted_at = ?
+             WHERE seq = ?",
+            vec![at.into(), message.seq.into()],
+        )?;
+        self.sql.exec(
+            "UPDATE changes SET body = NULL WHERE message_seq = ?",
+            vec![message.seq.into()],
+        )?;
+        self.append_change(message, RoomChange::DELETED, None, at)
+    }
+
+    fn append_change(
+        &self,
+        message: &RoomMessage,
+        kind: &str,
+        body: Option<&str>,
+        at: i64,
+    ) -> worker::Result<RoomChange> {
+        let change = RoomChange {
+            seq: self.last_seq()? + 1,
+            message_seq: message.seq,
+            message_id: message.id.clone(),
+            kind: kind.to_owned(),
+            body: body.map(str::to_owned),
+            at,
+        };
+        self.sql.exec(
+            "INSERT INTO changes (seq, message_seq, message_id, kind, body, at) VALUES (?, ?, ?, ?, ?, ?)",
+            vec![
+                change.seq.into(),
+                change.message_seq.into(),
+                change.message_id.as_str().into(),
+                change.kind.as_str().into(),
+                opt(change.body.as_deref()),
+                change.at.into(),
+            ],
+        )?;
+        self.set_meta("last_seq", change.seq)?;
+        Ok(change)
+    }
+
+    /// The stream's entries (messages and changes) with seqs from `from` through `through`, in
+    /// seq order, at most `limit`.
+    pub fn entries(
+        &self,
+        room_id: &str,
+        from: i64,
+        through: i64,
+        limit: i64,
+    ) -> worker::Result<Vec<RoomEntry>> {
+        let changes: Vec<RoomChange> = self
+            .sql
+            .exec(
+                "SELECT seq, message_seq, message_id, kind, body, at FROM changes
+                 WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                vec![from.into(), through.into(), limit.into()],
+            )?
+            .to_array()?;
+        let mut entries: Vec<RoomEntry> = self
+            .range(room_id, from, through, limit)?
+            .into_iter()
+            .map(RoomEntry::Message)
+            .chain(changes.into_iter().map(RoomEntry::Change))
+            .collect();
+        entries.sort_by_key(RoomEntry::seq);
+        entries.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(entries)
+    }
+
     pub fn by_client_id(
         &self,
         room_id: &str,
@@ -249,7 +375,7 @@ impl<'a> RoomLog<'a> {
             self.sql,
             "SELECT COUNT(*) AS value FROM messages
              WHERE seq > COALESCE((SELECT read_seq FROM members WHERE user_id = ?), 0)
-               AND COALESCE(sender_id, '') != ?",
+               AND COALESCE(sender_id, '') != ? AND deleted_at IS NULL",
             vec![user_id.into(), user_id.into()],
         )?;
         Ok(count.unwrap_or(0))
@@ -271,6 +397,8 @@ impl<'a> RoomLog<'a> {
         }
         self.sql
             .exec("DELETE FROM messages WHERE seq <= ?", vec![through.into()])?;
+        self.sql
+            .exec("DELETE FROM changes WHERE seq <= ?", vec![through.into()])?;
         self.set_meta("pruned_through", through)?;
         Ok(Some(through))
     }
@@ -302,6 +430,26 @@ impl<'a> RoomLog<'a> {
             )?;
         }
         Ok(())
+    }
+
+    /// Forgets a deleted room: its messages, members and cursors go, every member is
+    /// remembered as removed, and nothing is left to copy. Seqs keep counting from where they
+    /// were, so a client's resume point never names a message of a room created again later.
+    pub fn clear(&self) -> worker::Result<()> {
+        let last_seq = self.last_seq()?;
+        self.sql.exec(
+            "INSERT OR IGNORE INTO removed (user_id) SELECT user_id FROM members",
+            None,
+        )?;
+        self.sql.exec("DELETE FROM members", None)?;
+        self.sql.exec("DELETE FROM messages", None)?;
+        self.sql.exec("DELETE FROM changes", None)?;
+        self.sql.exec(
+            "DELETE FROM meta WHERE key NOT IN ('last_seq', 'alarm_wakes')",
+            None,
+        )?;
+        self.set_meta("flushed_through", last_seq)?;
+        self.set_meta("pruned_through", last_seq)
     }
 
     /// True when something is waiting to be copied to D1.

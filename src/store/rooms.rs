@@ -10,10 +10,10 @@ use serde_json::Value;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
 
-use super::d1::{int, opt_text, text};
-use super::room_log::DirtyCursor;
+use super::d1::{int, opt_int, opt_text, text};
+use super::room_log::{DirtyCursor, RoomEntry};
 use crate::cursor::PageCursor;
-use crate::message::{MessageRow, RoomMessage, MESSAGE_COLUMNS};
+use crate::message::{MessageRow, RoomChange, RoomMessage, MESSAGE_COLUMNS};
 
 pub const OWNER: &str = "owner";
 pub const MEMBER: &str = "member";
@@ -34,6 +34,13 @@ pub struct Member {
     pub role: String,
     pub joined_at: i64,
     pub read_seq: i64,
+}
+
+/// A room with unread messages, and how many.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnreadRoom {
+    pub room_id: String,
+    pub unread: i64,
 }
 
 /// A room as the member listing it sees it.
@@ -121,6 +128,9 @@ fn insert_member(
 
 /// Adds members; one already in the room keeps its role and cursor.
 pub async fn add_members(db: &D1Database, room_id: &str, members: &[Member]) -> worker::Result<()> {
+    if members.is_empty() {
+        return Ok(());
+    }
     let statements = members
         .iter()
         .map(|member| insert_member(db, room_id, member))
@@ -157,7 +167,8 @@ pub async fn list_for_user(
         .prepare(
             "SELECT r.id, r.name, m.role, r.last_seq, m.read_seq, r.activity_at,
                (SELECT COUNT(*) FROM room_messages x
-                 WHERE x.room_id = r.id AND x.seq > m.read_seq AND COALESCE(x.sender_id, '') != m.user_id) AS unread,
+                 WHERE x.room_id = r.id AND x.seq > m.read_seq AND COALESCE(x.sender_id, '') != m.user_id
+                   AND x.deleted_at IS NULL) AS unread,
                (SELECT json_object('id', x.id, 'seq', x.seq, 'sender_id', x.sender_id, 'type', x.type,
                                    'body', x.body, 'created_at', x.created_at)
                   FROM room_messages x WHERE x.room_id = r.id ORDER BY x.seq DESC LIMIT 1) AS last_message
@@ -224,6 +235,93 @@ pub async fn member_count(db: &D1Database, room_id: &str) -> worker::Result<usiz
         .first(None)
         .await?;
     Ok(row.map_or(0, |row| usize::try_from(row.n).unwrap_or(0)))
+}
+
+/// Renames a room.
+pub async fn rename(db: &D1Database, room_id: &str, name: &str) -> worker::Result<()> {
+    db.prepare("UPDATE rooms SET name = ? WHERE id = ?")
+        .bind(&[text(name), text(room_id)])?
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// Deletes a room, its members and its messages, in one transaction.
+pub async fn delete(db: &D1Database, room_id: &str) -> worker::Result<()> {
+    let statements = [
+        "DELETE FROM room_messages WHERE room_id = ?",
+        "DELETE FROM room_members WHERE room_id = ?",
+        "DELETE FROM rooms WHERE id = ?",
+    ]
+    .iter()
+    .map(|sql| db.prepare(*sql).bind(&[text(room_id)]))
+    .collect::<worker::Result<Vec<_>>>()?;
+    db.batch(statements).await?;
+    Ok(())
+}
+
+/// Every member's user id (a room has at most `MAX_ROOM_MEMBERS`).
+pub async fn member_ids(db: &D1Database, room_id: &str) -> worker::Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        user_id: String,
+    }
+    let rows: Vec<Row> = db
+        .prepare("SELECT user_id FROM room_members WHERE room_id = ?")
+        .bind(&[text(room_id)])?
+        .all()
+        .await?
+        .results()?;
+    Ok(rows.into_iter().map(|row| row.user_id).collect())
+}
+
+/// Gives existing members among `users` the role `role`; returns those whose role changed.
+pub async fn set_role(
+    db: &D1Database,
+    room_id: &str,
+    users: &[String],
+    role: &str,
+) -> worker::Result<Vec<String>> {
+    let select = if role == OWNER {
+        "SELECT user_id FROM room_members WHERE room_id = ? AND role <> 'owner' AND user_id IN"
+    } else {
+        "SELECT user_id FROM room_members WHERE room_id = ? AND role <> 'member' AND user_id IN"
+    };
+    let changed = users_among(db, select, room_id, users).await?;
+    if !changed.is_empty() {
+        let statements = changed
+            .iter()
+            .map(|user| {
+                db.prepare("UPDATE room_members SET role = ? WHERE room_id = ? AND user_id = ?")
+                    .bind(&[text(role), text(room_id), text(user)])
+            })
+            .collect::<worker::Result<Vec<_>>>()?;
+        db.batch(statements).await?;
+    }
+    Ok(changed)
+}
+
+/// A user's rooms with unread messages (others' messages after their cursor, as of the rooms'
+/// last D1 copy, counted as in room lists), most recently active first, at most `limit`.
+pub async fn unread_rooms(
+    db: &D1Database,
+    user_id: &str,
+    limit: i64,
+) -> worker::Result<Vec<UnreadRoom>> {
+    db.prepare(
+        "SELECT room_id, unread FROM (
+           SELECT r.id AS room_id, r.activity_at AS activity_at,
+             (SELECT COUNT(*) FROM room_messages x
+               WHERE x.room_id = r.id AND x.seq > m.read_seq AND COALESCE(x.sender_id, '') != m.user_id
+                 AND x.deleted_at IS NULL) AS unread
+           FROM room_members m JOIN rooms r ON r.id = m.room_id
+           WHERE m.user_id = ?1 AND r.last_seq > m.read_seq)
+         WHERE unread > 0 ORDER BY activity_at DESC, room_id LIMIT ?2",
+    )
+    .bind(&[text(user_id), int(limit)])?
+    .all()
+    .await?
+    .results()
 }
 
 /// Which of `users` are already members of the room.
@@ -319,6 +417,33 @@ pub async fn members(
     .results()
 }
 
+/// An edit sets the body the change carries (none once recalled: the recall that follows
+/// empties it); a recall empties the content and sets `deleted_at`.
+fn change_statement(
+    db: &D1Database,
+    room_id: &str,
+    change: &RoomChange,
+) -> worker::Result<D1PreparedStatement> {
+    if change.kind == RoomChange::DELETED {
+        db.prepare(
+            "UPDATE room_messages SET body = '', url = NULL, title = NULL, data = NULL, deleted_at = ?1
+             WHERE room_id = ?2 AND seq = ?3",
+        )
+        .bind(&[int(change.at), text(room_id), int(change.message_seq)])
+    } else {
+        db.prepare(
+            "UPDATE room_messages SET body = COALESCE(?1, body), edited_at = ?2
+             WHERE room_id = ?3 AND seq = ?4 AND deleted_at IS NULL",
+        )
+        .bind(&[
+            opt_text(change.body.as_deref()),
+            int(change.at),
+            text(room_id),
+            int(change.message_seq),
+        ])
+    }
+}
+
 /// Messages with a seq below `before_seq`, newest first.
 pub async fn history(
     db: &D1Database,
@@ -340,38 +465,54 @@ pub async fn history(
         .collect())
 }
 
-/// The statements that copy a Room DO's unflushed messages and cursors into D1. Every one is
-/// idempotent (insert-or-ignore, forward-only updates), so a flush retried after a partial
-/// failure, or run twice, leaves the same rows.
+/// The statements that copy a Room DO's unflushed stream entries (messages, and edits and
+/// recalls of them) and cursors into D1, in seq order. Every one is idempotent (insert-or-ignore,
+/// set-to-value and forward-only updates), so a flush retried after a partial failure, or run
+/// twice, leaves the same rows.
 pub fn copy_statements(
     db: &D1Database,
     room_id: &str,
-    messages: &[RoomMessage],
+    entries: &[RoomEntry],
     cursors: &[DirtyCursor],
 ) -> worker::Result<Vec<D1PreparedStatement>> {
-    let mut statements = Vec::with_capacity(messages.len() + cursors.len() + 1);
-    for m in messages {
+    let mut statements = Vec::with_capacity(entries.len() + cursors.len() + 1);
+    for entry in entries {
+        let m = match entry {
+            RoomEntry::Message(m) => m,
+            RoomEntry::Change(change) => {
+                statements.push(change_statement(db, room_id, change)?);
+                continue;
+            }
+        };
         statements.push(
             db.prepare(
-                "INSERT OR IGNORE INTO room_messages (room_id, seq, id, sender_id, type, body, url, title, data, client_id, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO room_messages (room_id, seq, id, sender_id, type, body, url, title, data, client_id, created_at, edited_at, deleted_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(
                 &[
                     vec![text(room_id), int(m.seq), text(&m.id), opt_text(m.sender_id.as_deref())],
                     super::d1::content_columns(&m.content).to_vec(),
-                    vec![int(m.created_at)],
+                    vec![int(m.created_at), opt_int(m.edited_at), opt_int(m.deleted_at)],
                 ]
                 .concat(),
             )?,
         );
     }
-    if let Some(last) = messages.last() {
+    if let Some(last) = entries.last() {
+        let activity = entries
+            .iter()
+            .filter_map(|entry| match entry {
+                RoomEntry::Message(m) => Some(m.created_at),
+                RoomEntry::Change(_) => None,
+            })
+            .max()
+            .unwrap_or(0);
         statements.push(
             db.prepare(
                 "UPDATE rooms SET last_seq = MAX(last_seq, ?1), activity_at = MAX(activity_at, ?2) WHERE id = ?3",
             )
-            .bind(&[int(last.seq), int(last.created_at), text(room_id)])?,
+            .bind(&[int(last.seq()), int(activity), text(room_id)])?,
         );
     }
     for cursor in cursors {

@@ -9,59 +9,17 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import WebSocket from 'ws';
 import { claims, connectUser, push, signHS256, uid, until } from './helpers.mjs';
-import {
-  applyMigrations, envFileOf, executeD1, freePort, prebuiltConfig, startWrangler, waitForHealth,
-} from '../server.mjs';
+import { GENEROUS_RATES, ownGateway } from '../server.mjs';
 
 const quiet = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A gateway of its own on `dir`, restartable on the same state. */
-async function ownGateway(dir) {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const secret = randomBytes(32).toString('hex');
-  const internalToken = randomBytes(24).toString('hex');
-  const config = prebuiltConfig(join(dir, 'config'));
-  const envFile = join(dir, 'crash.env');
-  envFileOf(envFile, { JWT_SECRET: secret, INTERNAL_API_TOKEN: internalToken, DEV_MODE: 'true' });
-  applyMigrations(config, join(dir, 'state'));
-  const start = async (n) => {
-    const child = startWrangler([
-      '--config', config, '--ip', '127.0.0.1', '--port', String(port), '--persist-to', join(dir, 'state'),
-      '--env-file', envFile, '--show-interactive-dev-session=false', '--inspector-port', String(await freePort()),
-    ], join(dir, `wrangler-${n}.log`));
-    await waitForHealth(base, child, 120_000);
-    return child;
-  };
-  const tok = (sub) => signHS256({ sub, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 600 }, secret);
-  const call = async (method, path, body, bearer) => {
-    const res = await fetch(base + path, {
-      method,
-      headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, body: await res.json().catch(() => undefined) };
-  };
-  const socket = (path, sub) => new Promise((resolve, reject) => {
-    const ws = new WebSocket(base.replace('http', 'ws') + path, { headers: { authorization: `Bearer ${tok(sub)}` } });
-    const frames = [];
-    ws.on('message', (data) => frames.push(JSON.parse(data.toString())));
-    ws.on('open', () => resolve({ ws, frames }));
-    ws.on('error', reject);
-  });
-  const execute = (sql) => executeD1(join(dir, 'state'), sql);
-  return { base, start, tok, call, socket, internalToken, execute };
-}
-
 test('SIGKILL mid-conversation and mid-burst loses nothing acked or answered 2xx', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-crash-'));
-  const gw = await ownGateway(dir);
+  const gw = await ownGateway(dir, GENEROUS_RATES);
   let child = await gw.start(1);
   t.after(() => {
     child.stop();
@@ -128,7 +86,7 @@ test('SIGKILL mid-conversation and mid-burst loses nothing acked or answered 2xx
 
 test('D1 failing: no 2xx for a direct message that is not durable; room messages keep flowing and the copy catches up in order', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-d1-'));
-  const gw = await ownGateway(dir);
+  const gw = await ownGateway(dir, GENEROUS_RATES);
   const child = await gw.start(1);
   t.after(() => {
     child.stop();

@@ -156,9 +156,9 @@ function withQuery(path, query) {
  * Opens a socket and waits for the upgrade. Resolves with a Client, or rejects with
  * `{status, body}` when the gateway refused the upgrade.
  */
-export function open(path, tok, { carrier = 'header', ...extra } = {}) {
+export function open(path, tok, { carrier = 'header', base = BASE, ...extra } = {}) {
   const { headers, protocols, query } = carrierOptions(tok, carrier, extra);
-  const ws = new WebSocket(WS_BASE + withQuery(path, query), protocols, { headers });
+  const ws = new WebSocket(base.replace(/^http/, 'ws') + withQuery(path, query), protocols, { headers });
   const client = new Client(ws);
   return new Promise((resolve, reject) => {
     ws.on('open', () => resolve(client));
