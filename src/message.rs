@@ -385,4 +385,57 @@ mod tests {
         assert_eq!(field_of(json!({"body": "x", "colour": "red"})), "colour");
         assert_eq!(field_of(json!({"body": 5})), "content");
     }
+
+    #[test]
+    fn published_content_is_system_without_a_sender() {
+        let fields = |value: Value| match value {
+            Value::Object(fields) => fields,
+            _ => panic!("an object"),
+        };
+        let system = Content::parse_published(fields(json!({"body": "deploy done"})), false);
+        assert_eq!(system.unwrap().kind, SYSTEM_TYPE);
+        let explicit =
+            Content::parse_published(fields(json!({"type": "system", "body": "x"})), false);
+        assert_eq!(explicit.unwrap().kind, SYSTEM_TYPE);
+        let image = json!({"type": "image", "url": "https://cdn.example/a.png"});
+        assert_eq!(
+            Content::parse_published(fields(image.clone()), false)
+                .unwrap_err()
+                .field,
+            "type"
+        );
+        assert_eq!(
+            Content::parse_published(fields(image), true).unwrap().kind,
+            "image"
+        );
+        let as_member = json!({"type": "system", "body": "x"});
+        assert!(Content::parse_published(fields(as_member), true).is_err());
+        assert!(Content::parse_published(fields(json!({"body": " "})), false).is_err());
+    }
+
+    #[test]
+    fn changes_become_updated_and_deleted_events() {
+        let mut change = RoomChange {
+            seq: 9,
+            message_seq: 7,
+            message_id: "m_1".into(),
+            kind: RoomChange::UPDATED.into(),
+            body: Some("edited".into()),
+            at: 5,
+        };
+        let (event, data) = change.event("team");
+        assert_eq!(event, "message.updated");
+        assert_eq!(
+            data,
+            json!({"id": "m_1", "seq": 7, "room_id": "team", "body": "edited", "edited_at": 5})
+        );
+        change.kind = RoomChange::DELETED.into();
+        change.body = None;
+        let (event, data) = change.event("team");
+        assert_eq!(event, "message.deleted");
+        assert_eq!(
+            data,
+            json!({"id": "m_1", "seq": 7, "room_id": "team", "deleted_at": 5})
+        );
+    }
 }

@@ -874,4 +874,26 @@ mod tests {
             serde_json::from_value::<CreateRoomBody>(json!({"name": "x", "extra": 1})).is_err()
         );
     }
+
+    #[test]
+    fn publish_bodies() {
+        let post = published(json!({"body": "hi", "idempotency_key": "k-1"})).unwrap();
+        assert_eq!(post.sender, None);
+        assert_eq!(post.content.kind, "system");
+        assert_eq!(post.content.client_id.as_deref(), Some("k-1"));
+        let post =
+            published(json!({"sender": "alice", "type": "file", "url": "https://x.example/f"}))
+                .unwrap();
+        assert_eq!(post.sender.as_deref(), Some("alice"));
+        for bad in [
+            json!({"body": "x", "client_id": "c"}),
+            json!({"body": "x", "sender": 7}),
+            json!({"body": "x", "sender": "a b"}),
+            json!({"body": "x", "idempotency_key": ""}),
+            json!(["x"]),
+        ] {
+            let err = published(bad.clone()).unwrap_err();
+            assert_eq!((err.status, err.code), (400, "validation"), "{bad}");
+        }
+    }
 }

@@ -49,6 +49,9 @@ pub struct SocketInfo {
     /// Unix ms when the socket was accepted (the oldest goes first when a user has too many).
     #[serde(default)]
     pub opened_at: i64,
+    /// The token has the `admin` role (a room socket's `delete` may then delete any message).
+    #[serde(default)]
+    pub admin: bool,
 }
 
 impl SocketInfo {
@@ -149,6 +152,7 @@ pub fn accept(
         closing: false,
         syncing: false,
         opened_at: now_ms(),
+        admin: identity.is_admin(),
     };
     pair.server.serialize_attachment(&info)?;
     Ok((pair, info))
@@ -372,6 +376,7 @@ pub fn refresh_token(
     }
     crate::auth::revocation::check(&identity, revoked_before)?;
     info.expires_at = identity.expires_at;
+    info.admin = identity.is_admin();
     ws.serialize_attachment(&info)?;
     send_ack(
         ws,

@@ -830,8 +830,8 @@ impl Room {
         Ok(())
     }
 
-    /// `delete {id}`: the sender recalls a message within the window; the room's owner deletes
-    /// any (their role is read from D1 only when the sender's rule does not already allow it).
+    /// `delete {id}`: the sender recalls a message within the window; an admin or the room's
+    /// owner deletes any (the role is read from D1 only when nothing else already allows it).
     async fn on_delete(
         &self,
         ws: &WebSocket,
@@ -844,17 +844,21 @@ impl Room {
         let window_ms = self.limits().recall_window_secs.saturating_mul(1000);
         let sender_may = message.sender_id.as_deref() == Some(info.user_id.as_str())
             && now_ms() - message.created_at <= window_ms;
-        let moderator = !sender_may && {
-            let db = crate::store::d1::db(&self.env)?;
-            rooms::member(&db, &room_id, &info.user_id)
-                .await?
-                .is_some_and(|member| member.role == rooms::OWNER)
-        };
+        let moderator =
+            info.admin || (!sender_may && self.is_owner(&room_id, &info.user_id).await?);
         let changed = self
             .take_back(&room_id, &info.user_id, &id, moderator)
             .await?;
         send_ack(ws, frame.id.as_ref(), json!(changed));
         Ok(())
+    }
+
+    /// Whether `user` owns the room (D1 holds roles; the room does not).
+    async fn is_owner(&self, room_id: &str, user: &str) -> Result<bool, ApiError> {
+        let db = crate::store::d1::db(&self.env)?;
+        Ok(rooms::member(&db, room_id, user)
+            .await?
+            .is_some_and(|member| member.role == rooms::OWNER))
     }
 
     /// `read {seq}`: the member has read through `seq`.
