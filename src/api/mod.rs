@@ -9,6 +9,9 @@ pub mod push;
 pub mod rooms;
 pub mod users;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use worker::{Env, Request, Response};
 
 use crate::auth::jwt::Identity;
@@ -30,13 +33,29 @@ pub async fn handle(route: Route, req: Request, env: &Env) -> Result<Response, A
             Ok(res)
         }
         route => {
-            let config = Config::from_env(env).map_err(|err| {
-                worker::console_error!("configuration: {err}");
-                ApiError::internal("the gateway is misconfigured; see the logs")
-            })?;
+            let config = configuration(env)?;
             handle_configured(route, req, env, &config).await
         }
     }
+}
+
+thread_local! {
+    /// The configuration, parsed once per isolate: vars and secrets cannot change while an
+    /// isolate lives (changing them deploys a new version), and parsing them (the JWT keys
+    /// included) on every request was a measurable share of a push.
+    static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
+}
+
+fn configuration(env: &Env) -> Result<Rc<Config>, ApiError> {
+    if let Some(config) = CONFIG.with(|cell| cell.borrow().clone()) {
+        return Ok(config);
+    }
+    let config = Rc::new(Config::from_env(env).map_err(|err| {
+        worker::console_error!("configuration: {err}");
+        ApiError::internal("the gateway is misconfigured; see the logs")
+    })?);
+    CONFIG.with(|cell| *cell.borrow_mut() = Some(Rc::clone(&config)));
+    Ok(config)
 }
 
 /// `GET /health`: 200 when the gateway can serve, 503 with every configuration problem when it

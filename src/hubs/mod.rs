@@ -136,14 +136,25 @@ pub fn open_sockets(state: &State) -> Vec<(WebSocket, SocketInfo)> {
         .collect()
 }
 
-/// Accepts a new hibernatable socket for a verified identity and attaches its state.
+/// The open sockets of one user (tagged with the user id at accept), without reading any other
+/// socket's attachment.
+pub fn user_sockets(state: &State, user_id: &str) -> Vec<(WebSocket, SocketInfo)> {
+    state
+        .get_websockets_with_tag(user_id)
+        .into_iter()
+        .filter_map(|ws| SocketInfo::open(&ws).map(|info| (ws, info)))
+        .collect()
+}
+
+/// Accepts a new hibernatable socket for a verified identity and attaches its state; the socket
+/// is tagged with the user id (see [`user_sockets`]).
 pub fn accept(
     state: &State,
     identity: &Identity,
     device: Option<String>,
 ) -> Result<(WebSocketPair, SocketInfo), ApiError> {
     let pair = WebSocketPair::new()?;
-    state.accept_web_socket(&pair.server);
+    state.accept_websocket_with_tags(&pair.server, &[identity.user_id.as_str()]);
     let info = SocketInfo {
         user_id: identity.user_id.clone(),
         conn_id: uuid::Uuid::new_v4().to_string(),
@@ -160,10 +171,7 @@ pub fn accept(
 
 /// Closes the oldest open sockets of `user_id` beyond `max` with 4009; returns how many.
 pub fn enforce_socket_cap(state: &State, user_id: &str, max: usize) -> usize {
-    let mut mine: Vec<(WebSocket, SocketInfo)> = open_sockets(state)
-        .into_iter()
-        .filter(|(_, info)| info.user_id == user_id)
-        .collect();
+    let mut mine = user_sockets(state, user_id);
     if mine.len() <= max {
         return 0;
     }
@@ -406,7 +414,7 @@ pub fn expire_sockets(state: &State, now_ms: i64) {
 
 /// The soonest token expiry among the open sockets (unix ms), leaving out one that is going
 /// away. An expiry already past (a token accepted within the clock leeway) is due at once.
-pub fn next_expiry(state: &State, leaving_conn: Option<&str>) -> Option<i64> {
+fn next_expiry(state: &State, leaving_conn: Option<&str>) -> Option<i64> {
     open_sockets(state)
         .into_iter()
         .filter(|(_, info)| Some(info.conn_id.as_str()) != leaving_conn)
@@ -416,14 +424,45 @@ pub fn next_expiry(state: &State, leaving_conn: Option<&str>) -> Option<i64> {
 
 /// A hub's alarm, set to exactly the time of the next piece of work, or deleted when there is
 /// none: a hub never wakes for a reason that went away. The last value set is remembered so
-/// that an unchanged plan costs no storage call.
+/// that an unchanged plan costs no storage call, and so is the soonest socket expiry, so that
+/// planning after a join does not read every socket's attachment again (which made a room's
+/// joins O(N²)).
 #[derive(Default)]
 pub struct Alarm {
     /// `Some(x)`: the alarm is known to be `x` (unix ms, or none). `None`: unknown.
     known: Cell<Option<Option<i64>>>,
+    /// The soonest expiry as last read from every socket, lowered by each join since.
+    expiry: Cell<Option<Option<i64>>>,
+    /// Set by [`Alarm::accepted`] for the one plan that follows a join.
+    joined: Cell<bool>,
 }
 
 impl Alarm {
+    /// A socket expiring at `expires_at` (unix s) was just accepted and nothing else changed:
+    /// the next [`Alarm::expiry`] may use the remembered soonest expiry lowered by it.
+    pub fn accepted(&self, expires_at: i64) {
+        if let Some(known) = self.expiry.get() {
+            let at = expires_at.saturating_mul(1000);
+            self.expiry
+                .set(Some(Some(known.map_or(at, |known| known.min(at)))));
+            self.joined.set(true);
+        }
+    }
+
+    /// The soonest token expiry among the open sockets (unix ms), leaving out `leaving_conn`.
+    /// Right after a join it is the remembered value; any other time every socket is read
+    /// (sockets may have closed, refreshed or expired meanwhile) and the result remembered.
+    pub fn expiry(&self, state: &State, leaving_conn: Option<&str>) -> Option<i64> {
+        if self.joined.replace(false) && leaving_conn.is_none() {
+            if let Some(known) = self.expiry.get() {
+                return known;
+            }
+        }
+        let next = next_expiry(state, leaving_conn);
+        self.expiry.set(Some(next));
+        next
+    }
+
     /// Called at the start of the alarm handler: the alarm that fired is no longer set.
     pub fn fired(&self) {
         self.known.set(Some(None));

@@ -310,7 +310,11 @@ impl Room {
 
         let (pair, info) = super::accept(&self.state, &identity, device)?;
         let ws = pair.server;
-        super::enforce_socket_cap(&self.state, &user_id, self.limits().max_sockets_per_user);
+        let evicted =
+            super::enforce_socket_cap(&self.state, &user_id, self.limits().max_sockets_per_user);
+        if evicted == 0 {
+            self.alarm.accepted(info.expires_at);
+        }
         let ready = json!({
             "room_id": room_id,
             "user_id": user_id,
@@ -379,15 +383,15 @@ impl Room {
 
     /// Sockets per user, leaving out one connection (a socket that is closing) and anyone who
     /// is no longer a member (their sockets are being closed).
+    /// Sockets per user. Every open socket is a member's: a removal closes the member's
+    /// sockets (marking them closing) in the same turn, so no membership query is needed.
     fn presence(&self, leaving_conn: Option<&str>) -> RoomPresence {
-        let log = self.log();
         let mut users = BTreeMap::new();
         for (_, info) in open_sockets(&self.state) {
             if Some(info.conn_id.as_str()) != leaving_conn {
                 *users.entry(info.user_id).or_insert(0) += 1;
             }
         }
-        users.retain(|user, _| log.is_member(user).unwrap_or(false));
         RoomPresence { users }
     }
 
@@ -449,11 +453,9 @@ impl Room {
     /// Closes a user's sockets with 4003 and tells the others they left; returns how many.
     fn close_user(&self, user: &str, reason: &str) -> usize {
         let mut closed = 0;
-        for (ws, info) in open_sockets(&self.state) {
-            if info.user_id == user {
-                super::close(&ws, close::FORBIDDEN, reason);
-                closed += 1;
-            }
+        for (ws, _) in super::user_sockets(&self.state, user) {
+            super::close(&ws, close::FORBIDDEN, reason);
+            closed += 1;
         }
         if closed > 0 {
             self.broadcast(
@@ -929,12 +931,9 @@ impl Room {
         };
         self.gate.forget(&info.conn_id);
         let still_member = self.log().is_member(&info.user_id)?;
-        let others = self
-            .state
-            .get_websockets()
+        let others = super::user_sockets(&self.state, &info.user_id)
             .iter()
-            .filter_map(SocketInfo::of)
-            .any(|other| other.user_id == info.user_id && other.conn_id != info.conn_id);
+            .any(|(_, other)| other.conn_id != info.conn_id);
         if still_member && !others {
             self.broadcast(
                 &ServerFrame::event("user.left", json!({"user_id": info.user_id})),
@@ -1093,7 +1092,7 @@ impl Room {
             }
             None => None,
         };
-        let expiry = super::next_expiry(&self.state, leaving_conn);
+        let expiry = self.alarm.expiry(&self.state, leaving_conn);
         let wanted = [flush, activity, expiry].into_iter().flatten().min();
         self.alarm.plan(&self.state.storage(), wanted).await
     }

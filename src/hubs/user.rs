@@ -226,11 +226,14 @@ impl UserHub {
 
         let (pair, info) = super::accept(&self.state, &identity, device)?;
         let ws = pair.server;
-        super::enforce_socket_cap(
+        let evicted = super::enforce_socket_cap(
             &self.state,
             &info.user_id,
             self.limits().max_sockets_per_user,
         );
+        if evicted == 0 {
+            self.alarm.accepted(info.expires_at);
+        }
         let ready = json!({
             "user_id": info.user_id,
             "conn_id": info.conn_id,
@@ -501,7 +504,7 @@ impl UserHub {
     /// open socket (leaving out one that is going away) or the next retention pass; deletes it
     /// when there is none.
     async fn schedule_alarm(&self, leaving_conn: Option<&str>) -> worker::Result<()> {
-        let next_expiry = super::next_expiry(&self.state, leaving_conn);
+        let next_expiry = self.alarm.expiry(&self.state, leaving_conn);
         let wanted = [next_expiry, self.log().prune_at()?]
             .into_iter()
             .flatten()

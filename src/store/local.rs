@@ -10,6 +10,21 @@ use worker::{SqlStorage, SqlStorageValue};
 pub const META_SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);";
 
+/// The schema version an object's storage records (`meta.schema`), or `None` for storage that
+/// has none yet (new, or made before versions were recorded; also when `meta` does not exist).
+/// One read: objects are constructed on every wake from hibernation, and running the whole
+/// `CREATE … IF NOT EXISTS` batch each time was a measurable share of a connect.
+pub fn schema_version(sql: &SqlStorage) -> Option<i64> {
+    meta(sql, "schema").ok().flatten()
+}
+
+/// Creates what `schema` and `meta` describe (idempotent statements) and records `version`.
+pub fn create_schema(sql: &SqlStorage, schema: &str, version: i64) -> worker::Result<()> {
+    sql.exec(schema, None)?;
+    sql.exec(META_SCHEMA, None)?;
+    set_meta(sql, "schema", version)
+}
+
 #[derive(Deserialize)]
 struct IntRow {
     value: Option<i64>,

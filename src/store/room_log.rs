@@ -69,20 +69,18 @@ impl<'a> RoomLog<'a> {
     }
 
     pub fn migrate(&self) -> worker::Result<()> {
-        self.sql.exec(SCHEMA, None)?;
-        self.sql.exec(local::META_SCHEMA, None)?;
-        if self.meta("schema")?.unwrap_or(1) < SCHEMA_VERSION {
-            // A room created before edits has no edited_at / deleted_at; a newer one fails
-            // these harmlessly (the column exists).
-            for column in ["edited_at", "deleted_at"] {
-                let _ = self.sql.exec(
-                    &format!("ALTER TABLE messages ADD COLUMN {column} INTEGER"),
-                    None,
-                );
-            }
-            self.set_meta("schema", SCHEMA_VERSION)?;
+        if local::schema_version(self.sql) == Some(SCHEMA_VERSION) {
+            return Ok(());
         }
-        Ok(())
+        // A room from before edits has `messages` without edited_at / deleted_at: add them. On
+        // any other room these fail harmlessly (no table yet, or the column exists).
+        for column in ["edited_at", "deleted_at"] {
+            let _ = self.sql.exec(
+                &format!("ALTER TABLE messages ADD COLUMN {column} INTEGER"),
+                None,
+            );
+        }
+        local::create_schema(self.sql, SCHEMA, SCHEMA_VERSION)
     }
 
     /// The room's id, once any request has told it.

@@ -22,6 +22,7 @@ use crate::stream::prune_ceiling;
 /// Idempotency keys are remembered at least this long.
 pub const IDEMPOTENCY_MS: i64 = 24 * 60 * 60 * 1000;
 
+const SCHEMA_VERSION: i64 = 1;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, event TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, created_at INTEGER NOT NULL);
@@ -53,9 +54,10 @@ impl<'a> UserLog<'a> {
     }
 
     pub fn migrate(&self) -> worker::Result<()> {
-        self.sql.exec(SCHEMA, None)?;
-        self.sql.exec(local::META_SCHEMA, None)?;
-        Ok(())
+        if local::schema_version(self.sql) == Some(SCHEMA_VERSION) {
+            return Ok(());
+        }
+        local::create_schema(self.sql, SCHEMA, SCHEMA_VERSION)
     }
 
     fn meta(&self, key: &str) -> worker::Result<Option<i64>> {
