@@ -293,9 +293,10 @@ impl UserHub {
                 duplicate: true,
             });
         }
-        let seq = log.append(&push.event, &push.data, now)?;
+        let appended = log.append(&push.event, &push.data, now)?;
+        let seq = appended.seq;
         let limits = self.limits();
-        log.prune_bytes(limits.retention_bytes)?;
+        log.prune_bytes(appended.stored_bytes, limits.retention_bytes)?;
         let mut prune_moved = false;
         if let Some(key) = &push.idempotency_key {
             log.remember_key(key, seq, now)?;

@@ -44,6 +44,12 @@ impl StoredEvent {
     }
 }
 
+/// An event just appended: its seq, and the bytes the stream now stores.
+pub struct Appended {
+    pub seq: i64,
+    pub stored_bytes: i64,
+}
+
 pub struct UserLog<'a> {
     sql: &'a SqlStorage,
 }
@@ -80,19 +86,39 @@ impl<'a> UserLog<'a> {
         Ok(self.meta("pruned_through")?.unwrap_or(0))
     }
 
-    /// Appends an event and returns its seq.
-    pub fn append(&self, event: &str, data: &Value, now_ms: i64) -> worker::Result<i64> {
-        let seq = self.last_seq()? + 1;
+    /// Appends an event: three statements (the counters read together, the insert, the
+    /// counters written together), since this is the path of every push.
+    pub fn append(&self, event: &str, data: &Value, now_ms: i64) -> worker::Result<Appended> {
+        #[derive(Deserialize)]
+        struct Counter {
+            key: String,
+            value: i64,
+        }
+        let counters: Vec<Counter> = self
+            .sql
+            .exec(
+                "SELECT key, value FROM meta WHERE key IN ('last_seq', 'stored_bytes')",
+                None,
+            )?
+            .to_array()?;
+        let counter = |name: &str| counters.iter().find(|c| c.key == name).map(|c| c.value);
+        let seq = counter("last_seq").unwrap_or(0) + 1;
+        let stored = match counter("stored_bytes") {
+            Some(bytes) => bytes,
+            None => self.stored_bytes()?,
+        };
         let data = data.to_string();
-        let size = (event.len() + data.len()) as i64;
-        let stored = self.stored_bytes()?;
+        let stored_bytes = stored + (event.len() + data.len()) as i64;
         self.sql.exec(
             "INSERT INTO events (seq, event, data, created_at) VALUES (?, ?, ?, ?)",
             vec![seq.into(), event.into(), data.into(), now_ms.into()],
         )?;
-        self.set_meta("last_seq", seq)?;
-        self.set_meta("stored_bytes", stored + size)?;
-        Ok(seq)
+        self.sql.exec(
+            "INSERT INTO meta (key, value) VALUES ('last_seq', ?), ('stored_bytes', ?)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            vec![seq.into(), stored_bytes.into()],
+        )?;
+        Ok(Appended { seq, stored_bytes })
     }
 
     /// Bytes of events stored (counted once from the table if this hub predates the count).
@@ -126,15 +152,15 @@ impl<'a> UserLog<'a> {
         self.set_meta("stored_bytes", (stored - freed).max(0))
     }
 
-    /// Prunes the oldest events until at most `max_bytes` are stored; the newest event always
-    /// stays. Returns the highest seq pruned, if any.
-    pub fn prune_bytes(&self, max_bytes: i64) -> worker::Result<Option<i64>> {
+    /// Prunes the oldest events until at most `max_bytes` are stored (`stored_bytes` now, as
+    /// [`Appended`] says); the newest event always stays. Returns the highest seq pruned, if any.
+    pub fn prune_bytes(&self, stored_bytes: i64, max_bytes: i64) -> worker::Result<Option<i64>> {
         #[derive(Deserialize)]
         struct Sized {
             seq: i64,
             size: i64,
         }
-        let mut excess = self.stored_bytes()? - max_bytes;
+        let mut excess = stored_bytes - max_bytes;
         if excess <= 0 {
             return Ok(None);
         }
