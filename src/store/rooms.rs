@@ -156,7 +156,8 @@ pub async fn remove_member(db: &D1Database, room_id: &str, user_id: &str) -> wor
     Ok(())
 }
 
-/// A user's rooms, most recently active first, with unread counts and the last message.
+/// A user's rooms, most recently active first, with unread counts and the last message (with
+/// a 100-character `preview` of its body, as `room.activity` has it: `message::PREVIEW_CHARS`).
 pub async fn list_for_user(
     db: &D1Database,
     user_id: &str,
@@ -170,7 +171,7 @@ pub async fn list_for_user(
                  WHERE x.room_id = r.id AND x.seq > m.read_seq AND COALESCE(x.sender_id, '') != m.user_id
                    AND x.deleted_at IS NULL) AS unread,
                (SELECT json_object('id', x.id, 'seq', x.seq, 'sender_id', x.sender_id, 'type', x.type,
-                                   'body', x.body, 'created_at', x.created_at)
+                                   'preview', substr(x.body, 1, 100), 'created_at', x.created_at)
                   FROM room_messages x WHERE x.room_id = r.id ORDER BY x.seq DESC LIMIT 1) AS last_message
              FROM room_members m JOIN rooms r ON r.id = m.room_id
              WHERE m.user_id = ?1
