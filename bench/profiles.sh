@@ -22,6 +22,10 @@ JWT_SECRET=${JWT_SECRET:-$(openssl rand -hex 32)}
 INTERNAL_API_TOKEN=${INTERNAL_API_TOKEN:-$(openssl rand -hex 32)}
 export JWT_SECRET INTERNAL_API_TOKEN
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# The scenarios go past two product limits: one user with 100 devices (MAX_SOCKETS_PER_USER is
+# 20) and a room of 1,000 members plus its sender (MAX_ROOM_MEMBERS is 1,000). Raised for the
+# measurement only (bench/serve.mjs takes any [vars] value from the environment).
+export MAX_SOCKETS_PER_USER=${MAX_SOCKETS_PER_USER:-1000} MAX_ROOM_MEMBERS=${MAX_ROOM_MEMBERS:-2000}
 [ -x "$HARNESS" ] || (cd "$SHARED_BENCH/harness" && cargo build --release --quiet)
 
 free_port() {

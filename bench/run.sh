@@ -34,6 +34,10 @@ INTERNAL_API_TOKEN=${INTERNAL_API_TOKEN:-$(openssl rand -hex 32)}
 export JWT_SECRET INTERNAL_API_TOKEN
 # The servers hold thousands of sockets (and Durable Object databases) in the idle step.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# The scenarios go past two product limits: one user with 100 devices (MAX_SOCKETS_PER_USER is
+# 20) and a room of 1,000 members plus its sender (MAX_ROOM_MEMBERS is 1,000). Raised for the
+# measurement only (bench/serve.mjs takes any [vars] value from the environment).
+export MAX_SOCKETS_PER_USER=${MAX_SOCKETS_PER_USER:-1000} MAX_ROOM_MEMBERS=${MAX_ROOM_MEMBERS:-2000}
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 SERVER_PID=""

@@ -227,6 +227,23 @@ impl RoomMessage {
     }
 }
 
+/// A sender may take a message back (delete it for everyone) within `window_secs` of sending
+/// it (`RECALL_WINDOW_SECONDS`); after that, 403 `recall_window_passed`.
+pub fn within_recall_window(
+    sent_at_ms: i64,
+    now_ms: i64,
+    window_secs: i64,
+) -> Result<(), crate::error::ApiError> {
+    if now_ms.saturating_sub(sent_at_ms) <= window_secs.saturating_mul(1000) {
+        Ok(())
+    } else {
+        Err(crate::error::ApiError::forbidden(
+            "recall_window_passed",
+            format!("a message can be recalled within {window_secs} s of sending it"),
+        ))
+    }
+}
+
 /// An edit or a recall of a room message: an entry of the room's stream with its own seq,
 /// delivered as `message.updated` / `message.deleted`, so a resume replays it in order with the
 /// messages around it.

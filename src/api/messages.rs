@@ -285,16 +285,11 @@ pub async fn recall(
     let sent_at = store::sent_at(&d1::db(env)?, &me.user_id, id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    let window_ms = config.limits.recall_window_secs.saturating_mul(1000);
-    if crate::hubs::now_ms() - sent_at > window_ms {
-        return Err(ApiError::forbidden(
-            "recall_window_passed",
-            format!(
-                "a message can be recalled within {} s of sending it",
-                window_ms / 1000
-            ),
-        ));
-    }
+    crate::message::within_recall_window(
+        sent_at,
+        crate::hubs::now_ms(),
+        config.limits.recall_window_secs,
+    )?;
     delete_for_everyone(env, id).await
 }
 

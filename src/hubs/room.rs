@@ -595,13 +595,7 @@ impl Room {
             .validate()
             .map_err(|err| ApiError::bad_request(code::VALIDATION, err.to_string()))?;
         let change = self.log().edit(&message, body, now_ms())?;
-        self.broadcast(&change_frame(room_id, &change), None);
-        self.after_append().await?;
-        let message = self.kept_message(room_id, id)?;
-        Ok(Changed {
-            message,
-            changed: true,
-        })
+        self.announce(room_id, &change).await
     }
 
     /// Empties a message for everyone, keeping its seq: its sender within
@@ -622,31 +616,27 @@ impl Room {
             });
         }
         let now = now_ms();
-        let own = message.sender_id.as_deref() == Some(user);
-        let window_ms = self.limits().recall_window_secs.saturating_mul(1000);
         if !moderator {
-            if !own {
+            if message.sender_id.as_deref() != Some(user) {
                 return Err(ApiError::forbidden(
                     "not_sender",
                     "only the sender, the room's owner or an admin deletes a message",
                 ));
             }
-            if now - message.created_at > window_ms {
-                return Err(ApiError::forbidden(
-                    "recall_window_passed",
-                    format!(
-                        "a message can be recalled within {} s of sending it",
-                        window_ms / 1000
-                    ),
-                ));
-            }
+            let window = self.limits().recall_window_secs;
+            crate::message::within_recall_window(message.created_at, now, window)?;
         }
         let change = self.log().recall(&message, now)?;
-        self.broadcast(&change_frame(room_id, &change), None);
+        self.announce(room_id, &change).await
+    }
+
+    /// Sends an edit or recall just stored to every socket, schedules its D1 copy, and answers
+    /// with the message as it now is.
+    async fn announce(&self, room_id: &str, change: &RoomChange) -> Result<Changed, ApiError> {
+        self.broadcast(&change_frame(room_id, change), None);
         self.after_append().await?;
-        let message = self.kept_message(room_id, id)?;
         Ok(Changed {
-            message,
+            message: self.kept_message(room_id, &change.message_id)?,
             changed: true,
         })
     }
@@ -843,9 +833,9 @@ impl Room {
         let id = message_id_of(frame)?;
         let room_id = self.log().room_id()?.unwrap_or_default();
         let message = self.kept_message(&room_id, &id)?;
-        let window_ms = self.limits().recall_window_secs.saturating_mul(1000);
+        let window = self.limits().recall_window_secs;
         let sender_may = message.sender_id.as_deref() == Some(info.user_id.as_str())
-            && now_ms() - message.created_at <= window_ms;
+            && crate::message::within_recall_window(message.created_at, now_ms(), window).is_ok();
         let moderator =
             info.admin || (!sender_may && self.is_owner(&room_id, &info.user_id).await?);
         let changed = self
