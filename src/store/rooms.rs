@@ -263,17 +263,27 @@ pub async fn delete(db: &D1Database, room_id: &str) -> worker::Result<()> {
 
 /// Every member's user id (a room has at most `MAX_ROOM_MEMBERS`).
 pub async fn member_ids(db: &D1Database, room_id: &str) -> worker::Result<Vec<String>> {
+    ids(
+        db,
+        "SELECT user_id AS id FROM room_members WHERE room_id = ?",
+        room_id,
+    )
+    .await
+}
+
+/// The ids a query selects `AS id`, its one parameter being `key`.
+async fn ids(db: &D1Database, query: &str, key: &str) -> worker::Result<Vec<String>> {
     #[derive(Deserialize)]
     struct Row {
-        user_id: String,
+        id: String,
     }
     let rows: Vec<Row> = db
-        .prepare("SELECT user_id FROM room_members WHERE room_id = ?")
-        .bind(&[text(room_id)])?
+        .prepare(query)
+        .bind(&[text(key)])?
         .all()
         .await?
         .results()?;
-    Ok(rows.into_iter().map(|row| row.user_id).collect())
+    Ok(rows.into_iter().map(|row| row.id).collect())
 }
 
 /// Gives existing members among `users` the role `role`; returns those whose role changed.
@@ -371,17 +381,12 @@ async fn users_among(
 
 /// Every room the user is a member of.
 pub async fn rooms_of(db: &D1Database, user_id: &str) -> worker::Result<Vec<String>> {
-    #[derive(Deserialize)]
-    struct Row {
-        room_id: String,
-    }
-    let rows: Vec<Row> = db
-        .prepare("SELECT room_id FROM room_members WHERE user_id = ?")
-        .bind(&[text(user_id)])?
-        .all()
-        .await?
-        .results()?;
-    Ok(rows.into_iter().map(|row| row.room_id).collect())
+    ids(
+        db,
+        "SELECT room_id AS id FROM room_members WHERE user_id = ?",
+        user_id,
+    )
+    .await
 }
 
 /// Which of `others` share at least one room with `user_id`.
