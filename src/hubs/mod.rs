@@ -2,14 +2,16 @@
 //! stream) and [`room::Room`] (one per room: member sockets and the room's message stream), with
 //! the calls that reach them from outside (`user::push`, `room::call`, …) and [`direct`], the
 //! direct-message operation that both the REST API and a UserHub run. This module holds what
-//! both hubs need: the per-socket attachment, the checks every incoming frame
-//! passes, token refresh and expiry, and small helpers to answer frames.
+//! both hubs need: the per-socket attachment and its in-memory roster ([`sockets`]), the checks
+//! every incoming frame passes, token refresh and expiry, and small helpers to answer frames.
 //!
 //! Nothing authoritative lives only in memory: a hub may hibernate between any two events, so
-//! per-socket state is in the socket attachment and everything else in storage.
+//! per-socket state is in the socket attachment and everything else in storage. What is in
+//! memory (the roster, rate buckets, the alarm last set) is a copy or may be lost.
 
 pub mod direct;
 pub mod room;
+pub mod sockets;
 pub mod user;
 
 use std::cell::{Cell, OnceCell, RefCell};
@@ -17,10 +19,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use worker::{
-    Env, Request, Response, SqlStorage, State, Storage, WebSocket, WebSocketIncomingMessage,
-    WebSocketPair,
-};
+use worker::{Env, Request, Response, SqlStorage, Storage, WebSocket, WebSocketIncomingMessage};
+
+pub use sockets::Sockets;
 
 use crate::auth::jwt::Identity;
 use crate::config::{Config, Limits};
@@ -57,11 +58,6 @@ pub struct SocketInfo {
 impl SocketInfo {
     pub fn of(ws: &WebSocket) -> Option<SocketInfo> {
         ws.deserialize_attachment().ok().flatten()
-    }
-
-    /// The state of a socket that is open for business: attached and not closing.
-    pub fn open(ws: &WebSocket) -> Option<SocketInfo> {
-        Self::of(ws).filter(|info| !info.closing)
     }
 
     pub fn is_expired(&self, now_ms: i64) -> bool {
@@ -105,104 +101,6 @@ pub fn limits(cell: &OnceCell<Config>, env: &Env) -> Limits {
         .unwrap_or_default()
 }
 
-/// Answers a close the client started, as the hibernation API requires (1005/1006 may not be
-/// echoed and become 1000).
-pub fn reciprocate_close(ws: &WebSocket, code: usize) {
-    let code = u16::try_from(code).unwrap_or(close::NORMAL);
-    mark_closing(ws);
-    let _ = ws.close(Some(protocol::echoable_close_code(code)), Some(""));
-}
-
-/// Starts closing a socket from the server side. The attachment is marked first, so nothing
-/// the client sends afterwards is processed, whether or not it ever answers the close.
-pub fn close(ws: &WebSocket, code: u16, reason: &str) {
-    mark_closing(ws);
-    let _ = ws.close(Some(code), Some(protocol::close_reason(reason)));
-}
-
-fn mark_closing(ws: &WebSocket) {
-    if let Some(mut info) = SocketInfo::of(ws).filter(|info| !info.closing) {
-        info.closing = true;
-        let _ = ws.serialize_attachment(&info);
-    }
-}
-
-/// Every socket that is open for business, with its state.
-pub fn open_sockets(state: &State) -> Vec<(WebSocket, SocketInfo)> {
-    state
-        .get_websockets()
-        .into_iter()
-        .filter_map(|ws| SocketInfo::open(&ws).map(|info| (ws, info)))
-        .collect()
-}
-
-/// The open sockets of one user (tagged with the user id at accept), without reading any other
-/// socket's attachment.
-pub fn user_sockets(state: &State, user_id: &str) -> Vec<(WebSocket, SocketInfo)> {
-    state
-        .get_websockets_with_tag(user_id)
-        .into_iter()
-        .filter_map(|ws| SocketInfo::open(&ws).map(|info| (ws, info)))
-        .collect()
-}
-
-/// Accepts a new hibernatable socket for a verified identity and attaches its state; the socket
-/// is tagged with the user id (see [`user_sockets`]).
-pub fn accept(
-    state: &State,
-    identity: &Identity,
-    device: Option<String>,
-) -> Result<(WebSocketPair, SocketInfo), ApiError> {
-    let pair = WebSocketPair::new()?;
-    state.accept_websocket_with_tags(&pair.server, &[identity.user_id.as_str()]);
-    let info = SocketInfo {
-        user_id: identity.user_id.clone(),
-        conn_id: uuid::Uuid::new_v4().to_string(),
-        device: device.unwrap_or_else(|| format!("d-{}", uuid::Uuid::new_v4().simple())),
-        expires_at: identity.expires_at,
-        closing: false,
-        syncing: false,
-        opened_at: now_ms(),
-        admin: identity.is_admin(),
-    };
-    pair.server.serialize_attachment(&info)?;
-    Ok((pair, info))
-}
-
-/// Closes the oldest open sockets of `user_id` beyond `max` with 4009; returns how many.
-pub fn enforce_socket_cap(state: &State, user_id: &str, max: usize) -> usize {
-    let mut mine = user_sockets(state, user_id);
-    if mine.len() <= max {
-        return 0;
-    }
-    mine.sort_by_key(|(_, info)| info.opened_at);
-    let extra = mine.len() - max;
-    for (ws, _) in mine.iter().take(extra) {
-        close(
-            ws,
-            close::TOO_MANY_SOCKETS,
-            "too many sockets for this user: the oldest was closed",
-        );
-    }
-    extra
-}
-
-/// Sends a frame to every open socket, except those of `except_user`; a stream entry (a frame
-/// with a seq) skips sockets still paging through a resume. Returns how many got it.
-pub fn fan_out(state: &State, frame: &ServerFrame<'_>, except_user: Option<&str>) -> usize {
-    let text = frame.to_text();
-    let is_stream = frame.seq.is_some();
-    let mut sent = 0;
-    for (ws, info) in open_sockets(state) {
-        if Some(info.user_id.as_str()) == except_user || (is_stream && info.syncing) {
-            continue;
-        }
-        let _ = ws.send_with_str(&text);
-        sent += 1;
-    }
-    sent
-}
-
 /// The configured size of one replay batch.
 pub fn replay_limit(limits: &Limits) -> crate::stream::BatchLimit {
     crate::stream::BatchLimit {
@@ -227,6 +125,7 @@ const REPLAY_PAGE: i64 = 64;
 /// order; `unrecovered` is added to `synced` when entries after `since` are gone (where to
 /// page back). Nothing here yields, so no entry can be appended between the read and `synced`.
 pub fn replay_batch(
+    sockets: &Sockets,
     ws: &WebSocket,
     plan: crate::stream::ReplayPlan,
     limit: crate::stream::BatchLimit,
@@ -250,9 +149,9 @@ pub fn replay_batch(
             last_sent = Some(entry.seq);
         }
     }
-    if let Some(mut info) = SocketInfo::of(ws) {
+    if let Some(mut info) = SocketInfo::of(ws).filter(|info| info.syncing != more) {
         info.syncing = more;
-        ws.serialize_attachment(&info)?;
+        sockets.save(ws, &info)?;
     }
     let seq = if more {
         last_sent.unwrap_or(plan.through)
@@ -298,12 +197,13 @@ pub struct Gate {
 impl Gate {
     pub fn screen(
         &self,
+        sockets: &Sockets,
         ws: &WebSocket,
         message: WebSocketIncomingMessage,
         limits: &Limits,
     ) -> Option<(SocketInfo, ClientFrame)> {
         let Some(info) = SocketInfo::of(ws) else {
-            close(ws, close::NORMAL, "socket state lost; reconnect");
+            sockets.close(ws, close::NORMAL, "socket state lost; reconnect");
             return None;
         };
         if info.closing {
@@ -311,11 +211,11 @@ impl Gate {
         }
         let now = now_ms();
         if info.is_expired(now) {
-            expire(ws, &info);
+            expire(sockets, ws, &info);
             return None;
         }
         if !self.allow(&info.conn_id, now, limits) {
-            close(ws, close::RATE_LIMITED, "rate limited");
+            sockets.close(ws, close::RATE_LIMITED, "rate limited");
             return None;
         }
         let text = match message {
@@ -331,7 +231,7 @@ impl Gate {
             }
         };
         if text.len() > limits.max_frame_bytes {
-            close(ws, close::TOO_BIG, "frame too big");
+            sockets.close(ws, close::TOO_BIG, "frame too big");
             return None;
         }
         match protocol::parse_client_frame(&text) {
@@ -361,6 +261,7 @@ impl Gate {
 /// `auth {token}`: extends a socket's life with a fresh token for the same user, unless the
 /// token was issued before the user's revocation cut-off (`revoked_before`, unix seconds).
 pub fn refresh_token(
+    sockets: &Sockets,
     ws: &WebSocket,
     mut info: SocketInfo,
     frame: &ClientFrame,
@@ -385,7 +286,7 @@ pub fn refresh_token(
     crate::auth::revocation::check(&identity, revoked_before)?;
     info.expires_at = identity.expires_at;
     info.admin = identity.is_admin();
-    ws.serialize_attachment(&info)?;
+    sockets.save(ws, &info)?;
     send_ack(
         ws,
         frame.id.as_ref(),
@@ -395,74 +296,33 @@ pub fn refresh_token(
 }
 
 /// Tells a socket its token expired and closes it with 4001.
-pub fn expire(ws: &WebSocket, info: &SocketInfo) {
+pub fn expire(sockets: &Sockets, ws: &WebSocket, info: &SocketInfo) {
     send(
         ws,
         &ServerFrame::event("token.expired", json!({"expires_at": info.expires_at})),
     );
-    close(ws, close::TOKEN_EXPIRED, "token expired");
+    sockets.close(ws, close::TOKEN_EXPIRED, "token expired");
 }
 
 /// Closes every open socket whose token has expired.
-pub fn expire_sockets(state: &State, now_ms: i64) {
-    for (ws, info) in open_sockets(state) {
+pub fn expire_sockets(sockets: &Sockets, now_ms: i64) {
+    for (ws, info) in sockets.open() {
         if info.is_expired(now_ms) {
-            expire(&ws, &info);
+            expire(sockets, &ws, &info);
         }
     }
-}
-
-/// The soonest token expiry among the open sockets (unix ms), leaving out one that is going
-/// away. An expiry already past (a token accepted within the clock leeway) is due at once.
-fn next_expiry(state: &State, leaving_conn: Option<&str>) -> Option<i64> {
-    open_sockets(state)
-        .into_iter()
-        .filter(|(_, info)| Some(info.conn_id.as_str()) != leaving_conn)
-        .map(|(_, info)| info.expires_at.saturating_mul(1000))
-        .min()
 }
 
 /// A hub's alarm, set to exactly the time of the next piece of work, or deleted when there is
 /// none: a hub never wakes for a reason that went away. The last value set is remembered so
-/// that an unchanged plan costs no storage call, and so is the soonest socket expiry, so that
-/// planning after a join does not read every socket's attachment again (which made a room's
-/// joins O(N²)).
+/// that an unchanged plan costs no storage call.
 #[derive(Default)]
 pub struct Alarm {
     /// `Some(x)`: the alarm is known to be `x` (unix ms, or none). `None`: unknown.
     known: Cell<Option<Option<i64>>>,
-    /// The soonest expiry as last read from every socket, lowered by each join since.
-    expiry: Cell<Option<Option<i64>>>,
-    /// Set by [`Alarm::accepted`] for the one plan that follows a join.
-    joined: Cell<bool>,
 }
 
 impl Alarm {
-    /// A socket expiring at `expires_at` (unix s) was just accepted and nothing else changed:
-    /// the next [`Alarm::expiry`] may use the remembered soonest expiry lowered by it.
-    pub fn accepted(&self, expires_at: i64) {
-        if let Some(known) = self.expiry.get() {
-            let at = expires_at.saturating_mul(1000);
-            self.expiry
-                .set(Some(Some(known.map_or(at, |known| known.min(at)))));
-            self.joined.set(true);
-        }
-    }
-
-    /// The soonest token expiry among the open sockets (unix ms), leaving out `leaving_conn`.
-    /// Right after a join it is the remembered value; any other time every socket is read
-    /// (sockets may have closed, refreshed or expired meanwhile) and the result remembered.
-    pub fn expiry(&self, state: &State, leaving_conn: Option<&str>) -> Option<i64> {
-        if self.joined.replace(false) && leaving_conn.is_none() {
-            if let Some(known) = self.expiry.get() {
-                return known;
-            }
-        }
-        let next = next_expiry(state, leaving_conn);
-        self.expiry.set(Some(next));
-        next
-    }
-
     /// Called at the start of the alarm handler: the alarm that fired is no longer set.
     pub fn fired(&self) {
         self.known.set(Some(None));
@@ -498,11 +358,11 @@ pub fn count_wake(sql: &SqlStorage) -> worker::Result<()> {
 const WAKES_KEY: &str = "alarm_wakes";
 
 /// What the development route reports about a hub's alarm.
-pub async fn alarm_report(sql: &SqlStorage, state: &State) -> Result<Response, ApiError> {
+pub async fn alarm_report(sql: &SqlStorage, sockets: &Sockets) -> Result<Response, ApiError> {
     let report = json!({
-        "alarm_at": state.storage().get_alarm().await?,
+        "alarm_at": sockets.storage().get_alarm().await?,
         "alarm_wakes": crate::store::local::meta(sql, WAKES_KEY)?.unwrap_or(0),
-        "open_sockets": open_sockets(state).len(),
+        "open_sockets": sockets.count(),
     });
     Ok(crate::http::json(200, &report)?)
 }

@@ -41,7 +41,7 @@ use worker::{
     Stub, WebSocket, WebSocketIncomingMessage, WebSocketRequestResponsePair,
 };
 
-use super::{now_ms, open_sockets, send, send_ack, send_error, Alarm, Entry, Gate, SocketInfo};
+use super::{now_ms, send, send_ack, send_error, Alarm, Entry, Gate, SocketInfo, Sockets};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::message::{Content, RoomChange, RoomMessage};
@@ -178,7 +178,7 @@ pub struct RoomPresence {
 
 #[durable_object]
 pub struct Room {
-    state: State,
+    sockets: Sockets,
     env: Env,
     sql: SqlStorage,
     config: OnceCell<Config>,
@@ -190,6 +190,8 @@ pub struct Room {
     /// `send` frames waiting for their sender's rate, in arrival order (see `queue_send`).
     sends: RefCell<VecDeque<(WebSocket, SocketInfo, ClientFrame)>>,
     draining: Cell<bool>,
+    /// The room's id once read or adopted (it never changes).
+    room_id: OnceCell<String>,
 }
 
 impl DurableObject for Room {
@@ -202,7 +204,7 @@ impl DurableObject for Room {
             state.set_websocket_auto_response(&pair);
         }
         Self {
-            state,
+            sockets: Sockets::new(state),
             env,
             sql,
             config: OnceCell::new(),
@@ -211,6 +213,7 @@ impl DurableObject for Room {
             typing: RefCell::new(HashMap::new()),
             sends: RefCell::new(VecDeque::new()),
             draining: Cell::new(false),
+            room_id: OnceCell::new(),
         }
     }
 
@@ -220,7 +223,7 @@ impl DurableObject for Room {
                 (Method::Get, "/connect") => self.accept_member(&req, &room_id).await,
                 (Method::Post, "/members") => self.change_members(req).await,
                 (Method::Post, "/disconnect") => self.disconnect(req).await,
-                (Method::Get, "/alarm") => super::alarm_report(&self.sql, &self.state).await,
+                (Method::Get, "/alarm") => super::alarm_report(&self.sql, &self.sockets).await,
                 (Method::Post, "/post") => self.post(req, &room_id).await,
                 (Method::Post, "/read") => self.read(req, &room_id).await,
                 (Method::Post, "/edit") => self.edit(req, &room_id).await,
@@ -240,7 +243,10 @@ impl DurableObject for Room {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
-        if let Some((info, frame)) = self.gate.screen(&ws, message, &self.limits()) {
+        if let Some((info, frame)) = self
+            .gate
+            .screen(&self.sockets, &ws, message, &self.limits())
+        {
             self.on_frame(&ws, info, frame).await;
         }
         Ok(())
@@ -253,7 +259,7 @@ impl DurableObject for Room {
         _reason: String,
         _was_clean: bool,
     ) -> worker::Result<()> {
-        super::reciprocate_close(&ws, code);
+        self.sockets.reciprocate_close(&ws, code);
         self.on_socket_gone(&ws).await
     }
 
@@ -265,10 +271,10 @@ impl DurableObject for Room {
         self.alarm.fired();
         super::count_wake(&self.sql)?;
         let now = now_ms();
-        super::expire_sockets(&self.state, now);
+        super::expire_sockets(&self.sockets, now);
         self.flush(now).await?;
         self.announce_activity(now_ms()).await?;
-        self.schedule_alarm(None).await?;
+        self.schedule_alarm().await?;
         Response::ok("")
     }
 }
@@ -291,7 +297,22 @@ impl Room {
     fn adopt_room_id(&self, req: &Request) -> Result<String, ApiError> {
         let room_id = crate::http::header(req, ROOM_HEADER)
             .ok_or_else(|| ApiError::bad_request("validation", "no room id"))?;
-        self.log().set_room_id(&room_id)?;
+        if self.room_id.get().is_none() {
+            self.log().set_room_id(&room_id)?;
+            let _ = self.room_id.set(room_id.clone());
+        }
+        Ok(room_id)
+    }
+
+    /// The room's id, once any request has told it; read from storage once per wake.
+    fn room_id(&self) -> worker::Result<Option<String>> {
+        if let Some(room_id) = self.room_id.get() {
+            return Ok(Some(room_id.clone()));
+        }
+        let room_id = self.log().room_id()?;
+        if let Some(room_id) = &room_id {
+            let _ = self.room_id.set(room_id.clone());
+        }
         Ok(room_id)
     }
 
@@ -308,13 +329,10 @@ impl Room {
         let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
         let device = crate::http::query_param(req, "device");
 
-        let (pair, info) = super::accept(&self.state, &identity, device)?;
+        let (pair, info) = self.sockets.accept(&identity, device)?;
         let ws = pair.server;
-        let evicted =
-            super::enforce_socket_cap(&self.state, &user_id, self.limits().max_sockets_per_user);
-        if evicted == 0 {
-            self.alarm.accepted(info.expires_at);
-        }
+        self.sockets
+            .enforce_cap(&user_id, self.limits().max_sockets_per_user);
         let ready = json!({
             "room_id": room_id,
             "user_id": user_id,
@@ -326,7 +344,7 @@ impl Room {
             "expires_at": info.expires_at,
         });
         send(&ws, &ServerFrame::event("ready", ready));
-        let presence = self.presence(None);
+        let presence = self.presence();
         send(&ws, &ServerFrame::event("presence", json!(presence)));
         if let Some(since) = since {
             self.replay(&ws, room_id, since.max(0))?;
@@ -337,14 +355,17 @@ impl Room {
                 Some(&user_id),
             );
         }
-        self.schedule_alarm(None).await?;
+        self.schedule_alarm().await?;
         super::upgrade_response(req, pair.client)
     }
 
     /// Succeeds for a member, learning one the room missed from D1 unless it has seen them
     /// removed since (D1 may still list them for a moment); else 403 `not_a_member`.
     async fn admit_member(&self, room_id: &str, user_id: &str) -> Result<(), ApiError> {
-        if !self.log().is_member(user_id)? && !self.log().is_removed(user_id)? {
+        if self.log().is_member(user_id)? {
+            return Ok(());
+        }
+        if !self.log().is_removed(user_id)? {
             let db = crate::store::d1::db(&self.env)?;
             if let Some(member) = rooms::member(&db, room_id, user_id).await? {
                 if !self.log().is_removed(user_id)? {
@@ -378,35 +399,36 @@ impl Room {
         };
         // Room ids are path-safe (`ids::validate_room_id`).
         let history = format!("/v1/rooms/{room_id}/messages?before_seq={}", plan.from);
-        super::replay_batch(ws, plan, limit, read, json!({ "history": history }))
+        super::replay_batch(
+            &self.sockets,
+            ws,
+            plan,
+            limit,
+            read,
+            json!({ "history": history }),
+        )
     }
 
-    /// Sockets per user, leaving out one connection (a socket that is closing) and anyone who
-    /// is no longer a member (their sockets are being closed).
-    /// Sockets per user. Every open socket is a member's: a removal closes the member's
+    /// Open sockets per user. Every open socket is a member's: a removal closes the member's
     /// sockets (marking them closing) in the same turn, so no membership query is needed.
-    fn presence(&self, leaving_conn: Option<&str>) -> RoomPresence {
-        let mut users = BTreeMap::new();
-        for (_, info) in open_sockets(&self.state) {
-            if Some(info.conn_id.as_str()) != leaving_conn {
-                *users.entry(info.user_id).or_insert(0) += 1;
-            }
+    fn presence(&self) -> RoomPresence {
+        RoomPresence {
+            users: self.sockets.per_user(),
         }
-        RoomPresence { users }
     }
 
     fn presence_response(&self) -> Result<Response, ApiError> {
-        Ok(crate::http::json(200, &self.presence(None))?)
+        Ok(crate::http::json(200, &self.presence())?)
     }
 
     /// Sends a frame to every open socket, except those of `except_user` (a message skips
     /// sockets still paging a resume: their next batch carries it).
     fn broadcast(&self, frame: &ServerFrame<'_>, except_user: Option<&str>) {
-        super::fan_out(&self.state, frame, except_user);
+        self.sockets.fan_out(frame, except_user);
     }
 
     async fn change_members(&self, mut req: Request) -> Result<Response, ApiError> {
-        let change: MembersChange = crate::http::read_json(&mut req, usize::MAX).await?;
+        let change: MembersChange = crate::http::read_hub_json(&mut req).await?;
         let log = self.log();
         let last_seq = log.last_seq()?;
         let member_event = |event: &str, user: &str, role: Option<&str>| {
@@ -434,18 +456,18 @@ impl Room {
                 member_event("member.removed", user, None);
             }
         }
-        self.schedule_alarm(None).await?;
+        self.schedule_alarm().await?;
         Ok(crate::http::json(200, &json!({"last_seq": last_seq}))?)
     }
 
     /// Closes one user's sockets (forced disconnect), recording a revocation cut-off first.
     async fn disconnect(&self, mut req: Request) -> Result<Response, ApiError> {
-        let body: DisconnectUser = crate::http::read_json(&mut req, usize::MAX).await?;
+        let body: DisconnectUser = crate::http::read_hub_json(&mut req).await?;
         if let Some(cutoff) = body.revoke_before {
             self.log().revoke(&body.user_id, cutoff)?;
         }
         let sockets = self.close_user(&body.user_id, &body.reason);
-        self.schedule_alarm(None).await?;
+        self.schedule_alarm().await?;
         let answer = super::user::Disconnected { sockets };
         Ok(crate::http::json(200, &answer)?)
     }
@@ -453,8 +475,8 @@ impl Room {
     /// Closes a user's sockets with 4003 and tells the others they left; returns how many.
     fn close_user(&self, user: &str, reason: &str) -> usize {
         let mut closed = 0;
-        for (ws, _) in super::user_sockets(&self.state, user) {
-            super::close(&ws, close::FORBIDDEN, reason);
+        for (ws, _) in self.sockets.of_user(user) {
+            self.sockets.close(&ws, close::FORBIDDEN, reason);
             closed += 1;
         }
         if closed > 0 {
@@ -469,7 +491,7 @@ impl Room {
     /// `POST /post`: a member's message sent over REST, or a backend's (with or without a
     /// sender); delivered exactly as a socket `send`.
     async fn post(&self, mut req: Request, room_id: &str) -> Result<Response, ApiError> {
-        let post: Post = crate::http::read_json(&mut req, usize::MAX).await?;
+        let post: Post = crate::http::read_hub_json(&mut req).await?;
         if let Some(sender) = &post.sender {
             self.admit_member(room_id, sender).await?;
         }
@@ -517,7 +539,7 @@ impl Room {
 
     /// `POST /read`: a member's cursor moved over REST, exactly as the socket `read`.
     async fn read(&self, mut req: Request, room_id: &str) -> Result<Response, ApiError> {
-        let read: ReadRequest = crate::http::read_json(&mut req, usize::MAX).await?;
+        let read: ReadRequest = crate::http::read_hub_json(&mut req).await?;
         self.admit_member(room_id, &read.user_id).await?;
         let outcome = self.read_through(&read.user_id, read.seq).await?;
         Ok(crate::http::json(200, &outcome)?)
@@ -525,7 +547,7 @@ impl Room {
 
     /// `POST /edit`: a member edits a message over REST.
     async fn edit(&self, mut req: Request, room_id: &str) -> Result<Response, ApiError> {
-        let edit: EditRequest = crate::http::read_json(&mut req, usize::MAX).await?;
+        let edit: EditRequest = crate::http::read_hub_json(&mut req).await?;
         self.admit_member(room_id, &edit.user_id).await?;
         let changed = self
             .change_body(room_id, &edit.user_id, &edit.message_id, &edit.body)
@@ -535,7 +557,7 @@ impl Room {
 
     /// `POST /recall`: a member recalls (or a moderator deletes) a message over REST.
     async fn recall(&self, mut req: Request, room_id: &str) -> Result<Response, ApiError> {
-        let recall: RecallRequest = crate::http::read_json(&mut req, usize::MAX).await?;
+        let recall: RecallRequest = crate::http::read_hub_json(&mut req).await?;
         self.admit_member(room_id, &recall.user_id).await?;
         let changed = self
             .take_back(
@@ -643,7 +665,7 @@ impl Room {
 
     /// `POST /renamed`: the Worker renamed the room in D1; its sockets hear of it.
     async fn renamed(&self, mut req: Request, room_id: &str) -> Result<Response, ApiError> {
-        let body: Value = crate::http::read_json(&mut req, usize::MAX).await?;
+        let body: Value = crate::http::read_hub_json(&mut req).await?;
         let name = body.get("name").cloned().unwrap_or(Value::Null);
         self.broadcast(
             &ServerFrame::event("room.updated", json!({"room_id": room_id, "name": name})),
@@ -656,11 +678,12 @@ impl Room {
     /// remembered as removed (a connect admitted from D1 a moment ago is refused), and the
     /// messages, cursors and pending D1 copy are dropped; the Worker deletes D1's rows next.
     async fn delete(&self, room_id: &str) -> Result<Response, ApiError> {
-        for (ws, _) in open_sockets(&self.state) {
-            super::close(&ws, close::ROOM_DELETED, "the room was deleted");
+        for (ws, _) in self.sockets.open() {
+            self.sockets
+                .close(&ws, close::ROOM_DELETED, "the room was deleted");
         }
         self.log().clear()?;
-        self.schedule_alarm(None).await?;
+        self.schedule_alarm().await?;
         Ok(crate::http::json(200, &json!({"room_id": room_id}))?)
     }
 
@@ -673,7 +696,8 @@ impl Room {
                 code::FORBIDDEN,
                 "you are no longer a member of this room",
             );
-            super::close(ws, close::FORBIDDEN, "removed from the room");
+            self.sockets
+                .close(ws, close::FORBIDDEN, "removed from the room");
             return;
         }
         let result = match frame.event.as_str() {
@@ -687,7 +711,7 @@ impl Room {
             }
             "typing" => self.on_typing(ws, &info, &frame),
             "sync" => super::sync_since(&frame).and_then(|since| {
-                let room_id = self.log().room_id()?.unwrap_or_default();
+                let room_id = self.room_id()?.unwrap_or_default();
                 self.replay(ws, &room_id, since)?;
                 send_ack(ws, id, json!({}));
                 Ok(())
@@ -750,7 +774,6 @@ impl Room {
         let content = Content::parse(fields)
             .map_err(|err| ApiError::bad_request(code::VALIDATION, err.to_string()))?;
         let room_id = self
-            .log()
             .room_id()?
             .ok_or_else(|| ApiError::internal("the room does not know its id"))?;
         let posted = self.store(&room_id, Some(info.user_id.clone()), content)?;
@@ -816,7 +839,7 @@ impl Room {
             .ok_or_else(|| {
                 ApiError::bad_request(code::VALIDATION, "edit needs data.body, a string")
             })?;
-        let room_id = self.log().room_id()?.unwrap_or_default();
+        let room_id = self.room_id()?.unwrap_or_default();
         let changed = self.change_body(&room_id, &info.user_id, &id, body).await?;
         send_ack(ws, frame.id.as_ref(), json!(changed));
         Ok(())
@@ -831,7 +854,7 @@ impl Room {
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
         let id = message_id_of(frame)?;
-        let room_id = self.log().room_id()?.unwrap_or_default();
+        let room_id = self.room_id()?.unwrap_or_default();
         let message = self.kept_message(&room_id, &id)?;
         let window = self.limits().recall_window_secs;
         let sender_may = message.sender_id.as_deref() == Some(info.user_id.as_str())
@@ -895,7 +918,7 @@ impl Room {
                 &ServerFrame::event("read", json!({"user_id": user_id, "seq": read_seq})),
                 None,
             );
-            self.schedule_alarm(None).await?;
+            self.schedule_alarm().await?;
         }
         Ok(outcome)
     }
@@ -907,8 +930,15 @@ impl Room {
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
         let revoked_before = self.log().revoked_before(&info.user_id)?;
-        super::refresh_token(ws, info, frame, self.config()?, revoked_before)?;
-        self.schedule_alarm(None).await?;
+        super::refresh_token(
+            &self.sockets,
+            ws,
+            info,
+            frame,
+            self.config()?,
+            revoked_before,
+        )?;
+        self.schedule_alarm().await?;
         Ok(())
     }
 
@@ -916,35 +946,38 @@ impl Room {
     /// removed member was announced when removed), and the alarm stops waiting for its token's
     /// expiry.
     async fn on_socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
-        let Some(info) = SocketInfo::of(ws) else {
-            return self.schedule_alarm(None).await;
+        let Some(info) = self.sockets.gone(ws) else {
+            return self.schedule_alarm().await;
         };
         self.gate.forget(&info.conn_id);
         let still_member = self.log().is_member(&info.user_id)?;
-        let others = super::user_sockets(&self.state, &info.user_id)
-            .iter()
-            .any(|(_, other)| other.conn_id != info.conn_id);
-        if still_member && !others {
+        if still_member && self.sockets.of_user(&info.user_id).is_empty() {
             self.broadcast(
                 &ServerFrame::event("user.left", json!({"user_id": info.user_id})),
                 Some(&info.user_id),
             );
         }
-        self.schedule_alarm(Some(&info.conn_id)).await
+        self.schedule_alarm().await
     }
 
     /// After a message is stored: it must reach D1, and absent members must hear of it. Each
     /// piece of work records when it became due, once, so the alarm plan stays put while
-    /// messages keep coming.
+    /// messages keep coming: when both were already due, the plan made then still holds and is
+    /// not made again.
     async fn after_append(&self) -> worker::Result<()> {
         let log = self.log();
         let now = now_ms();
+        let mut changed = false;
         for key in ["activity_pending", "flush_due"] {
             if log.meta(key)?.is_none() {
                 log.set_meta(key, now)?;
+                changed = true;
             }
         }
-        self.schedule_alarm(None).await
+        if changed {
+            self.schedule_alarm().await?;
+        }
+        Ok(())
     }
 
     /// Copies unflushed messages and cursors to D1. A failure is logged and retried by a later
@@ -980,7 +1013,7 @@ impl Room {
     /// waiting.
     async fn flush_page(&self) -> worker::Result<bool> {
         let log = self.log();
-        let Some(room_id) = log.room_id()? else {
+        let Some(room_id) = self.room_id()? else {
             return Ok(false);
         };
         let page = log.entries(
@@ -1026,7 +1059,7 @@ impl Room {
         }
         log.clear_meta("activity_pending")?;
         log.set_meta("activity_sent_at", now)?;
-        let Some(room_id) = log.room_id()? else {
+        let Some(room_id) = self.room_id()? else {
             return Ok(());
         };
         let seq = log.last_seq()?;
@@ -1034,7 +1067,7 @@ impl Room {
             .range(&room_id, seq, seq, 1)?
             .first()
             .map(RoomMessage::preview);
-        let present = self.presence(None).users;
+        let present = self.sockets.per_user();
         let mut notes = Vec::new();
         for user in log.members()? {
             if !present.contains_key(&user) {
@@ -1057,10 +1090,9 @@ impl Room {
     }
 
     /// Sets the alarm to the earliest piece of work that exists now — a token expiry of an
-    /// open socket (leaving out one that is going away), a D1 copy (when it became due, or its
-    /// retry), an activity note (when it became due, at most one per interval) — or deletes it
-    /// when there is none.
-    async fn schedule_alarm(&self, leaving_conn: Option<&str>) -> worker::Result<()> {
+    /// open socket, a D1 copy (when it became due, or its retry), an activity note (when it
+    /// became due, at most one per interval) — or deletes it when there is none.
+    async fn schedule_alarm(&self) -> worker::Result<()> {
         let log = self.log();
         let flush = if log.has_unflushed()? {
             let due = match log.meta("flush_due")? {
@@ -1082,9 +1114,9 @@ impl Room {
             }
             None => None,
         };
-        let expiry = self.alarm.expiry(&self.state, leaving_conn);
+        let expiry = self.sockets.next_expiry();
         let wanted = [flush, activity, expiry].into_iter().flatten().min();
-        self.alarm.plan(&self.state.storage(), wanted).await
+        self.alarm.plan(&self.sockets.storage(), wanted).await
     }
 }
 

@@ -33,7 +33,7 @@ use worker::{
     WebSocket, WebSocketIncomingMessage, WebSocketRequestResponsePair,
 };
 
-use super::{now_ms, open_sockets, send, send_ack, send_error, Alarm, Entry, Gate, SocketInfo};
+use super::{now_ms, send, send_ack, send_error, Alarm, Entry, Gate, SocketInfo, Sockets};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
@@ -126,7 +126,7 @@ pub async fn call<T: DeserializeOwned>(
 
 #[durable_object]
 pub struct UserHub {
-    state: State,
+    sockets: Sockets,
     env: Env,
     sql: SqlStorage,
     config: OnceCell<Config>,
@@ -144,7 +144,7 @@ impl DurableObject for UserHub {
             state.set_websocket_auto_response(&pair);
         }
         Self {
-            state,
+            sockets: Sockets::new(state),
             env,
             sql,
             config: OnceCell::new(),
@@ -161,7 +161,7 @@ impl DurableObject for UserHub {
             (Method::Get, "/presence") => self.presence(),
             (Method::Post, "/activity") => self.activity(req).await,
             (Method::Post, "/redact") => self.redact(req).await,
-            (Method::Get, "/alarm") => super::alarm_report(&self.sql, &self.state).await,
+            (Method::Get, "/alarm") => super::alarm_report(&self.sql, &self.sockets).await,
             _ => Err(ApiError::not_found("no such hub route")),
         };
         result.or_else(super::error_response)
@@ -172,7 +172,10 @@ impl DurableObject for UserHub {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
-        if let Some((info, frame)) = self.gate.screen(&ws, message, &self.limits()) {
+        if let Some((info, frame)) = self
+            .gate
+            .screen(&self.sockets, &ws, message, &self.limits())
+        {
             self.on_frame(&ws, info, frame).await;
         }
         Ok(())
@@ -185,7 +188,7 @@ impl DurableObject for UserHub {
         _reason: String,
         _was_clean: bool,
     ) -> worker::Result<()> {
-        super::reciprocate_close(&ws, code);
+        self.sockets.reciprocate_close(&ws, code);
         self.on_socket_gone(&ws).await
     }
 
@@ -197,11 +200,11 @@ impl DurableObject for UserHub {
         self.alarm.fired();
         super::count_wake(&self.sql)?;
         let now = now_ms();
-        super::expire_sockets(&self.state, now);
+        super::expire_sockets(&self.sockets, now);
         if self.log().prune_at()?.is_some_and(|due| due <= now) {
             self.prune(now)?;
         }
-        self.schedule_alarm(None).await?;
+        self.schedule_alarm().await?;
         Response::ok("")
     }
 }
@@ -224,16 +227,10 @@ impl UserHub {
         let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
         let device = crate::http::query_param(req, "device");
 
-        let (pair, info) = super::accept(&self.state, &identity, device)?;
+        let (pair, info) = self.sockets.accept(&identity, device)?;
         let ws = pair.server;
-        let evicted = super::enforce_socket_cap(
-            &self.state,
-            &info.user_id,
-            self.limits().max_sockets_per_user,
-        );
-        if evicted == 0 {
-            self.alarm.accepted(info.expires_at);
-        }
+        self.sockets
+            .enforce_cap(&info.user_id, self.limits().max_sockets_per_user);
         let ready = json!({
             "user_id": info.user_id,
             "conn_id": info.conn_id,
@@ -246,7 +243,7 @@ impl UserHub {
         if let Some(since) = since {
             self.replay(&ws, since.max(0))?;
         }
-        self.schedule_alarm(None).await?;
+        self.schedule_alarm().await?;
         super::upgrade_response(req, pair.client)
     }
 
@@ -266,12 +263,12 @@ impl UserHub {
                 })
                 .collect())
         };
-        super::replay_batch(ws, plan, limit, read, Value::Null)
+        super::replay_batch(&self.sockets, ws, plan, limit, read, Value::Null)
     }
 
     /// Appends a backend event and delivers it to every device.
     async fn push(&self, mut req: Request) -> Result<Response, ApiError> {
-        let push: PushRequest = crate::http::read_json(&mut req, usize::MAX).await?;
+        let push: PushRequest = crate::http::read_hub_json(&mut req).await?;
         let outcome = self.record(push).await?;
         Ok(crate::http::json(200, &outcome)?)
     }
@@ -307,7 +304,7 @@ impl UserHub {
         }
         let devices = self.deliver(&ServerFrame::stream(&push.event, seq, push.data));
         if prune_moved {
-            self.schedule_alarm(None).await?;
+            self.schedule_alarm().await?;
         }
         Ok(PushOutcome {
             seq,
@@ -319,24 +316,24 @@ impl UserHub {
     /// Sends a frame to every open device socket (a stream event skips devices still paging
     /// a resume: their next batch carries it); returns how many got it.
     fn deliver(&self, frame: &ServerFrame<'_>) -> usize {
-        super::fan_out(&self.state, frame, None)
+        self.sockets.fan_out(frame, None)
     }
 
     /// Closes every device socket with 4003 and, when revoking, records the cut-off first so
     /// that no connect or `auth` after this call can bring an old token back.
     async fn disconnect(&self, mut req: Request) -> Result<Response, ApiError> {
-        let body: DisconnectRequest = crate::http::read_json(&mut req, usize::MAX).await?;
+        let body: DisconnectRequest = crate::http::read_hub_json(&mut req).await?;
         if let Some(cutoff) = body.revoke_before {
             self.log().revoke(cutoff)?;
         }
-        let sockets = open_sockets(&self.state);
+        let sockets = self.sockets.open();
         for (ws, _) in &sockets {
-            super::close(ws, close::FORBIDDEN, &body.reason);
+            self.sockets.close(ws, close::FORBIDDEN, &body.reason);
         }
         if !sockets.is_empty() {
             self.log().set_last_seen(now_ms())?;
         }
-        self.schedule_alarm(None).await?;
+        self.schedule_alarm().await?;
         let answer = Disconnected {
             sockets: sockets.len(),
         };
@@ -346,7 +343,7 @@ impl UserHub {
     /// A direct message was deleted for everyone: its content leaves this stream (the events
     /// keep their seq, so replay has no gap) and every device hears `message.deleted`.
     async fn redact(&self, mut req: Request) -> Result<Response, ApiError> {
-        let body: RedactRequest = crate::http::read_json(&mut req, usize::MAX).await?;
+        let body: RedactRequest = crate::http::read_hub_json(&mut req).await?;
         self.log().redact_message(&body.message_id)?;
         let outcome = self
             .record(PushRequest {
@@ -360,14 +357,14 @@ impl UserHub {
 
     /// A room's light activity note: delivered to the devices connected now, not stored.
     async fn activity(&self, mut req: Request) -> Result<Response, ApiError> {
-        let data: Value = crate::http::read_json(&mut req, usize::MAX).await?;
+        let data: Value = crate::http::read_hub_json(&mut req).await?;
         let devices = self.deliver(&ServerFrame::event("room.activity", data));
         Ok(crate::http::json(200, &json!({"devices": devices}))?)
     }
 
     fn presence(&self) -> Result<Response, ApiError> {
         let presence = HubPresence {
-            devices: open_sockets(&self.state).len(),
+            devices: self.sockets.count(),
             last_seen: self.log().last_seen()?,
         };
         Ok(crate::http::json(200, &presence)?)
@@ -462,26 +459,28 @@ impl UserHub {
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
         let revoked_before = self.log().revoked_before()?;
-        super::refresh_token(ws, info, frame, self.config()?, revoked_before)?;
-        self.schedule_alarm(None).await?;
+        super::refresh_token(
+            &self.sockets,
+            ws,
+            info,
+            frame,
+            self.config()?,
+            revoked_before,
+        )?;
+        self.schedule_alarm().await?;
         Ok(())
     }
 
     /// A socket closed or failed: forget its rate bucket, note when the last device left, and
     /// stop waiting for its token's expiry.
     async fn on_socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
-        let gone = SocketInfo::of(ws).map(|info| info.conn_id);
-        if let Some(conn_id) = &gone {
-            self.gate.forget(conn_id);
+        if let Some(gone) = self.sockets.gone(ws) {
+            self.gate.forget(&gone.conn_id);
         }
-        let others = open_sockets(&self.state)
-            .iter()
-            .filter(|(_, info)| Some(&info.conn_id) != gone.as_ref())
-            .count();
-        if others == 0 {
+        if self.sockets.count() == 0 {
             self.log().set_last_seen(now_ms())?;
         }
-        self.schedule_alarm(gone.as_deref()).await
+        self.schedule_alarm().await
     }
 
     fn prune(&self, now: i64) -> worker::Result<()> {
@@ -502,14 +501,13 @@ impl UserHub {
     }
 
     /// Sets the alarm to the earliest piece of work that exists now: the next token expiry of an
-    /// open socket (leaving out one that is going away) or the next retention pass; deletes it
-    /// when there is none.
-    async fn schedule_alarm(&self, leaving_conn: Option<&str>) -> worker::Result<()> {
-        let next_expiry = self.alarm.expiry(&self.state, leaving_conn);
+    /// open socket or the next retention pass; deletes it when there is none.
+    async fn schedule_alarm(&self) -> worker::Result<()> {
+        let next_expiry = self.sockets.next_expiry();
         let wanted = [next_expiry, self.log().prune_at()?]
             .into_iter()
             .flatten()
             .min();
-        self.alarm.plan(&self.state.storage(), wanted).await
+        self.alarm.plan(&self.sockets.storage(), wanted).await
     }
 }

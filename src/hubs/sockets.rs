@@ -1,0 +1,214 @@
+//! A hub's sockets: the hibernatable WebSockets it accepted, each with its [`SocketInfo`].
+//!
+//! The attachment is where a socket's state lives, because it survives hibernation. Reading it
+//! is not cheap, though: it crosses into JavaScript, deserialises a structured clone and walks
+//! the object back into Rust. Reading every socket's attachment per delivery made a message to
+//! a room of 1,000 members cost 1,000 such reads before a single `send` (a third of the room's
+//! time in the profiles, docs/BENCHMARKS.md).
+//!
+//! So a hub keeps its roster in memory: every socket's handle and state, loaded from the
+//! attachments once per wake (the first time anything asks after the object starts) and kept in
+//! step afterwards, because every change goes through here: a socket accepted, its state saved
+//! (attachment and copy written together), closed, or gone (its close or error event). The
+//! attachments stay the truth; the roster is never written where they are not. Losing it
+//! (hibernation) only means reading them again.
+
+use std::cell::RefCell;
+
+use worker::{State, Storage, WebSocket, WebSocketPair};
+
+use super::{now_ms, SocketInfo};
+use crate::auth::jwt::Identity;
+use crate::error::ApiError;
+use crate::protocol::{self, close, ServerFrame};
+
+pub struct Sockets {
+    state: State,
+    /// `None` until first read after the object started (or woke from hibernation).
+    roster: RefCell<Option<Vec<(WebSocket, SocketInfo)>>>,
+}
+
+impl Sockets {
+    pub fn new(state: State) -> Self {
+        Self {
+            state,
+            roster: RefCell::new(None),
+        }
+    }
+
+    pub fn storage(&self) -> Storage {
+        self.state.storage()
+    }
+
+    /// Runs `f` on the roster, loading it from the attachments first when this wake has not.
+    fn with<R>(&self, f: impl FnOnce(&mut Vec<(WebSocket, SocketInfo)>) -> R) -> R {
+        let mut roster = self.roster.borrow_mut();
+        let roster = roster.get_or_insert_with(|| {
+            self.state
+                .get_websockets()
+                .into_iter()
+                .filter_map(|ws| SocketInfo::of(&ws).map(|info| (ws, info)))
+                .collect()
+        });
+        f(roster)
+    }
+
+    /// Every socket that is open for business (not closing), with its state.
+    pub fn open(&self) -> Vec<(WebSocket, SocketInfo)> {
+        self.with(|roster| {
+            roster
+                .iter()
+                .filter(|(_, info)| !info.closing)
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// The open sockets of one user.
+    pub fn of_user(&self, user_id: &str) -> Vec<(WebSocket, SocketInfo)> {
+        self.with(|roster| {
+            roster
+                .iter()
+                .filter(|(_, info)| !info.closing && info.user_id == user_id)
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// How many sockets are open.
+    pub fn count(&self) -> usize {
+        self.with(|roster| roster.iter().filter(|(_, info)| !info.closing).count())
+    }
+
+    /// Open sockets per user, in user order.
+    pub fn per_user(&self) -> std::collections::BTreeMap<String, usize> {
+        self.with(|roster| {
+            let mut users = std::collections::BTreeMap::new();
+            for (_, info) in roster.iter().filter(|(_, info)| !info.closing) {
+                *users.entry(info.user_id.clone()).or_insert(0) += 1;
+            }
+            users
+        })
+    }
+
+    /// The soonest token expiry among the open sockets (unix ms). An expiry already past (a
+    /// token accepted within the clock leeway) is due at once.
+    pub fn next_expiry(&self) -> Option<i64> {
+        self.with(|roster| {
+            roster
+                .iter()
+                .filter(|(_, info)| !info.closing)
+                .map(|(_, info)| info.expires_at.saturating_mul(1000))
+                .min()
+        })
+    }
+
+    /// Accepts a new hibernatable socket for a verified identity and attaches its state.
+    pub fn accept(
+        &self,
+        identity: &Identity,
+        device: Option<String>,
+    ) -> Result<(WebSocketPair, SocketInfo), ApiError> {
+        let pair = WebSocketPair::new()?;
+        let info = SocketInfo {
+            user_id: identity.user_id.clone(),
+            conn_id: uuid::Uuid::new_v4().to_string(),
+            device: device.unwrap_or_else(|| format!("d-{}", uuid::Uuid::new_v4().simple())),
+            expires_at: identity.expires_at,
+            closing: false,
+            syncing: false,
+            opened_at: now_ms(),
+            admin: identity.is_admin(),
+        };
+        // Inside `with`: the roster is loaded before the new socket exists, so it is added once.
+        self.with(|roster| {
+            self.state.accept_web_socket(&pair.server);
+            pair.server.serialize_attachment(&info)?;
+            roster.push((pair.server.clone(), info.clone()));
+            Ok::<_, ApiError>(())
+        })?;
+        Ok((pair, info))
+    }
+
+    /// Writes a socket's changed state to its attachment and to the roster.
+    pub fn save(&self, ws: &WebSocket, info: &SocketInfo) -> worker::Result<()> {
+        ws.serialize_attachment(info)?;
+        self.with(|roster| {
+            if let Some((_, copy)) = roster
+                .iter_mut()
+                .find(|(_, copy)| copy.conn_id == info.conn_id)
+            {
+                *copy = info.clone();
+            }
+        });
+        Ok(())
+    }
+
+    /// A socket's close or error event: it leaves the roster; its last state, if it had one.
+    pub fn gone(&self, ws: &WebSocket) -> Option<SocketInfo> {
+        let info = SocketInfo::of(ws)?;
+        self.with(|roster| roster.retain(|(_, copy)| copy.conn_id != info.conn_id));
+        Some(info)
+    }
+
+    /// Sends a frame to every open socket, except those of `except_user` and, for a stream
+    /// entry, those still paging a resume (their next batch carries it); returns how many.
+    pub fn fan_out(&self, frame: &ServerFrame<'_>, except_user: Option<&str>) -> usize {
+        let text = frame.to_text();
+        let is_stream = frame.seq.is_some();
+        self.with(|roster| {
+            let mut sent = 0;
+            for (ws, info) in roster.iter() {
+                if info.closing
+                    || Some(info.user_id.as_str()) == except_user
+                    || (is_stream && info.syncing)
+                {
+                    continue;
+                }
+                let _ = ws.send_with_str(&text);
+                sent += 1;
+            }
+            sent
+        })
+    }
+
+    /// Starts closing a socket from the server side. Its state is marked first, so nothing the
+    /// client sends afterwards is processed, whether or not it ever answers the close.
+    pub fn close(&self, ws: &WebSocket, code: u16, reason: &str) {
+        self.mark_closing(ws);
+        let _ = ws.close(Some(code), Some(protocol::close_reason(reason)));
+    }
+
+    /// Answers a close the client started, as the hibernation API requires (1005/1006 may not
+    /// be echoed and become 1000).
+    pub fn reciprocate_close(&self, ws: &WebSocket, code: usize) {
+        let code = u16::try_from(code).unwrap_or(close::NORMAL);
+        self.mark_closing(ws);
+        let _ = ws.close(Some(protocol::echoable_close_code(code)), Some(""));
+    }
+
+    fn mark_closing(&self, ws: &WebSocket) {
+        if let Some(mut info) = SocketInfo::of(ws).filter(|info| !info.closing) {
+            info.closing = true;
+            let _ = self.save(ws, &info);
+        }
+    }
+
+    /// Closes the oldest open sockets of `user_id` beyond `max` with 4009; returns how many.
+    pub fn enforce_cap(&self, user_id: &str, max: usize) -> usize {
+        let mut mine = self.of_user(user_id);
+        if mine.len() <= max {
+            return 0;
+        }
+        mine.sort_by_key(|(_, info)| info.opened_at);
+        let extra = mine.len() - max;
+        for (ws, _) in mine.iter().take(extra) {
+            self.close(
+                ws,
+                close::TOO_MANY_SOCKETS,
+                "too many sockets for this user: the oldest was closed",
+            );
+        }
+        extra
+    }
+}
