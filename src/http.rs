@@ -31,8 +31,9 @@ pub fn error_response(err: &ApiError) -> Response {
 }
 
 /// Reads a JSON body of at most `max_bytes`: 413 when larger, 400 when not JSON of the shape.
-/// The body is read as a stream and cut off at the limit, so a body without `Content-Length`
-/// (chunked) cannot make the Worker hold more than `max_bytes`.
+/// A body with a `Content-Length` within the limit is read in one piece (HTTP framing holds it
+/// to that length); one without (chunked) is read as a stream and cut off at the limit, so it
+/// cannot make the Worker hold more than `max_bytes`.
 pub async fn read_json<T: DeserializeOwned>(
     req: &mut Request,
     max_bytes: usize,
@@ -42,13 +43,14 @@ pub async fn read_json<T: DeserializeOwned>(
         if length > max_bytes {
             return Err(too_large());
         }
+        let body = req.bytes().await.map_err(|_| unreadable())?;
+        return parse_json(&body, max_bytes);
     }
     let mut body = Vec::new();
     // A request without a body has no stream: it reads as empty.
     if let Ok(mut stream) = req.stream() {
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk
-                .map_err(|_| ApiError::bad_request("bad_body", "the body could not be read"))?;
+            let chunk = chunk.map_err(|_| unreadable())?;
             if body.len().saturating_add(chunk.len()) > max_bytes {
                 return Err(too_large());
             }
@@ -56,6 +58,17 @@ pub async fn read_json<T: DeserializeOwned>(
         }
     }
     parse_json(&body, max_bytes)
+}
+
+/// Reads the JSON body of a request the Worker made to a hub: sized and checked by the Worker
+/// already, so it is read in one piece rather than streamed.
+pub async fn read_hub_json<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
+    let body = req.bytes().await.map_err(|_| unreadable())?;
+    parse_json(&body, usize::MAX)
+}
+
+fn unreadable() -> ApiError {
+    ApiError::bad_request("bad_body", "the body could not be read")
 }
 
 /// The pure half of [`read_json`].
@@ -152,14 +165,25 @@ pub async fn call_hub_json_with<T: DeserializeOwned>(
         .map(serde_json::to_string)
         .transpose()
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let mut res = call_hub(stub, hub_request(method, path, headers, body)?).await?;
+    let res = call_hub(stub, hub_request(method, path, headers, body)?).await?;
     let status = res.status_code();
-    let text = res.text().await?;
+    let text = body_text(res).await?;
     if (200..300).contains(&status) {
         return serde_json::from_str(&text)
             .map_err(|e| ApiError::internal(format!("hub answer: {e}")));
     }
     Err(hub_error(status, &text))
+}
+
+/// A hub's answer body as text, read in one piece (the `worker` crate reads a streamed body
+/// chunk by chunk, each chunk a round trip through a stream reader).
+async fn body_text(res: Response) -> Result<String, ApiError> {
+    let res = worker::web_sys::Response::from(res);
+    let text = async { worker::wasm_bindgen_futures::JsFuture::from(res.text()?).await }
+        .await
+        .map_err(worker::Error::from)?;
+    text.as_string()
+        .ok_or_else(|| ApiError::internal("a hub's answer was not text"))
 }
 
 fn hub_error(status: u16, text: &str) -> ApiError {
