@@ -207,7 +207,7 @@ pub async fn authenticate(req: &Request, env: &Env, config: &Config) -> Result<I
 }
 
 /// 401 `token_revoked` when the user's D1 cut-off refuses this identity's token.
-pub async fn not_revoked(env: &Env, identity: &Identity) -> Result<(), ApiError> {
+async fn not_revoked(env: &Env, identity: &Identity) -> Result<(), ApiError> {
     let cutoff =
         crate::store::revocations::cutoff(&crate::store::d1::db(env)?, &identity.user_id).await?;
     crate::auth::revocation::check(identity, cutoff)

@@ -150,9 +150,7 @@ impl Caller {
         let room = existing_room(&db, room_id).await?;
         let member = rooms::member(&db, room_id, &me.user_id)
             .await?
-            .ok_or_else(|| {
-                ApiError::forbidden("not_a_member", "you are not a member of this room")
-            })?;
+            .ok_or_else(not_a_member)?;
         Ok(Caller {
             me,
             room,
@@ -176,7 +174,15 @@ impl Caller {
 async fn existing_room(db: &D1Database, room_id: &str) -> Result<Room, ApiError> {
     rooms::room(db, room_id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no room '{room_id}'")))
+        .ok_or_else(|| no_room(room_id))
+}
+
+fn no_room(room_id: &str) -> ApiError {
+    ApiError::not_found(format!("no room '{room_id}'"))
+}
+
+fn not_a_member() -> ApiError {
+    ApiError::forbidden("not_a_member", "you are not a member of this room")
 }
 
 fn room_json(room: &Room, member: Option<&Member>) -> Value {
@@ -512,12 +518,14 @@ pub async fn connect(
     let admitted = super::connect::admit(&req, env, config).await?;
     let room_id = self::room_id(room_id)?;
     let path = super::connect::hub_path(&req)?;
-    let db = d1::db(env)?;
-    existing_room(&db, room_id).await?;
-    rooms::member(&db, room_id, &admitted.identity.user_id)
-        .await?
-        .ok_or_else(|| ApiError::forbidden("not_a_member", "you are not a member of this room"))?;
-    super::not_revoked(env, &admitted.identity).await?;
+    let admission = rooms::admission(&d1::db(env)?, room_id, &admitted.identity.user_id).await?;
+    if !admission.room_exists {
+        return Err(no_room(room_id));
+    }
+    if !admission.is_member {
+        return Err(not_a_member());
+    }
+    crate::auth::revocation::check(&admitted.identity, admission.revoked_before)?;
     let upgrade = super::connect::upgrade_request_with(&path, &admitted, room::headers(room_id)?)?;
     crate::http::call_hub(&room::stub(env, room_id)?, upgrade).await
 }

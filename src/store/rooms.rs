@@ -90,6 +90,45 @@ pub async fn member(
     .await
 }
 
+/// What a room connect must know before the upgrade, read in one query: whether the room
+/// exists, whether the user is a member, and the user's revocation cut-off (unix seconds).
+#[derive(Debug, Deserialize)]
+pub struct Admission {
+    pub room_exists: bool,
+    pub is_member: bool,
+    pub revoked_before: Option<i64>,
+}
+
+pub async fn admission(db: &D1Database, room_id: &str, user_id: &str) -> worker::Result<Admission> {
+    #[derive(Deserialize)]
+    struct Row {
+        room_exists: i64,
+        is_member: i64,
+        revoked_before: Option<i64>,
+    }
+    let row: Option<Row> = db
+        .prepare(
+            "SELECT EXISTS (SELECT 1 FROM rooms WHERE id = ?1) AS room_exists,
+                    EXISTS (SELECT 1 FROM room_members WHERE room_id = ?1 AND user_id = ?2) AS is_member,
+                    (SELECT revoked_before FROM revocations WHERE user_id = ?2) AS revoked_before",
+        )
+        .bind(&[text(room_id), text(user_id)])?
+        .first(None)
+        .await?;
+    Ok(row.map_or(
+        Admission {
+            room_exists: false,
+            is_member: false,
+            revoked_before: None,
+        },
+        |row| Admission {
+            room_exists: row.room_exists != 0,
+            is_member: row.is_member != 0,
+            revoked_before: row.revoked_before,
+        },
+    ))
+}
+
 /// Creates a room with its members in one transaction. A taken id is a UNIQUE violation.
 pub async fn create(db: &D1Database, room: &Room, members: &[Member]) -> worker::Result<()> {
     let mut statements = vec![db
