@@ -54,7 +54,10 @@ const cpuShare = (run, label) => {
   return s && s.wall_s > 0 ? (100 * s.cpu_s) / s.wall_s : undefined;
 };
 const cpuSeconds = (run, label) => run.server.get(label)?.cpu_s;
-const lost = (s) => (s.expected_deliveries ?? 0) - (s.delivered ?? 0);
+// Deliveries missing from what the answered requests promised. A request whose answer timed out
+// is not counted as expected, although the server may still have delivered it: those show under
+// 'HTTP errors', not as a negative loss.
+const lost = (s) => Math.max(0, (s.expected_deliveries ?? 0) - (s.delivered ?? 0));
 
 const connectMetrics = [
   ['handshakes/s', (s) => s.handshakes_per_s, false],
@@ -74,6 +77,8 @@ const rows = [
     ['delivery p99 ms', (s) => s.latency?.p99_ms, true],
     ['HTTP p50 ms', (s) => s.http_latency_from_schedule?.p50_ms, true],
     ['lost', lost, true],
+    ['HTTP errors', (s) => s.http_err, true],
+    ['duplicates', (s) => s.dup, true],
     ['server CPU %', (s, r, l) => cpuShare(r, l), true],
     ['server CPU-s', (s, r, l) => cpuSeconds(r, l), true],
   ]],
@@ -82,6 +87,8 @@ const rows = [
     ['delivery p99 ms', (s) => s.latency?.p99_ms, true],
     ['HTTP p50 ms', (s) => s.http_latency_from_schedule?.p50_ms, true],
     ['lost', lost, true],
+    ['HTTP errors', (s) => s.http_err, true],
+    ['duplicates', (s) => s.dup, true],
     ['server CPU %', (s, r, l) => cpuShare(r, l), true],
     ['server CPU-s', (s, r, l) => cpuSeconds(r, l), true],
   ]],
@@ -92,6 +99,7 @@ const rows = [
     ['per recipient p50 ms', (s) => s.latency_per_recipient?.p50_ms, true],
     ['sender ack p50 ms', (s) => s.ack_latency?.p50_ms, true],
     ['lost', lost, true],
+    ['duplicates', (s) => s.dup, true],
     ['server CPU %', (s, r, l) => cpuShare(r, l), true],
     ['server CPU-s', (s, r, l) => cpuSeconds(r, l), true],
   ]]),
