@@ -260,7 +260,7 @@ impl Gate {
 
 /// `auth {token}`: extends a socket's life with a fresh token for the same user, unless the
 /// token was issued before the user's revocation cut-off (`revoked_before`, unix seconds).
-pub fn refresh_token(
+pub fn reauthenticate(
     sockets: &Sockets,
     ws: &WebSocket,
     mut info: SocketInfo,

@@ -259,7 +259,7 @@ impl DurableObject for Room {
         _reason: String,
         _was_clean: bool,
     ) -> worker::Result<()> {
-        self.sockets.reciprocate_close(&ws, code);
+        super::sockets::reciprocate_close(&ws, code);
         self.on_socket_gone(&ws).await
     }
 
@@ -930,7 +930,7 @@ impl Room {
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
         let revoked_before = self.log().revoked_before(&info.user_id)?;
-        super::refresh_token(
+        super::reauthenticate(
             &self.sockets,
             ws,
             info,

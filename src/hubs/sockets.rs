@@ -179,14 +179,6 @@ impl Sockets {
         let _ = ws.close(Some(code), Some(protocol::close_reason(reason)));
     }
 
-    /// Answers a close the client started, as the hibernation API requires (1005/1006 may not
-    /// be echoed and become 1000).
-    pub fn reciprocate_close(&self, ws: &WebSocket, code: usize) {
-        let code = u16::try_from(code).unwrap_or(close::NORMAL);
-        self.mark_closing(ws);
-        let _ = ws.close(Some(protocol::echoable_close_code(code)), Some(""));
-    }
-
     fn mark_closing(&self, ws: &WebSocket) {
         if let Some(mut info) = SocketInfo::of(ws).filter(|info| !info.closing) {
             info.closing = true;
@@ -211,4 +203,12 @@ impl Sockets {
         }
         extra
     }
+}
+
+/// Answers a close the client started, as the hibernation API requires (1005/1006 may not be
+/// echoed and become 1000). Nothing is marked: the client can send nothing after its close, and
+/// the close event that called this takes the socket out of the roster ([`Sockets::gone`]).
+pub fn reciprocate_close(ws: &WebSocket, code: usize) {
+    let code = u16::try_from(code).unwrap_or(close::NORMAL);
+    let _ = ws.close(Some(protocol::echoable_close_code(code)), Some(""));
 }

@@ -188,7 +188,7 @@ impl DurableObject for UserHub {
         _reason: String,
         _was_clean: bool,
     ) -> worker::Result<()> {
-        self.sockets.reciprocate_close(&ws, code);
+        super::sockets::reciprocate_close(&ws, code);
         self.on_socket_gone(&ws).await
     }
 
@@ -459,7 +459,7 @@ impl UserHub {
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
         let revoked_before = self.log().revoked_before()?;
-        super::refresh_token(
+        super::reauthenticate(
             &self.sockets,
             ws,
             info,
