@@ -2,8 +2,9 @@
 //! stream) and [`room::Room`] (one per room: member sockets and the room's message stream), with
 //! the calls that reach them from outside (`user::push`, `room::call`, …) and [`direct`], the
 //! direct-message operation that both the REST API and a UserHub run. This module holds what
-//! both hubs need: the per-socket attachment and its in-memory roster ([`sockets`]), the checks
-//! every incoming frame passes, token refresh and expiry, and small helpers to answer frames.
+//! both hubs need: the per-socket attachment and its in-memory roster with every change to a
+//! socket's state, token refresh included ([`sockets`]), the checks every incoming frame passes,
+//! token expiry, and small helpers to answer frames.
 //!
 //! Nothing authoritative lives only in memory: a hub may hibernate between any two events, so
 //! per-socket state is in the socket attachment and everything else in storage. What is in
@@ -256,43 +257,6 @@ impl Gate {
     pub fn forget(&self, conn_id: &str) {
         self.buckets.borrow_mut().remove(conn_id);
     }
-}
-
-/// `auth {token}`: extends a socket's life with a fresh token for the same user, unless the
-/// token was issued before the user's revocation cut-off (`revoked_before`, unix seconds).
-pub fn reauthenticate(
-    sockets: &Sockets,
-    ws: &WebSocket,
-    mut info: SocketInfo,
-    frame: &ClientFrame,
-    config: &Config,
-    revoked_before: Option<i64>,
-) -> Result<(), ApiError> {
-    let token = frame
-        .data
-        .get("token")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request(code::VALIDATION, "auth needs data.token"))?;
-    let identity = config
-        .verifier
-        .verify(token, chrono::Utc::now())
-        .map_err(|err| ApiError::unauthorized(err.code(), err.message()))?;
-    if identity.user_id != info.user_id {
-        return Err(ApiError::forbidden(
-            code::FORBIDDEN,
-            "the token is for another user",
-        ));
-    }
-    crate::auth::revocation::check(&identity, revoked_before)?;
-    info.expires_at = identity.expires_at;
-    info.admin = identity.is_admin();
-    sockets.save(ws, &info)?;
-    send_ack(
-        ws,
-        frame.id.as_ref(),
-        json!({"expires_at": info.expires_at}),
-    );
-    Ok(())
 }
 
 /// Tells a socket its token expired and closes it with 4001.

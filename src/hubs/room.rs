@@ -930,14 +930,8 @@ impl Room {
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
         let revoked_before = self.log().revoked_before(&info.user_id)?;
-        super::reauthenticate(
-            &self.sockets,
-            ws,
-            info,
-            frame,
-            self.config()?,
-            revoked_before,
-        )?;
+        self.sockets
+            .reauthenticate(ws, info, frame, self.config()?, revoked_before)?;
         self.schedule_alarm().await?;
         Ok(())
     }

@@ -17,10 +17,13 @@ use std::cell::RefCell;
 
 use worker::{State, Storage, WebSocket, WebSocketPair};
 
-use super::{now_ms, SocketInfo};
+use serde_json::{json, Value};
+
+use super::{now_ms, send_ack, SocketInfo};
 use crate::auth::jwt::Identity;
+use crate::config::Config;
 use crate::error::ApiError;
-use crate::protocol::{self, close, ServerFrame};
+use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
 
 pub struct Sockets {
     state: State,
@@ -184,6 +187,43 @@ impl Sockets {
             info.closing = true;
             let _ = self.save(ws, &info);
         }
+    }
+
+    /// `auth {token}`: extends a socket's life with a fresh token for the same user, unless the
+    /// token was issued before the user's revocation cut-off (`revoked_before`, unix seconds).
+    pub fn reauthenticate(
+        &self,
+        ws: &WebSocket,
+        mut info: SocketInfo,
+        frame: &ClientFrame,
+        config: &Config,
+        revoked_before: Option<i64>,
+    ) -> Result<(), ApiError> {
+        let token = frame
+            .data
+            .get("token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad_request(code::VALIDATION, "auth needs data.token"))?;
+        let identity = config
+            .verifier
+            .verify(token, chrono::Utc::now())
+            .map_err(|err| ApiError::unauthorized(err.code(), err.message()))?;
+        if identity.user_id != info.user_id {
+            return Err(ApiError::forbidden(
+                code::FORBIDDEN,
+                "the token is for another user",
+            ));
+        }
+        crate::auth::revocation::check(&identity, revoked_before)?;
+        info.expires_at = identity.expires_at;
+        info.admin = identity.is_admin();
+        self.save(ws, &info)?;
+        send_ack(
+            ws,
+            frame.id.as_ref(),
+            json!({"expires_at": info.expires_at}),
+        );
+        Ok(())
     }
 
     /// Closes the oldest open sockets of `user_id` beyond `max` with 4009; returns how many.

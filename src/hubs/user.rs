@@ -459,14 +459,8 @@ impl UserHub {
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
         let revoked_before = self.log().revoked_before()?;
-        super::reauthenticate(
-            &self.sockets,
-            ws,
-            info,
-            frame,
-            self.config()?,
-            revoked_before,
-        )?;
+        self.sockets
+            .reauthenticate(ws, info, frame, self.config()?, revoked_before)?;
         self.schedule_alarm().await?;
         Ok(())
     }
