@@ -14,6 +14,7 @@
 //! (hibernation) only means reading them again.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 use worker::{State, Storage, WebSocket, WebSocketPair};
 
@@ -58,21 +59,14 @@ impl Sockets {
 
     /// Every socket that is open for business (not closing), with its state.
     pub fn open(&self) -> Vec<(WebSocket, SocketInfo)> {
-        self.with(|roster| {
-            roster
-                .iter()
-                .filter(|(_, info)| !info.closing)
-                .cloned()
-                .collect()
-        })
+        self.with(|roster| open_in(roster).cloned().collect())
     }
 
     /// The open sockets of one user.
     pub fn of_user(&self, user_id: &str) -> Vec<(WebSocket, SocketInfo)> {
         self.with(|roster| {
-            roster
-                .iter()
-                .filter(|(_, info)| !info.closing && info.user_id == user_id)
+            open_in(roster)
+                .filter(|(_, info)| info.user_id == user_id)
                 .cloned()
                 .collect()
         })
@@ -80,14 +74,14 @@ impl Sockets {
 
     /// How many sockets are open.
     pub fn count(&self) -> usize {
-        self.with(|roster| roster.iter().filter(|(_, info)| !info.closing).count())
+        self.with(|roster| open_in(roster).count())
     }
 
     /// Open sockets per user, in user order.
-    pub fn per_user(&self) -> std::collections::BTreeMap<String, usize> {
+    pub fn per_user(&self) -> BTreeMap<String, usize> {
         self.with(|roster| {
-            let mut users = std::collections::BTreeMap::new();
-            for (_, info) in roster.iter().filter(|(_, info)| !info.closing) {
+            let mut users = BTreeMap::new();
+            for (_, info) in open_in(roster) {
                 *users.entry(info.user_id.clone()).or_insert(0) += 1;
             }
             users
@@ -98,9 +92,7 @@ impl Sockets {
     /// token accepted within the clock leeway) is due at once.
     pub fn next_expiry(&self) -> Option<i64> {
         self.with(|roster| {
-            roster
-                .iter()
-                .filter(|(_, info)| !info.closing)
+            open_in(roster)
                 .map(|(_, info)| info.expires_at.saturating_mul(1000))
                 .min()
         })
@@ -161,11 +153,8 @@ impl Sockets {
         let is_stream = frame.seq.is_some();
         self.with(|roster| {
             let mut sent = 0;
-            for (ws, info) in roster.iter() {
-                if info.closing
-                    || Some(info.user_id.as_str()) == except_user
-                    || (is_stream && info.syncing)
-                {
+            for (ws, info) in open_in(roster) {
+                if Some(info.user_id.as_str()) == except_user || (is_stream && info.syncing) {
                     continue;
                 }
                 let _ = ws.send_with_str(&text);
@@ -243,6 +232,11 @@ impl Sockets {
         }
         extra
     }
+}
+
+/// The sockets of a roster that are open for business: not closing.
+fn open_in(roster: &[(WebSocket, SocketInfo)]) -> impl Iterator<Item = &(WebSocket, SocketInfo)> {
+    roster.iter().filter(|(_, info)| !info.closing)
 }
 
 /// Answers a close the client started, as the hibernation API requires (1005/1006 may not be
