@@ -241,7 +241,10 @@ test('follows paged replay (synced more:true → sync) in order with no gap or d
   await until(() => got.length >= 90, { what: '90 replayed events', timeoutMs: 20_000 });
   assert.deepEqual(got.map((e) => e.n), Array.from({ length: 90 }, (_, i) => i + 1));
   for (let i = 1; i < got.length; i++) assert.equal(got[i].seq, got[i - 1].seq + 1);
-  assert.ok(c.stats.replayBatches - batches >= 3, `expected several batches, got ${c.stats.replayBatches - batches}`);
+  // 90 events of ~2 KB at REPLAY_BATCH_BYTES 64 KiB page in three batches when all of them wait
+  // for the reconnect; under a loaded runner some arrive once the new socket is live, so two
+  // batches (more:true, sync, more:false) is the least that proves paging was followed.
+  assert.ok(c.stats.replayBatches - batches >= 2, `expected paged batches, got ${c.stats.replayBatches - batches}`);
   assert.equal(c.stats.duplicatesDropped, 0);
 });
 
