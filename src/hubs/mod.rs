@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use worker::{Env, Request, Response, SqlStorage, Storage, WebSocket, WebSocketIncomingMessage};
+use worker::{Env, Request, Response, Storage, WebSocket, WebSocketIncomingMessage};
 
 pub use sockets::Sockets;
 
@@ -29,6 +29,7 @@ use crate::config::{Config, Limits};
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, RequestId, ServerFrame};
 use crate::ratelimit::Bucket;
+use crate::store::local::Local;
 
 /// Per-socket state, kept in the hibernatable socket's attachment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -314,18 +315,18 @@ impl Alarm {
 
 /// Counts a hub's alarm wakes in its `meta` table (read by the development route
 /// `GET /dev/hubs/...`, so tests can prove that a hub does not wake for nothing).
-pub fn count_wake(sql: &SqlStorage) -> worker::Result<()> {
-    let wakes = crate::store::local::meta(sql, WAKES_KEY)?.unwrap_or(0);
-    crate::store::local::set_meta(sql, WAKES_KEY, wakes + 1)
+pub fn count_wake(local: &Local) -> worker::Result<()> {
+    let wakes = local.meta(WAKES_KEY)?.unwrap_or(0);
+    local.set_meta(WAKES_KEY, wakes + 1)
 }
 
 const WAKES_KEY: &str = "alarm_wakes";
 
 /// What the development route reports about a hub's alarm.
-pub async fn alarm_report(sql: &SqlStorage, sockets: &Sockets) -> Result<Response, ApiError> {
+pub async fn alarm_report(local: &Local, sockets: &Sockets) -> Result<Response, ApiError> {
     let report = json!({
         "alarm_at": sockets.storage().get_alarm().await?,
-        "alarm_wakes": crate::store::local::meta(sql, WAKES_KEY)?.unwrap_or(0),
+        "alarm_wakes": local.meta(WAKES_KEY)?.unwrap_or(0),
         "open_sockets": sockets.count(),
     });
     Ok(crate::http::json(200, &report)?)

@@ -37,8 +37,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{
-    durable_object, DurableObject, Env, Headers, Method, Request, Response, SqlStorage, State,
-    Stub, WebSocket, WebSocketIncomingMessage, WebSocketRequestResponsePair,
+    durable_object, DurableObject, Env, Headers, Method, Request, Response, State, Stub, WebSocket,
+    WebSocketIncomingMessage, WebSocketRequestResponsePair,
 };
 
 use super::{now_ms, send, send_ack, send_error, Alarm, Entry, Gate, SocketInfo, Sockets};
@@ -47,6 +47,7 @@ use crate::error::ApiError;
 use crate::message::{Content, RoomChange, RoomMessage};
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
 use crate::quota::Rate;
+use crate::store::local::Local;
 use crate::store::room_log::{RoomEntry, RoomLog};
 use crate::store::rooms;
 use crate::stream::{plan_replay, Batch, BatchLimit};
@@ -180,7 +181,7 @@ pub struct RoomPresence {
 pub struct Room {
     sockets: Sockets,
     env: Env,
-    sql: SqlStorage,
+    local: Local,
     config: OnceCell<Config>,
     gate: Gate,
     alarm: Alarm,
@@ -196,8 +197,8 @@ pub struct Room {
 
 impl DurableObject for Room {
     fn new(state: State, env: Env) -> Self {
-        let sql = state.storage().sql();
-        if let Err(err) = RoomLog::new(&sql).migrate() {
+        let local = Local::new(state.storage().sql());
+        if let Err(err) = RoomLog::new(&local).migrate() {
             worker::console_error!("room schema: {err}");
         }
         if let Ok(pair) = WebSocketRequestResponsePair::new(protocol::PING, protocol::PONG) {
@@ -206,7 +207,7 @@ impl DurableObject for Room {
         Self {
             sockets: Sockets::new(state),
             env,
-            sql,
+            local,
             config: OnceCell::new(),
             gate: Gate::default(),
             alarm: Alarm::default(),
@@ -223,7 +224,7 @@ impl DurableObject for Room {
                 (Method::Get, "/connect") => self.accept_member(&req, &room_id).await,
                 (Method::Post, "/members") => self.change_members(req).await,
                 (Method::Post, "/disconnect") => self.disconnect(req).await,
-                (Method::Get, "/alarm") => super::alarm_report(&self.sql, &self.sockets).await,
+                (Method::Get, "/alarm") => super::alarm_report(&self.local, &self.sockets).await,
                 (Method::Post, "/post") => self.post(req, &room_id).await,
                 (Method::Post, "/read") => self.read(req, &room_id).await,
                 (Method::Post, "/edit") => self.edit(req, &room_id).await,
@@ -269,7 +270,7 @@ impl DurableObject for Room {
 
     async fn alarm(&self) -> worker::Result<Response> {
         self.alarm.fired();
-        super::count_wake(&self.sql)?;
+        super::count_wake(&self.local)?;
         let now = now_ms();
         super::expire_sockets(&self.sockets, now);
         self.flush(now).await?;
@@ -281,7 +282,7 @@ impl DurableObject for Room {
 
 impl Room {
     fn log(&self) -> RoomLog<'_> {
-        RoomLog::new(&self.sql)
+        RoomLog::new(&self.local)
     }
 
     fn config(&self) -> Result<&Config, ApiError> {

@@ -29,14 +29,15 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{
-    durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, State, Stub,
-    WebSocket, WebSocketIncomingMessage, WebSocketRequestResponsePair,
+    durable_object, DurableObject, Env, Method, Request, Response, State, Stub, WebSocket,
+    WebSocketIncomingMessage, WebSocketRequestResponsePair,
 };
 
 use super::{now_ms, send, send_ack, send_error, Alarm, Entry, Gate, SocketInfo, Sockets};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
+use crate::store::local::Local;
 use crate::store::user_log::{UserLog, IDEMPOTENCY_MS};
 use crate::stream::plan_replay;
 
@@ -128,7 +129,7 @@ pub async fn call<T: DeserializeOwned>(
 pub struct UserHub {
     sockets: Sockets,
     env: Env,
-    sql: SqlStorage,
+    local: Local,
     config: OnceCell<Config>,
     gate: Gate,
     alarm: Alarm,
@@ -136,8 +137,8 @@ pub struct UserHub {
 
 impl DurableObject for UserHub {
     fn new(state: State, env: Env) -> Self {
-        let sql = state.storage().sql();
-        if let Err(err) = UserLog::new(&sql).migrate() {
+        let local = Local::new(state.storage().sql());
+        if let Err(err) = UserLog::new(&local).migrate() {
             worker::console_error!("user hub schema: {err}");
         }
         if let Ok(pair) = WebSocketRequestResponsePair::new(protocol::PING, protocol::PONG) {
@@ -146,7 +147,7 @@ impl DurableObject for UserHub {
         Self {
             sockets: Sockets::new(state),
             env,
-            sql,
+            local,
             config: OnceCell::new(),
             gate: Gate::default(),
             alarm: Alarm::default(),
@@ -161,7 +162,7 @@ impl DurableObject for UserHub {
             (Method::Get, "/presence") => self.presence(),
             (Method::Post, "/activity") => self.activity(req).await,
             (Method::Post, "/redact") => self.redact(req).await,
-            (Method::Get, "/alarm") => super::alarm_report(&self.sql, &self.sockets).await,
+            (Method::Get, "/alarm") => super::alarm_report(&self.local, &self.sockets).await,
             _ => Err(ApiError::not_found("no such hub route")),
         };
         result.or_else(super::error_response)
@@ -198,7 +199,7 @@ impl DurableObject for UserHub {
 
     async fn alarm(&self) -> worker::Result<Response> {
         self.alarm.fired();
-        super::count_wake(&self.sql)?;
+        super::count_wake(&self.local)?;
         let now = now_ms();
         super::expire_sockets(&self.sockets, now);
         if self.log().prune_at()?.is_some_and(|due| due <= now) {
@@ -211,7 +212,7 @@ impl DurableObject for UserHub {
 
 impl UserHub {
     fn log(&self) -> UserLog<'_> {
-        UserLog::new(&self.sql)
+        UserLog::new(&self.local)
     }
 
     fn config(&self) -> Result<&Config, ApiError> {

@@ -1,7 +1,19 @@
-//! Helpers for a Durable Object's own SQLite storage, shared by the hubs' logs: the `meta`
-//! table (named integers such as the newest seq) and single-integer queries.
+//! A Durable Object's own SQLite storage as the hubs' logs use it: the `meta` table (named
+//! integers: the newest seq, flush and prune progress, alarm bookkeeping) and single-integer
+//! queries.
 //!
-//! SQLite storage calls are synchronous: nothing here yields.
+//! SQLite storage calls are synchronous, but each one crosses into JavaScript and back and
+//! turns its rows into JavaScript objects before Rust sees them. The `meta` table is read far
+//! more than it is written: a room message read a dozen keys on its way through the append, the
+//! D1 copy and the alarm plan (a fifth of a small room's busy time in the profiles,
+//! docs/BENCHMARKS.md). So [`Local`] keeps a copy of the whole table in memory, loaded in one
+//! query the first time a key is read after the object starts, and written through on every
+//! change. Every change to `meta` goes through here (or, for a bulk statement, forgets the copy
+//! with [`Local::forget_meta`]), and an object is single-threaded, so the copy cannot disagree
+//! with the table; a restart only means loading it again.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
@@ -10,53 +22,113 @@ use worker::{SqlStorage, SqlStorageValue};
 pub const META_SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);";
 
-/// The schema version an object's storage records (`meta.schema`), or `None` for storage that
-/// has none yet (new, or made before versions were recorded; also when `meta` does not exist).
-/// One read: objects are constructed on every wake from hibernation, and running the whole
-/// `CREATE … IF NOT EXISTS` batch each time was a measurable share of a connect.
-pub fn schema_version(sql: &SqlStorage) -> Option<i64> {
-    meta(sql, "schema").ok().flatten()
+/// An object's SQLite storage with its `meta` table held in memory.
+pub struct Local {
+    sql: SqlStorage,
+    /// `None` until first read (and after [`Local::forget_meta`]).
+    meta: RefCell<Option<HashMap<String, i64>>>,
 }
 
-/// Creates what `schema` and `meta` describe (idempotent statements) and records `version`.
-pub fn create_schema(sql: &SqlStorage, schema: &str, version: i64) -> worker::Result<()> {
-    sql.exec(schema, None)?;
-    sql.exec(META_SCHEMA, None)?;
-    set_meta(sql, "schema", version)
-}
+impl Local {
+    pub fn new(sql: SqlStorage) -> Self {
+        Self {
+            sql,
+            meta: RefCell::new(None),
+        }
+    }
 
-#[derive(Deserialize)]
-struct IntRow {
-    value: Option<i64>,
-}
+    pub fn sql(&self) -> &SqlStorage {
+        &self.sql
+    }
 
-/// The single integer a query selects `AS value`, if any row has one.
-pub fn int(
-    sql: &SqlStorage,
-    query: &str,
-    bindings: Vec<SqlStorageValue>,
-) -> worker::Result<Option<i64>> {
-    let rows: Vec<IntRow> = sql.exec(query, bindings)?.to_array()?;
-    Ok(rows.into_iter().next().and_then(|row| row.value))
-}
+    /// The schema version the storage records (`meta.schema`), or `None` for storage that has
+    /// none yet (new, or made before versions were recorded; also when `meta` does not exist).
+    /// One read: objects are constructed on every wake from hibernation, and running the whole
+    /// `CREATE … IF NOT EXISTS` batch each time was a measurable share of a connect.
+    pub fn schema_version(&self) -> Option<i64> {
+        self.meta("schema").ok().flatten()
+    }
 
-pub fn meta(sql: &SqlStorage, key: &str) -> worker::Result<Option<i64>> {
-    int(
-        sql,
-        "SELECT value FROM meta WHERE key = ?",
-        vec![key.into()],
-    )
-}
+    /// Creates what `schema` and `meta` describe (idempotent statements) and records `version`.
+    pub fn create_schema(&self, schema: &str, version: i64) -> worker::Result<()> {
+        self.sql.exec(schema, None)?;
+        self.sql.exec(META_SCHEMA, None)?;
+        self.set_meta("schema", version)
+    }
 
-pub fn set_meta(sql: &SqlStorage, key: &str, value: i64) -> worker::Result<()> {
-    sql.exec(
-        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        vec![key.into(), value.into()],
-    )?;
-    Ok(())
-}
+    pub fn meta(&self, key: &str) -> worker::Result<Option<i64>> {
+        let mut copy = self.meta.borrow_mut();
+        if copy.is_none() {
+            *copy = Some(self.load_meta()?);
+        }
+        Ok(copy.as_ref().and_then(|meta| meta.get(key).copied()))
+    }
 
-pub fn clear_meta(sql: &SqlStorage, key: &str) -> worker::Result<()> {
-    sql.exec("DELETE FROM meta WHERE key = ?", vec![key.into()])?;
-    Ok(())
+    fn load_meta(&self) -> worker::Result<HashMap<String, i64>> {
+        #[derive(Deserialize)]
+        struct Row {
+            key: String,
+            value: i64,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec("SELECT key, value FROM meta", None)?
+            .to_array()?;
+        Ok(rows.into_iter().map(|row| (row.key, row.value)).collect())
+    }
+
+    pub fn set_meta(&self, key: &str, value: i64) -> worker::Result<()> {
+        self.set_metas(&[(key, value)])
+    }
+
+    /// Writes several keys in one statement.
+    pub fn set_metas(&self, entries: &[(&str, i64)]) -> worker::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let rows = vec!["(?, ?)"; entries.len()].join(", ");
+        let bindings = entries
+            .iter()
+            .flat_map(|(key, value)| [(*key).into(), (*value).into()])
+            .collect::<Vec<SqlStorageValue>>();
+        self.sql.exec(
+            &format!(
+                "INSERT INTO meta (key, value) VALUES {rows} ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+            ),
+            bindings,
+        )?;
+        if let Some(meta) = self.meta.borrow_mut().as_mut() {
+            for (key, value) in entries {
+                meta.insert((*key).to_owned(), *value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a key; a key the copy knows is absent costs nothing.
+    pub fn clear_meta(&self, key: &str) -> worker::Result<()> {
+        if let Some(meta) = self.meta.borrow_mut().as_mut() {
+            if meta.remove(key).is_none() {
+                return Ok(());
+            }
+        }
+        self.sql
+            .exec("DELETE FROM meta WHERE key = ?", vec![key.into()])?;
+        Ok(())
+    }
+
+    /// After a statement that changed `meta` in bulk: the next read loads it again.
+    pub fn forget_meta(&self) {
+        self.meta.replace(None);
+    }
+
+    /// The single integer a query selects `AS value`, if any row has one.
+    pub fn int(&self, query: &str, bindings: Vec<SqlStorageValue>) -> worker::Result<Option<i64>> {
+        #[derive(Deserialize)]
+        struct IntRow {
+            value: Option<i64>,
+        }
+        let rows: Vec<IntRow> = self.sql.exec(query, bindings)?.to_array()?;
+        Ok(rows.into_iter().next().and_then(|row| row.value))
+    }
 }

@@ -14,7 +14,7 @@
 use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
 
-use super::local;
+use super::local::Local;
 use crate::message::{MessageRow, RoomChange, RoomMessage, MESSAGE_COLUMNS};
 
 const SCHEMA: &str = "
@@ -60,16 +60,20 @@ struct TextRow {
 }
 
 pub struct RoomLog<'a> {
+    local: &'a Local,
     sql: &'a SqlStorage,
 }
 
 impl<'a> RoomLog<'a> {
-    pub fn new(sql: &'a SqlStorage) -> Self {
-        Self { sql }
+    pub fn new(local: &'a Local) -> Self {
+        Self {
+            local,
+            sql: local.sql(),
+        }
     }
 
     pub fn migrate(&self) -> worker::Result<()> {
-        if local::schema_version(self.sql) == Some(SCHEMA_VERSION) {
+        if self.local.schema_version() == Some(SCHEMA_VERSION) {
             return Ok(());
         }
         // A room from before edits has `messages` without edited_at / deleted_at: add them. On
@@ -80,7 +84,7 @@ impl<'a> RoomLog<'a> {
                 None,
             );
         }
-        local::create_schema(self.sql, SCHEMA, SCHEMA_VERSION)
+        self.local.create_schema(SCHEMA, SCHEMA_VERSION)
     }
 
     /// The room's id, once any request has told it.
@@ -101,15 +105,15 @@ impl<'a> RoomLog<'a> {
     }
 
     pub fn meta(&self, key: &str) -> worker::Result<Option<i64>> {
-        local::meta(self.sql, key)
+        self.local.meta(key)
     }
 
     pub fn set_meta(&self, key: &str, value: i64) -> worker::Result<()> {
-        local::set_meta(self.sql, key, value)
+        self.local.set_meta(key, value)
     }
 
     pub fn clear_meta(&self, key: &str) -> worker::Result<()> {
-        local::clear_meta(self.sql, key)
+        self.local.clear_meta(key)
     }
 
     pub fn last_seq(&self) -> worker::Result<i64> {
@@ -323,8 +327,7 @@ impl<'a> RoomLog<'a> {
     }
 
     pub fn is_removed(&self, user_id: &str) -> worker::Result<bool> {
-        let found = local::int(
-            self.sql,
+        let found = self.local.int(
             "SELECT 1 AS value FROM removed WHERE user_id = ?",
             vec![user_id.into()],
         )?;
@@ -333,8 +336,7 @@ impl<'a> RoomLog<'a> {
 
     /// A user's revocation cut-off (unix seconds), if any.
     pub fn revoked_before(&self, user_id: &str) -> worker::Result<Option<i64>> {
-        local::int(
-            self.sql,
+        self.local.int(
             "SELECT before AS value FROM revoked WHERE user_id = ?",
             vec![user_id.into()],
         )
@@ -351,8 +353,7 @@ impl<'a> RoomLog<'a> {
     }
 
     pub fn read_seq(&self, user_id: &str) -> worker::Result<Option<i64>> {
-        local::int(
-            self.sql,
+        self.local.int(
             "SELECT read_seq AS value FROM members WHERE user_id = ?",
             vec![user_id.into()],
         )
@@ -369,8 +370,7 @@ impl<'a> RoomLog<'a> {
 
     /// Messages after the member's cursor that someone else sent.
     pub fn unread(&self, user_id: &str) -> worker::Result<i64> {
-        let count = local::int(
-            self.sql,
+        let count = self.local.int(
             "SELECT COUNT(*) AS value FROM messages
              WHERE seq > COALESCE((SELECT read_seq FROM members WHERE user_id = ?), 0)
                AND COALESCE(sender_id, '') != ? AND deleted_at IS NULL",
@@ -446,18 +446,22 @@ impl<'a> RoomLog<'a> {
             "DELETE FROM meta WHERE key NOT IN ('last_seq', 'alarm_wakes')",
             None,
         )?;
-        self.set_meta("flushed_through", last_seq)?;
-        self.set_meta("pruned_through", last_seq)
+        self.local.forget_meta();
+        self.local
+            .set_metas(&[("flushed_through", last_seq), ("pruned_through", last_seq)])
     }
 
-    /// True when something is waiting to be copied to D1.
+    /// True when something is waiting to be copied to D1: a message past the copy, or a read
+    /// cursor that moved since.
     pub fn has_unflushed(&self) -> worker::Result<bool> {
-        let dirty = local::int(
-            self.sql,
-            "SELECT COUNT(*) AS value FROM members WHERE read_dirty = 1",
+        if self.flushed_through()? < self.last_seq()? {
+            return Ok(true);
+        }
+        let dirty = self.local.int(
+            "SELECT EXISTS (SELECT 1 FROM members WHERE read_dirty = 1) AS value",
             vec![],
         )?;
-        Ok(self.flushed_through()? < self.last_seq()? || dirty.unwrap_or(0) > 0)
+        Ok(dirty == Some(1))
     }
 }
 

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use worker::{SqlStorage, SqlStorageValue};
 
-use super::local;
+use super::local::Local;
 use crate::stream::prune_ceiling;
 
 /// Idempotency keys are remembered at least this long.
@@ -51,31 +51,35 @@ pub struct Appended {
 }
 
 pub struct UserLog<'a> {
+    local: &'a Local,
     sql: &'a SqlStorage,
 }
 
 impl<'a> UserLog<'a> {
-    pub fn new(sql: &'a SqlStorage) -> Self {
-        Self { sql }
+    pub fn new(local: &'a Local) -> Self {
+        Self {
+            local,
+            sql: local.sql(),
+        }
     }
 
     pub fn migrate(&self) -> worker::Result<()> {
-        if local::schema_version(self.sql) == Some(SCHEMA_VERSION) {
+        if self.local.schema_version() == Some(SCHEMA_VERSION) {
             return Ok(());
         }
-        local::create_schema(self.sql, SCHEMA, SCHEMA_VERSION)
+        self.local.create_schema(SCHEMA, SCHEMA_VERSION)
     }
 
     fn meta(&self, key: &str) -> worker::Result<Option<i64>> {
-        local::meta(self.sql, key)
+        self.local.meta(key)
     }
 
     fn set_meta(&self, key: &str, value: i64) -> worker::Result<()> {
-        local::set_meta(self.sql, key, value)
+        self.local.set_meta(key, value)
     }
 
     fn clear_meta(&self, key: &str) -> worker::Result<()> {
-        local::clear_meta(self.sql, key)
+        self.local.clear_meta(key)
     }
 
     pub fn last_seq(&self) -> worker::Result<i64> {
@@ -86,38 +90,19 @@ impl<'a> UserLog<'a> {
         Ok(self.meta("pruned_through")?.unwrap_or(0))
     }
 
-    /// Appends an event: three statements (the counters read together, the insert, the
-    /// counters written together), since this is the path of every push.
+    /// Appends an event: the counters come from the in-memory `meta`, then two statements (the
+    /// insert, the counters written together), since this is the path of every push.
     pub fn append(&self, event: &str, data: &Value, now_ms: i64) -> worker::Result<Appended> {
-        #[derive(Deserialize)]
-        struct Counter {
-            key: String,
-            value: i64,
-        }
-        let counters: Vec<Counter> = self
-            .sql
-            .exec(
-                "SELECT key, value FROM meta WHERE key IN ('last_seq', 'stored_bytes')",
-                None,
-            )?
-            .to_array()?;
-        let counter = |name: &str| counters.iter().find(|c| c.key == name).map(|c| c.value);
-        let seq = counter("last_seq").unwrap_or(0) + 1;
-        let stored = match counter("stored_bytes") {
-            Some(bytes) => bytes,
-            None => self.stored_bytes()?,
-        };
+        let seq = self.last_seq()? + 1;
+        let stored = self.stored_bytes()?;
         let data = data.to_string();
         let stored_bytes = stored + (event.len() + data.len()) as i64;
         self.sql.exec(
             "INSERT INTO events (seq, event, data, created_at) VALUES (?, ?, ?, ?)",
             vec![seq.into(), event.into(), data.into(), now_ms.into()],
         )?;
-        self.sql.exec(
-            "INSERT INTO meta (key, value) VALUES ('last_seq', ?), ('stored_bytes', ?)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            vec![seq.into(), stored_bytes.into()],
-        )?;
+        self.local
+            .set_metas(&[("last_seq", seq), ("stored_bytes", stored_bytes)])?;
         Ok(Appended { seq, stored_bytes })
     }
 
@@ -316,6 +301,6 @@ impl<'a> UserLog<'a> {
     }
 
     fn int(&self, query: &str, bindings: Vec<SqlStorageValue>) -> worker::Result<Option<i64>> {
-        local::int(self.sql, query, bindings)
+        self.local.int(query, bindings)
     }
 }
