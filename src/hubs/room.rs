@@ -17,13 +17,15 @@
 //! | `POST /renamed` (Worker)             | — (D1 has the name)                      | `room.updated {room_id, name}` to every socket |
 //! | `POST /delete` (Worker)              | messages, members and cursors dropped; members remembered as removed | every socket closed 4004 |
 //! | `POST /disconnect` (Worker)          | the user's revocation cut-off, when revoking | the user's sockets closed 4003, `user.left` |
-//! | alarm (only for work due then)       | D1 copy progress; messages D1 holds pruned beyond the window | `room.activity` to absent members (≤ 1/s); `token.expired` + 4001 |
+//! | after a message, edit or recall is delivered | D1 copy progress; messages D1 holds pruned beyond the window | — |
+//! | alarm (only for work due then)       | a D1 copy that failed or never finished (retried) | `room.activity` to absent members (≤ 1/s); `token.expired` + 4001 |
 //! | socket closes                        | alarm re-planned                         | `user.left` on a user's last device            |
 //!
 //! A message is durable here before it is acked or delivered, and sending never yields between
 //! assigning the seq and handing the frame to every socket, so every receiver sees the room's
-//! messages in seq order with no gap. The alarm copies messages and cursors to D1, retrying with
-//! backoff until D1 has them; nothing is dropped.
+//! messages in seq order with no gap. Once delivered, messages and cursors are copied to D1 in
+//! the same event; the alarm retries a failed copy with backoff, and makes one the object did not
+//! finish, until D1 has them; nothing is dropped.
 //!
 //! Membership is checked on every acting frame, not only at connect, and a socket the room has
 //! started to close is not open for anything: a client that ignores the close frame can send,
@@ -67,6 +69,9 @@ const COPY_LIMIT: BatchLimit = BatchLimit {
 const COPY_CURSORS: i64 = 100;
 /// D1 copy retries back off from 1 s to this.
 const MAX_FLUSH_BACKOFF_MS: i64 = 60_000;
+/// A message is copied to D1 right after it is delivered; the alarm copies it instead if that
+/// copy has not finished this long after the append (the object was evicted mid-copy).
+const COPY_BACKSTOP_MS: i64 = 5_000;
 
 /// Membership changes the Worker has made in D1: users added with `role`, users removed, and
 /// users whose role became `role`.
@@ -191,6 +196,8 @@ pub struct Room {
     /// `send` frames waiting for their sender's rate, in arrival order (see `queue_send`).
     sends: RefCell<VecDeque<(WebSocket, SocketInfo, ClientFrame)>>,
     draining: Cell<bool>,
+    /// A D1 copy is running (it goes on until nothing is left to copy).
+    copying: Cell<bool>,
     /// The room's id once read or adopted (it never changes).
     room_id: OnceCell<String>,
 }
@@ -214,6 +221,7 @@ impl DurableObject for Room {
             typing: RefCell::new(HashMap::new()),
             sends: RefCell::new(VecDeque::new()),
             draining: Cell::new(false),
+            copying: Cell::new(false),
             room_id: OnceCell::new(),
         }
     }
@@ -273,7 +281,7 @@ impl DurableObject for Room {
         super::count_wake(&self.local)?;
         let now = now_ms();
         super::expire_sockets(&self.sockets, now);
-        self.flush(now).await?;
+        self.copy_to_d1(now).await?;
         self.announce_activity(now_ms()).await?;
         self.schedule_alarm().await?;
         Response::ok("")
@@ -500,6 +508,7 @@ impl Room {
         if !posted.duplicate {
             self.broadcast(&message_frame(&posted.message), None);
             self.after_append().await?;
+            self.copy_to_d1(now_ms()).await?;
         }
         let status = if posted.duplicate { 200 } else { 201 };
         Ok(crate::http::json(status, &posted)?)
@@ -658,6 +667,7 @@ impl Room {
     async fn announce(&self, room_id: &str, change: &RoomChange) -> Result<Changed, ApiError> {
         self.broadcast(&change_frame(room_id, change), None);
         self.after_append().await?;
+        self.copy_to_d1(now_ms()).await?;
         Ok(Changed {
             message: self.kept_message(room_id, &change.message_id)?,
             changed: true,
@@ -757,6 +767,11 @@ impl Room {
             }
         }
         self.draining.set(false);
+        // After the queue, not per send: sends that arrive meanwhile are not held up, and the
+        // copy running then takes theirs too.
+        if let Err(err) = self.copy_to_d1(now_ms()).await {
+            worker::console_error!("room D1 copy: {err}");
+        }
     }
 
     /// `send {type, body, client_id, …}`: store, ack, deliver — in that order, without yielding.
@@ -956,20 +971,40 @@ impl Room {
     }
 
     /// After a message is stored: it must reach D1, and absent members must hear of it. Each
-    /// piece of work records when it became due, once, so the alarm plan stays put while
-    /// messages keep coming: when both were already due, the plan made then still holds and is
-    /// not made again.
+    /// piece of work records when it is due, once, so the alarm plan stays put while messages
+    /// keep coming. The D1 copy is made by the caller as soon as the message is delivered
+    /// ([`Room::copy_to_d1`]); the alarm is its backstop, [`COPY_BACKSTOP_MS`] later. (An
+    /// alarm per message cost an alarm write and a wake each: ~3 ms of CPU per message in a
+    /// 100-member room, docs/BENCHMARKS.md, and a billed request each in production.)
     async fn after_append(&self) -> worker::Result<()> {
         let log = self.log();
         let now = now_ms();
         let mut changed = false;
-        for key in ["activity_pending", "flush_due"] {
+        for (key, due) in [
+            ("activity_pending", now),
+            ("flush_due", now + COPY_BACKSTOP_MS),
+        ] {
             if log.meta(key)?.is_none() {
-                log.set_meta(key, now)?;
+                log.set_meta(key, due)?;
                 changed = true;
             }
         }
         if changed {
+            self.schedule_alarm().await?;
+        }
+        Ok(())
+    }
+
+    /// Copies what D1 does not have yet, unless a copy is already running: that one goes on
+    /// until nothing is left, so it takes this too. A failed copy is retried by the alarm.
+    async fn copy_to_d1(&self, now: i64) -> worker::Result<()> {
+        if !self.log().has_unflushed()? || self.copying.replace(true) {
+            return Ok(());
+        }
+        let copied = self.flush(now).await;
+        self.copying.set(false);
+        copied?;
+        if self.log().meta("flush_retry_at")?.is_some() {
             self.schedule_alarm().await?;
         }
         Ok(())
@@ -1038,9 +1073,11 @@ impl Room {
             .await?;
         let through = entries.last().map_or(0, RoomEntry::seq);
         log.mark_flushed(through, &cursors)?;
+        // More is waiting when this batch was cut short or full, or messages came meanwhile.
         Ok(entries.len() < fetched
             || fetched as i64 == COPY_LIMIT.events
-            || cursors.len() as i64 == COPY_CURSORS)
+            || cursors.len() as i64 == COPY_CURSORS
+            || log.flushed_through()? < log.last_seq()?)
     }
 
     /// Tells members who are not on a room socket that the room moved on: `room.activity`
@@ -1098,7 +1135,13 @@ impl Room {
                     now
                 }
             };
-            Some(log.meta("flush_retry_at")?.unwrap_or(due))
+            let due = log.meta("flush_retry_at")?.unwrap_or(due);
+            // A copy still running past its backstop: look again a backstop later, not at once.
+            Some(if self.copying.get() {
+                due.max(now_ms() + COPY_BACKSTOP_MS)
+            } else {
+                due
+            })
         } else {
             None
         };

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  connectRoom, connectUser, createRoom, http, internal, refused, token, uid, until,
+  alarmOf, connectRoom, connectUser, createRoom, http, internal, refused, token, uid, until,
 } from './helpers.mjs';
 
 const text = (body, client_id) => ({ type: 'text', body, ...(client_id ? { client_id } : {}) });
@@ -92,6 +92,26 @@ test('a non-member, an unknown room and a bad token are refused before the upgra
   assert.equal(badRoom.status, 400);
   const plain = await http('GET', `${roomPath(room)}/connect`, { tok: token(alice) });
   assert.equal(plain.status, 426);
+});
+
+test('each message reaches D1 as it is delivered, not through an alarm wake per message', async () => {
+  const alice = uid('alice');
+  const room = await createRoom(alice);
+  const a = await connectRoom(alice, room);
+  const tok = token(alice);
+  for (let i = 1; i <= 20; i++) {
+    const ack = await a.request('send', text(`m${i}`));
+    assert.equal(ack.event, 'ack');
+  }
+  await until(async () => {
+    const res = await http('GET', `${roomPath(room)}/messages?limit=1`, { tok });
+    return res.body.messages[0]?.seq === 20;
+  }, { what: 'the D1 copy reaching seq 20' });
+  // The only alarm left for a busy room with everyone present is its activity plan, at most
+  // one a second; a wake per message would be 20.
+  const { alarm_wakes: wakes } = await alarmOf('rooms', room);
+  assert.ok(wakes < 10, `${wakes} alarm wakes for 20 messages`);
+  await a.close();
 });
 
 test('history pages backwards from D1 with no gap and no repeat', async () => {
