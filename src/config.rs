@@ -12,6 +12,9 @@
 //! `INTERNAL_API_TOKEN` shorter than [`MIN_INTERNAL_TOKEN_BYTES`]. Every problem is reported at
 //! once, so an operator fixes them in one pass.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use crate::auth::jwt::Verifier;
 use crate::auth::origin::OriginPolicy;
 
@@ -121,7 +124,25 @@ pub struct Config {
     pub limits: Limits,
 }
 
+thread_local! {
+    /// The configuration, parsed once per isolate and shared by the Worker and every Durable
+    /// Object in it: vars and secrets cannot change while an isolate lives (changing them
+    /// deploys a new version), and parsing them (the JWT keys included) on every request, or
+    /// once per object, was a measurable share of a push and of a first connect.
+    static SHARED: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
+}
+
 impl Config {
+    /// The isolate's configuration, parsed on first use.
+    pub fn shared(env: &worker::Env) -> Result<Rc<Self>, Problems> {
+        if let Some(config) = SHARED.with(|cell| cell.borrow().clone()) {
+            return Ok(config);
+        }
+        let config = Rc::new(Self::from_env(env)?);
+        SHARED.with(|cell| *cell.borrow_mut() = Some(Rc::clone(&config)));
+        Ok(config)
+    }
+
     /// Reads every variable from the Worker or Durable Object environment.
     pub fn from_env(env: &worker::Env) -> Result<Self, Problems> {
         Self::from_lookup(|name| {

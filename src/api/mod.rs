@@ -9,7 +9,6 @@ pub mod push;
 pub mod rooms;
 pub mod users;
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use worker::{Env, Request, Response};
@@ -39,23 +38,11 @@ pub async fn handle(route: Route, req: Request, env: &Env) -> Result<Response, A
     }
 }
 
-thread_local! {
-    /// The configuration, parsed once per isolate: vars and secrets cannot change while an
-    /// isolate lives (changing them deploys a new version), and parsing them (the JWT keys
-    /// included) on every request was a measurable share of a push.
-    static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
-}
-
 fn configuration(env: &Env) -> Result<Rc<Config>, ApiError> {
-    if let Some(config) = CONFIG.with(|cell| cell.borrow().clone()) {
-        return Ok(config);
-    }
-    let config = Rc::new(Config::from_env(env).map_err(|err| {
+    Config::shared(env).map_err(|err| {
         worker::console_error!("configuration: {err}");
         ApiError::internal("the gateway is misconfigured; see the logs")
-    })?);
-    CONFIG.with(|cell| *cell.borrow_mut() = Some(Rc::clone(&config)));
-    Ok(config)
+    })
 }
 
 /// `GET /health`: 200 when the gateway can serve, 503 with every configuration problem when it

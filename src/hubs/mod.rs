@@ -15,8 +15,9 @@ pub mod room;
 pub mod sockets;
 pub mod user;
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -83,22 +84,18 @@ pub fn identity_of(req: &Request) -> Result<Identity, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("token_missing", "no verified identity"))
 }
 
-/// The configuration, read once per hub instance.
-pub fn config<'a>(cell: &'a OnceCell<Config>, env: &Env) -> Result<&'a Config, ApiError> {
-    if let Some(config) = cell.get() {
-        return Ok(config);
-    }
-    let config = Config::from_env(env).map_err(|err| {
+/// The isolate's configuration ([`Config::shared`]).
+pub fn config(env: &Env) -> Result<Rc<Config>, ApiError> {
+    Config::shared(env).map_err(|err| {
         worker::console_error!("configuration: {err}");
         ApiError::internal("the gateway is misconfigured")
-    })?;
-    Ok(cell.get_or_init(|| config))
+    })
 }
 
 /// The configured limits; the defaults if the configuration cannot be read (a hub must still
 /// close expired sockets and run its alarm).
-pub fn limits(cell: &OnceCell<Config>, env: &Env) -> Limits {
-    config(cell, env)
+pub fn limits(env: &Env) -> Limits {
+    config(env)
         .map(|config| config.limits.clone())
         .unwrap_or_default()
 }
@@ -281,13 +278,20 @@ pub fn expire_sockets(sockets: &Sockets, now_ms: i64) {
 /// A hub's alarm, set to exactly the time of the next piece of work, or deleted when there is
 /// none: a hub never wakes for a reason that went away. The last value set is remembered so
 /// that an unchanged plan costs no storage call.
-#[derive(Default)]
 pub struct Alarm {
     /// `Some(x)`: the alarm is known to be `x` (unix ms, or none). `None`: unknown.
     known: Cell<Option<Option<i64>>>,
 }
 
 impl Alarm {
+    /// Storage just created has no alarm, so its first plan need not ask (a first connect's
+    /// storage read); otherwise the first plan reads what is set.
+    pub fn new(new_storage: bool) -> Self {
+        Self {
+            known: Cell::new(new_storage.then_some(None)),
+        }
+    }
+
     /// Called at the start of the alarm handler: the alarm that fired is no longer set.
     pub fn fired(&self) {
         self.known.set(Some(None));

@@ -33,6 +33,7 @@
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::rc::Rc;
 
 use futures_util::stream::{self, StreamExt};
 use serde::de::DeserializeOwned;
@@ -187,7 +188,6 @@ pub struct Room {
     sockets: Sockets,
     env: Env,
     local: Local,
-    config: OnceCell<Config>,
     gate: Gate,
     alarm: Alarm,
     /// Per user: the typing state last forwarded and when (memory only: losing it on
@@ -205,9 +205,10 @@ pub struct Room {
 impl DurableObject for Room {
     fn new(state: State, env: Env) -> Self {
         let local = Local::new(state.storage().sql());
-        if let Err(err) = RoomLog::new(&local).migrate() {
+        let new_storage = RoomLog::new(&local).migrate().unwrap_or_else(|err| {
             worker::console_error!("room schema: {err}");
-        }
+            false
+        });
         if let Ok(pair) = WebSocketRequestResponsePair::new(protocol::PING, protocol::PONG) {
             state.set_websocket_auto_response(&pair);
         }
@@ -215,9 +216,8 @@ impl DurableObject for Room {
             sockets: Sockets::new(state),
             env,
             local,
-            config: OnceCell::new(),
             gate: Gate::default(),
-            alarm: Alarm::default(),
+            alarm: Alarm::new(new_storage),
             typing: RefCell::new(HashMap::new()),
             sends: RefCell::new(VecDeque::new()),
             draining: Cell::new(false),
@@ -293,12 +293,12 @@ impl Room {
         RoomLog::new(&self.local)
     }
 
-    fn config(&self) -> Result<&Config, ApiError> {
-        super::config(&self.config, &self.env)
+    fn config(&self) -> Result<Rc<Config>, ApiError> {
+        super::config(&self.env)
     }
 
     fn limits(&self) -> crate::config::Limits {
-        super::limits(&self.config, &self.env)
+        super::limits(&self.env)
     }
 
     /// A room learns its own id from the Worker's first request and keeps it (alarms have no
@@ -947,7 +947,7 @@ impl Room {
     ) -> Result<(), ApiError> {
         let revoked_before = self.log().revoked_before(&info.user_id)?;
         self.sockets
-            .reauthenticate(ws, info, frame, self.config()?, revoked_before)?;
+            .reauthenticate(ws, info, frame, &*self.config()?, revoked_before)?;
         self.schedule_alarm().await?;
         Ok(())
     }

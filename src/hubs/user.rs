@@ -22,7 +22,7 @@
 //! resuming socket sees every event exactly once and in order. A socket the hub has started to
 //! close is no longer open: it gets nothing and nothing it sends is processed.
 
-use std::cell::OnceCell;
+use std::rc::Rc;
 
 use futures_util::stream::{self, StreamExt};
 use serde::de::DeserializeOwned;
@@ -130,7 +130,6 @@ pub struct UserHub {
     sockets: Sockets,
     env: Env,
     local: Local,
-    config: OnceCell<Config>,
     gate: Gate,
     alarm: Alarm,
 }
@@ -138,9 +137,10 @@ pub struct UserHub {
 impl DurableObject for UserHub {
     fn new(state: State, env: Env) -> Self {
         let local = Local::new(state.storage().sql());
-        if let Err(err) = UserLog::new(&local).migrate() {
+        let new_storage = UserLog::new(&local).migrate().unwrap_or_else(|err| {
             worker::console_error!("user hub schema: {err}");
-        }
+            false
+        });
         if let Ok(pair) = WebSocketRequestResponsePair::new(protocol::PING, protocol::PONG) {
             state.set_websocket_auto_response(&pair);
         }
@@ -148,9 +148,8 @@ impl DurableObject for UserHub {
             sockets: Sockets::new(state),
             env,
             local,
-            config: OnceCell::new(),
             gate: Gate::default(),
-            alarm: Alarm::default(),
+            alarm: Alarm::new(new_storage),
         }
     }
 
@@ -215,8 +214,8 @@ impl UserHub {
         UserLog::new(&self.local)
     }
 
-    fn config(&self) -> Result<&Config, ApiError> {
-        super::config(&self.config, &self.env)
+    fn config(&self) -> Result<Rc<Config>, ApiError> {
+        super::config(&self.env)
     }
 
     /// Accepts a device socket for an identity the Worker has verified, unless the user has
@@ -461,7 +460,7 @@ impl UserHub {
     ) -> Result<(), ApiError> {
         let revoked_before = self.log().revoked_before()?;
         self.sockets
-            .reauthenticate(ws, info, frame, self.config()?, revoked_before)?;
+            .reauthenticate(ws, info, frame, &*self.config()?, revoked_before)?;
         self.schedule_alarm().await?;
         Ok(())
     }
@@ -492,7 +491,7 @@ impl UserHub {
     /// The configured limits; the defaults if the configuration cannot be read (the hub must
     /// still close expired sockets and prune).
     fn limits(&self) -> crate::config::Limits {
-        super::limits(&self.config, &self.env)
+        super::limits(&self.env)
     }
 
     /// Sets the alarm to the earliest piece of work that exists now: the next token expiry of an

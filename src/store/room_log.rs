@@ -72,9 +72,11 @@ impl<'a> RoomLog<'a> {
         }
     }
 
-    pub fn migrate(&self) -> worker::Result<()> {
-        if self.local.schema_version() == Some(SCHEMA_VERSION) {
-            return Ok(());
+    /// Brings the storage to the current schema; true when it had none (a new room).
+    pub fn migrate(&self) -> worker::Result<bool> {
+        let version = self.local.schema_version();
+        if version == Some(SCHEMA_VERSION) {
+            return Ok(false);
         }
         // A room from before edits has `messages` without edited_at / deleted_at: add them. On
         // any other room these fail harmlessly (no table yet, or the column exists).
@@ -84,7 +86,8 @@ impl<'a> RoomLog<'a> {
                 None,
             );
         }
-        self.local.create_schema(SCHEMA, SCHEMA_VERSION)
+        self.local.create_schema(SCHEMA, SCHEMA_VERSION)?;
+        Ok(version.is_none())
     }
 
     /// The room's id, once any request has told it.

@@ -63,11 +63,14 @@ impl<'a> UserLog<'a> {
         }
     }
 
-    pub fn migrate(&self) -> worker::Result<()> {
-        if self.local.schema_version() == Some(SCHEMA_VERSION) {
-            return Ok(());
+    /// Brings the storage to the current schema; true when it had none (a new hub).
+    pub fn migrate(&self) -> worker::Result<bool> {
+        let version = self.local.schema_version();
+        if version == Some(SCHEMA_VERSION) {
+            return Ok(false);
         }
-        self.local.create_schema(SCHEMA, SCHEMA_VERSION)
+        self.local.create_schema(SCHEMA, SCHEMA_VERSION)?;
+        Ok(version.is_none())
     }
 
     fn meta(&self, key: &str) -> worker::Result<Option<i64>> {
