@@ -114,7 +114,9 @@ impl<'a> UserLog<'a> {
         if let Some(bytes) = self.meta("stored_bytes")? {
             return Ok(bytes);
         }
-        let bytes = self.bytes_through(i64::MAX)?;
+        // Through the newest seq: every event, without binding i64::MAX (beyond JavaScript's
+        // safe integers, which the runtime warns about once per new hub).
+        let bytes = self.bytes_through(self.last_seq()?)?;
         self.set_meta("stored_bytes", bytes)?;
         Ok(bytes)
     }
