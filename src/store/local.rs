@@ -41,19 +41,28 @@ impl Local {
         &self.sql
     }
 
-    /// The schema version the storage records (`meta.schema`), or `None` for storage that has
-    /// none yet (new, or made before versions were recorded; also when `meta` does not exist).
-    /// One read: objects are constructed on every wake from hibernation, and running the whole
-    /// `CREATE … IF NOT EXISTS` batch each time was a measurable share of a connect.
-    pub fn schema_version(&self) -> Option<i64> {
-        self.meta("schema").ok().flatten()
-    }
-
-    /// Creates what `schema` and `meta` describe (idempotent statements) and records `version`.
-    pub fn create_schema(&self, schema: &str, version: i64) -> worker::Result<()> {
+    /// Brings the storage to `version` of `schema` (idempotent statements, with `meta`) unless
+    /// it records that version already; `upgrade` runs first on storage that does not. One read
+    /// when nothing is to do: objects are constructed on every wake from hibernation, and
+    /// running the whole `CREATE … IF NOT EXISTS` batch each time was a measurable share of a
+    /// connect. True when the storage recorded no version at all (a new object, or one made
+    /// before versions were recorded).
+    pub fn migrate(
+        &self,
+        schema: &str,
+        version: i64,
+        upgrade: impl FnOnce(&SqlStorage),
+    ) -> worker::Result<bool> {
+        // No `meta` table yet reads as no version.
+        let found = self.meta("schema").ok().flatten();
+        if found == Some(version) {
+            return Ok(false);
+        }
+        upgrade(&self.sql);
         self.sql.exec(schema, None)?;
         self.sql.exec(META_SCHEMA, None)?;
-        self.set_meta("schema", version)
+        self.set_meta("schema", version)?;
+        Ok(found.is_none())
     }
 
     pub fn meta(&self, key: &str) -> worker::Result<Option<i64>> {

@@ -74,20 +74,16 @@ impl<'a> RoomLog<'a> {
 
     /// Brings the storage to the current schema; true when it had none (a new room).
     pub fn migrate(&self) -> worker::Result<bool> {
-        let version = self.local.schema_version();
-        if version == Some(SCHEMA_VERSION) {
-            return Ok(false);
-        }
-        // A room from before edits has `messages` without edited_at / deleted_at: add them. On
-        // any other room these fail harmlessly (no table yet, or the column exists).
-        for column in ["edited_at", "deleted_at"] {
-            let _ = self.sql.exec(
-                &format!("ALTER TABLE messages ADD COLUMN {column} INTEGER"),
-                None,
-            );
-        }
-        self.local.create_schema(SCHEMA, SCHEMA_VERSION)?;
-        Ok(version.is_none())
+        self.local.migrate(SCHEMA, SCHEMA_VERSION, |sql| {
+            // A room from before edits has `messages` without edited_at / deleted_at: add them.
+            // On any other room these fail harmlessly (no table yet, or the column exists).
+            for column in ["edited_at", "deleted_at"] {
+                let _ = sql.exec(
+                    &format!("ALTER TABLE messages ADD COLUMN {column} INTEGER"),
+                    None,
+                );
+            }
+        })
     }
 
     /// The room's id, once any request has told it.

@@ -65,12 +65,7 @@ impl<'a> UserLog<'a> {
 
     /// Brings the storage to the current schema; true when it had none (a new hub).
     pub fn migrate(&self) -> worker::Result<bool> {
-        let version = self.local.schema_version();
-        if version == Some(SCHEMA_VERSION) {
-            return Ok(false);
-        }
-        self.local.create_schema(SCHEMA, SCHEMA_VERSION)?;
-        Ok(version.is_none())
+        self.local.migrate(SCHEMA, SCHEMA_VERSION, |_| {})
     }
 
     fn meta(&self, key: &str) -> worker::Result<Option<i64>> {
