@@ -5,8 +5,9 @@
 //! SQLite storage calls are synchronous, but each one crosses into JavaScript and back and
 //! turns its rows into JavaScript objects before Rust sees them. The `meta` table is read far
 //! more than it is written: a room message read a dozen keys on its way through the append, the
-//! D1 copy and the alarm plan (a fifth of a small room's busy time in the profiles,
-//! docs/BENCHMARKS.md). So [`Local`] keeps a copy of the whole table in memory, loaded in one
+//! D1 copy and the alarm plan (~12% of a small room's sampled time in a profile, though
+//! reading them from memory made no difference measurable in CPU-seconds: docs/BENCHMARKS.md,
+//! third round). So [`Local`] keeps a copy of the whole table in memory, loaded in one
 //! query the first time a key is read after the object starts, and written through on every
 //! change. Every change to `meta` goes through here (or, for a bulk statement, forgets the copy
 //! with [`Local::forget_meta`]), and an object is single-threaded, so the copy cannot disagree
