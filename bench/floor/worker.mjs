@@ -11,10 +11,13 @@
 // - POST /internal/v1/push (internal bearer token): per user, one SQLite insert in the user's hub,
 //   then `{"event","data","seq"}` to every device; `{"results":[{user,seq,devices,duplicate}]}`.
 // - POST /internal/v1/rooms `{id,name}`, POST /internal/v1/rooms/{id}/members `{users}`: membership
-//   in D1 (the project's migrations), as in Switchboard.
+//   in D1 (the project's migrations), as in Switchboard, then `room.added` pushed to each added
+//   user's hub like any other push (stored, sent to their devices): the contract makes it a
+//   durable stream event.
 // - GET /v1/rooms/{id}/connect: the token, then ONE D1 read (room exists, user is a member; the
 //   Worker reads D1 before the upgrade in Switchboard too), then the room accepts the socket and
-//   sends `ready` and `presence`, and `user.joined` to the others on a user's first socket.
+//   sends `ready` and `presence`, and `user.joined` to the others on a user's first socket;
+//   `user.left` to the others when a user's last socket closes.
 // - Room frame `send`: one SQLite insert, `ack {message, duplicate}` to the sender, `message` to
 //   every socket of the room.
 // Not implemented (not benchmarked): resume (`since`), cursors and read receipts, idempotency keys,
@@ -138,8 +141,12 @@ async function push(request, env) {
   if (!Array.isArray(body.users) || body.users.length === 0 || typeof body.event !== 'string') {
     throw new Refusal(400, 'validation', 'users and event are required');
   }
-  const users = [...new Set(body.users)];
-  const payload = JSON.stringify({ event: body.event, data: body.data ?? null });
+  return Response.json({ results: await pushAll(env, [...new Set(body.users)], body.event, body.data ?? null) });
+}
+
+/** One stored event per user, through each user's hub, at most HUB_FAN_OUT hubs at a time. */
+async function pushAll(env, users, event, data) {
+  const payload = JSON.stringify({ event, data });
   const results = [];
   for (let i = 0; i < users.length; i += HUB_FAN_OUT) {
     const chunk = users.slice(i, i + HUB_FAN_OUT);
@@ -152,7 +159,11 @@ async function push(request, env) {
     );
     answers.forEach((a, k) => results.push({ user: chunk[k], seq: a.seq, devices: a.devices, duplicate: false }));
   }
-  return Response.json({ results });
+  return results;
+}
+
+function roomAdded(id, name, now) {
+  return { room: { id, name, created_by: null, created_at: now, last_seq: 0, activity_at: now, role: 'member' } };
 }
 
 async function createRoom(request, env) {
@@ -175,6 +186,7 @@ async function createRoom(request, env) {
       ),
     ),
   ]);
+  await pushAll(env, members, 'room.added', roomAdded(body.id, body.name ?? body.id, now));
   return Response.json({ id: body.id, name: body.name ?? body.id, members: members.length }, { status: 201 });
 }
 
@@ -191,6 +203,7 @@ async function addMembers(request, env, roomId) {
       ),
     ),
   );
+  await pushAll(env, body.users, 'room.added', roomAdded(roomId, roomId, now));
   return Response.json({ room_id: roomId, added: body.users.length });
 }
 
@@ -349,6 +362,21 @@ export class Room extends Hub {
       for (const other of this.ctx.getWebSockets()) if (other !== ws) other.send(joined);
     }
     return upgradeResponse(request, client);
+  }
+
+  webSocketClose(ws, code) {
+    reciprocate(ws, code);
+    const user = ws.deserializeAttachment().user_id;
+    const others = this.ctx.getWebSockets().filter((other) => other !== ws);
+    if (others.some((other) => other.deserializeAttachment().user_id === user)) return;
+    const left = JSON.stringify({ event: 'user.left', data: { user_id: user } });
+    for (const other of others) {
+      try {
+        other.send(left);
+      } catch {
+        // closing too; its own close event follows
+      }
+    }
   }
 
   webSocketMessage(ws, raw) {
