@@ -320,17 +320,28 @@ impl Alarm {
 /// Counts a hub's alarm wakes in its `meta` table (read by the development route
 /// `GET /dev/hubs/...`, so tests can prove that a hub does not wake for nothing).
 pub fn count_wake(local: &Local) -> worker::Result<()> {
-    let wakes = local.meta(WAKES_KEY)?.unwrap_or(0);
-    local.set_meta(WAKES_KEY, wakes + 1)
+    count(local, WAKES_KEY)
+}
+
+/// Counts one D1 copy batch, for the same report (a room copies to D1; a UserHub never does).
+pub fn count_d1_batch(local: &Local) -> worker::Result<()> {
+    count(local, D1_BATCHES_KEY)
+}
+
+fn count(local: &Local, key: &str) -> worker::Result<()> {
+    let n = local.meta(key)?.unwrap_or(0);
+    local.set_meta(key, n + 1)
 }
 
 const WAKES_KEY: &str = "alarm_wakes";
+const D1_BATCHES_KEY: &str = "d1_batches";
 
 /// What the development route reports about a hub's alarm.
 pub async fn alarm_report(local: &Local, sockets: &Sockets) -> Result<Response, ApiError> {
     let report = json!({
         "alarm_at": sockets.storage().get_alarm().await?,
         "alarm_wakes": local.meta(WAKES_KEY)?.unwrap_or(0),
+        "d1_batches": local.meta(D1_BATCHES_KEY)?.unwrap_or(0),
         "open_sockets": sockets.count(),
     });
     Ok(crate::http::json(200, &report)?)

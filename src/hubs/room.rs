@@ -17,15 +17,16 @@
 //! | `POST /renamed` (Worker)             | — (D1 has the name)                      | `room.updated {room_id, name}` to every socket |
 //! | `POST /delete` (Worker)              | messages, members and cursors dropped; members remembered as removed | every socket closed 4004 |
 //! | `POST /disconnect` (Worker)          | the user's revocation cut-off, when revoking | the user's sockets closed 4003, `user.left` |
-//! | after a message, edit or recall is delivered | D1 copy progress; messages D1 holds pruned beyond the window | — |
-//! | alarm (only for work due then)       | a D1 copy that failed or never finished (retried) | `room.activity` to absent members (≤ 1/s); `token.expired` + 4001 |
+//! | after a message, edit or recall is delivered | D1 copy progress (unless a copy ran in the last second); messages D1 holds pruned beyond the window | — |
+//! | alarm (only for work due then)       | a busy room's D1 copy (≤ 1/s); a copy that failed or never finished (retried) | `room.activity` to absent members (≤ 1/s); `token.expired` + 4001 |
 //! | socket closes                        | alarm re-planned                         | `user.left` on a user's last device            |
 //!
 //! A message is durable here before it is acked or delivered, and sending never yields between
 //! assigning the seq and handing the frame to every socket, so every receiver sees the room's
 //! messages in seq order with no gap. Once delivered, messages and cursors are copied to D1 in
-//! the same event; the alarm retries a failed copy with backoff, and makes one the object did not
-//! finish, until D1 has them; nothing is dropped.
+//! the same event, or by the alarm once a second while the room is busy; the alarm retries a
+//! failed copy with backoff, and makes one the object did not finish, until D1 has them; nothing
+//! is dropped.
 //!
 //! Membership is checked on every acting frame, not only at connect, and a socket the room has
 //! started to close is not open for anything: a client that ignores the close frame can send,
@@ -73,6 +74,10 @@ const MAX_FLUSH_BACKOFF_MS: i64 = 60_000;
 /// A message is copied to D1 right after it is delivered; the alarm copies it instead if that
 /// copy has not finished this long after the append (the object was evicted mid-copy).
 const COPY_BACKSTOP_MS: i64 = 5_000;
+/// Socket messages are copied to D1 at most once per interval (the `room.activity` cadence):
+/// a busy room's messages of one second go in one D1 batch, made in the same alarm as its
+/// activity notes, instead of one batch (one D1 transaction) each.
+const COPY_INTERVAL_MS: i64 = ACTIVITY_INTERVAL_MS;
 
 /// Membership changes the Worker has made in D1: users added with `role`, users removed, and
 /// users whose role became `role`.
@@ -198,6 +203,8 @@ pub struct Room {
     draining: Cell<bool>,
     /// A D1 copy is running (it goes on until nothing is left to copy).
     copying: Cell<bool>,
+    /// When the last D1 copy started (memory only: after a wake the next copy is made at once).
+    copied_at: Cell<i64>,
     /// The room's id once read or adopted (it never changes).
     room_id: OnceCell<String>,
 }
@@ -222,6 +229,7 @@ impl DurableObject for Room {
             sends: RefCell::new(VecDeque::new()),
             draining: Cell::new(false),
             copying: Cell::new(false),
+            copied_at: Cell::new(0),
             room_id: OnceCell::new(),
         }
     }
@@ -282,7 +290,7 @@ impl DurableObject for Room {
         let now = now_ms();
         super::expire_sockets(&self.sockets, now);
         self.copy_to_d1(now).await?;
-        self.announce_activity(now_ms()).await?;
+        self.announce_activity(now).await?;
         self.schedule_alarm().await?;
         Response::ok("")
     }
@@ -768,9 +776,13 @@ impl Room {
         }
         self.draining.set(false);
         // After the queue, not per send: sends that arrive meanwhile are not held up, and the
-        // copy running then takes theirs too.
-        if let Err(err) = self.copy_to_d1(now_ms()).await {
-            worker::console_error!("room D1 copy: {err}");
+        // copy running then takes theirs too. Within a second of the last copy, the alarm
+        // planned by `after_append` makes it.
+        let now = now_ms();
+        if now >= self.copied_at.get() + COPY_INTERVAL_MS {
+            if let Err(err) = self.copy_to_d1(now).await {
+                worker::console_error!("room D1 copy: {err}");
+            }
         }
     }
 
@@ -972,22 +984,29 @@ impl Room {
 
     /// After a message is stored: it must reach D1, and absent members must hear of it. Each
     /// piece of work records when it is due, once, so the alarm plan stays put while messages
-    /// keep coming. The D1 copy is made by the caller as soon as the message is delivered
-    /// ([`Room::copy_to_d1`]); the alarm is its backstop, [`COPY_BACKSTOP_MS`] later. (An
-    /// alarm per message cost an alarm write and a wake each: ~3 ms of CPU per message in a
-    /// 100-member room, docs/BENCHMARKS.md, and a billed request each in production.)
+    /// keep coming. When no copy was made in the last [`COPY_INTERVAL_MS`], the caller copies
+    /// as soon as the message is delivered ([`Room::copy_to_d1`]) and the alarm is its
+    /// backstop, [`COPY_BACKSTOP_MS`] later (an alarm per message cost an alarm write and a
+    /// wake each: ~3 ms of CPU per message in a 100-member room, docs/BENCHMARKS.md, and a
+    /// billed request each in production). Otherwise the alarm copies when the interval is up,
+    /// and not before the activity notes are due, so that one wake does both.
     async fn after_append(&self) -> worker::Result<()> {
         let log = self.log();
         let now = now_ms();
         let mut changed = false;
-        for (key, due) in [
-            ("activity_pending", now),
-            ("flush_due", now + COPY_BACKSTOP_MS),
-        ] {
-            if log.meta(key)?.is_none() {
-                log.set_meta(key, due)?;
-                changed = true;
-            }
+        if log.meta("activity_pending")?.is_none() {
+            log.set_meta("activity_pending", now)?;
+            changed = true;
+        }
+        if log.meta("flush_due")?.is_none() {
+            let next_copy = self.copied_at.get() + COPY_INTERVAL_MS;
+            let due = if now >= next_copy {
+                now + COPY_BACKSTOP_MS
+            } else {
+                next_copy.max(self.activity_due()?.unwrap_or(0))
+            };
+            log.set_meta("flush_due", due)?;
+            changed = true;
         }
         if changed {
             self.schedule_alarm().await?;
@@ -1001,6 +1020,7 @@ impl Room {
         if !self.log().has_unflushed()? || self.copying.replace(true) {
             return Ok(());
         }
+        self.copied_at.set(now);
         let copied = self.flush(now).await;
         self.copying.set(false);
         copied?;
@@ -1071,6 +1091,7 @@ impl Room {
         let db = self.env.d1("DB")?;
         db.batch(rooms::copy_statements(&db, &room_id, &entries, &cursors)?)
             .await?;
+        super::count_d1_batch(&self.local)?;
         let through = entries.last().map_or(0, RoomEntry::seq);
         log.mark_flushed(through, &cursors)?;
         // More is waiting when this batch was cut short or full, or messages came meanwhile.
@@ -1121,6 +1142,16 @@ impl Room {
         Ok(())
     }
 
+    /// When the pending activity notes may go out, if any are pending.
+    fn activity_due(&self) -> worker::Result<Option<i64>> {
+        let log = self.log();
+        let Some(pending_at) = log.meta("activity_pending")? else {
+            return Ok(None);
+        };
+        let sent_at = log.meta("activity_sent_at")?.unwrap_or(0);
+        Ok(Some(pending_at.max(sent_at + ACTIVITY_INTERVAL_MS)))
+    }
+
     /// Sets the alarm to the earliest piece of work that exists now — a token expiry of an
     /// open socket, a D1 copy (when it became due, or its retry), an activity note (when it
     /// became due, at most one per interval) — or deletes it when there is none.
@@ -1145,13 +1176,7 @@ impl Room {
         } else {
             None
         };
-        let activity = match log.meta("activity_pending")? {
-            Some(pending_at) => {
-                let sent_at = log.meta("activity_sent_at")?.unwrap_or(0);
-                Some(pending_at.max(sent_at + ACTIVITY_INTERVAL_MS))
-            }
-            None => None,
-        };
+        let activity = self.activity_due()?;
         let expiry = self.sockets.next_expiry();
         let wanted = [flush, activity, expiry].into_iter().flatten().min();
         self.alarm.plan(&self.sockets.storage(), wanted).await

@@ -114,6 +114,30 @@ test('each message reaches D1 as it is delivered, not through an alarm wake per 
   await a.close();
 });
 
+test('a busy room copies to D1 at most once a second, a quiet one at once', async () => {
+  const alice = uid('alice');
+  const room = await createRoom(alice);
+  const a = await connectRoom(alice, room);
+  const tok = token(alice);
+  const newestInD1 = async () => (await http('GET', `${roomPath(room)}/messages?limit=1`, { tok })).body.messages[0]?.seq;
+  const before = (await alarmOf('rooms', room)).d1_batches;
+  // The first message of a quiet room is in D1 at once, in its own batch.
+  await a.request('send', text('first'));
+  await until(async () => (await newestInD1()) === 1, { what: 'the first message in D1' });
+  assert.equal((await alarmOf('rooms', room)).d1_batches, before + 1);
+  // 30 more over ~1.5 s: one batch per message would be 30 more.
+  const started = Date.now();
+  for (let i = 2; i <= 31; i++) {
+    assert.equal((await a.request('send', text(`m${i}`))).event, 'ack');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await until(async () => (await newestInD1()) === 31, { what: 'the D1 copy reaching seq 31' });
+  const seconds = Math.ceil((Date.now() - started) / 1000);
+  const batches = (await alarmOf('rooms', room)).d1_batches - before - 1;
+  assert.ok(batches >= 1 && batches <= seconds + 1, `${batches} D1 batches for 30 messages in ${seconds} s`);
+  await a.close();
+});
+
 test('history pages backwards from D1 with no gap and no repeat', async () => {
   const alice = uid('alice');
   const room = await createRoom(alice);
