@@ -779,7 +779,7 @@ impl Room {
         // copy running then takes theirs too. Within a second of the last copy, the alarm
         // planned by `after_append` makes it.
         let now = now_ms();
-        if now >= self.copied_at.get() + COPY_INTERVAL_MS {
+        if now >= self.next_copy_at() {
             if let Err(err) = self.copy_to_d1(now).await {
                 worker::console_error!("room D1 copy: {err}");
             }
@@ -999,11 +999,10 @@ impl Room {
             changed = true;
         }
         if log.meta("flush_due")?.is_none() {
-            let next_copy = self.copied_at.get() + COPY_INTERVAL_MS;
-            let due = if now >= next_copy {
+            let due = if now >= self.next_copy_at() {
                 now + COPY_BACKSTOP_MS
             } else {
-                next_copy.max(self.activity_due()?.unwrap_or(0))
+                self.next_copy_at().max(self.activity_due()?.unwrap_or(0))
             };
             log.set_meta("flush_due", due)?;
             changed = true;
@@ -1142,6 +1141,12 @@ impl Room {
         Ok(())
     }
 
+    /// The earliest a copy that is not due at once may be made: [`COPY_INTERVAL_MS`] after the
+    /// last one started.
+    fn next_copy_at(&self) -> i64 {
+        self.copied_at.get() + COPY_INTERVAL_MS
+    }
+
     /// When the pending activity notes may go out, if any are pending.
     fn activity_due(&self) -> worker::Result<Option<i64>> {
         let log = self.log();
@@ -1158,12 +1163,14 @@ impl Room {
     async fn schedule_alarm(&self) -> worker::Result<()> {
         let log = self.log();
         let flush = if log.has_unflushed()? {
+            // Work that no append planned (a moved cursor): at once, or when the interval since
+            // the last copy is up.
             let due = match log.meta("flush_due")? {
                 Some(due) => due,
                 None => {
-                    let now = now_ms();
-                    log.set_meta("flush_due", now)?;
-                    now
+                    let due = now_ms().max(self.next_copy_at());
+                    log.set_meta("flush_due", due)?;
+                    due
                 }
             };
             let due = log.meta("flush_retry_at")?.unwrap_or(due);
