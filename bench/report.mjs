@@ -5,7 +5,9 @@
 //
 //   node bench/report.mjs bench/results/<time>
 //
-// Input: <dir>/<target>-<run>/results.jsonl as written by the shared kit's run.sh.
+// Input: <dir>/<target>-<run>/results.jsonl as written by the shared kit's run.sh, and beside it
+// settle.jsonl from bench/settle.sh (the part of each step after the harness exited, until the
+// server was quiet; a step's CPU-s includes it).
 
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,9 +19,10 @@ if (!dir) {
 }
 const TARGETS = ['floor', 'switchboard', 'peer'];
 
-function load(file) {
-  const run = { meta: {}, steps: new Map(), server: new Map(), rss: {} };
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
+function load(file, settleFile) {
+  const run = { meta: {}, steps: new Map(), server: new Map(), settle: new Map(), rss: {} };
+  const lines = [file, settleFile].filter(existsSync).flatMap((f) => readFileSync(f, 'utf8').split('\n'));
+  for (const line of lines) {
     let v;
     try {
       v = JSON.parse(line);
@@ -28,6 +31,7 @@ function load(file) {
     }
     if (v.kind === 'meta') run.meta = v;
     else if (v.kind === 'server') run.server.set(v.label, v);
+    else if (v.kind === 'settle') run.settle.set(v.label, v);
     else if (v.kind === 'rss') run.rss[v.point] = v.kb;
     else if (v.label) run.steps.set(v.label, v);
   }
@@ -38,7 +42,7 @@ const runs = Object.fromEntries(TARGETS.map((t) => [t, []]));
 for (const name of readdirSync(dir).sort()) {
   const m = name.match(/^(floor|switchboard|peer)-(\d+)$/);
   const file = join(dir, name, 'results.jsonl');
-  if (m && existsSync(file)) runs[m[1]].push(load(file));
+  if (m && existsSync(file)) runs[m[1]].push(load(file, join(dir, name, 'settle.jsonl')));
 }
 const present = TARGETS.filter((t) => runs[t].length);
 
@@ -49,11 +53,15 @@ const median = (xs) => {
   return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
 };
 const fmt = (x) => (x === undefined ? '–' : Math.abs(x) >= 100 ? Math.round(x).toString() : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2));
+// CPU % is over the load only (the step less its settle); CPU-s is the whole step, teardown included.
 const cpuShare = (run, label) => {
   const s = run.server.get(label);
-  return s && s.wall_s > 0 ? (100 * s.cpu_s) / s.wall_s : undefined;
+  const settle = run.settle.get(label) ?? { cpu_s: 0, wall_s: 0 };
+  const wall = s ? s.wall_s - settle.wall_s : 0;
+  return wall > 0 ? (100 * (s.cpu_s - settle.cpu_s)) / wall : undefined;
 };
 const cpuSeconds = (run, label) => run.server.get(label)?.cpu_s;
+const teardownSeconds = (run, label) => run.settle.get(label)?.cpu_s;
 // Deliveries missing from what the answered requests promised. A request whose answer timed out
 // is not counted as expected, although the server may still have delivered it: those show under
 // 'HTTP errors', not as a negative loss.
@@ -65,6 +73,7 @@ const connectMetrics = [
   ['TCP→ready p99 ms', (s) => s.latency?.p99_ms, true],
   ['failed', (s) => s.failed + s.timeouts + s.rejected, true],
   ['server CPU-s', (s, r, l) => cpuSeconds(r, l), true],
+  ['of which after the harness', (s, r, l) => teardownSeconds(r, l), true],
 ];
 
 // [step label pattern, title, [[metric, value(step, run, label), lower is better?]]]
@@ -81,6 +90,7 @@ const rows = [
     ['duplicates', (s) => s.dup, true],
     ['server CPU %', (s, r, l) => cpuShare(r, l), true],
     ['server CPU-s', (s, r, l) => cpuSeconds(r, l), true],
+    ['of which after the harness', (s, r, l) => teardownSeconds(r, l), true],
   ]],
   [/^push-\d+x1$/, 'push N users × 1 device', [
     ['delivery p50 ms', (s) => s.latency?.p50_ms, true],
@@ -91,6 +101,7 @@ const rows = [
     ['duplicates', (s) => s.dup, true],
     ['server CPU %', (s, r, l) => cpuShare(r, l), true],
     ['server CPU-s', (s, r, l) => cpuSeconds(r, l), true],
+    ['of which after the harness', (s, r, l) => teardownSeconds(r, l), true],
   ]],
   ...['small', 'large'].map((size) => [size, `room fan-out (${size})`, [
     ['members join s', (s) => s.setup_s, true],
@@ -102,6 +113,7 @@ const rows = [
     ['duplicates', (s) => s.dup, true],
     ['server CPU %', (s, r, l) => cpuShare(r, l), true],
     ['server CPU-s', (s, r, l) => cpuSeconds(r, l), true],
+    ['of which after the harness', (s, r, l) => teardownSeconds(r, l), true],
   ]]),
   [/^idle-\d+$/, 'idle connections', [
     ['up', (s) => s.up, false],
@@ -157,4 +169,4 @@ for (const t of present) {
   const server = t === 'peer' ? m.describe : `bench/serve.mjs --target ${t} (workerd through Miniflare, direct socket)`;
   console.log(`- **${t}** (${runs[t].length} run${runs[t].length > 1 ? 's' : ''}): ${server}; server on CPU ${m.server_cpu ?? '?'}, harness on CPU ${m.harness_cpu ?? '?'}`);
 }
-console.log('- Latencies run from each message\'s *scheduled* send time (open loop). CPU-s: CPU seconds the server process tree used during the step; CPU %: share of one core over the step.');
+console.log('- Latencies run from each message\'s *scheduled* send time (open loop). CPU-s: CPU seconds the server process tree used during the step, from its start until the server was quiet after the harness exited (its teardown: "of which after the harness"); CPU %: share of one core while the harness ran.');

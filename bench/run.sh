@@ -11,6 +11,10 @@
 # JWT_SECRET / INTERNAL_API_TOKEN (default: fresh random values, given to servers and harness),
 # and the kit's scenario sizes (CONNECT_N, PUSH_RATE, IDLE_N, …; see its README).
 # Everything binds to and targets 127.0.0.1; each harness step is bounded by the kit's timeouts.
+#
+# The kit is run from a copy of its layout in <out>/kit whose harness is bench/settle.sh: the real
+# harness, then a wait until the server is quiet. So each step's server CPU-s counts its own
+# teardown (the closes of the sockets it held), and the next step starts on a quiet server.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +32,19 @@ done
 if [ "${BENCH_PEER:-0}" = 1 ]; then TARGETS="$TARGETS peer"; fi
 OUT=${OUT:-$ROOT/bench/results/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
+
+# The kit as it lays itself out, with bench/settle.sh where it looks for its harness.
+BENCH_HARNESS="$SHARED_BENCH/harness/target/release/harness"
+if [ ! -x "$BENCH_HARNESS" ]; then
+  (cd "$SHARED_BENCH/harness" && cargo build --release --quiet)
+fi
+KIT="$OUT/kit"
+mkdir -p "$KIT/harness/target/release"
+ln -sfn "$SHARED_BENCH/run.sh" "$KIT/run.sh"
+ln -sfn "$SHARED_BENCH/report.mjs" "$KIT/report.mjs"
+ln -sfn "$SHARED_BENCH/peer-nest" "$KIT/peer-nest"
+ln -sfn "$ROOT/bench/settle.sh" "$KIT/harness/target/release/harness"
+export BENCH_HARNESS
 
 JWT_SECRET=${JWT_SECRET:-$(openssl rand -hex 32)}
 INTERNAL_API_TOKEN=${INTERNAL_API_TOKEN:-$(openssl rand -hex 32)}
@@ -82,13 +99,14 @@ for run in $(seq 1 "$RUNS"); do
   for target in $TARGETS; do
     dir="$OUT/$target-$run"
     log "run $run/$RUNS: $target (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+    export BENCH_SETTLE_LOG="$dir/settle.jsonl"
     if [ "$target" = peer ]; then
-      "$SHARED_BENCH/run.sh" peer --persist "${QUICK[@]}" --out "$dir"
+      "$KIT/run.sh" peer --persist "${QUICK[@]}" --out "$dir"
       continue
     fi
     mkdir -p "$dir"
     serve "$target" "$dir/serve.log"
-    "$SHARED_BENCH/run.sh" switchboard --url "ws://127.0.0.1:$PORT" --pid "$SERVER_PID" "${QUICK[@]}" --out "$dir" \
+    "$KIT/run.sh" switchboard --url "ws://127.0.0.1:$PORT" --pid "$SERVER_PID" "${QUICK[@]}" --out "$dir" \
       --harness-arg=--room-create-path=/internal/v1/rooms \
       --harness-arg=--room-setup-path=/internal/v1/rooms/{room}/members
     stop_server
