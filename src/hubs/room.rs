@@ -999,10 +999,11 @@ impl Room {
             changed = true;
         }
         if log.meta("flush_due")?.is_none() {
-            let due = if now >= self.next_copy_at() {
+            let next_copy_at = self.next_copy_at();
+            let due = if now >= next_copy_at {
                 now + COPY_BACKSTOP_MS
             } else {
-                self.next_copy_at().max(self.activity_due()?.unwrap_or(0))
+                next_copy_at.max(self.activity_due()?.unwrap_or(0))
             };
             log.set_meta("flush_due", due)?;
             changed = true;
