@@ -33,7 +33,7 @@
 //! but nothing it sends is stored, delivered or acked.
 
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
 use futures_util::stream::{self, StreamExt};
@@ -207,6 +207,10 @@ pub struct Room {
     copied_at: Cell<i64>,
     /// The room's id once read or adopted (it never changes).
     room_id: OnceCell<String>,
+    /// Members whose last socket here closed after the room's latest change: they saw every
+    /// change live, so a `room.activity` note would tell them nothing. Emptied by each change
+    /// once it is delivered (memory only: after a wake every absent member is noted, as before).
+    caught_up: RefCell<HashSet<String>>,
 }
 
 impl DurableObject for Room {
@@ -231,6 +235,7 @@ impl DurableObject for Room {
             copying: Cell::new(false),
             copied_at: Cell::new(0),
             room_id: OnceCell::new(),
+            caught_up: RefCell::new(HashSet::new()),
         }
     }
 
@@ -974,6 +979,7 @@ impl Room {
         self.gate.forget(&info.conn_id);
         let still_member = self.log().is_member(&info.user_id)?;
         if still_member && self.sockets.of_user(&info.user_id).is_empty() {
+            self.caught_up.borrow_mut().insert(info.user_id.clone());
             self.broadcast(
                 &ServerFrame::event("user.left", json!({"user_id": info.user_id})),
                 Some(&info.user_id),
@@ -990,7 +996,10 @@ impl Room {
     /// wake each: ~3 ms of CPU per message in a 100-member room, docs/BENCHMARKS.md, and a
     /// billed request each in production). Otherwise the alarm copies when the interval is up,
     /// and not before the activity notes are due, so that one wake does both.
+    ///
+    /// Called once the change is delivered: every member not here now has missed it.
     async fn after_append(&self) -> worker::Result<()> {
+        self.caught_up.borrow_mut().clear();
         let log = self.log();
         let now = now_ms();
         let mut changed = false;
@@ -1101,9 +1110,11 @@ impl Room {
             || log.flushed_through()? < log.last_seq()?)
     }
 
-    /// Tells members who are not on a room socket that the room moved on: `room.activity`
-    /// through their UserHub, at most once per [`ACTIVITY_INTERVAL_MS`] (measured from when
-    /// the notes go out, after any D1 copy).
+    /// Tells members who are not on a room socket, and were not when the room last changed, that
+    /// the room moved on: `room.activity` through their UserHub, at most once per
+    /// [`ACTIVITY_INTERVAL_MS`] (measured from when the notes go out, after any D1 copy). A
+    /// member who saw every change live and then left is not told (a room everyone leaves at
+    /// once would otherwise wake every member's hub for nothing).
     async fn announce_activity(&self, now: i64) -> worker::Result<()> {
         let log = self.log();
         let sent_at = log.meta("activity_sent_at")?.unwrap_or(0);
@@ -1115,22 +1126,7 @@ impl Room {
         let Some(room_id) = self.room_id()? else {
             return Ok(());
         };
-        let seq = log.last_seq()?;
-        let last_message = log
-            .range(&room_id, seq, seq, 1)?
-            .first()
-            .map(RoomMessage::preview);
-        let present = self.sockets.per_user();
-        let mut notes = Vec::new();
-        for user in log.members()? {
-            if !present.contains_key(&user) {
-                let unread = log.unread(&user)?;
-                notes.push((
-                    user,
-                    json!({"room_id": room_id, "seq": seq, "unread": unread, "last_message": last_message, "at": now}),
-                ));
-            }
-        }
+        let notes = self.activity_notes(&room_id, now)?;
         let env = &self.env;
         stream::iter(notes)
             .for_each_concurrent(ACTIVITY_FAN_OUT, |(user, note)| async move {
@@ -1140,6 +1136,29 @@ impl Room {
             })
             .await;
         Ok(())
+    }
+
+    /// One `room.activity` note per member to tell: not here now, and not caught up.
+    fn activity_notes(&self, room_id: &str, now: i64) -> worker::Result<Vec<(String, Value)>> {
+        let log = self.log();
+        let seq = log.last_seq()?;
+        let last_message = log
+            .range(room_id, seq, seq, 1)?
+            .first()
+            .map(RoomMessage::preview);
+        let present = self.sockets.per_user();
+        let caught_up = self.caught_up.borrow();
+        let mut notes = Vec::new();
+        for user in log.members()? {
+            if !present.contains_key(&user) && !caught_up.contains(&user) {
+                let unread = log.unread(&user)?;
+                notes.push((
+                    user,
+                    json!({"room_id": room_id, "seq": seq, "unread": unread, "last_message": last_message, "at": now}),
+                ));
+            }
+        }
+        Ok(notes)
     }
 
     /// The earliest a copy that is not due at once may be made: [`COPY_INTERVAL_MS`] after the

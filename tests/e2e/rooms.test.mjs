@@ -298,6 +298,31 @@ test('room.activity reaches members on their user socket, at most once a second'
   await Promise.all([a.close(), bUser.close()]);
 });
 
+test('room.activity skips a member who saw every message live before leaving', async () => {
+  const [alice, bob, carol] = [uid('alice'), uid('bob'), uid('carol')];
+  const room = await createRoom(alice, [bob, carol]);
+  const a = await connectRoom(alice, room);
+  const bRoom = await connectRoom(bob, room);
+  const bUser = await connectUser(bob);
+  const cUser = await connectUser(carol);
+  const noteFor = async (socket, seq) => {
+    for (;;) if ((await socket.next('room.activity')).data.seq === seq) return;
+  };
+  await a.request('send', text('m1'));
+  await noteFor(cUser, 1);
+  await a.request('send', text('m2'));
+  assert.equal((await bRoom.next('message')).data.seq, 1);
+  assert.equal((await bRoom.next('message')).data.seq, 2);
+  await bRoom.close();
+  assert.deepEqual((await a.next('user.left')).data, { user_id: bob });
+  await noteFor(cUser, 2);
+  await a.request('send', text('m3'));
+  const first = await bUser.next('room.activity');
+  assert.equal(first.data.seq, 3, 'bob saw m1 and m2 in the room: his first note is about m3');
+  assert.equal(first.data.unread, 3);
+  await Promise.all([a.close(), bUser.close(), cUser.close()]);
+});
+
 test('each kind of bad frame gets a clear error and the socket keeps working', async () => {
   const alice = uid('alice');
   const room = await createRoom(alice);
