@@ -18,14 +18,14 @@ use super::local::Local;
 use crate::message::{MessageRow, RoomChange, RoomMessage, MESSAGE_COLUMNS};
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS room (id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS room (id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, sender_id TEXT, type TEXT NOT NULL, body TEXT NOT NULL, url TEXT, title TEXT, data TEXT, client_id TEXT, created_at INTEGER NOT NULL, edited_at INTEGER, deleted_at INTEGER);
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_client_id ON messages (COALESCE(sender_id, ''), client_id) WHERE client_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_by_id ON messages (id);
 CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY, message_seq INTEGER NOT NULL, message_id TEXT NOT NULL, kind TEXT NOT NULL, body TEXT, at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS members (user_id TEXT PRIMARY KEY, read_seq INTEGER NOT NULL, read_dirty INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS removed (user_id TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS revoked (user_id TEXT PRIMARY KEY, before INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS members (user_id TEXT PRIMARY KEY, read_seq INTEGER NOT NULL, read_dirty INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS removed (user_id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS revoked (user_id TEXT PRIMARY KEY, before INTEGER NOT NULL) WITHOUT ROWID;
 ";
 
 /// Version 2 added edits and recalls (`changes`, `edited_at`, `deleted_at`).
