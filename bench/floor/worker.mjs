@@ -20,8 +20,12 @@
 //   `user.left` to the others when a user's last socket closes.
 // - Room frame `send`: one SQLite insert, `ack {message, duplicate}` to the sender, `message` to
 //   every socket of the room.
+// - Token expiry, in both hubs: every socket the benchmarks hold is under the contract's promise
+//   that it is sent `token.expired` and closed 4001 when its token expires, and on this platform
+//   only an alarm can wake a hibernated object for that. The alarm is kept at the soonest expiry
+//   of an open socket (set on connect, re-planned on close, deleted when none is open).
 // Not implemented (not benchmarked): resume (`since`), cursors and read receipts, idempotency keys,
-// token expiry and refresh, rate limits, typing, the D1 copy of room messages, room.activity.
+// token refresh (`auth`), rate limits, typing, the D1 copy of room messages, room.activity.
 
 const PING = '{"event":"ping"}';
 const PONG = '{"event":"pong"}';
@@ -280,6 +284,41 @@ class Hub {
     this.sql.exec(schema);
     this.seq = this.sql.exec(`SELECT COALESCE(MAX(seq), 0) AS seq FROM ${table}`).one().seq;
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
+    // Token expiry: each open socket's expiry (unix s), loaded from the attachments once per
+    // wake; the alarm is kept at the soonest and deleted when no socket is open.
+    this.expiries = null;
+    this.alarmAt = undefined;
+  }
+
+  expiryMap() {
+    if (this.expiries === null) {
+      this.expiries = new Map();
+      for (const ws of this.ctx.getWebSockets()) this.expiries.set(ws, ws.deserializeAttachment().expires_at);
+    }
+    return this.expiries;
+  }
+
+  async planAlarm() {
+    let next = null;
+    for (const at of this.expiryMap().values()) if (next === null || at < next) next = at;
+    const wanted = next === null ? null : next * 1000;
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
+    if (wanted === this.alarmAt) return;
+    if (wanted === null) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(wanted);
+    this.alarmAt = wanted;
+  }
+
+  async alarm() {
+    this.alarmAt = null;
+    const now = Date.now() / 1000;
+    for (const [ws, at] of this.expiryMap()) {
+      if (at > now) continue;
+      this.expiryMap().delete(ws);
+      ws.send(JSON.stringify({ event: 'token.expired', data: { expires_at: at } }));
+      ws.close(4001, 'token expired');
+    }
+    await this.planAlarm();
   }
 
   /** Accepts a hibernatable socket for the identity the Worker verified. */
@@ -295,11 +334,19 @@ class Hub {
       expires_at: identity.expires_at,
     };
     ws.serializeAttachment({ ...info, ...extra });
+    this.expiryMap().set(ws, info.expires_at);
     return { ws, client: pair[0], info };
   }
 
-  webSocketClose(ws, code) {
+  /** A socket is gone: it no longer holds the alarm. */
+  async gone(ws) {
+    this.expiryMap().delete(ws);
+    await this.planAlarm();
+  }
+
+  async webSocketClose(ws, code) {
     reciprocate(ws, code);
+    await this.gone(ws);
   }
 }
 
@@ -313,6 +360,7 @@ export class UserHub extends Hub {
     if (path === '/connect') {
       const { ws, client, info } = this.accept(request);
       ws.send(JSON.stringify({ event: 'ready', data: { ...info, seq: this.seq, cursor: null } }));
+      await this.planAlarm();
       return upgradeResponse(request, client);
     }
     if (path === '/push') {
@@ -361,11 +409,18 @@ export class Room extends Hub {
       const joined = JSON.stringify({ event: 'user.joined', data: { user_id: info.user_id } });
       for (const other of this.ctx.getWebSockets()) if (other !== ws) other.send(joined);
     }
+    await this.planAlarm();
     return upgradeResponse(request, client);
   }
 
-  webSocketClose(ws, code) {
+  async webSocketClose(ws, code) {
     reciprocate(ws, code);
+    this.announceLeft(ws);
+    await this.gone(ws);
+  }
+
+  /** `user.left` to the others when this was the user's last socket. */
+  announceLeft(ws) {
     const user = ws.deserializeAttachment().user_id;
     const others = this.ctx.getWebSockets().filter((other) => other !== ws);
     if (others.some((other) => other.deserializeAttachment().user_id === user)) return;
