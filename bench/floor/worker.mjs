@@ -312,9 +312,10 @@ class Hub {
   async alarm() {
     this.alarmAt = null;
     const now = Date.now() / 1000;
-    for (const [ws, at] of this.expiryMap()) {
+    const expiries = this.expiryMap();
+    for (const [ws, at] of expiries) {
       if (at > now) continue;
-      this.expiryMap().delete(ws);
+      expiries.delete(ws);
       ws.send(JSON.stringify({ event: 'token.expired', data: { expires_at: at } }));
       ws.close(4001, 'token expired');
     }
