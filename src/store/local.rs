@@ -17,6 +17,12 @@
 //! its key's index, so a new object writes fewer pages and opens a smaller schema on every wake
 //! (a new UserHub's connect wrote 41 pages before, 33 after; docs/BENCHMARKS.md, sixth round).
 //! Storage made before keeps its tables as they are: the rows and queries are the same.
+//!
+//! Tables that many objects never write are [`LazyTable`]s: created by their first write, not
+//! with the schema. Every table is pages a new object writes and part of the schema every wake
+//! opens, and a user who never acknowledges an event has no cursors to keep. `meta` records the
+//! lazy tables that exist (`table:<name>`), so reading one that does not is answered without a
+//! query, and storage made while they were eager has them recorded when it is migrated.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -27,6 +33,19 @@ use worker::{SqlStorage, SqlStorageValue};
 /// The `meta` table: one integer per key.
 pub const META_SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;";
+
+/// A table created by its first write rather than with the schema.
+pub struct LazyTable {
+    pub name: &'static str,
+    /// `CREATE TABLE IF NOT EXISTS …`
+    pub ddl: &'static str,
+}
+
+impl LazyTable {
+    fn meta_key(&self) -> String {
+        format!("table:{}", self.name)
+    }
+}
 
 /// An object's SQLite storage with its `meta` table held in memory.
 pub struct Local {
@@ -48,15 +67,17 @@ impl Local {
     }
 
     /// Brings the storage to `version` of `schema` (idempotent statements, with `meta`) unless
-    /// it records that version already; `upgrade` runs first on storage that does not. One read
-    /// when nothing is to do: objects are constructed on every wake from hibernation, and
-    /// running the whole `CREATE … IF NOT EXISTS` batch each time was a measurable share of a
-    /// connect. True when the storage recorded no version at all (a new object, or one made
-    /// before versions were recorded).
+    /// it records that version already; `upgrade` runs first on storage that does not, and
+    /// whichever of the `lazy` tables it already has are recorded. One read when nothing is to
+    /// do: objects are constructed on every wake from hibernation, and running the whole
+    /// `CREATE … IF NOT EXISTS` batch each time was a measurable share of a connect. True when
+    /// the storage recorded no version at all (a new object, or one made before versions were
+    /// recorded).
     pub fn migrate(
         &self,
         schema: &str,
         version: i64,
+        lazy: &[&LazyTable],
         upgrade: impl FnOnce(&SqlStorage),
     ) -> worker::Result<bool> {
         // No `meta` table yet reads as no version.
@@ -67,8 +88,52 @@ impl Local {
         upgrade(&self.sql);
         self.sql.exec(schema, None)?;
         self.sql.exec(META_SCHEMA, None)?;
+        self.record_existing(lazy)?;
         self.set_meta("schema", version)?;
         Ok(found.is_none())
+    }
+
+    /// Records which of `lazy` this storage already has (made when they were not lazy yet).
+    fn record_existing(&self, lazy: &[&LazyTable]) -> worker::Result<()> {
+        #[derive(Deserialize)]
+        struct Row {
+            name: String,
+        }
+        if lazy.is_empty() {
+            return Ok(());
+        }
+        let marks = vec!["?"; lazy.len()].join(", ");
+        let names: Vec<SqlStorageValue> = lazy.iter().map(|table| table.name.into()).collect();
+        let rows: Vec<Row> = self
+            .sql
+            .exec(
+                &format!(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({marks})"
+                ),
+                names,
+            )?
+            .to_array()?;
+        let keys: Vec<String> = lazy
+            .iter()
+            .filter(|table| rows.iter().any(|row| row.name == table.name))
+            .map(|table| table.meta_key())
+            .collect();
+        let entries: Vec<(&str, i64)> = keys.iter().map(|key| (key.as_str(), 1)).collect();
+        self.set_metas(&entries)
+    }
+
+    /// Whether a lazy table has been created (nothing to read from it if not).
+    pub fn has_table(&self, table: &LazyTable) -> worker::Result<bool> {
+        Ok(self.meta(&table.meta_key())?.is_some())
+    }
+
+    /// Creates a lazy table before its first write; nothing when it exists.
+    pub fn create_table(&self, table: &LazyTable) -> worker::Result<()> {
+        if !self.has_table(table)? {
+            self.sql.exec(table.ddl, None)?;
+            self.set_meta(&table.meta_key(), 1)?;
+        }
+        Ok(())
     }
 
     pub fn meta(&self, key: &str) -> worker::Result<Option<i64>> {

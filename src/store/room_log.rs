@@ -74,7 +74,7 @@ impl<'a> RoomLog<'a> {
 
     /// Brings the storage to the current schema; true when it had none (a new room).
     pub fn migrate(&self) -> worker::Result<bool> {
-        self.local.migrate(SCHEMA, SCHEMA_VERSION, |sql| {
+        self.local.migrate(SCHEMA, SCHEMA_VERSION, &[], |sql| {
             // A room from before edits has `messages` without edited_at / deleted_at: add them.
             // On any other room these fail harmlessly (no table yet, or the column exists).
             for column in ["edited_at", "deleted_at"] {

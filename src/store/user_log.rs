@@ -3,7 +3,9 @@
 //! Tables: `events` (the stream: seq, event, data, created_at), `idempotency` (push keys and the
 //! seq they produced), `cursors` (each device's acknowledged seq) and `meta` (newest seq, highest
 //! pruned seq, last seen, next prune, bytes stored). The newest seq lives in `meta`, not in
-//! `MAX(seq)`, so pruning can never make a seq be handed out twice.
+//! `MAX(seq)`, so pruning can never make a seq be handed out twice. `idempotency` and `cursors`
+//! are lazy ([`LazyTable`]): made by a hub's first keyed push or first acknowledgement, so a
+//! user's first connect creates one table fewer each.
 //!
 //! The stream is bounded by size as well as by count and age: `stored_bytes` (event name plus
 //! data, as stored) is kept in `meta`, and an append that takes it over the bound prunes the
@@ -16,18 +18,25 @@ use serde::Deserialize;
 use serde_json::Value;
 use worker::{SqlStorage, SqlStorageValue};
 
-use super::local::Local;
+use super::local::{LazyTable, Local};
 use crate::stream::prune_ceiling;
 
 /// Idempotency keys are remembered at least this long.
 pub const IDEMPOTENCY_MS: i64 = 24 * 60 * 60 * 1000;
 
-const SCHEMA_VERSION: i64 = 1;
+/// Version 1 made `idempotency` and `cursors` with the schema; version 2 makes them lazily.
+const SCHEMA_VERSION: i64 = 2;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, event TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS cursors (device TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;
 ";
+const IDEMPOTENCY: LazyTable = LazyTable {
+    name: "idempotency",
+    ddl: "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID",
+};
+const CURSORS: LazyTable = LazyTable {
+    name: "cursors",
+    ddl: "CREATE TABLE IF NOT EXISTS cursors (device TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID",
+};
 
 /// One stored event.
 #[derive(Debug, Clone, Deserialize)]
@@ -65,7 +74,8 @@ impl<'a> UserLog<'a> {
 
     /// Brings the storage to the current schema; true when it had none (a new hub).
     pub fn migrate(&self) -> worker::Result<bool> {
-        self.local.migrate(SCHEMA, SCHEMA_VERSION, |_| {})
+        self.local
+            .migrate(SCHEMA, SCHEMA_VERSION, &[&IDEMPOTENCY, &CURSORS], |_| {})
     }
 
     fn meta(&self, key: &str) -> worker::Result<Option<i64>> {
@@ -189,6 +199,9 @@ impl<'a> UserLog<'a> {
     }
 
     pub fn idempotent_seq(&self, key: &str) -> worker::Result<Option<i64>> {
+        if !self.local.has_table(&IDEMPOTENCY)? {
+            return Ok(None);
+        }
         self.int(
             "SELECT seq AS value FROM idempotency WHERE key = ?",
             vec![key.into()],
@@ -196,6 +209,7 @@ impl<'a> UserLog<'a> {
     }
 
     pub fn remember_key(&self, key: &str, seq: i64, now_ms: i64) -> worker::Result<()> {
+        self.local.create_table(&IDEMPOTENCY)?;
         self.sql.exec(
             "INSERT OR IGNORE INTO idempotency (key, seq, created_at) VALUES (?, ?, ?)",
             vec![key.into(), seq.into(), now_ms.into()],
@@ -204,6 +218,9 @@ impl<'a> UserLog<'a> {
     }
 
     pub fn cursor(&self, device: &str) -> worker::Result<Option<i64>> {
+        if !self.local.has_table(&CURSORS)? {
+            return Ok(None);
+        }
         self.int(
             "SELECT seq AS value FROM cursors WHERE device = ?",
             vec![device.into()],
@@ -212,6 +229,7 @@ impl<'a> UserLog<'a> {
 
     /// Moves a device's cursor forward (never back); returns the stored cursor.
     pub fn advance_cursor(&self, device: &str, seq: i64, now_ms: i64) -> worker::Result<i64> {
+        self.local.create_table(&CURSORS)?;
         self.sql.exec(
             "INSERT INTO cursors (device, seq, updated_at) VALUES (?, ?, ?)
              ON CONFLICT(device) DO UPDATE SET seq = MAX(seq, excluded.seq), updated_at = excluded.updated_at",
@@ -283,21 +301,29 @@ impl<'a> UserLog<'a> {
         if let Some(highest) = highest {
             self.delete_through(highest)?;
         }
-        self.sql.exec(
-            "DELETE FROM idempotency WHERE created_at < ?",
-            vec![SqlStorageValue::from(now_ms - IDEMPOTENCY_MS)],
-        )?;
+        let next_key = self.prune_keys(now_ms)?;
         let next_event = self
             .int(
                 "SELECT MIN(created_at) AS value FROM events WHERE seq <= ?",
                 vec![ceiling.into()],
             )?
             .map(|oldest| oldest + keep_ms);
-        let next_key = self
-            .int("SELECT MIN(created_at) AS value FROM idempotency", vec![])?
-            .map(|oldest| oldest + IDEMPOTENCY_MS);
         self.clear_meta("prune_at")?;
         Ok(next_event.into_iter().chain(next_key).min())
+    }
+
+    /// Forgets idempotency keys older than [`IDEMPOTENCY_MS`]; returns when the oldest left is due.
+    fn prune_keys(&self, now_ms: i64) -> worker::Result<Option<i64>> {
+        if !self.local.has_table(&IDEMPOTENCY)? {
+            return Ok(None);
+        }
+        self.sql.exec(
+            "DELETE FROM idempotency WHERE created_at < ?",
+            vec![SqlStorageValue::from(now_ms - IDEMPOTENCY_MS)],
+        )?;
+        Ok(self
+            .int("SELECT MIN(created_at) AS value FROM idempotency", vec![])?
+            .map(|oldest| oldest + IDEMPOTENCY_MS))
     }
 
     fn int(&self, query: &str, bindings: Vec<SqlStorageValue>) -> worker::Result<Option<i64>> {
