@@ -37,14 +37,10 @@ pub const META_SCHEMA: &str =
 /// A table created by its first write rather than with the schema.
 pub struct LazyTable {
     pub name: &'static str,
+    /// The `meta` key that records it exists: `table:<name>`.
+    pub meta_key: &'static str,
     /// `CREATE TABLE IF NOT EXISTS …`
     pub ddl: &'static str,
-}
-
-impl LazyTable {
-    fn meta_key(&self) -> String {
-        format!("table:{}", self.name)
-    }
 }
 
 /// An object's SQLite storage with its `meta` table held in memory.
@@ -113,25 +109,24 @@ impl Local {
                 names,
             )?
             .to_array()?;
-        let keys: Vec<String> = lazy
+        let entries: Vec<(&str, i64)> = lazy
             .iter()
             .filter(|table| rows.iter().any(|row| row.name == table.name))
-            .map(|table| table.meta_key())
+            .map(|table| (table.meta_key, 1))
             .collect();
-        let entries: Vec<(&str, i64)> = keys.iter().map(|key| (key.as_str(), 1)).collect();
         self.set_metas(&entries)
     }
 
     /// Whether a lazy table has been created (nothing to read from it if not).
     pub fn has_table(&self, table: &LazyTable) -> worker::Result<bool> {
-        Ok(self.meta(&table.meta_key())?.is_some())
+        Ok(self.meta(table.meta_key)?.is_some())
     }
 
     /// Creates a lazy table before its first write; nothing when it exists.
     pub fn create_table(&self, table: &LazyTable) -> worker::Result<()> {
         if !self.has_table(table)? {
             self.sql.exec(table.ddl, None)?;
-            self.set_meta(&table.meta_key(), 1)?;
+            self.set_meta(table.meta_key, 1)?;
         }
         Ok(())
     }

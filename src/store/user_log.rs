@@ -31,10 +31,12 @@ CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, event TEXT NOT NULL,
 ";
 const IDEMPOTENCY: LazyTable = LazyTable {
     name: "idempotency",
+    meta_key: "table:idempotency",
     ddl: "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID",
 };
 const CURSORS: LazyTable = LazyTable {
     name: "cursors",
+    meta_key: "table:cursors",
     ddl: "CREATE TABLE IF NOT EXISTS cursors (device TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID",
 };
 
