@@ -59,6 +59,10 @@ pub struct Limits {
     pub replay_batch_events: i64,
     /// ...and at most this many bytes of frames (one entry always goes, whatever its size).
     pub replay_batch_bytes: usize,
+    /// Replay bytes (resumes and `sync` pages) one user may draw from one hub or room per
+    /// second, with a burst of one second's worth or one batch, whichever is larger; a `sync`
+    /// beyond it waits its turn (`hubs::replay`).
+    pub replay_bytes_per_second: usize,
     /// A user stream keeps at most this many bytes of events, whatever their age.
     pub retention_bytes: i64,
     /// A room keeps this many newest messages in its own storage (older ones, once D1 has
@@ -66,8 +70,9 @@ pub struct Limits {
     pub room_window_messages: i64,
     /// Sockets one user may hold on one hub or room; a new one closes the oldest with 4009.
     pub max_sockets_per_user: usize,
-    /// A member's `typing` is forwarded at most once per this many milliseconds (a change
-    /// between typing and not typing always goes).
+    /// A member's repeated `typing` start is forwarded at most once per this many
+    /// milliseconds, and at most two starts per interval (a stop only after a forwarded start:
+    /// `typing`).
     pub typing_interval_ms: i64,
     /// Members one room may have (a single Room object fans out to all of them).
     pub max_room_members: usize,
@@ -91,6 +96,7 @@ impl Default for Limits {
             rate_limit_per_second: 20,
             replay_batch_events: 500,
             replay_batch_bytes: 1024 * 1024,
+            replay_bytes_per_second: 1024 * 1024,
             retention_bytes: 16 * 1024 * 1024,
             room_window_messages: 10_000,
             max_sockets_per_user: 20,
@@ -283,6 +289,13 @@ fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<Limits, String> {
             defaults.replay_batch_bytes,
             4096,
             8 << 20,
+        )?,
+        replay_bytes_per_second: number(
+            &get,
+            "REPLAY_BYTES_PER_SECOND",
+            defaults.replay_bytes_per_second,
+            4096,
+            1 << 30,
         )?,
         retention_bytes: number(
             &get,

@@ -1,12 +1,17 @@
 //! Identifiers that cross trust boundaries: user ids from tokens, room ids and device ids from
 //! URLs. They name Durable Objects and appear in URLs and SQL, so they are held to a small,
-//! predictable alphabet: 1 to 128 characters of `A-Z a-z 0-9 _ - . : @`.
+//! predictable alphabet: 1 to 128 characters of `A-Z a-z 0-9 _ - . : @`, and never `.` or `..`
+//! (a URL path cannot name those: clients and proxies resolve them as dot-segments, so a user or
+//! room with such an id could never be disconnected, revoked or deleted).
 
 pub const MAX_ID_LEN: usize = 128;
 
 fn validate(kind: &str, id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > MAX_ID_LEN {
         return Err(format!("{kind} must be 1 to {MAX_ID_LEN} characters"));
+    }
+    if id == "." || id == ".." {
+        return Err(format!("{kind} may not be '.' or '..'"));
     }
     if let Some(bad) = id
         .chars()
@@ -48,6 +53,8 @@ mod tests {
             "u_123",
             "auth0|x".replace('|', ":").as_str(),
             "a@b.example",
+            "...",
+            ".a",
             "550e8400-e29b-41d4-a716-446655440000",
         ] {
             assert!(validate_user_id(id).is_ok(), "{id}");
@@ -56,7 +63,16 @@ mod tests {
 
     #[test]
     fn refuses_the_rest() {
-        for id in ["", "a/b", "a b", "a\nb", "é", &"x".repeat(MAX_ID_LEN + 1)] {
+        for id in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a b",
+            "a\nb",
+            "é",
+            &"x".repeat(MAX_ID_LEN + 1),
+        ] {
             assert!(validate_user_id(id).is_err(), "{id:?}");
         }
         assert!(validate_device_id("phone 1").is_err());

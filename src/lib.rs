@@ -22,6 +22,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod store;
 pub mod stream;
+pub mod typing;
 
 use worker::{event, Context, Env, Request, Response};
 

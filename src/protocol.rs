@@ -52,6 +52,9 @@ pub const RESERVED_EVENTS: &[&str] = &[
 pub mod close {
     /// Normal closure (also used where the peer sent 1005/1006, which may not be echoed).
     pub const NORMAL: u16 = 1000;
+    /// A text frame was not valid UTF-8 (the runtime hands it over with U+FFFD in place of
+    /// each bad sequence, so a raw U+FFFD is taken for one: send it escaped, `\ufffd`).
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// A frame was larger than the configured limit.
     pub const TOO_BIG: u16 = 1009;
     /// The socket's token expired and was not refreshed in band.

@@ -261,6 +261,14 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
+/**
+ * A frame as JSON text. U+FFFD goes escaped (`\ufffd`): the gateway closes with 1007 on a raw
+ * one, since that is how the runtime hands it a frame that was not valid UTF-8.
+ */
+function encodeFrame(frame: Record<string, unknown>): string {
+  return JSON.stringify(frame).replace(/\uFFFD/g, '\\ufffd');
+}
+
 /** An error from the gateway (REST or an `error` frame) or from the SDK (`timeout`,
  *  `disconnected`, `network`, `closed`, `auth_failed`). */
 export class SwitchboardError extends Error {
@@ -709,7 +717,7 @@ export abstract class Connection extends Emitter {
           reject(new SwitchboardError('timeout', `${event}: no answer within ${timeoutMs} ms`));
         }, timeoutMs),
       };
-      const text = JSON.stringify(frame);
+      const text = encodeFrame(frame);
       if (this.ready && this.ws) {
         this.pending.set(id, pending);
         this.rawSend(text);
@@ -724,7 +732,7 @@ export abstract class Connection extends Emitter {
     if (!this.ready || !this.ws) return false;
     const frame: Record<string, unknown> = { event };
     if (data !== undefined) frame.data = data;
-    return this.rawSend(JSON.stringify(frame));
+    return this.rawSend(encodeFrame(frame));
   }
 
   protected get isReady(): boolean {
@@ -1060,8 +1068,7 @@ export abstract class Connection extends Emitter {
   private handleSynced(data: SyncedData): void {
     this.stats.replayBatches++;
     if (data.more) {
-      const since = Math.max(this.lastSeq ?? 0, data.seq);
-      this.request('sync', { since }).catch((err) => this.emit('error', err));
+      this.pageOn(Math.max(this.lastSeq ?? 0, data.seq));
       return;
     }
     if (this.lastSeq === null && typeof data.seq === 'number') {
@@ -1074,6 +1081,22 @@ export abstract class Connection extends Emitter {
       this.core.save(this.seqKey(), String(data.seq));
     }
     this.emit('synced', data);
+  }
+
+  /**
+   * Asks for the next replay batch. The gateway paces replays per user (it answers once the
+   * user's replay budget allows, within the request timeout); one it refuses with
+   * `replay_limited` is asked again a second later, on the same connection.
+   */
+  private pageOn(since: number): void {
+    const conn = this.ws;
+    this.request('sync', { since }, { timeoutMs: this.core.opts.requestTimeoutMs + 10_000 }).catch((err) => {
+      if (err instanceof SwitchboardError && err.code === 'replay_limited') {
+        setTimeout(() => { if (this.ws === conn && this.ready) this.pageOn(since); }, 1_000);
+        return;
+      }
+      this.emit('error', err);
+    });
   }
 
   private scheduleRefresh(): void {

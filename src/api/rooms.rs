@@ -421,7 +421,7 @@ pub async fn send(
 }
 
 /// `PATCH /v1/rooms/{id}/messages/{message_id}` `{"body"}`: the sender edits the body of a
-/// message the room still keeps; `message.updated` to every room socket.
+/// message (it counts against `SEND_RATE` like a send); `message.updated` to every room socket.
 pub async fn edit_message(
     mut req: Request,
     env: &Env,
@@ -432,6 +432,7 @@ pub async fn edit_message(
     let caller = Caller::of(&req, env, config, room_id).await?;
     crate::direct::validate_message_id(message_id).map_err(validation)?;
     let body: EditBody = crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
+    crate::quota::check(env, Rate::Send, &caller.me.user_id).await?;
     let request = EditRequest {
         user_id: caller.me.user_id,
         message_id: message_id.to_owned(),
@@ -444,7 +445,8 @@ pub async fn edit_message(
 
 /// `DELETE /v1/rooms/{id}/messages/{message_id}`: the sender recalls within
 /// `RECALL_WINDOW_SECONDS`; the room's owner and admins delete any message at any time. The
-/// content is gone everywhere, the seq stays; `message.deleted` to every room socket.
+/// content is gone everywhere (D1's history too, for messages older than the room's window),
+/// the seq stays; `message.deleted` to every room socket. It counts against `SEND_RATE`.
 pub async fn delete_message(
     req: Request,
     env: &Env,
@@ -454,6 +456,7 @@ pub async fn delete_message(
 ) -> Result<Response, ApiError> {
     let caller = Caller::of(&req, env, config, room_id).await?;
     crate::direct::validate_message_id(message_id).map_err(validation)?;
+    crate::quota::check(env, Rate::Send, &caller.me.user_id).await?;
     let request = RecallRequest {
         moderator: caller.member.role == OWNER || caller.me.is_admin(),
         user_id: caller.me.user_id,
@@ -526,7 +529,13 @@ pub async fn connect(
         return Err(not_a_member());
     }
     crate::auth::revocation::check(&admitted.identity, admission.revoked_before)?;
-    let upgrade = super::connect::upgrade_request_with(&path, &admitted, room::headers(room_id)?)?;
+    let headers = room::headers(room_id)?;
+    if let Some(cutoff) = admission.revoked_before {
+        // The room keeps the user's cut-off from now on: its in-band `auth` checks need it, and
+        // a room made after the revocation was never told by the revocation itself.
+        headers.set(room::REVOKED_BEFORE_HEADER, &cutoff.to_string())?;
+    }
+    let upgrade = super::connect::upgrade_request_with(&path, &admitted, headers)?;
     crate::http::call_hub(&room::stub(env, room_id)?, upgrade).await
 }
 

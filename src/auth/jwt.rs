@@ -5,9 +5,12 @@
 //! of the key it selects, so there is no `none` and no HS/RS confusion: an `HS256` token is only
 //! ever checked against the shared secret, never against a public key's bytes.
 //!
-//! Claims: `sub` (the user id) and `exp` are required; `nbf` and `iat` are honoured with
-//! [`LEEWAY_SECS`] of clock skew; `iss` and `aud` are compared when configured; `roles` is an
-//! optional array of strings (`admin` unlocks the admin API).
+//! Claims: `sub` (the user id) and `exp` are required; `exp` and `nbf` are honoured with
+//! [`LEEWAY_SECS`] of clock skew, and `iat` may be at most [`IAT_LEEWAY_SECS`] ahead (a
+//! revocation refuses every token whose `iat` is up to that far past it, so this skew is also how
+//! long a revocation refuses new tokens: `auth::revocation`); `iss` and `aud` are compared when
+//! configured; `roles` is an optional array of strings (`admin` unlocks the admin API). A header
+//! with `crit` is refused: this verifier understands no extension (RFC 7515 §4.1.11).
 
 use chrono::{DateTime, Duration, Utc};
 use jwt_compact::alg::{Es256, Hs256, Hs256Key, Rsa, RsaPublicKey};
@@ -17,8 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::validate_user_id;
 
-/// Clock skew tolerated on `exp`, `nbf` and `iat`.
+/// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECS: i64 = 30;
+/// How far ahead of the gateway's clock a token's `iat` may be.
+pub const IAT_LEEWAY_SECS: i64 = 5;
 /// Longer tokens are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// The shortest `JWT_SECRET` accepted: HS256 with a short secret is guessable offline.
@@ -113,6 +118,13 @@ impl Audience {
     }
 }
 
+/// The header fields beyond the ones jwt-compact reads: only `crit`, to refuse it.
+#[derive(Debug, Clone, Deserialize)]
+struct HeaderExtensions {
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 struct CustomClaims {
     sub: Option<String>,
@@ -194,15 +206,20 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(JwtError::Malformed("longer than 8 KiB".into()));
         }
-        let untrusted =
-            UntrustedToken::new(token).map_err(|err| JwtError::Malformed(err.to_string()))?;
+        let untrusted = UntrustedToken::<HeaderExtensions>::try_from(token)
+            .map_err(|err| JwtError::Malformed(err.to_string()))?;
+        if untrusted.header().other_fields.crit.is_some() {
+            return Err(JwtError::Malformed(
+                "the header names critical extensions ('crit'), and none is understood".into(),
+            ));
+        }
         let claims = self.check_signature(&untrusted)?;
         self.check_claims(claims, now)
     }
 
     fn check_signature(
         &self,
-        untrusted: &UntrustedToken<'_>,
+        untrusted: &UntrustedToken<'_, HeaderExtensions>,
     ) -> Result<Claims<CustomClaims>, JwtError> {
         let kid = untrusted.header().key_id.as_deref();
         let validated = match untrusted.algorithm() {
@@ -261,7 +278,10 @@ impl Verifier {
         if claims.not_before.is_some_and(|nbf| now + leeway < nbf) {
             return Err(JwtError::NotYetValid);
         }
-        if claims.issued_at.is_some_and(|iat| now + leeway < iat) {
+        if claims
+            .issued_at
+            .is_some_and(|iat| now + Duration::seconds(IAT_LEEWAY_SECS) < iat)
+        {
             return Err(JwtError::NotYetValid);
         }
         let custom = claims.custom;
@@ -453,12 +473,12 @@ mod tests {
             v.verify(&hs_token(early), now()),
             Err(JwtError::NotYetValid)
         );
-        let future_iat = json!({"sub": "a", "exp": t + 600, "iat": t + LEEWAY_SECS + 5});
+        let future_iat = json!({"sub": "a", "exp": t + 600, "iat": t + IAT_LEEWAY_SECS + 2});
         assert_eq!(
             v.verify(&hs_token(future_iat), now()),
             Err(JwtError::NotYetValid)
         );
-        let skewed = json!({"sub": "a", "exp": t + 600, "nbf": t + 10, "iat": t + 10});
+        let skewed = json!({"sub": "a", "exp": t + 600, "nbf": t + 10, "iat": t + IAT_LEEWAY_SECS});
         assert!(v.verify(&hs_token(skewed), now()).is_ok());
     }
 
@@ -535,6 +555,27 @@ mod tests {
                 "{token:.20}"
             );
         }
+    }
+
+    #[test]
+    fn refuses_critical_header_extensions() {
+        #[derive(Clone, Serialize)]
+        struct Crit {
+            crit: Vec<&'static str>,
+            exp_ext: bool,
+        }
+        let claims: Claims<serde_json::Value> = Claims::new(valid_claims());
+        let header = Header::new(Crit {
+            crit: vec!["exp_ext"],
+            exp_ext: true,
+        });
+        let token = Hs256
+            .token(&header, &claims, &Hs256Key::new(SECRET.as_bytes()))
+            .unwrap();
+        assert!(matches!(
+            hs_verifier().verify(&token, now()),
+            Err(JwtError::Malformed(_))
+        ));
     }
 
     #[test]

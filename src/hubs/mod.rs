@@ -11,6 +11,7 @@
 //! memory (the roster, rate buckets, the alarm last set) is a copy or may be lost.
 
 pub mod direct;
+pub mod replay;
 pub mod room;
 pub mod sockets;
 pub mod user;
@@ -100,92 +101,10 @@ pub fn limits(env: &Env) -> Limits {
         .unwrap_or_default()
 }
 
-/// The configured size of one replay batch.
-pub fn replay_limit(limits: &Limits) -> crate::stream::BatchLimit {
-    crate::stream::BatchLimit {
-        events: limits.replay_batch_events,
-        bytes: limits.replay_batch_bytes,
-    }
-}
-
-/// One stream entry as a replay reads it: its seq and its frame, serialised.
-pub struct Entry {
-    pub seq: i64,
-    pub text: String,
-}
-
-/// Entries a replay reads from storage at a time (each at most a frame's size).
-const REPLAY_PAGE: i64 = 64;
-
-/// Sends one batch of the stream after `since` (at most `limit`), then
-/// `synced {seq, recovered, more}`; `seq` is the last entry sent while `more` is true, the
-/// stream's newest seq once it is false. The socket is marked `syncing` while more remain, so
-/// live entries wait for the next batch. `read(from, through, n)` reads up to `n` entries in
-/// order; `unrecovered` is added to `synced` when entries after `since` are gone (where to
-/// page back). Nothing here yields, so no entry can be appended between the read and `synced`.
-pub fn replay_batch(
-    sockets: &Sockets,
-    ws: &WebSocket,
-    plan: crate::stream::ReplayPlan,
-    limit: crate::stream::BatchLimit,
-    read: impl Fn(i64, i64, i64) -> Result<Vec<Entry>, ApiError>,
-    unrecovered: Value,
-) -> Result<(), ApiError> {
-    let mut batch = crate::stream::Batch::default();
-    let mut next = plan.from;
-    let mut last_sent = None;
-    let mut more = false;
-    'pages: while next <= plan.through {
-        let page = read(next, plan.through, REPLAY_PAGE.min(limit.events))?;
-        let Some(last) = page.last() else { break };
-        next = last.seq.saturating_add(1);
-        for entry in &page {
-            if !batch.admit(entry.text.len(), limit) {
-                more = true;
-                break 'pages;
-            }
-            let _ = ws.send_with_str(&entry.text);
-            last_sent = Some(entry.seq);
-        }
-    }
-    if let Some(mut info) = SocketInfo::of(ws).filter(|info| info.syncing != more) {
-        info.syncing = more;
-        sockets.save(ws, &info)?;
-    }
-    let seq = if more {
-        last_sent.unwrap_or(plan.through)
-    } else {
-        plan.through
-    };
-    let mut synced = json!({"seq": seq, "recovered": plan.recovered, "more": more});
-    if let (false, Value::Object(extra), Some(fields)) =
-        (plan.recovered, unrecovered, synced.as_object_mut())
-    {
-        fields.extend(extra);
-    }
-    send(ws, &ServerFrame::event("synced", synced));
-    Ok(())
-}
-
-/// `sync {since}`: the next batch of a resume (see [`replay_batch`]).
-pub fn sync_since(frame: &ClientFrame) -> Result<i64, ApiError> {
-    frame
-        .data
-        .get("since")
-        .and_then(Value::as_i64)
-        .filter(|since| *since >= 0)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                code::VALIDATION,
-                "sync needs data.since, a whole number >= 0",
-            )
-        })
-}
-
 /// The checks every incoming frame passes before a hub looks at its event: socket state
 /// present and not closing (else the frame is dropped), token not expired (4001), within the
-/// rate limit (4008), text (else `bad_frame`), within the size limit (1009), and a well-formed
-/// frame (else `bad_frame`).
+/// rate limit (4008), text (else `bad_frame`), within the size limit (1009), valid UTF-8 (1007;
+/// see `close::INVALID_PAYLOAD`), and a well-formed frame (else `bad_frame`).
 ///
 /// Rate-limit buckets live in memory by connection id; see `ratelimit`.
 #[derive(Default)]
@@ -231,6 +150,10 @@ impl Gate {
         };
         if text.len() > limits.max_frame_bytes {
             sockets.close(ws, close::TOO_BIG, "frame too big");
+            return None;
+        }
+        if text.contains(char::REPLACEMENT_CHARACTER) {
+            sockets.close(ws, close::INVALID_PAYLOAD, "frame is not valid UTF-8");
             return None;
         }
         match protocol::parse_client_frame(&text) {

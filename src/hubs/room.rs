@@ -5,10 +5,11 @@
 //! | arrives                              | stored                                   | sent                                          |
 //! |--------------------------------------|------------------------------------------|-----------------------------------------------|
 //! | `GET /connect` (member, by Worker)   | socket attachment                        | `ready`, `presence`; with `since`: one replay batch, `synced`; `user.joined` to others on a user's first device; 403 if removed, 401 if revoked; the user's oldest socket here closed 4009 beyond the cap |
-//! | frame `sync {since}`                 | — (the socket pages while `more`)        | the next replay batch, `synced`               |
+//! | frame `sync {since}`                 | — (the socket pages while `more`)        | the next replay batch, `synced`, once the member's replay budget allows (`hubs::replay`) |
 //! | any acting frame from a non-member   | —                                        | close 4003 (the frame is not processed)       |
 //! | frame `send`                         | message with the next seq (client_id kept), in arrival order once the sender's rate allows | `ack {message}`; `message` to every socket; over the rate: `error rate_limited` |
-//! | frame `typing`                       | —                                        | `typing` to the other users' sockets, at most once per interval per user (a change always) |
+//! | frame `edit` / `delete` (and `POST /edit`, `/recall`) | the change with the next seq, in arrival order with sends once the sender's rate allows; any message D1 holds, in the window or not | `ack {message, changed}`; `message.updated` / `message.deleted` to every socket; over the rate: `error rate_limited` |
+//! | frame `typing`                       | —                                        | `typing` to the other users' sockets: at most two starts per interval per user (a repeat only after the interval), a stop only after a forwarded start |
 //! | frame `read {seq}`                   | the member's cursor (forward only)       | `ack {read_seq, unread}`; `read` to every socket |
 //! | frame `auth {token}`                 | new expiry in the attachment             | `ack {expires_at}` or `error`                  |
 //! | `POST /members` (Worker)             | members added (cursor at the newest seq) or removed (remembered) | `member.added` / `member.updated` / `member.removed`; removed members' sockets closed 4003, `user.left` |
@@ -17,7 +18,7 @@
 //! | `POST /renamed` (Worker)             | — (D1 has the name)                      | `room.updated {room_id, name}` to every socket |
 //! | `POST /delete` (Worker)              | messages, members and cursors dropped; members remembered as removed | every socket closed 4004 |
 //! | `POST /disconnect` (Worker)          | the user's revocation cut-off, when revoking | the user's sockets closed 4003, `user.left` |
-//! | after a message, edit or recall is delivered | D1 copy progress (unless a copy ran in the last second); messages D1 holds pruned beyond the window | — |
+//! | after a message, edit or recall is delivered | D1 copy progress (unless a copy ran in the last second); messages D1 holds pruned beyond the window of `ROOM_WINDOW_MESSAGES` messages (edits do not count) | — |
 //! | alarm (only for work due then)       | a busy room's D1 copy (≤ 1/s); a copy that failed or never finished (retried) | `room.activity` to absent members (≤ 1/s); `token.expired` + 4001 |
 //! | socket closes                        | alarm re-planned                         | `user.left` on a user's last device            |
 //!
@@ -45,7 +46,8 @@ use worker::{
     WebSocketIncomingMessage, WebSocketRequestResponsePair,
 };
 
-use super::{now_ms, send, send_ack, send_error, Alarm, Entry, Gate, SocketInfo, Sockets};
+use super::replay::{self, Entry, Replays};
+use super::{now_ms, send, send_ack, send_error, Alarm, Gate, SocketInfo, Sockets};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::message::{Content, RoomChange, RoomMessage};
@@ -55,9 +57,13 @@ use crate::store::local::Local;
 use crate::store::room_log::{RoomEntry, RoomLog};
 use crate::store::rooms;
 use crate::stream::{plan_replay, Batch, BatchLimit};
+use crate::typing::Typing;
 
 /// The header carrying the room id on every request the Worker makes to a room.
 pub const ROOM_HEADER: &str = "x-switchboard-room";
+/// The header on a room connect carrying the user's revocation cut-off from D1 (unix seconds),
+/// when they have one: every room a user opens learns it, old or new.
+pub const REVOKED_BEFORE_HEADER: &str = "x-switchboard-revoked-before";
 /// A member absent from the room socket hears about activity at most this often.
 pub const ACTIVITY_INTERVAL_MS: i64 = 1000;
 /// UserHubs told about activity at once.
@@ -195,10 +201,11 @@ pub struct Room {
     local: Local,
     gate: Gate,
     alarm: Alarm,
-    /// Per user: the typing state last forwarded and when (memory only: losing it on
-    /// hibernation at worst forwards one more `typing`).
-    typing: RefCell<HashMap<String, (bool, i64)>>,
-    /// `send` frames waiting for their sender's rate, in arrival order (see `queue_send`).
+    /// Per user: the typing last forwarded (memory only: losing it on hibernation at worst
+    /// forwards one more `typing`).
+    typing: RefCell<HashMap<String, Typing>>,
+    /// `send`, `edit` and `delete` frames waiting for their sender's rate, in arrival order (see
+    /// `queue_act`).
     sends: RefCell<VecDeque<(WebSocket, SocketInfo, ClientFrame)>>,
     draining: Cell<bool>,
     /// A D1 copy is running (it goes on until nothing is left to copy).
@@ -211,6 +218,7 @@ pub struct Room {
     /// change live, so a `room.activity` note would tell them nothing. Emptied by each change
     /// once it is delivered (memory only: after a wake every absent member is noted, as before).
     caught_up: RefCell<HashSet<String>>,
+    replays: Replays,
 }
 
 impl DurableObject for Room {
@@ -236,6 +244,7 @@ impl DurableObject for Room {
             copied_at: Cell::new(0),
             room_id: OnceCell::new(),
             caught_up: RefCell::new(HashSet::new()),
+            replays: Replays::default(),
         }
     }
 
@@ -347,10 +356,17 @@ impl Room {
         let user_id = identity.user_id.clone();
         self.admit_member(room_id, &user_id).await?;
         let log = self.log();
-        crate::auth::revocation::check(&identity, log.revoked_before(&user_id)?)?;
+        let told = crate::http::header(req, REVOKED_BEFORE_HEADER).and_then(|raw| raw.parse().ok());
+        let known = log.revoked_before(&user_id)?;
+        if told > known {
+            log.revoke(&user_id, told.unwrap_or_default())?;
+        }
+        crate::auth::revocation::check(&identity, told.max(known))?;
         let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
         let device = crate::http::query_param(req, "device");
 
+        self.sockets
+            .admit(&user_id, self.limits().max_sockets_per_user)?;
         let (pair, info) = self.sockets.accept(&identity, device)?;
         let ws = pair.server;
         self.sockets
@@ -369,7 +385,7 @@ impl Room {
         let presence = self.presence();
         send(&ws, &ServerFrame::event("presence", json!(presence)));
         if let Some(since) = since {
-            self.replay(&ws, room_id, since.max(0))?;
+            self.replay(&ws, room_id, &user_id, since.max(0))?;
         }
         if presence.users.get(&user_id) == Some(&1) {
             self.broadcast(
@@ -404,11 +420,18 @@ impl Room {
 
     /// Sends one batch of the messages after `since`, then `synced`; beyond the room's window
     /// `synced` says `recovered:false` and names the REST route that pages back through D1.
-    /// Does not yield.
-    fn replay(&self, ws: &WebSocket, room_id: &str, since: i64) -> Result<(), ApiError> {
+    /// As much as `user`'s replay budget allows. Does not yield.
+    fn replay(
+        &self,
+        ws: &WebSocket,
+        room_id: &str,
+        user: &str,
+        since: i64,
+    ) -> Result<(), ApiError> {
         let log = self.log();
         let plan = plan_replay(since, log.last_seq()?, log.pruned_through()?);
-        let limit = super::replay_limit(&self.limits());
+        let limits = self.limits();
+        let limit = self.replays.limit(user, &limits);
         let read = |from, through, n| {
             Ok(log
                 .entries(room_id, from, through, n)?
@@ -421,14 +444,37 @@ impl Room {
         };
         // Room ids are path-safe (`ids::validate_room_id`).
         let history = format!("/v1/rooms/{room_id}/messages?before_seq={}", plan.from);
-        super::replay_batch(
+        let sent = replay::replay_batch(
             &self.sockets,
             ws,
             plan,
             limit,
             read,
             json!({ "history": history }),
-        )
+        )?;
+        self.replays.spend(user, sent, &limits);
+        Ok(())
+    }
+
+    /// `sync {since}`: the next batch of a resume, once the member's replay budget allows (and
+    /// if they are still a member then).
+    async fn on_sync(
+        &self,
+        ws: &WebSocket,
+        info: &SocketInfo,
+        frame: &ClientFrame,
+    ) -> Result<(), ApiError> {
+        let since = replay::sync_since(frame)?;
+        self.replays.turn(info, &self.limits()).await?;
+        if SocketInfo::of(ws).is_none_or(|now| now.closing)
+            || !self.log().is_member(&info.user_id)?
+        {
+            return Ok(());
+        }
+        let room_id = self.room_id()?.unwrap_or_default();
+        self.replay(ws, &room_id, &info.user_id, since)?;
+        send_ack(ws, frame.id.as_ref(), json!({}));
+        Ok(())
     }
 
     /// Open sockets per user. Every open socket is a member's: a removal closes the member's
@@ -593,14 +639,21 @@ impl Room {
         Ok(crate::http::json(200, &changed)?)
     }
 
-    /// The message `id`, if the room still keeps it (edits and recalls reach the newest
-    /// `ROOM_WINDOW_MESSAGES`).
-    fn kept_message(&self, room_id: &str, id: &str) -> Result<RoomMessage, ApiError> {
-        self.log().by_id(room_id, id)?.ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no message '{id}' among the room's recent messages"
-            ))
-        })
+    /// The message `id` as it is now: from the room's own window, else from D1 (older
+    /// messages; brought up to date with the edits and recalls of it the room still keeps), so
+    /// a sender, an owner or an admin reaches every message D1 still holds.
+    async fn find_message(&self, room_id: &str, id: &str) -> Result<RoomMessage, ApiError> {
+        let log = self.log();
+        if let Some(message) = log.by_id(room_id, id)? {
+            return Ok(message);
+        }
+        let db = crate::store::d1::db(&self.env)?;
+        match rooms::message(&db, room_id, id).await? {
+            Some(message) => Ok(self.log().with_kept_changes(message)?),
+            None => Err(ApiError::not_found(format!(
+                "no message '{id}' in this room"
+            ))),
+        }
     }
 
     /// Sets the body of `user`'s own message: `message.updated` to every socket, in order with
@@ -612,7 +665,7 @@ impl Room {
         id: &str,
         body: &str,
     ) -> Result<Changed, ApiError> {
-        let message = self.kept_message(room_id, id)?;
+        let message = self.find_message(room_id, id).await?;
         if message.sender_id.as_deref() != Some(user) {
             return Err(ApiError::forbidden(
                 "not_sender",
@@ -653,7 +706,7 @@ impl Room {
         id: &str,
         moderator: bool,
     ) -> Result<Changed, ApiError> {
-        let message = self.kept_message(room_id, id)?;
+        let message = self.find_message(room_id, id).await?;
         if message.deleted_at.is_some() {
             return Ok(Changed {
                 message,
@@ -682,7 +735,7 @@ impl Room {
         self.after_append().await?;
         self.copy_to_d1(now_ms()).await?;
         Ok(Changed {
-            message: self.kept_message(room_id, &change.message_id)?,
+            message: self.find_message(room_id, &change.message_id).await?,
             changed: true,
         })
     }
@@ -729,20 +782,13 @@ impl Room {
                 let _ = ws.send_with_str(protocol::PONG);
                 Ok(())
             }
-            "send" => {
-                self.queue_send(ws.clone(), info, frame).await;
+            "send" | "edit" | "delete" => {
+                self.queue_act(ws.clone(), info, frame).await;
                 return;
             }
             "typing" => self.on_typing(ws, &info, &frame),
-            "sync" => super::sync_since(&frame).and_then(|since| {
-                let room_id = self.room_id()?.unwrap_or_default();
-                self.replay(ws, &room_id, since)?;
-                send_ack(ws, id, json!({}));
-                Ok(())
-            }),
+            "sync" => self.on_sync(ws, &info, &frame).await,
             "read" => self.on_read(ws, &info, &frame).await,
-            "edit" => self.on_edit(ws, &info, &frame).await,
-            "delete" => self.on_delete(ws, &info, &frame).await,
             "auth" => self.on_auth(ws, info, &frame).await,
             other => Err(ApiError::bad_request(
                 code::UNKNOWN_EVENT,
@@ -754,11 +800,12 @@ impl Room {
         }
     }
 
-    /// Every `send` first counts against its sender's rate across the platform (`quota`), which
-    /// awaits the limiter. Sends wait in one queue, drained by one handler at a time, so each is
-    /// stored in the order it arrived however the limiter's answers interleave; membership is
-    /// checked again when a send's turn comes.
-    async fn queue_send(&self, ws: WebSocket, info: SocketInfo, frame: ClientFrame) {
+    /// Every `send`, `edit` and `delete` first counts against its sender's rate across the
+    /// platform (`quota`: an edit or a recall costs what a message costs, so neither escapes the
+    /// rate), which awaits the limiter. They wait in one queue, drained by one handler at a
+    /// time, so each is applied in the order it arrived however the limiter's answers
+    /// interleave; membership is checked again when a frame's turn comes.
+    async fn queue_act(&self, ws: WebSocket, info: SocketInfo, frame: ClientFrame) {
         self.sends.borrow_mut().push_back((ws, info, frame));
         if self.draining.replace(true) {
             return;
@@ -772,7 +819,11 @@ impl Room {
                 Ok(()) if !self.log().is_member(&info.user_id).unwrap_or(false) => {
                     Err(not_a_member())
                 }
-                Ok(()) => self.on_send(&ws, &info, &frame).await,
+                Ok(()) => match frame.event.as_str() {
+                    "edit" => self.on_edit(&ws, &info, &frame).await,
+                    "delete" => self.on_delete(&ws, &info, &frame).await,
+                    _ => self.on_send(&ws, &info, &frame).await,
+                },
                 Err(err) => Err(err),
             };
             if let Err(err) = result {
@@ -835,17 +886,15 @@ impl Room {
                 ))
             }
         };
-        let now = now_ms();
         let interval = self.limits().typing_interval_ms;
         let forwarded = {
             let mut typing = self.typing.borrow_mut();
-            let due = typing
-                .get(&info.user_id)
-                .is_none_or(|(was, at)| *was != active || now - at >= interval);
-            if due {
-                typing.insert(info.user_id.clone(), (active, now));
+            let last = typing.get(&info.user_id).copied();
+            let next = Typing::forward(last, active, now_ms(), interval);
+            if let Some(next) = next {
+                typing.insert(info.user_id.clone(), next);
             }
-            due
+            next.is_some()
         };
         if forwarded {
             self.broadcast(
@@ -888,7 +937,7 @@ impl Room {
     ) -> Result<(), ApiError> {
         let id = message_id_of(frame)?;
         let room_id = self.room_id()?.unwrap_or_default();
-        let message = self.kept_message(&room_id, &id)?;
+        let message = self.find_message(&room_id, &id).await?;
         let window = self.limits().recall_window_secs;
         let sender_may = message.sender_id.as_deref() == Some(info.user_id.as_str())
             && crate::message::within_recall_window(message.created_at, now_ms(), window).is_ok();
@@ -1143,8 +1192,8 @@ impl Room {
         let log = self.log();
         let seq = log.last_seq()?;
         let last_message = log
-            .range(room_id, seq, seq, 1)?
-            .first()
+            .newest_message(room_id)?
+            .as_ref()
             .map(RoomMessage::preview);
         let present = self.sockets.per_user();
         let caught_up = self.caught_up.borrow();

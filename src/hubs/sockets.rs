@@ -215,14 +215,45 @@ impl Sockets {
         Ok(())
     }
 
-    /// Closes the oldest open sockets of `user_id` beyond `max` with 4009; returns how many.
+    /// How many sockets of `user_id` the hub has closed that the client has not let go of.
+    fn closing_of(&self, user_id: &str) -> usize {
+        self.with(|roster| {
+            roster
+                .iter()
+                .filter(|(_, info)| info.closing && info.user_id == user_id)
+                .count()
+        })
+    }
+
+    /// Refuses a new socket of `user_id` while `max` of their sockets are closing and not let
+    /// go: a socket the hub closed still holds a connection until the client answers the close,
+    /// and the runtime offers no way to drop it, so a client that never answers would otherwise
+    /// hold any number of them.
+    pub fn admit(&self, user_id: &str, max: usize) -> Result<(), ApiError> {
+        let closing = self.closing_of(user_id);
+        if closing >= max {
+            return Err(ApiError::new(
+                429,
+                "too_many_sockets",
+                format!(
+                    "{closing} sockets of this user were closed and never let go; answer their close frames before connecting again"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Closes the oldest open sockets of `user_id` with 4009 so that their open and closing
+    /// sockets together are at most `max` (the newest stays: `admit` left room for it); returns
+    /// how many.
     pub fn enforce_cap(&self, user_id: &str, max: usize) -> usize {
         let mut mine = self.of_user(user_id);
-        if mine.len() <= max {
+        let allowed = max.saturating_sub(self.closing_of(user_id)).max(1);
+        if mine.len() <= allowed {
             return 0;
         }
         mine.sort_by_key(|(_, info)| info.opened_at);
-        let extra = mine.len() - max;
+        let extra = mine.len() - allowed;
         for (ws, _) in mine.iter().take(extra) {
             self.close(
                 ws,

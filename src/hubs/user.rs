@@ -5,7 +5,7 @@
 //! | arrives                              | stored                                  | sent                                   |
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
 //! | `GET /connect` (verified by Worker)  | socket attachment (user, conn, device, expiry) | `ready`; with `since`: one replay batch, `synced`; 401 `token_revoked` for a revoked token; the user's oldest socket closed 4009 beyond the cap |
-//! | frame `sync {since}`                 | — (the socket pages while `more`)       | the next replay batch, `synced`        |
+//! | frame `sync {since}`                 | — (the socket pages while `more`)       | the next replay batch, `synced`, once the user's replay budget allows (`hubs::replay`) |
 //! | `POST /push` (backend event)         | event with the next seq; idempotency key; oldest events pruned beyond the byte bound | the event to every device not paging a resume |
 //! | frame `ack {seq}`                    | the device's cursor (forward only)      | `ack` when the frame had an id          |
 //! | frame `auth {token}`                 | new expiry in the attachment            | `ack {expires_at}` or `error` (`token_revoked`, …) |
@@ -33,7 +33,8 @@ use worker::{
     WebSocketIncomingMessage, WebSocketRequestResponsePair,
 };
 
-use super::{now_ms, send, send_ack, send_error, Alarm, Entry, Gate, SocketInfo, Sockets};
+use super::replay::{self, Entry, Replays};
+use super::{now_ms, send, send_ack, send_error, Alarm, Gate, SocketInfo, Sockets};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
@@ -132,6 +133,7 @@ pub struct UserHub {
     local: Local,
     gate: Gate,
     alarm: Alarm,
+    replays: Replays,
 }
 
 impl DurableObject for UserHub {
@@ -150,6 +152,7 @@ impl DurableObject for UserHub {
             local,
             gate: Gate::default(),
             alarm: Alarm::new(new_storage),
+            replays: Replays::default(),
         }
     }
 
@@ -227,6 +230,8 @@ impl UserHub {
         let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
         let device = crate::http::query_param(req, "device");
 
+        self.sockets
+            .admit(&identity.user_id, self.limits().max_sockets_per_user)?;
         let (pair, info) = self.sockets.accept(&identity, device)?;
         let ws = pair.server;
         self.sockets
@@ -241,17 +246,19 @@ impl UserHub {
         });
         send(&ws, &ServerFrame::event("ready", ready));
         if let Some(since) = since {
-            self.replay(&ws, since.max(0))?;
+            self.replay(&ws, &info.user_id, since.max(0))?;
         }
         self.schedule_alarm().await?;
         super::upgrade_response(req, pair.client)
     }
 
-    /// Sends one batch of the events after `since`, then `synced`. Does not yield.
-    fn replay(&self, ws: &WebSocket, since: i64) -> Result<(), ApiError> {
+    /// Sends one batch of the events after `since` (as much as `user`'s replay budget allows),
+    /// then `synced`. Does not yield.
+    fn replay(&self, ws: &WebSocket, user: &str, since: i64) -> Result<(), ApiError> {
         let log = self.log();
         let plan = plan_replay(since, log.last_seq()?, log.pruned_through()?);
-        let limit = super::replay_limit(&self.limits());
+        let limits = self.limits();
+        let limit = self.replays.limit(user, &limits);
         let read = |from, through, n| {
             Ok(log
                 .range(from, through, n)?
@@ -263,7 +270,26 @@ impl UserHub {
                 })
                 .collect())
         };
-        super::replay_batch(&self.sockets, ws, plan, limit, read, Value::Null)
+        let sent = replay::replay_batch(&self.sockets, ws, plan, limit, read, Value::Null)?;
+        self.replays.spend(user, sent, &limits);
+        Ok(())
+    }
+
+    /// `sync {since}`: the next batch of a resume, once the user's replay budget allows.
+    async fn on_sync(
+        &self,
+        ws: &WebSocket,
+        info: &SocketInfo,
+        frame: &ClientFrame,
+    ) -> Result<(), ApiError> {
+        let since = replay::sync_since(frame)?;
+        self.replays.turn(info, &self.limits()).await?;
+        if SocketInfo::of(ws).is_none_or(|now| now.closing) {
+            return Ok(());
+        }
+        self.replay(ws, &info.user_id, since)?;
+        send_ack(ws, frame.id.as_ref(), json!({}));
+        Ok(())
     }
 
     /// Appends a backend event and delivers it to every device.
@@ -378,9 +404,7 @@ impl UserHub {
                 Ok(())
             }
             "ack" => self.on_ack(ws, &info, &frame),
-            "sync" => super::sync_since(&frame)
-                .and_then(|since| self.replay(ws, since))
-                .map(|()| send_ack(ws, id, json!({}))),
+            "sync" => self.on_sync(ws, &info, &frame).await,
             "auth" => self.on_auth(ws, info, &frame).await,
             "message.send" => self.on_message_send(ws, &info, &frame).await,
             other => Err(ApiError::bad_request(

@@ -157,6 +157,44 @@ impl<'a> RoomLog<'a> {
         Ok(rows.into_iter().next().map(|row| row.into_message(room_id)))
     }
 
+    /// The newest message, as it is now (edited or emptied by a recall).
+    pub fn newest_message(&self, room_id: &str) -> worker::Result<Option<RoomMessage>> {
+        let rows: Vec<MessageRow> = self
+            .sql
+            .exec(
+                &format!("SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY seq DESC LIMIT 1"),
+                None,
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|row| row.into_message(room_id)))
+    }
+
+    /// Brings a message read from D1 (older than the window) up to date with the edits and
+    /// recalls of it this room still keeps, some of which D1 may not have yet.
+    pub fn with_kept_changes(&self, mut message: RoomMessage) -> worker::Result<RoomMessage> {
+        let changes: Vec<RoomChange> = self
+            .sql
+            .exec(
+                "SELECT seq, message_seq, message_id, kind, body, at FROM changes
+                 WHERE message_seq = ? ORDER BY seq",
+                vec![message.seq.into()],
+            )?
+            .to_array()?;
+        for change in changes {
+            if change.kind == RoomChange::DELETED {
+                message.content.body.clear();
+                message.content.url = None;
+                message.content.title = None;
+                message.content.data = serde_json::Value::Null;
+                message.deleted_at = Some(change.at);
+            } else if let Some(body) = change.body {
+                message.content.body = body;
+                message.edited_at = Some(change.at);
+            }
+        }
+        Ok(message)
+    }
+
     /// Sets a message's body (an edit) and appends the change with the next seq.
     pub fn edit(&self, message: &RoomMessage, body: &str, at: i64) -> worker::Result<RoomChange> {
         self.sql.exec(
@@ -383,12 +421,23 @@ impl<'a> RoomLog<'a> {
         Ok(self.meta("pruned_through")?.unwrap_or(0))
     }
 
-    /// Keeps the newest `window` messages, and every message D1 does not have yet; older ones
-    /// are deleted here (history reads them from D1). Returns the new pruned seq, if it moved.
+    /// Keeps the newest `window` messages (edits and recalls, which have seqs of their own, do
+    /// not count: however often a message is edited, the window still holds as many messages),
+    /// and every message D1 does not have yet; older entries are deleted here (history reads
+    /// them from D1). Returns the new pruned seq, if it moved.
     pub fn prune_window(&self, window: i64) -> worker::Result<Option<i64>> {
-        let through = self
-            .flushed_through()?
-            .min(self.last_seq()?.saturating_sub(window));
+        // The newest message beyond the window has a seq at most `last_seq - window`.
+        if self.last_seq()?.saturating_sub(window) <= self.pruned_through()? {
+            return Ok(None);
+        }
+        let Some(oldest_dropped) = self.local.int(
+            "SELECT seq AS value FROM messages ORDER BY seq DESC LIMIT 1 OFFSET ?",
+            vec![window.into()],
+        )?
+        else {
+            return Ok(None);
+        };
+        let through = self.flushed_through()?.min(oldest_dropped);
         if through <= self.pruned_through()? {
             return Ok(None);
         }

@@ -510,6 +510,22 @@ pub async fn history(
         .collect())
 }
 
+/// The message `id` of a room as D1 holds it (older than the room's own window, or not).
+pub async fn message(
+    db: &D1Database,
+    room_id: &str,
+    id: &str,
+) -> worker::Result<Option<RoomMessage>> {
+    let row: Option<MessageRow> = db
+        .prepare(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM room_messages WHERE room_id = ? AND id = ?"
+        ))
+        .bind(&[text(room_id), text(id)])?
+        .first(None)
+        .await?;
+    Ok(row.map(|row| row.into_message(room_id)))
+}
+
 /// The statements that copy a Room DO's unflushed stream entries (messages, and edits and
 /// recalls of them) and cursors into D1, in seq order. Every one is idempotent (insert-or-ignore,
 /// set-to-value and forward-only updates), so a flush retried after a partial failure, or run

@@ -22,6 +22,7 @@ test('a preflight from an allowed origin is 204 with methods, headers and max-ag
   assert.equal(res.headers.get('access-control-allow-origin'), ALLOWED);
   assert.match(res.headers.get('access-control-allow-methods'), /POST/);
   assert.match(res.headers.get('access-control-allow-methods'), /DELETE/);
+  assert.match(res.headers.get('access-control-allow-methods'), /PATCH/, 'rename and edit are PATCH');
   assert.match(res.headers.get('access-control-allow-headers'), /authorization/);
   assert.match(res.headers.get('access-control-allow-headers'), /content-type/);
   assert.equal(res.headers.get('access-control-max-age'), '600');

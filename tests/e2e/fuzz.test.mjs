@@ -13,7 +13,7 @@ import {
 const SEED = Number(process.env.SB_FUZZ_SEED ?? 20261122);
 const SOCKETS = 50;
 const FRAMES_PER_SOCKET = 40;
-const FRAME_CODES = new Set(['bad_frame', 'unknown_event', 'validation', 'forbidden', 'token_malformed', 'token_invalid', 'token_expired', 'token_not_yet_valid', 'token_revoked', 'delivery_incomplete']);
+const FRAME_CODES = new Set(['bad_frame', 'unknown_event', 'validation', 'forbidden', 'token_malformed', 'token_invalid', 'token_expired', 'token_not_yet_valid', 'token_revoked', 'delivery_incomplete', 'replay_limited']);
 
 /** mulberry32: a small deterministic generator. */
 function generator(seed) {

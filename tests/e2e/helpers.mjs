@@ -257,6 +257,7 @@ export function rawOpen(path, tok) {
     const client = { socket, frames: [], closes: [], buffer: Buffer.alloc(0), upgraded: false };
     sockets.add(() => socket.destroy());
     client.send = (frame) => socket.write(maskedText(JSON.stringify(frame)));
+    client.sendBytes = (bytes) => socket.write(maskedTextBytes(bytes));
     client.end = () => socket.destroy();
     socket.on('connect', () => {
       socket.write([
@@ -292,7 +293,11 @@ export function rawOpen(path, tok) {
 }
 
 function maskedText(text) {
-  const payload = Buffer.from(text);
+  return maskedTextBytes(Buffer.from(text));
+}
+
+/** A masked text frame carrying `payload` as it is (valid UTF-8 or not). */
+function maskedTextBytes(payload) {
   const mask = randomBytes(4);
   const length = payload.length;
   const head = length < 126

@@ -125,7 +125,7 @@ test('a user over the socket cap loses the oldest socket with 4009, on the hub a
   }
 });
 
-test('typing is forwarded at most once per interval per user; a change always goes', async () => {
+test('typing is forwarded at most once per interval per user; a stop after a forwarded start goes', async () => {
   const [alice, bob] = [uid('alice'), uid('bob')];
   const room = await createRoom(alice, [bob]);
   const a = await connectRoom(alice, room);

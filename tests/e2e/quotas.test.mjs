@@ -147,3 +147,30 @@ test('connect attempts over the rate are refused with 429 before the upgrade', a
   inWindow();
   for (const client of sockets) client.close();
 });
+
+test('edits and deletes count against the send rate like sends, over the socket and REST', async () => {
+  const [alice, bob] = [uid('qe'), uid('qf')];
+  const roomId = `${alice}-edits`;
+  const made = await gw.call('POST', '/internal/v1/rooms', { id: roomId, name: 'e', owner: alice, members: [bob] }, gw.internalToken);
+  assert.equal(made.status, 201);
+  const room = await socket(`/v1/rooms/${roomId}/connect`, alice);
+  await room.next('ready');
+  const inWindow = await windowStart();
+  const sent = await room.request('send', { type: 'text', body: 'v0' });
+  assert.equal(sent.event, 'ack');
+  const id = sent.data.message.id;
+  // An edit flood: one more than the rest of the window's allowance.
+  const answers = [];
+  for (let i = 1; i <= RATES.SEND_RATE; i++) answers.push(await room.request('edit', { id, body: `v${i}` }));
+  const accepted = answers.filter((f) => f.event === 'ack').length;
+  assert.equal(accepted, RATES.SEND_RATE - 1, 'the send took one of the allowance; edits take the rest');
+  for (const refused of answers.slice(accepted)) assert.equal(refused.data.code, 'rate_limited');
+  const restEdit = await gw.call('PATCH', `/v1/rooms/${roomId}/messages/${id}`, { body: 'over REST' }, gw.tok(alice));
+  assertRefusedHttp(restEdit);
+  const restDelete = await gw.call('DELETE', `/v1/rooms/${roomId}/messages/${id}`, undefined, gw.tok(alice));
+  assertRefusedHttp(restDelete);
+  const socketDelete = await room.request('delete', { id });
+  assert.equal(socketDelete.data.code, 'rate_limited');
+  inWindow();
+  room.close();
+});
