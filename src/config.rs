@@ -43,7 +43,8 @@ pub struct Limits {
     pub max_frame_bytes: usize,
     /// Largest accepted HTTP body.
     pub max_body_bytes: usize,
-    /// Per-user stream retention: keep at least this many newest events...
+    /// Per-user stream retention, for each class of event on its own: keep at least this many
+    /// newest events...
     pub retention_events: i64,
     /// ...and at least every event younger than this many days.
     pub retention_days: i64,
@@ -63,7 +64,7 @@ pub struct Limits {
     /// second, with a burst of one second's worth or one batch, whichever is larger; a `sync`
     /// beyond it waits its turn (`hubs::replay`).
     pub replay_bytes_per_second: usize,
-    /// A user stream keeps at most this many bytes of events, whatever their age.
+    /// A user stream keeps at most this many bytes of events of each class, whatever their age.
     pub retention_bytes: i64,
     /// A room keeps this many newest messages in its own storage (older ones, once D1 has
     /// them, are read from D1).

@@ -59,6 +59,10 @@ pub struct DirectMessage {
     pub content: Content,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// When it was deleted for everyone (unix ms): only a retry of its `client_id` still finds
+    /// it, as a tombstone — its content emptied, its receivers gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<i64>,
 }
 
 impl DirectMessage {
@@ -69,6 +73,7 @@ impl DirectMessage {
             to,
             content,
             created_at: now_ms,
+            deleted_at: None,
         }
     }
 

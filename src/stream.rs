@@ -4,6 +4,15 @@
 //! and the highest pruned seq is remembered, so a client resuming from `since` can be told whether
 //! everything after `since` is still there (`recovered: true`) or whether it must refetch
 //! (`recovered: false`). The Durable Objects store; this module decides.
+//!
+//! A user stream holds two classes of event ([`Class`]), each pruned against its own budget, so
+//! the events one class keeps can lie below the other class's highest pruned seq: its replay
+//! starts right after `since` and reads what is kept ([`plan_sparse_replay`]). It also lets a
+//! newer `room.updated` replace the older ones it makes obsolete ([`supersedes`]), so repeated
+//! renames leave one event, not one each.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// What to do for a client that resumes from `since`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +32,59 @@ pub fn plan_replay(since: i64, last_seq: i64, pruned_through: i64) -> ReplayPlan
         from: since.max(pruned_through).saturating_add(1),
         through: last_seq,
         recovered,
+    }
+}
+
+/// As [`plan_replay`], for a stream whose kept entries may lie below its highest pruned seq (a
+/// user stream prunes each [`Class`] on its own): the replay starts right after `since`, and
+/// `recovered` is still false whenever any entry after `since` was pruned.
+pub fn plan_sparse_replay(since: i64, last_seq: i64, pruned_through: i64) -> ReplayPlan {
+    ReplayPlan {
+        from: since.saturating_add(1),
+        ..plan_replay(since, last_seq, pruned_through)
+    }
+}
+
+/// The two classes of event in a user stream, each with its own retention budget, so that what
+/// other users do can never push out what a backend pushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// A backend's event (`POST /internal/v1/push`): the stream is its only copy.
+    Backend,
+    /// An event the gateway makes of a change whose state D1 holds — a direct message, its read
+    /// or deletion, a room added, renamed or removed — whoever caused it. A client that lost
+    /// some (`recovered:false`) refetches that state over REST.
+    Chat,
+}
+
+impl Class {
+    pub const ALL: [Class; 2] = [Class::Backend, Class::Chat];
+
+    /// How the class is stored (the `class` column).
+    pub fn code(self) -> i64 {
+        match self {
+            Class::Backend => 0,
+            Class::Chat => 1,
+        }
+    }
+}
+
+/// The room whose older `event`s a new one may replace: `room.updated` carries the changed
+/// fields of one room (`{room_id, name}` on a rename, `{room_id, role}` on a role change), so
+/// only its newest value per field matters. Other events are never replaced.
+pub fn coalescing_room<'a>(event: &str, data: &'a Value) -> Option<&'a str> {
+    (event == "room.updated")
+        .then(|| data.get("room_id").and_then(Value::as_str))
+        .flatten()
+}
+
+/// True when `newer` makes `older` obsolete: it carries every field `older` has (a rename
+/// replaces an older rename, never a role change it does not repeat).
+pub fn supersedes(newer: &Value, older: &Value) -> bool {
+    match (newer.as_object(), older.as_object()) {
+        (Some(newer), Some(older)) => older.keys().all(|key| newer.contains_key(key)),
+        _ => false,
     }
 }
 
@@ -53,13 +115,6 @@ impl Batch {
         }
         fits
     }
-}
-
-/// Retention keeps the newest `keep_events` entries and every entry younger than the age limit,
-/// whichever keeps more: an entry is pruned only if both rules allow. This is the highest seq
-/// the count rule allows to prune, given the newest seq.
-pub fn prune_ceiling(last_seq: i64, keep_events: i64) -> i64 {
-    (last_seq - keep_events).max(0)
 }
 
 #[cfg(test)]
@@ -126,8 +181,41 @@ mod tests {
     }
 
     #[test]
-    fn retention_ceiling() {
-        assert_eq!(prune_ceiling(1500, 1000), 500);
-        assert_eq!(prune_ceiling(10, 1000), 0);
+    fn a_sparse_replay_reads_below_the_pruned_edge_but_says_what_was_lost() {
+        let plan = plan_sparse_replay(0, 9, 4);
+        assert_eq!((plan.from, plan.through, plan.recovered), (1, 9, false));
+        let plan = plan_sparse_replay(4, 9, 4);
+        assert_eq!((plan.from, plan.through, plan.recovered), (5, 9, true));
+        let plan = plan_sparse_replay(i64::MAX, 9, 0);
+        assert!(plan.from > plan.through && !plan.recovered);
+    }
+
+    #[test]
+    fn classes_are_stored_as_distinct_codes() {
+        assert_eq!(Class::ALL.map(Class::code), [0, 1]);
+        assert_eq!(serde_json::to_value(Class::Chat).unwrap(), "chat");
+    }
+
+    #[test]
+    fn only_room_updated_coalesces_and_only_per_room() {
+        let rename = serde_json::json!({"room_id": "team", "name": "New"});
+        assert_eq!(coalescing_room("room.updated", &rename), Some("team"));
+        assert_eq!(coalescing_room("room.added", &rename), None);
+        assert_eq!(coalescing_room("message", &rename), None);
+        assert_eq!(
+            coalescing_room("room.updated", &serde_json::json!({"name": "x"})),
+            None
+        );
+    }
+
+    #[test]
+    fn a_newer_update_replaces_only_updates_whose_fields_it_repeats() {
+        let rename = serde_json::json!({"room_id": "team", "name": "B"});
+        let older_rename = serde_json::json!({"room_id": "team", "name": "A"});
+        let role = serde_json::json!({"room_id": "team", "role": "owner"});
+        assert!(supersedes(&rename, &older_rename));
+        assert!(!supersedes(&rename, &role));
+        assert!(!supersedes(&role, &rename));
+        assert!(!supersedes(&rename, &serde_json::json!("not an object")));
     }
 }

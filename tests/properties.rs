@@ -10,7 +10,7 @@ use switchboard::auth::token;
 use switchboard::cursor::PageCursor;
 use switchboard::protocol::parse_client_frame;
 use switchboard::routes::{resolve, Resolution};
-use switchboard::stream::{plan_replay, Batch, BatchLimit};
+use switchboard::stream::{plan_replay, plan_sparse_replay, Batch, BatchLimit};
 
 const SECRET: &str = "property-test-secret-of-at-least-32-bytes";
 
@@ -114,6 +114,15 @@ proptest! {
         if plan.recovered {
             prop_assert!(since >= pruned && since <= last);
         }
+    }
+
+    #[test]
+    fn sparse_replay_plans_start_after_since_and_never_claim_more(since in any::<i64>(), last in 0i64..i64::MAX, pruned in 0i64..i64::MAX) {
+        let pruned = pruned.min(last);
+        let plan = plan_sparse_replay(since, last, pruned);
+        prop_assert_eq!(plan.from, since.saturating_add(1));
+        prop_assert_eq!(plan.through, last);
+        prop_assert_eq!(plan.recovered, plan_replay(since, last, pruned).recovered);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::hubs::direct::{self, FAN_OUT};
 use crate::hubs::user::{self, PushRequest};
 use crate::store::d1;
 use crate::store::direct::{self as store, AdminFilter, Party};
+use crate::stream::Class;
 
 fn field_error(err: crate::message::FieldError) -> ApiError {
     ApiError::bad_request("validation", err.to_string())
@@ -202,6 +203,7 @@ async fn tell_senders(env: &Env, reader: &Identity, newly: &[store::NewlyRead], 
                 event: "message.read".into(),
                 data: json!({"reader_id": reader.user_id, "message_ids": ids, "read_at": now}),
                 idempotency_key: None,
+                class: Class::Chat,
             };
             if let Err(err) = user::push(env, &sender, &request).await {
                 worker::console_warn!("message.read to {sender}: {err}");
@@ -293,10 +295,11 @@ pub async fn recall(
     delete_for_everyone(env, id).await
 }
 
-/// Deletes a direct message for everyone: D1 first (REST forgets it), then every party's
-/// stream (tombstones, `message.deleted`).
+/// Deletes a direct message for everyone: D1 first (REST forgets it; its row stays as a
+/// tombstone for a retry of its `client_id`), then every party's stream (tombstones,
+/// `message.deleted`).
 async fn delete_for_everyone(env: &Env, id: &str) -> Result<Response, ApiError> {
-    let parties = store::admin_delete(&d1::db(env)?, id)
+    let parties = store::admin_delete(&d1::db(env)?, id, crate::hubs::now_ms())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no message '{id}'")))?;
     let unreached = direct::recall(env, id, parties).await;

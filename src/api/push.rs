@@ -12,6 +12,7 @@ use worker::{Env, Request, Response};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hubs::user::{PushOutcome, PushRequest};
+use crate::stream::Class;
 
 pub const MAX_USERS: usize = 1000;
 pub const MAX_KEY_LEN: usize = 128;
@@ -95,6 +96,7 @@ pub async fn deliver(mut req: Request, env: &Env, config: &Config) -> Result<Res
         event: body.event,
         data: body.data,
         idempotency_key: body.idempotency_key,
+        class: Class::Backend,
     };
     let outcomes = crate::hubs::user::push_all(env, &users, &request).await;
     let results: Vec<UserResult> = users

@@ -32,6 +32,7 @@ use crate::message::Content;
 use crate::quota::Rate;
 use crate::store::d1;
 use crate::store::rooms::{self, Member, Room, MEMBER, OWNER};
+use crate::stream::Class;
 
 /// Users one call may add (internal calls may add more: backends seed large rooms).
 pub const MAX_ADD: usize = 100;
@@ -672,12 +673,14 @@ async fn post_to_room(env: &Env, room_id: &str, post: &Post) -> Result<Response,
 
 /// Appends `event` to each user's stream; returns the users whose hub could not be reached.
 /// No idempotency key: each change is told once, by the call that made it (a repeated call
-/// finds nothing left to change and tells nobody).
+/// finds nothing left to change and tells nobody). A chat event whoever made the change, a
+/// backend or a user: the room list over REST holds its state.
 async fn tell(env: &Env, users: &[String], event: &str, data: Value) -> Vec<String> {
     let request = PushRequest {
         event: event.to_owned(),
         data,
         idempotency_key: None,
+        class: Class::Chat,
     };
     let outcomes = crate::hubs::user::push_all(env, users, &request).await;
     users

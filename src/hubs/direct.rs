@@ -7,9 +7,11 @@
 //! finds the stored message and pushes it again, which the streams ignore where it already
 //! arrived — so a client whose send failed half-way simply retries.
 //!
-//! Deleting for everyone removes the D1 rows first (REST no longer shows it), then asks every
-//! party's UserHub to turn the message's stream events into tombstones and to send
-//! `message.deleted`, so neither a live device nor a replay with `since` shows the content again.
+//! Deleting for everyone empties the message in D1 first (REST no longer shows it; its row stays
+//! as a tombstone), then asks every party's UserHub to turn the message's stream events into
+//! tombstones and to send `message.deleted`, so neither a live device nor a replay with `since`
+//! shows the content again. A retry of a deleted message's `client_id` finds the tombstone: it is
+//! answered as a duplicate with the tombstone and pushed nowhere, never stored again.
 
 use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
@@ -21,6 +23,7 @@ use crate::error::ApiError;
 use crate::quota::Rate;
 use crate::store::d1;
 use crate::store::direct as store;
+use crate::stream::Class;
 
 /// User streams called at once.
 pub const FAN_OUT: usize = 50;
@@ -32,7 +35,8 @@ pub struct SendOutcome {
 }
 
 /// Stores a direct message and pushes it to its audience, except `skip` (a UserHub sending for
-/// its own user appends to its own stream itself).
+/// its own user appends to its own stream itself). A repeated `client_id` answers the stored
+/// message as a duplicate (pushed again unless it was deleted for everyone).
 pub async fn send(
     env: &Env,
     sender: &str,
@@ -60,7 +64,9 @@ pub async fn send(
             .await?
         }
     };
-    deliver(env, &outcome.message, skip).await?;
+    if outcome.message.deleted_at.is_none() {
+        deliver(env, &outcome.message, skip).await?;
+    }
     Ok(outcome)
 }
 
@@ -93,6 +99,7 @@ async fn deliver(env: &Env, message: &DirectMessage, skip: Option<&str>) -> Resu
         event: "message".into(),
         data: json!(message),
         idempotency_key: Some(message.stream_key()),
+        class: Class::Chat,
     };
     let users: Vec<String> = message
         .audience()

@@ -6,11 +6,11 @@
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
 //! | `GET /connect` (verified by Worker)  | socket attachment (user, conn, device, expiry) | `ready`; with `since`: one replay batch, `synced`; 401 `token_revoked` for a revoked token; the user's oldest socket closed 4009 beyond the cap |
 //! | frame `sync {since}`                 | — (the socket pages while `more`)       | the next replay batch, `synced`, once the user's replay budget allows (`hubs::replay`) |
-//! | `POST /push` (backend event)         | event with the next seq; idempotency key; oldest events pruned beyond the byte bound | the event to every device not paging a resume |
+//! | `POST /push` (a backend's or a chat event) | event with the next seq and its class; idempotency key; older `room.updated` it supersedes deleted; its class's oldest events pruned beyond the byte bound | the event to every device not paging a resume |
 //! | frame `ack {seq}`                    | the device's cursor (forward only)      | `ack` when the frame had an id          |
 //! | frame `auth {token}`                 | new expiry in the attachment            | `ack {expires_at}` or `error` (`token_revoked`, …) |
-//! | frame `message.send` (direct message) | D1 message + receipts; `message` in this stream | `message` to receivers' hubs and every device; `ack {message}` |
-//! | alarm (only for work due then)       | retention pruning                       | `token.expired` + close 4001 on expiry |
+//! | frame `message.send` (direct message) | D1 message + receipts; `message` in this stream (not for a retry of a deleted one) | `message` to receivers' hubs and every device; `ack {message}` |
+//! | alarm (only for work due then)       | retention pruning, each class on its own | `token.expired` + close 4001 on expiry |
 //! | `POST /disconnect`                   | revocation cut-off, when revoking       | close 4003 with the reason             |
 //! | `POST /redact` (direct message deleted) | the message's events become tombstones; `message.deleted` in this stream | `message.deleted` to every device |
 //! | `POST /activity` (from a room)       | —                                       | `room.activity` to every device        |
@@ -21,6 +21,11 @@
 //! storage calls are synchronous), so a push can never slip into the middle of a replay: a
 //! resuming socket sees every event exactly once and in order. A socket the hub has started to
 //! close is no longer open: it gets nothing and nothing it sends is processed.
+//!
+//! Every event is stored with its [`Class`]: a backend's push, or a chat event (a direct
+//! message, a read, a deletion, a room change) whose state D1 also holds. Each class prunes only
+//! itself (`store::user_log`), so no flood of other users' messages can push a backend's event
+//! out of the stream.
 
 use std::rc::Rc;
 
@@ -40,14 +45,17 @@ use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
 use crate::store::local::Local;
 use crate::store::user_log::{UserLog, IDEMPOTENCY_MS};
-use crate::stream::plan_replay;
+use crate::stream::{coalescing_room, plan_sparse_replay, Class};
 
-/// A backend event, as the Worker forwards it after validation.
+/// An event for the stream: a backend's, as the Worker forwards it after validation, or a chat
+/// event the gateway makes.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PushRequest {
     pub event: String,
     pub data: Value,
     pub idempotency_key: Option<String>,
+    /// Whose budget the event counts against.
+    pub class: Class,
 }
 
 /// What a push did for this user.
@@ -256,7 +264,7 @@ impl UserHub {
     /// then `synced`. Does not yield.
     fn replay(&self, ws: &WebSocket, user: &str, since: i64) -> Result<(), ApiError> {
         let log = self.log();
-        let plan = plan_replay(since, log.last_seq()?, log.pruned_through()?);
+        let plan = plan_sparse_replay(since, log.last_seq()?, log.pruned_through()?);
         let limits = self.limits();
         let limit = self.replays.limit(user, &limits);
         let read = |from, through, n| {
@@ -292,14 +300,17 @@ impl UserHub {
         Ok(())
     }
 
-    /// Appends a backend event and delivers it to every device.
+    /// Appends an event and delivers it to every device.
     async fn push(&self, mut req: Request) -> Result<Response, ApiError> {
         let push: PushRequest = crate::http::read_hub_json(&mut req).await?;
         let outcome = self.record(push).await?;
         Ok(crate::http::json(200, &outcome)?)
     }
 
-    /// Appends an event to the stream (once per idempotency key) and sends it to every device.
+    /// Appends an event to the stream (once per idempotency key) and sends it to every device. A
+    /// `room.updated` first deletes the older ones of its room that it makes obsolete; the append
+    /// then prunes its own class beyond its byte bound, and asks for a retention pass when its
+    /// class holds more than `RETENTION_EVENTS`.
     async fn record(&self, push: PushRequest) -> Result<PushOutcome, ApiError> {
         let log = self.log();
         let now = now_ms();
@@ -316,16 +327,20 @@ impl UserHub {
                 duplicate: true,
             });
         }
-        let appended = log.append(&push.event, &push.data, now)?;
+        let class = push.class;
+        if let Some(room) = coalescing_room(&push.event, &push.data) {
+            log.supersede(class, &push.event, room, &push.data)?;
+        }
+        let appended = log.append(class, &push.event, &push.data, now)?;
         let seq = appended.seq;
         let limits = self.limits();
-        log.prune_bytes(appended.stored_bytes, limits.retention_bytes)?;
+        log.prune_bytes(class, appended.class_bytes, limits.retention_bytes)?;
         let mut prune_moved = false;
         if let Some(key) = &push.idempotency_key {
             log.remember_key(key, seq, now)?;
             prune_moved |= log.request_prune(now + IDEMPOTENCY_MS)?;
         }
-        if seq - log.pruned_through()? > limits.retention_events {
+        if log.stored_events(class)? > limits.retention_events {
             prune_moved |= log.request_prune(now + limits.prune_interval_secs * 1000)?;
         }
         let devices = self.deliver(&ServerFrame::stream(&push.event, seq, push.data));
@@ -376,6 +391,7 @@ impl UserHub {
                 event: "message.deleted".into(),
                 data: json!({"id": body.message_id}),
                 idempotency_key: Some(format!("dm-deleted:{}", body.message_id)),
+                class: Class::Chat,
             })
             .await?;
         Ok(crate::http::json(200, &outcome)?)
@@ -447,7 +463,8 @@ impl UserHub {
 
     /// `message.send {to, type, body, client_id, …}`: a direct message. It is stored in D1 and
     /// pushed to the receivers first; then it joins this user's own stream (so every device,
-    /// this one included, has it in order) and the sender gets the ack.
+    /// this one included, has it in order) and the sender gets the ack. A retry of a message
+    /// deleted for everyone is acked with its tombstone and joins no stream again.
     async fn on_message_send(
         &self,
         ws: &WebSocket,
@@ -461,12 +478,15 @@ impl UserHub {
             Some(&info.user_id),
         )
         .await?;
-        self.record(PushRequest {
-            event: "message".into(),
-            data: json!(sent.message),
-            idempotency_key: Some(sent.message.stream_key()),
-        })
-        .await?;
+        if sent.message.deleted_at.is_none() {
+            self.record(PushRequest {
+                event: "message".into(),
+                data: json!(sent.message),
+                idempotency_key: Some(sent.message.stream_key()),
+                class: Class::Chat,
+            })
+            .await?;
+        }
         send_ack(
             ws,
             frame.id.as_ref(),

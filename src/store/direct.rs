@@ -1,6 +1,10 @@
 //! Direct messages in D1: `direct_messages` (one row per message, with the sender's delete
 //! state) and `direct_receipts` (one row per receiver: read and delete state).
 //!
+//! A message deleted for everyone keeps its row as a tombstone (content emptied, `deleted_at`
+//! set, receipts gone), so a retry of its `client_id` finds it and answers it as a duplicate
+//! instead of storing it again under a new id; no listing shows a tombstone.
+//!
 //! Every listing is in a stable order — newest first by (created_at, id) — and continues from a
 //! [`PageCursor`], so paging never skips or repeats a message while new ones arrive. Every query
 //! that reads or changes a message names the party it is for, so nobody reaches another user's
@@ -53,6 +57,7 @@ struct Row {
     data: Option<String>,
     client_id: Option<String>,
     created_at: i64,
+    deleted_at: Option<i64>,
     #[serde(default)]
     read_at: Option<i64>,
 }
@@ -72,6 +77,7 @@ impl Row {
                 client_id: self.client_id,
             },
             created_at: self.created_at,
+            deleted_at: self.deleted_at,
         }
     }
 }
@@ -84,8 +90,7 @@ struct ReceiptRow {
     deleted_at: Option<i64>,
 }
 
-const COLUMNS: &str =
-    "m.id, m.sender_id, m.type, m.body, m.url, m.title, m.data, m.client_id, m.created_at";
+const COLUMNS: &str = "m.id, m.sender_id, m.type, m.body, m.url, m.title, m.data, m.client_id, m.created_at, m.deleted_at";
 
 /// D1 binds at most 100 parameters per statement; id lists go in chunks of this many.
 const ID_CHUNK: usize = 50;
@@ -130,7 +135,8 @@ pub async fn insert(db: &D1Database, m: &DirectMessage) -> worker::Result<()> {
     Ok(())
 }
 
-/// The message a sender already sent with this client id.
+/// The message a sender already sent with this client id (a tombstone if it was deleted for
+/// everyone since).
 pub async fn by_client_id(
     db: &D1Database,
     sender_id: &str,
@@ -254,7 +260,7 @@ pub async fn sent(
     let (keyset, keyset_binds) = after(cursor, "m.created_at", "m.id", 3);
     let sql = format!(
         "SELECT {COLUMNS} FROM direct_messages m
-         WHERE m.sender_id = ?1 AND m.sender_deleted_at IS NULL AND {keyset}
+         WHERE m.sender_id = ?1 AND m.sender_deleted_at IS NULL AND m.deleted_at IS NULL AND {keyset}
          ORDER BY m.created_at DESC, m.id DESC LIMIT ?2"
     );
     let binds = [vec![text(sender_id), int(limit)], keyset_binds].concat();
@@ -407,7 +413,7 @@ pub async fn delete(
     let statement = match party {
         Party::Sender => {
             "UPDATE direct_messages SET sender_deleted_at = ?2
-             WHERE sender_id = ?1 AND sender_deleted_at IS NULL AND id IN ({ids}) RETURNING id"
+             WHERE sender_id = ?1 AND sender_deleted_at IS NULL AND deleted_at IS NULL AND id IN ({ids}) RETURNING id"
         }
         Party::Receiver => {
             "UPDATE direct_receipts SET deleted_at = ?2
@@ -461,7 +467,8 @@ pub async fn admin_list(
     ];
     let sql = format!(
         "SELECT {COLUMNS} FROM direct_messages m
-         WHERE (?1 IS NULL OR m.sender_id = ?1)
+         WHERE m.deleted_at IS NULL
+           AND (?1 IS NULL OR m.sender_id = ?1)
            AND (?2 IS NULL OR EXISTS (SELECT 1 FROM direct_receipts r WHERE r.message_id = m.id AND r.receiver_id = ?2))
            AND (?3 IS NULL OR m.created_at >= ?3)
            AND (?4 IS NULL OR m.created_at < ?4)
@@ -476,23 +483,30 @@ pub async fn admin_list(
         .collect())
 }
 
-/// Deletes a message for everyone, receipts included. Returns its parties (receivers, then the
-/// sender), or `None` when there was no such message.
-/// When `sender_id` sent message `id` (unix ms), if they did.
+/// When `sender_id` sent message `id` (unix ms), if they did and it is not deleted.
 pub async fn sent_at(db: &D1Database, sender_id: &str, id: &str) -> worker::Result<Option<i64>> {
     #[derive(Deserialize)]
     struct Row {
         created_at: i64,
     }
     let row: Option<Row> = db
-        .prepare("SELECT created_at FROM direct_messages WHERE id = ? AND sender_id = ?")
+        .prepare(
+            "SELECT created_at FROM direct_messages WHERE id = ? AND sender_id = ? AND deleted_at IS NULL",
+        )
         .bind(&[text(id), text(sender_id)])?
         .first(None)
         .await?;
     Ok(row.map(|row| row.created_at))
 }
 
-pub async fn admin_delete(db: &D1Database, id: &str) -> worker::Result<Option<Vec<String>>> {
+/// Deletes a message for everyone at `now`: its receipts go and its row becomes a tombstone.
+/// Returns its parties (receivers, then the sender), or `None` when there was no such message
+/// (or it was deleted already).
+pub async fn admin_delete(
+    db: &D1Database,
+    id: &str,
+    now: i64,
+) -> worker::Result<Option<Vec<String>>> {
     #[derive(Deserialize)]
     struct Party {
         user_id: String,
@@ -503,8 +517,11 @@ pub async fn admin_delete(db: &D1Database, id: &str) -> worker::Result<Option<Ve
         )
         .bind(&[text(id)])?;
     let message = db
-        .prepare("DELETE FROM direct_messages WHERE id = ? RETURNING sender_id AS user_id")
-        .bind(&[text(id)])?;
+        .prepare(
+            "UPDATE direct_messages SET body = '', url = NULL, title = NULL, data = NULL, deleted_at = ?2
+             WHERE id = ?1 AND deleted_at IS NULL RETURNING sender_id AS user_id",
+        )
+        .bind(&[text(id), int(now)])?;
     let results = db.batch(vec![receipts, message]).await?;
     let mut parties = Vec::new();
     for result in &results {
