@@ -234,15 +234,20 @@ export interface RoomInfo {
   members?: number;
 }
 
+/**
+ * A member as the member list shows them. A `pending` member (added by another user, and not
+ * yet active in the room themselves) shows only who they are: the activity fields are absent.
+ */
 export interface RoomMember {
   user_id: string;
   role: 'owner' | 'member';
   joined_at: number;
-  read_seq: number;
-  online: boolean;
-  devices: number;
-  last_seen: number | null;
-  in_room: number;
+  pending: boolean;
+  read_seq?: number;
+  online?: boolean;
+  devices?: number;
+  last_seen?: number | null;
+  in_room?: number;
 }
 
 /** What `room.send` / `dm.send` take: a string is a text body. */

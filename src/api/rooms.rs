@@ -14,6 +14,13 @@
 //!
 //! Messages sent over REST and read cursors moved over REST go through the Room exactly as the
 //! socket's `send` and `read` do.
+//!
+//! Adding someone needs no consent, so a member another user added (at create or later) is
+//! pending: presence and the member list tell nothing about their activity until they act in
+//! the room themselves — connect to it, or send, read, edit or delete over REST. Members a
+//! backend adds, and creators, are never pending.
+
+use std::collections::HashSet;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -31,7 +38,7 @@ use crate::hubs::user::PushRequest;
 use crate::message::Content;
 use crate::quota::Rate;
 use crate::store::d1;
-use crate::store::rooms::{self, Member, Room, MEMBER, OWNER};
+use crate::store::rooms::{self, DailyCap, Member, Room, MEMBER, OWNER};
 use crate::stream::Class;
 
 /// Users one call may add (internal calls may add more: backends seed large rooms).
@@ -40,6 +47,8 @@ pub const MAX_ADD_INTERNAL: usize = 1000;
 pub const MAX_NAME_CHARS: usize = 100;
 /// Rooms `GET /v1/unread` lists at most (the most recently active with unread messages).
 pub const MAX_UNREAD_ROOMS: i64 = 1000;
+/// The window `MAX_ROOMS_PER_DAY` counts in.
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,6 +169,14 @@ impl Caller {
         })
     }
 
+    /// The caller acts in the room: a pending membership becomes an ordinary one.
+    async fn acts(&self) -> Result<(), ApiError> {
+        if self.member.pending {
+            rooms::activate(&self.db, &self.room.id, &self.me.user_id).await?;
+        }
+        Ok(())
+    }
+
     fn owner_only(&self, what: &str) -> Result<(), ApiError> {
         if self.member.role == OWNER {
             Ok(())
@@ -205,25 +222,24 @@ pub async fn create(mut req: Request, env: &Env, config: &Config) -> Result<Resp
         return Err(validation("owner: the caller owns a room they create"));
     }
     let members = user_list(&body.members, MAX_ADD, Some(&me.user_id))?;
-    within_daily_rooms(env, config, &me.user_id).await?;
-    create_room(env, config, &body, Some(me.user_id), members).await
+    let made_by = Maker::User(me.user_id);
+    create_room(env, config, &body, made_by, members).await
 }
 
-/// `MAX_ROOMS_PER_DAY`: 429 with `Retry-After` once a user created that many rooms in the last
-/// 24 hours (rooms a backend created with them as owner count too).
-async fn within_daily_rooms(env: &Env, config: &Config, user_id: &str) -> Result<(), ApiError> {
-    const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// `MAX_ROOMS_PER_DAY`'s 429 with `Retry-After` (until the oldest of the user's rooms of the last
+/// 24 hours is a day old); rooms a backend created with them as owner count too.
+async fn over_daily_rooms(db: &D1Database, config: &Config, user_id: &str) -> ApiError {
     let now = crate::hubs::now_ms();
-    let (created, oldest) = rooms::created_since(&d1::db(env)?, user_id, now - DAY_MS).await?;
-    let max = config.limits.max_rooms_per_day;
-    if created < max {
-        return Ok(());
-    }
+    let oldest = match rooms::created_since(db, user_id, now - DAY_MS).await {
+        Ok((_, oldest)) => oldest,
+        Err(err) => return err.into(),
+    };
     let wait_ms = oldest.map_or(DAY_MS, |oldest| oldest + DAY_MS - now);
-    Err(ApiError::rate_limited(
+    let max = config.limits.max_rooms_per_day;
+    ApiError::rate_limited(
         format!("at most {max} rooms per user in 24 hours"),
         wait_ms.div_euclid(1000) + 1,
-    ))
+    )
 }
 
 pub async fn list(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
@@ -310,7 +326,11 @@ pub async fn add_members(
     }
     caller.owner_only("adds members")?;
     let users = user_list(&body.users, MAX_ADD, None)?;
-    add(env, config, &caller.db, &caller.room, &users, MEMBER).await
+    let added = Added {
+        role: MEMBER,
+        pending: true,
+    };
+    add(env, config, &caller.db, &caller.room, &users, added).await
 }
 
 pub async fn remove_member(
@@ -343,17 +363,29 @@ pub async fn members(
     let room_id = caller.room.id.as_str();
     let page = rooms::members(&caller.db, room_id, after.as_deref(), limit).await?;
     let users: Vec<String> = page.iter().map(|m| m.user_id.clone()).collect();
-    let presence = super::users::presence_of_users(env, config, &users, |_| true).await?;
+    let pending = |user: &str| page.iter().any(|m| m.user_id == user && m.pending);
+    let presence =
+        super::users::presence_of_users(env, config, &users, |user| !pending(user)).await?;
     let in_room: RoomPresence =
         room::call(env, room_id, Method::Get, "/presence", None::<&()>).await?;
     let out: Vec<Value> = page
         .iter()
         .zip(presence)
         .map(|(member, presence)| {
+            if member.pending {
+                // Nothing about their activity: no presence, no read position.
+                return json!({
+                    "user_id": member.user_id,
+                    "role": member.role,
+                    "joined_at": member.joined_at,
+                    "pending": true,
+                });
+            }
             json!({
                 "user_id": member.user_id,
                 "role": member.role,
                 "joined_at": member.joined_at,
+                "pending": false,
                 "read_seq": member.read_seq,
                 "online": presence.online,
                 "devices": presence.devices,
@@ -414,6 +446,7 @@ pub async fn send(
     };
     let content = Content::parse(fields).map_err(|err| validation(err.to_string()))?;
     crate::quota::check(env, Rate::Send, &caller.me.user_id).await?;
+    caller.acts().await?;
     let post = Post {
         sender: Some(caller.me.user_id),
         content,
@@ -434,6 +467,7 @@ pub async fn edit_message(
     crate::direct::validate_message_id(message_id).map_err(validation)?;
     let body: EditBody = crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
     crate::quota::check(env, Rate::Send, &caller.me.user_id).await?;
+    caller.acts().await?;
     let request = EditRequest {
         user_id: caller.me.user_id,
         message_id: message_id.to_owned(),
@@ -458,6 +492,7 @@ pub async fn delete_message(
     let caller = Caller::of(&req, env, config, room_id).await?;
     crate::direct::validate_message_id(message_id).map_err(validation)?;
     crate::quota::check(env, Rate::Send, &caller.me.user_id).await?;
+    caller.acts().await?;
     let request = RecallRequest {
         moderator: caller.member.role == OWNER || caller.me.is_admin(),
         user_id: caller.me.user_id,
@@ -486,6 +521,7 @@ pub async fn read(
     if body.seq < 0 {
         return Err(validation("seq must be a whole number >= 0"));
     }
+    caller.acts().await?;
     let request = ReadRequest {
         user_id: caller.me.user_id,
         seq: body.seq,
@@ -522,7 +558,8 @@ pub async fn connect(
     let admitted = super::connect::admit(&req, env, config).await?;
     let room_id = self::room_id(room_id)?;
     let path = super::connect::hub_path(&req)?;
-    let admission = rooms::admission(&d1::db(env)?, room_id, &admitted.identity.user_id).await?;
+    let db = d1::db(env)?;
+    let admission = rooms::admission(&db, room_id, &admitted.identity.user_id).await?;
     if !admission.room_exists {
         return Err(no_room(room_id));
     }
@@ -530,6 +567,9 @@ pub async fn connect(
         return Err(not_a_member());
     }
     crate::auth::revocation::check(&admitted.identity, admission.revoked_before)?;
+    if admission.pending {
+        rooms::activate(&db, room_id, &admitted.identity.user_id).await?;
+    }
     let headers = room::headers(room_id)?;
     if let Some(cutoff) = admission.revoked_before {
         // The room keeps the user's cut-off from now on: its in-band `auth` checks need it, and
@@ -554,8 +594,8 @@ pub async fn internal_create(
         crate::ids::validate_user_id(owner).map_err(|why| validation(format!("owner: {why}")))?;
     }
     let members = user_list(&body.members, MAX_ADD_INTERNAL, body.owner.as_deref())?;
-    let owner = body.owner.clone();
-    create_room(env, config, &body, owner, members).await
+    let made_by = Maker::Backend(body.owner.clone());
+    create_room(env, config, &body, made_by, members).await
 }
 
 pub async fn internal_add_members(
@@ -576,7 +616,11 @@ pub async fn internal_add_members(
     let users = user_list(&body.users, MAX_ADD_INTERNAL, None)?;
     let db = d1::db(env)?;
     let room = existing_room(&db, room_id).await?;
-    add(env, config, &db, &room, &users, role).await
+    let added = Added {
+        role,
+        pending: false,
+    };
+    add(env, config, &db, &room, &users, added).await
 }
 
 pub async fn internal_remove_member(
@@ -691,14 +735,25 @@ async fn tell(env: &Env, users: &[String], event: &str, data: Value) -> Vec<Stri
         .collect()
 }
 
+/// Who creates a room: a user over REST (its owner, within `MAX_ROOMS_PER_DAY`; the members
+/// they name are pending), or a backend, with or without an owner.
+enum Maker {
+    User(String),
+    Backend(Option<String>),
+}
+
 async fn create_room(
     env: &Env,
     config: &Config,
     body: &CreateRoomBody,
-    owner: Option<String>,
+    made_by: Maker,
     members: Vec<String>,
 ) -> Result<Response, ApiError> {
     let (id, name) = validate_create(body)?;
+    let (owner, by_user) = match made_by {
+        Maker::User(user) => (Some(user), true),
+        Maker::Backend(owner) => (owner, false),
+    };
     let max = config.limits.max_room_members;
     if members.len() + usize::from(owner.is_some()) > max {
         return Err(room_full(max));
@@ -712,25 +767,38 @@ async fn create_room(
         last_seq: 0,
         activity_at: now,
     };
-    let as_member = |user_id: String, role: &str| Member {
+    let as_member = |user_id: String, role: &str, pending: bool| Member {
         user_id,
         role: role.to_owned(),
         joined_at: now,
         read_seq: 0,
+        pending,
     };
     let list: Vec<Member> = owner
         .into_iter()
-        .map(|owner| as_member(owner, OWNER))
-        .chain(members.into_iter().map(|user| as_member(user, MEMBER)))
+        .map(|owner| as_member(owner, OWNER, false))
+        .chain(
+            members
+                .into_iter()
+                .map(|user| as_member(user, MEMBER, by_user)),
+        )
         .collect();
+    let cap = by_user.then_some(DailyCap {
+        since_ms: now - DAY_MS,
+        max: config.limits.max_rooms_per_day,
+    });
     let db = d1::db(env)?;
-    rooms::create(&db, &room, &list).await.map_err(|err| {
+    let made = rooms::create(&db, &room, &list, cap).await.map_err(|err| {
         if d1::is_conflict(&err) {
             ApiError::new(409, "conflict", format!("room '{id}' already exists"))
         } else {
             err.into()
         }
     })?;
+    if !made {
+        let creator = room.created_by.as_deref().unwrap_or_default();
+        return Err(over_daily_rooms(&db, config, creator).await);
+    }
     let change = MembersChange {
         add: list.iter().map(|m| m.user_id.clone()).collect(),
         role: MEMBER.into(),
@@ -769,15 +837,23 @@ fn room_full(max: usize) -> ApiError {
     )
 }
 
+/// How members join by an add: with `role`, and `pending` when a user (not a backend) adds
+/// them.
+struct Added {
+    role: &'static str,
+    pending: bool,
+}
+
 /// Adds `users` with `role`; members already there keep their cursor and, when `role`
-/// differs, get `role` (`member.updated`, `room.updated`).
+/// differs, get `role` (`member.updated`, `room.updated`). Over `MAX_ROOM_MEMBERS` nothing
+/// changes: `409 room_full`.
 async fn add(
     env: &Env,
     config: &Config,
     db: &D1Database,
     room: &Room,
     users: &[String],
-    role: &str,
+    Added { role, pending }: Added,
 ) -> Result<Response, ApiError> {
     if users.is_empty() {
         return Err(validation("users must name at least one user"));
@@ -789,9 +865,6 @@ async fn add(
         .filter(|user| !already.contains(user))
         .cloned()
         .collect();
-    if !joining.is_empty() && rooms::member_count(db, &room.id).await? + joining.len() > max {
-        return Err(room_full(max));
-    }
     let now = crate::hubs::now_ms();
     let members: Vec<Member> = joining
         .iter()
@@ -800,23 +873,37 @@ async fn add(
             role: role.to_owned(),
             joined_at: now,
             read_seq: room.last_seq,
+            pending,
         })
         .collect();
-    rooms::add_members(db, &room.id, &members).await?;
+    let inserted = rooms::add_members(db, &room.id, &members, max).await?;
+    // None added although some were not members: the room would pass its cap, unless every
+    // one of them joined meanwhile through another call.
+    if inserted.is_empty()
+        && !joining.is_empty()
+        && rooms::already_members(db, &room.id, &joining).await?.len() < joining.len()
+    {
+        return Err(room_full(max));
+    }
+    let inserted: HashSet<String> = inserted.into_iter().collect();
+    let added: Vec<String> = joining
+        .into_iter()
+        .filter(|user| inserted.contains(user))
+        .collect();
     let updated = rooms::set_role(db, &room.id, &already, role).await?;
     let change = MembersChange {
-        add: joining.clone(),
+        add: added.clone(),
         updated: updated.clone(),
         role: role.to_owned(),
         ..MembersChange::default()
     };
     room::call::<Value>(env, &room.id, Method::Post, "/members", Some(&change)).await?;
-    let mut unnotified = tell(env, &joining, "room.added", room_added(room, role)).await;
+    let mut unnotified = tell(env, &added, "room.added", room_added(room, role)).await;
     let update = json!({"room_id": room.id, "role": role});
     unnotified.extend(tell(env, &updated, "room.updated", update).await);
     Ok(crate::http::json(
         200,
-        &json!({"room_id": room.id, "added": joining, "updated": updated, "unnotified": unnotified}),
+        &json!({"room_id": room.id, "added": added, "updated": updated, "unnotified": unnotified}),
     )?)
 }
 

@@ -1,8 +1,9 @@
-//! Binding values for D1 statements.
+//! Binding values for D1 statements, and reading the values it answers.
 //!
 //! D1 takes JavaScript values. workers-rs binds Rust integers as 32-bit, which would cut unix
 //! milliseconds, so integers go through `f64` here (exact up to 2^53, far beyond any seq or time).
 
+use serde::{Deserialize, Deserializer};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, Env};
 
@@ -44,7 +45,31 @@ pub fn content_columns(content: &Content) -> [JsValue; 6] {
     ]
 }
 
+/// A 0/1 column read as a bool (D1 answers SQLite's integers as numbers).
+pub fn flag<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Ok(i64::deserialize(deserializer)? != 0)
+}
+
 /// True when a D1 error is a UNIQUE or PRIMARY KEY violation (a conflict, not a failure).
 pub fn is_conflict(err: &worker::Error) -> bool {
     err.to_string().contains("UNIQUE constraint failed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Row {
+        #[serde(deserialize_with = "flag")]
+        set: bool,
+    }
+
+    #[test]
+    fn flags_read_integers() {
+        let read = |raw: &str| serde_json::from_str::<Row>(raw).map(|row| row.set);
+        assert!(!read(r#"{"set":0}"#).unwrap());
+        assert!(read(r#"{"set":1}"#).unwrap());
+        assert!(read(r#"{"set":"1"}"#).is_err());
+    }
 }

@@ -4,6 +4,17 @@
 //! room). Messages and read cursors arrive from the Room Durable Object's flush
 //! ([`copy_statements`]), so reads here may trail the socket by the few milliseconds a flush
 //! takes; the socket's `since` resume is the consistent path.
+//!
+//! Limits are checked by the statement that writes: a room is created only while its creator is
+//! under the daily cap, and members are added only if the room stays within its cap, each in one
+//! statement (D1 runs each statement and each batch as a transaction on one writer), so
+//! concurrent calls never pass a limit and a refused call writes nothing. Lists of users are
+//! bound as one JSON array (`json_each`), never as one parameter each: D1 binds at most 100
+//! parameters per statement.
+//!
+//! A member another user added is `pending` until they act in the room themselves
+//! ([`activate`]); presence ([`sharing_a_room`]) and the member list say nothing about a
+//! pending member's activity.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -34,6 +45,18 @@ pub struct Member {
     pub role: String,
     pub joined_at: i64,
     pub read_seq: i64,
+    /// Added by another user, and has not yet acted in the room (connected to it, sent, read,
+    /// edited or deleted): nothing about their activity is shown to anyone.
+    #[serde(deserialize_with = "super::d1::flag")]
+    pub pending: bool,
+}
+
+/// The daily cap on rooms a creator makes: a room is created only while fewer than `max` rooms
+/// with the same creator were created after `since_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct DailyCap {
+    pub since_ms: i64,
+    pub max: i64,
 }
 
 /// A room with unread messages, and how many.
@@ -83,7 +106,7 @@ pub async fn member(
     user_id: &str,
 ) -> worker::Result<Option<Member>> {
     db.prepare(
-        "SELECT user_id, role, joined_at, read_seq FROM room_members WHERE room_id = ? AND user_id = ?",
+        "SELECT user_id, role, joined_at, read_seq, pending FROM room_members WHERE room_id = ? AND user_id = ?",
     )
     .bind(&[text(room_id), text(user_id)])?
     .first(None)
@@ -91,11 +114,13 @@ pub async fn member(
 }
 
 /// What a room connect must know before the upgrade, read in one query: whether the room
-/// exists, whether the user is a member, and the user's revocation cut-off (unix seconds).
+/// exists, whether the user is a member and still pending, and the user's revocation cut-off
+/// (unix seconds).
 #[derive(Debug, Deserialize)]
 pub struct Admission {
     pub room_exists: bool,
     pub is_member: bool,
+    pub pending: bool,
     pub revoked_before: Option<i64>,
 }
 
@@ -103,13 +128,13 @@ pub async fn admission(db: &D1Database, room_id: &str, user_id: &str) -> worker:
     #[derive(Deserialize)]
     struct Row {
         room_exists: i64,
-        is_member: i64,
+        pending: Option<i64>,
         revoked_before: Option<i64>,
     }
     let row: Option<Row> = db
         .prepare(
             "SELECT EXISTS (SELECT 1 FROM rooms WHERE id = ?1) AS room_exists,
-                    EXISTS (SELECT 1 FROM room_members WHERE room_id = ?1 AND user_id = ?2) AS is_member,
+                    (SELECT pending FROM room_members WHERE room_id = ?1 AND user_id = ?2) AS pending,
                     (SELECT revoked_before FROM revocations WHERE user_id = ?2) AS revoked_before",
         )
         .bind(&[text(room_id), text(user_id)])?
@@ -119,62 +144,118 @@ pub async fn admission(db: &D1Database, room_id: &str, user_id: &str) -> worker:
         Admission {
             room_exists: false,
             is_member: false,
+            pending: false,
             revoked_before: None,
         },
         |row| Admission {
             room_exists: row.room_exists != 0,
-            is_member: row.is_member != 0,
+            is_member: row.pending.is_some(),
+            pending: row.pending.is_some_and(|pending| pending != 0),
             revoked_before: row.revoked_before,
         },
     ))
 }
 
-/// Creates a room with its members in one transaction. A taken id is a UNIQUE violation.
-pub async fn create(db: &D1Database, room: &Room, members: &[Member]) -> worker::Result<()> {
+/// Inserts the [`Member`]s of the JSON array bound as `?2` into the room `?1`; callers append
+/// the condition (`WHERE …`).
+const INSERT_MEMBERS: &str =
+    "INSERT INTO room_members (room_id, user_id, role, joined_at, read_seq, pending)
+     SELECT ?1, json_extract(m.value, '$.user_id'), json_extract(m.value, '$.role'),
+            json_extract(m.value, '$.joined_at'), json_extract(m.value, '$.read_seq'),
+            json_extract(m.value, '$.pending')
+     FROM json_each(?2) m";
+
+/// A list as one JSON text parameter (read with `json_each`).
+fn json_list<T: Serialize>(items: &[T]) -> worker::Result<JsValue> {
+    Ok(text(&serde_json::to_string(items)?))
+}
+
+/// Creates a room with its members in one transaction, if its creator is within `cap`;
+/// false (and nothing written) when they are not. A taken id is a UNIQUE violation.
+pub async fn create(
+    db: &D1Database,
+    room: &Room,
+    members: &[Member],
+    cap: Option<DailyCap>,
+) -> worker::Result<bool> {
     let mut statements = vec![db
-        .prepare("INSERT INTO rooms (id, name, created_by, created_at, last_seq, activity_at) VALUES (?, ?, ?, ?, 0, ?)")
+        .prepare(
+            "INSERT INTO rooms (id, name, created_by, created_at, last_seq, activity_at)
+             SELECT ?1, ?2, ?3, ?4, 0, ?4
+             WHERE ?5 IS NULL OR (SELECT COUNT(*) FROM rooms WHERE created_by = ?3 AND created_at > ?6) < ?5
+             RETURNING id",
+        )
         .bind(&[
             text(&room.id),
             text(&room.name),
             opt_text(room.created_by.as_deref()),
             int(room.created_at),
-            int(room.created_at),
+            opt_int(cap.map(|cap| cap.max)),
+            opt_int(cap.map(|cap| cap.since_ms)),
         ])?];
-    for member in members {
-        statements.push(insert_member(db, &room.id, member)?);
+    if !members.is_empty() {
+        // Only into the room the first statement made: one with this id, creator and
+        // millisecond and no members yet (when the cap skipped that insert, there is none).
+        statements.push(
+            db.prepare(format!(
+                "{INSERT_MEMBERS}
+                 WHERE EXISTS (SELECT 1 FROM rooms WHERE id = ?1 AND created_by IS ?3 AND created_at = ?4)
+                   AND NOT EXISTS (SELECT 1 FROM room_members WHERE room_id = ?1)"
+            ))
+            .bind(&[
+                text(&room.id),
+                json_list(members)?,
+                opt_text(room.created_by.as_deref()),
+                int(room.created_at),
+            ])?,
+        );
     }
-    db.batch(statements).await?;
-    Ok(())
+    let results = db.batch(statements).await?;
+    match results.first() {
+        Some(made) => Ok(!made.results::<Value>()?.is_empty()),
+        None => Ok(false),
+    }
 }
 
-fn insert_member(
+/// Adds `members` (distinct users) unless the room would then hold more than `max`; one
+/// already in the room keeps its row. All or nothing, in one statement: concurrent adds never
+/// pass `max`. Returns the users this call added — none when the room would pass `max`, or
+/// when every one of them is a member already.
+pub async fn add_members(
     db: &D1Database,
     room_id: &str,
-    member: &Member,
-) -> worker::Result<D1PreparedStatement> {
-    db.prepare(
-        "INSERT INTO room_members (room_id, user_id, role, joined_at, read_seq) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (room_id, user_id) DO NOTHING",
-    )
-    .bind(&[
-        text(room_id),
-        text(&member.user_id),
-        text(&member.role),
-        int(member.joined_at),
-        int(member.read_seq),
-    ])
+    members: &[Member],
+    max: usize,
+) -> worker::Result<Vec<String>> {
+    if members.is_empty() {
+        return Ok(Vec::new());
+    }
+    let insert = db
+        .prepare(format!(
+            "{INSERT_MEMBERS}
+             WHERE (SELECT COUNT(*) FROM room_members WHERE room_id = ?1)
+                 + (SELECT COUNT(*) FROM json_each(?2) k WHERE NOT EXISTS (
+                      SELECT 1 FROM room_members x
+                      WHERE x.room_id = ?1 AND x.user_id = json_extract(k.value, '$.user_id'))) <= ?3
+             ON CONFLICT (room_id, user_id) DO NOTHING
+             RETURNING user_id"
+        ))
+        .bind(&[
+            text(room_id),
+            json_list(members)?,
+            int(i64::try_from(max).unwrap_or(i64::MAX)),
+        ])?;
+    user_ids_of(insert).await
 }
 
-/// Adds members; one already in the room keeps its role and cursor.
-pub async fn add_members(db: &D1Database, room_id: &str, members: &[Member]) -> worker::Result<()> {
-    if members.is_empty() {
-        return Ok(());
-    }
-    let statements = members
-        .iter()
-        .map(|member| insert_member(db, room_id, member))
-        .collect::<worker::Result<Vec<_>>>()?;
-    db.batch(statements).await?;
+/// The member acted in the room themselves: a pending membership becomes an ordinary one.
+pub async fn activate(db: &D1Database, room_id: &str, user_id: &str) -> worker::Result<()> {
+    db.prepare(
+        "UPDATE room_members SET pending = 0 WHERE room_id = ? AND user_id = ? AND pending = 1",
+    )
+    .bind(&[text(room_id), text(user_id)])?
+    .run()
+    .await?;
     Ok(())
 }
 
@@ -263,20 +344,6 @@ pub async fn created_since(
     Ok(row.map_or((0, None), |row| (row.n, row.oldest)))
 }
 
-/// How many members a room has.
-pub async fn member_count(db: &D1Database, room_id: &str) -> worker::Result<usize> {
-    #[derive(Deserialize)]
-    struct Row {
-        n: i64,
-    }
-    let row: Option<Row> = db
-        .prepare("SELECT COUNT(*) AS n FROM room_members WHERE room_id = ?")
-        .bind(&[text(room_id)])?
-        .first(None)
-        .await?;
-    Ok(row.map_or(0, |row| usize::try_from(row.n).unwrap_or(0)))
-}
-
 /// Renames a room.
 pub async fn rename(db: &D1Database, room_id: &str, name: &str) -> worker::Result<()> {
     db.prepare("UPDATE rooms SET name = ? WHERE id = ?")
@@ -332,23 +399,17 @@ pub async fn set_role(
     users: &[String],
     role: &str,
 ) -> worker::Result<Vec<String>> {
-    let select = if role == OWNER {
-        "SELECT user_id FROM room_members WHERE room_id = ? AND role <> 'owner' AND user_id IN"
-    } else {
-        "SELECT user_id FROM room_members WHERE room_id = ? AND role <> 'member' AND user_id IN"
-    };
-    let changed = users_among(db, select, room_id, users).await?;
-    if !changed.is_empty() {
-        let statements = changed
-            .iter()
-            .map(|user| {
-                db.prepare("UPDATE room_members SET role = ? WHERE room_id = ? AND user_id = ?")
-                    .bind(&[text(role), text(room_id), text(user)])
-            })
-            .collect::<worker::Result<Vec<_>>>()?;
-        db.batch(statements).await?;
+    if users.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(changed)
+    let update = db
+        .prepare(
+            "UPDATE room_members SET role = ?2
+             WHERE room_id = ?1 AND role <> ?2 AND user_id IN (SELECT value FROM json_each(?3))
+             RETURNING user_id",
+        )
+        .bind(&[text(room_id), text(role), json_list(users)?])?;
+    user_ids_of(update).await
 }
 
 /// A user's rooms with unread messages (others' messages after their cursor, as of the rooms'
@@ -382,40 +443,36 @@ pub async fn already_members(
 ) -> worker::Result<Vec<String>> {
     users_among(
         db,
-        "SELECT user_id FROM room_members WHERE room_id = ? AND user_id IN",
+        "SELECT user_id FROM room_members
+         WHERE room_id = ?1 AND user_id IN (SELECT value FROM json_each(?2))",
         room_id,
         users,
     )
     .await
 }
 
-/// The `user_id`s a query `<select> (?, ?, …)` finds among `users`, its first parameter being
-/// `first`, asked 50 ids at a time (D1 binds at most 100 parameters per statement).
+/// The `user_id`s a query finds among `users`, its parameters being `first` (`?1`) and
+/// `users` as one JSON array (`?2`).
 async fn users_among(
     db: &D1Database,
     select: &str,
     first: &str,
     users: &[String],
 ) -> worker::Result<Vec<String>> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    user_ids_of(db.prepare(select).bind(&[text(first), json_list(users)?])?).await
+}
+
+/// The `user_id` column of the rows a statement answers (a `SELECT`, or `RETURNING user_id`).
+async fn user_ids_of(statement: D1PreparedStatement) -> worker::Result<Vec<String>> {
     #[derive(Deserialize)]
     struct Row {
         user_id: String,
     }
-    let mut found = Vec::new();
-    for chunk in users.chunks(50) {
-        let marks = vec!["?"; chunk.len()].join(", ");
-        let binds: Vec<JsValue> = std::iter::once(text(first))
-            .chain(chunk.iter().map(|user| text(user)))
-            .collect();
-        let rows: Vec<Row> = db
-            .prepare(format!("{select} ({marks})"))
-            .bind(&binds)?
-            .all()
-            .await?
-            .results()?;
-        found.extend(rows.into_iter().map(|row| row.user_id));
-    }
-    Ok(found)
+    let rows: Vec<Row> = statement.all().await?.results()?;
+    Ok(rows.into_iter().map(|row| row.user_id).collect())
 }
 
 /// Every room the user is a member of.
@@ -428,7 +485,7 @@ pub async fn rooms_of(db: &D1Database, user_id: &str) -> worker::Result<Vec<Stri
     .await
 }
 
-/// Which of `others` share at least one room with `user_id`.
+/// Which of `others` share at least one room with `user_id` in which they are not pending.
 pub async fn sharing_a_room(
     db: &D1Database,
     user_id: &str,
@@ -438,7 +495,8 @@ pub async fn sharing_a_room(
         db,
         "SELECT DISTINCT theirs.user_id AS user_id FROM room_members mine
          JOIN room_members theirs ON theirs.room_id = mine.room_id
-         WHERE mine.user_id = ? AND theirs.user_id IN",
+         WHERE mine.user_id = ?1 AND theirs.pending = 0
+           AND theirs.user_id IN (SELECT value FROM json_each(?2))",
         user_id,
         others,
     )
@@ -453,7 +511,7 @@ pub async fn members(
     limit: i64,
 ) -> worker::Result<Vec<Member>> {
     db.prepare(
-        "SELECT user_id, role, joined_at, read_seq FROM room_members
+        "SELECT user_id, role, joined_at, read_seq, pending FROM room_members
          WHERE room_id = ?1 AND (?2 IS NULL OR user_id > ?2) ORDER BY user_id LIMIT ?3",
     )
     .bind(&[text(room_id), opt_text(after), int(limit)])?
@@ -585,4 +643,38 @@ pub fn copy_statements(
         );
     }
     Ok(statements)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn members_travel_as_the_json_the_insert_reads() {
+        let member = Member {
+            user_id: "bob".into(),
+            role: MEMBER.into(),
+            joined_at: 7,
+            read_seq: 3,
+            pending: true,
+        };
+        let sent = serde_json::to_value([&member]).unwrap();
+        assert_eq!(
+            sent,
+            json!([{"user_id": "bob", "role": "member", "joined_at": 7, "read_seq": 3, "pending": true}])
+        );
+        for field in ["user_id", "role", "joined_at", "read_seq", "pending"] {
+            assert!(INSERT_MEMBERS.contains(&format!("'$.{field}'")), "{field}");
+        }
+    }
+
+    #[test]
+    fn member_rows_read_the_pending_flag() {
+        let row = json!({"user_id": "bob", "role": "member", "joined_at": 7, "read_seq": 3, "pending": 1});
+        assert!(serde_json::from_value::<Member>(row).unwrap().pending);
+        let row =
+            json!({"user_id": "bob", "role": "owner", "joined_at": 7, "read_seq": 3, "pending": 0});
+        assert!(!serde_json::from_value::<Member>(row).unwrap().pending);
+    }
 }

@@ -400,13 +400,15 @@ test('rooms over REST: create, get, list, add, members with online state, leave,
   assert.equal(added.status, 200);
 
   const bobSocket = await connectUser(bob);
+  assert.equal((await http('POST', `${roomPath(room)}/read`, { tok: token(bob), body: { seq: 0 } })).status, 200);
   const members = await http('GET', `${roomPath(room)}/members`, { tok: token(carol) });
   assert.equal(members.status, 200);
   const byId = Object.fromEntries(members.body.members.map((m) => [m.user_id, m]));
   assert.equal(byId[alice].role, 'owner');
+  assert.equal(byId[bob].pending, false, 'bob acted in the room (a read)');
   assert.equal(byId[bob].online, true);
   assert.equal(byId[bob].in_room, 0);
-  assert.equal(byId[carol].online, false);
+  assert.deepEqual(byId[carol], { user_id: carol, role: 'member', joined_at: byId[carol].joined_at, pending: true });
 
   const carolRooms = await http('GET', '/v1/rooms', { tok: token(carol) });
   assert.ok(carolRooms.body.rooms.some((r) => r.id === room));
