@@ -72,7 +72,7 @@ pub struct Limits {
     /// Sockets one user may hold on one hub or room; a new one closes the oldest with 4009.
     pub max_sockets_per_user: usize,
     /// A member's repeated `typing` start is forwarded at most once per this many
-    /// milliseconds, and at most two starts per interval (a stop only after a forwarded start:
+    /// milliseconds, and at most three starts per interval (a stop only after a forwarded start:
     /// `typing`).
     pub typing_interval_ms: i64,
     /// Members one room may have (a single Room object fans out to all of them).

@@ -4,12 +4,14 @@
 //! socket in the room, so a member's stream of them is bounded. A start (`active: true`) goes
 //! through when it changes the state the others see, or repeats it after an interval — and at
 //! most [`STARTS_PER_INTERVAL`] starts go through per interval; a stop goes through only when it
-//! ends a start that went through. Someone who types, sends and types again at once is shown
-//! both times; a client that flips on and off as fast as it may send reaches the room at most
-//! `2 × STARTS_PER_INTERVAL` times per interval, whatever it sends.
+//! ends a start that went through. A message the member sends starts the count afresh (it ends
+//! the typing it announced), so someone who types, sends and types again is always shown; a
+//! client that flips on and off as fast as it may send reaches the room at most
+//! `2 × STARTS_PER_INTERVAL` times per interval, plus two per message it sends (and messages
+//! have their own rate).
 
 /// Starts forwarded per member per interval at most (each may be followed by its stop).
-pub const STARTS_PER_INTERVAL: u32 = 2;
+pub const STARTS_PER_INTERVAL: u32 = 3;
 
 /// What was last forwarded for one member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +61,11 @@ impl Typing {
             starts: starts + 1,
         })
     }
+
+    /// The member sent a message: the starts of this interval are forgotten.
+    pub fn after_message(self) -> Typing {
+        Typing { starts: 0, ..self }
+    }
 }
 
 #[cfg(test)]
@@ -103,6 +110,22 @@ mod tests {
     }
 
     #[test]
+    fn a_message_starts_the_count_afresh() {
+        let mut last = None;
+        for at in [0, 100, 200] {
+            last = Typing::forward(last, true, at, INTERVAL).or(last);
+            last = Typing::forward(last, false, at + 50, INTERVAL).or(last);
+        }
+        assert_eq!(
+            Typing::forward(last, true, 300, INTERVAL),
+            None,
+            "the fourth start"
+        );
+        let sent = last.map(Typing::after_message);
+        assert!(Typing::forward(sent, true, 300, INTERVAL).is_some());
+    }
+
+    #[test]
     fn typing_again_right_after_a_stop_is_shown() {
         assert_eq!(
             run(&[(0, true), (500, false), (900, true), (1500, false)]),
@@ -114,7 +137,7 @@ mod tests {
     fn flipping_is_bounded_per_interval() {
         let frames: Vec<(i64, bool)> = (0..40).map(|i| (i * 50, i % 2 == 0)).collect();
         let forwarded = run(&frames).into_iter().filter(|f| *f).count();
-        // 40 frames over 2 s, within one interval: two starts and their stops.
+        // 40 frames over 2 s, within one interval: three starts and their stops.
         assert_eq!(forwarded, 2 * STARTS_PER_INTERVAL as usize);
         let frames: Vec<(i64, bool)> = (0..240).map(|i| (i * 50, i % 2 == 0)).collect();
         let forwarded = run(&frames).into_iter().filter(|f| *f).count();

@@ -9,7 +9,7 @@
 //! | any acting frame from a non-member   | —                                        | close 4003 (the frame is not processed)       |
 //! | frame `send`                         | message with the next seq (client_id kept), in arrival order once the sender's rate allows | `ack {message}`; `message` to every socket; over the rate: `error rate_limited` |
 //! | frame `edit` / `delete` (and `POST /edit`, `/recall`) | the change with the next seq, in arrival order with sends once the sender's rate allows; any message D1 holds, in the window or not | `ack {message, changed}`; `message.updated` / `message.deleted` to every socket; over the rate: `error rate_limited` |
-//! | frame `typing`                       | —                                        | `typing` to the other users' sockets: at most two starts per interval per user (a repeat only after the interval), a stop only after a forwarded start |
+//! | frame `typing`                       | —                                        | `typing` to the other users' sockets: at most three starts per interval per user (a repeat only after the interval; a message of theirs starts the count afresh), a stop only after a forwarded start |
 //! | frame `read {seq}`                   | the member's cursor (forward only)       | `ack {read_seq, unread}`; `read` to every socket |
 //! | frame `auth {token}`                 | new expiry in the attachment             | `ack {expires_at}` or `error`                  |
 //! | `POST /members` (Worker)             | members added (cursor at the newest seq) or removed (remembered) | `member.added` / `member.updated` / `member.removed`; removed members' sockets closed 4003, `user.left` |
@@ -563,6 +563,9 @@ impl Room {
         if let Some(sender) = &post.sender {
             self.admit_member(room_id, sender).await?;
         }
+        if let Some(sender) = &post.sender {
+            self.sent_message(sender);
+        }
         let posted = self.store(room_id, post.sender, post.content)?;
         if !posted.duplicate {
             self.broadcast(&message_frame(&posted.message), None);
@@ -861,12 +864,20 @@ impl Room {
             .room_id()?
             .ok_or_else(|| ApiError::internal("the room does not know its id"))?;
         let posted = self.store(&room_id, Some(info.user_id.clone()), content)?;
+        self.sent_message(&info.user_id);
         send_ack(ws, frame.id.as_ref(), json!(posted));
         if !posted.duplicate {
             self.broadcast(&message_frame(&posted.message), None);
             self.after_append().await?;
         }
         Ok(())
+    }
+
+    /// A member's message ends the typing it announced: their typing count starts afresh.
+    fn sent_message(&self, user: &str) {
+        if let Some(typing) = self.typing.borrow_mut().get_mut(user) {
+            *typing = typing.after_message();
+        }
     }
 
     /// `typing {active}`: relayed to the other users, not stored.
