@@ -74,9 +74,23 @@ impl Replays {
         self.with_budget(user, limits, |budget, _, _| budget.spend(bytes));
     }
 
+    /// `sync {since}`: the point to resume from, once `info`'s user may replay again; `None` when
+    /// the socket started closing meanwhile.
+    pub async fn sync(
+        &self,
+        ws: &WebSocket,
+        info: &SocketInfo,
+        frame: &ClientFrame,
+        limits: &Limits,
+    ) -> Result<Option<i64>, ApiError> {
+        let since = sync_since(frame)?;
+        self.turn(info, limits).await?;
+        Ok(SocketInfo::of(ws).filter(|now| !now.closing).map(|_| since))
+    }
+
     /// Waits until `info`'s user may replay again: at once when the budget allows, else on a
     /// timer, one `sync` per socket at a time and never longer than [`MAX_WAIT_MS`].
-    pub async fn turn(&self, info: &SocketInfo, limits: &Limits) -> Result<(), ApiError> {
+    async fn turn(&self, info: &SocketInfo, limits: &Limits) -> Result<(), ApiError> {
         let wait = self.with_budget(&info.user_id, limits, |budget, rate, capacity| {
             budget.wait_ms(now_ms(), rate, capacity)
         });
@@ -173,7 +187,7 @@ pub fn replay_batch(
 }
 
 /// `sync {since}`: the next batch of a resume (see [`replay_batch`]).
-pub fn sync_since(frame: &ClientFrame) -> Result<i64, ApiError> {
+fn sync_since(frame: &ClientFrame) -> Result<i64, ApiError> {
     frame
         .data
         .get("since")

@@ -464,11 +464,10 @@ impl Room {
         info: &SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
-        let since = replay::sync_since(frame)?;
-        self.replays.turn(info, &self.limits()).await?;
-        if SocketInfo::of(ws).is_none_or(|now| now.closing)
-            || !self.log().is_member(&info.user_id)?
-        {
+        let Some(since) = self.replays.sync(ws, info, frame, &self.limits()).await? else {
+            return Ok(());
+        };
+        if !self.log().is_member(&info.user_id)? {
             return Ok(());
         }
         let room_id = self.room_id()?.unwrap_or_default();

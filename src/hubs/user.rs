@@ -290,11 +290,9 @@ impl UserHub {
         info: &SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
-        let since = replay::sync_since(frame)?;
-        self.replays.turn(info, &self.limits()).await?;
-        if SocketInfo::of(ws).is_none_or(|now| now.closing) {
+        let Some(since) = self.replays.sync(ws, info, frame, &self.limits()).await? else {
             return Ok(());
-        }
+        };
         self.replay(ws, &info.user_id, since)?;
         send_ack(ws, frame.id.as_ref(), json!({}));
         Ok(())
