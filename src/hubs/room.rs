@@ -218,6 +218,7 @@ pub struct Room {
     /// change live, so a `room.activity` note would tell them nothing. Emptied by each change
     /// once it is delivered (memory only: after a wake every absent member is noted, as before).
     caught_up: RefCell<HashSet<String>>,
+    /// Replay bytes left per member, and the sockets with a `sync` waiting (`hubs::replay`).
     replays: Replays,
 }
 

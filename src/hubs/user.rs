@@ -141,6 +141,7 @@ pub struct UserHub {
     local: Local,
     gate: Gate,
     alarm: Alarm,
+    /// Replay bytes left per user, and the sockets with a `sync` waiting (`hubs::replay`).
     replays: Replays,
 }
 
