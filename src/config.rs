@@ -17,6 +17,7 @@ use std::rc::Rc;
 
 use crate::auth::jwt::Verifier;
 use crate::auth::origin::OriginPolicy;
+use crate::socketio::Namespaces;
 
 /// The shortest `INTERNAL_API_TOKEN` accepted: it is the one secret that guards every backend
 /// route, and it is compared as a bearer token.
@@ -82,6 +83,12 @@ pub struct Limits {
     /// A sender may recall (delete for everyone) a room or direct message this long after
     /// sending it; room owners and admins may delete any room message at any time.
     pub recall_window_secs: i64,
+    /// Socket.IO connections: the server pings every this many ms (one alarm wake per hub and
+    /// one pong wake per connection each time: docs/ARCHITECTURE.md)...
+    pub socketio_ping_interval_ms: u64,
+    /// ...and a client that has not answered for the interval plus this long is closed; the
+    /// client gives the server as long before it reconnects.
+    pub socketio_ping_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -105,6 +112,8 @@ impl Default for Limits {
             max_room_members: 1000,
             max_rooms_per_day: 100,
             recall_window_secs: 900,
+            socketio_ping_interval_ms: 25_000,
+            socketio_ping_timeout_ms: 20_000,
         }
     }
 }
@@ -129,6 +138,10 @@ pub struct Config {
     pub internal_token: Option<String>,
     pub dev_mode: bool,
     pub limits: Limits,
+    /// The Socket.IO namespaces clients may connect to (`SOCKETIO_NAMESPACES`, every one by
+    /// default).
+    pub namespaces: Namespaces,
+    pub hook: Option<crate::hook::HookConfig>,
 }
 
 thread_local! {
@@ -194,6 +207,9 @@ impl Config {
                 }
             }
         }
+        let hook = crate::hook::HookConfig::from_lookup(&get)
+            .map_err(|hook_problems| problems.extend(hook_problems))
+            .unwrap_or_default();
         let verifier = Verifier::new(
             jwt_secret.as_deref(),
             public_keys.as_deref(),
@@ -202,6 +218,11 @@ impl Config {
         )
         .map(|verifier| verifier.with_dev_tokens(dev_mode));
         let limits = limits(&get);
+        let namespaces = Namespaces::parse(&get("SOCKETIO_NAMESPACES").unwrap_or_default())
+            .map_err(|why| format!("SOCKETIO_NAMESPACES: {why}"));
+        if let Err(why) = &namespaces {
+            problems.push(why.clone());
+        }
         let (verifier, limits) = match (verifier, limits) {
             (Ok(verifier), Ok(limits)) if problems.is_empty() => (verifier, limits),
             (verifier, limits) => {
@@ -219,6 +240,8 @@ impl Config {
             internal_token,
             dev_mode,
             limits,
+            namespaces: namespaces.unwrap_or(Namespaces::Any),
+            hook,
         })
     }
 }
@@ -347,11 +370,25 @@ fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<Limits, String> {
             0,
             30 * 24 * 3600,
         )?,
+        socketio_ping_interval_ms: number(
+            &get,
+            "SOCKETIO_PING_INTERVAL_MS",
+            defaults.socketio_ping_interval_ms,
+            1000,
+            600_000,
+        )?,
+        socketio_ping_timeout_ms: number(
+            &get,
+            "SOCKETIO_PING_TIMEOUT_MS",
+            defaults.socketio_ping_timeout_ms,
+            1000,
+            300_000,
+        )?,
     };
     Ok(limits)
 }
 
-fn number<T>(
+pub(crate) fn number<T>(
     get: &impl Fn(&str) -> Option<String>,
     name: &str,
     default: T,

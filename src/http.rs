@@ -186,6 +186,15 @@ async fn body_text(res: Response) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::internal("a hub's answer was not text"))
 }
 
+/// The error a hub answered with (a non-2xx answer carrying an [`ApiError`] body).
+pub async fn error_of(res: Response) -> ApiError {
+    let status = res.status_code();
+    match body_text(res).await {
+        Ok(text) => hub_error(status, &text),
+        Err(err) => err,
+    }
+}
+
 fn hub_error(status: u16, text: &str) -> ApiError {
     #[derive(serde::Deserialize)]
     struct Body {
@@ -215,6 +224,9 @@ fn known_code(code: &str) -> &'static str {
         "not_sender",
         "message_deleted",
         "recall_window_passed",
+        "token_revoked",
+        "too_many_sockets",
+        "rate_limited",
     ];
     KNOWN
         .iter()

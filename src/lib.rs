@@ -11,6 +11,7 @@ pub mod config;
 pub mod cursor;
 pub mod direct;
 pub mod error;
+pub mod hook;
 pub mod http;
 pub mod hubs;
 pub mod ids;
@@ -20,6 +21,7 @@ pub mod protocol;
 pub mod quota;
 pub mod ratelimit;
 pub mod routes;
+pub mod socketio;
 pub mod store;
 pub mod stream;
 pub mod typing;
@@ -51,7 +53,10 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
     let result = match resolve(req.method().as_ref(), &path) {
         Resolution::Found(route) => {
             // Upgrades are not CORS requests, and a hub's answer has immutable headers.
-            if matches!(route, Route::Connect | Route::RoomConnect { .. }) {
+            if matches!(
+                route,
+                Route::Connect | Route::SocketIo | Route::RoomConnect { .. }
+            ) {
                 cors_headers.clear();
             }
             api::handle(route, req, &env).await

@@ -5,13 +5,12 @@
 //! (else 400). Only then is the UserHub
 //! called, with the verified identity in a header it alone trusts.
 
-use worker::{Env, Headers, Method, Request, Response};
+use worker::{Env, Headers, Request, Response};
 
 use crate::auth::token::{self, Carrier, ExtractError};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::{header, query_param};
-use crate::hubs::{IDENTITY_HEADER, SUBPROTOCOL_HEADER};
 use crate::quota::Rate;
 
 pub async fn user(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
@@ -100,20 +99,14 @@ pub fn upgrade_request(path: &str, admitted: &Admitted) -> Result<Request, ApiEr
     upgrade_request_with(path, admitted, Headers::new())
 }
 
-/// [`upgrade_request`] with extra headers (a room's id).
+/// [`upgrade_request`] with extra headers.
 pub fn upgrade_request_with(
     path: &str,
     admitted: &Admitted,
     headers: Headers,
 ) -> Result<Request, ApiError> {
-    headers.set("upgrade", "websocket")?;
-    let identity =
-        serde_json::to_string(&admitted.identity).map_err(|e| ApiError::internal(e.to_string()))?;
-    headers.set(IDENTITY_HEADER, &identity)?;
-    if admitted.carrier == Carrier::Subprotocol {
-        headers.set(SUBPROTOCOL_HEADER, token::SUBPROTOCOL)?;
-    }
-    Ok(crate::http::hub_request(Method::Get, path, headers, None)?)
+    let subprotocol = admitted.carrier == Carrier::Subprotocol;
+    crate::hubs::upgrade_request(path, &admitted.identity, subprotocol, headers)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod me;
 pub mod messages;
 pub mod push;
 pub mod rooms;
+pub mod socketio;
 pub mod users;
 
 use std::rc::Rc;
@@ -75,6 +76,7 @@ async fn handle_configured(
         Route::DevUserAlarm { user_id } => dev::user_alarm(env, config, &user_id).await,
         Route::DevRoomAlarm { room_id } => dev::room_alarm(env, config, &room_id).await,
         Route::Connect => connect::user(req, env, config).await,
+        Route::SocketIo => socketio::connect(req, env, config).await,
         Route::Presence => users::presence(req, env, config).await,
         Route::Me => me::me(req, env, config).await,
         Route::InternalPush => push::push(req, env, config).await,

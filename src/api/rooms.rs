@@ -558,26 +558,8 @@ pub async fn connect(
     let admitted = super::connect::admit(&req, env, config).await?;
     let room_id = self::room_id(room_id)?;
     let path = super::connect::hub_path(&req)?;
-    let db = d1::db(env)?;
-    let admission = rooms::admission(&db, room_id, &admitted.identity.user_id).await?;
-    if !admission.room_exists {
-        return Err(no_room(room_id));
-    }
-    if !admission.is_member {
-        return Err(not_a_member());
-    }
-    crate::auth::revocation::check(&admitted.identity, admission.revoked_before)?;
-    if admission.pending {
-        rooms::activate(&db, room_id, &admitted.identity.user_id).await?;
-    }
-    let headers = room::headers(room_id)?;
-    if let Some(cutoff) = admission.revoked_before {
-        // The room keeps the user's cut-off from now on: its in-band `auth` checks need it, and
-        // a room made after the revocation was never told by the revocation itself.
-        headers.set(room::REVOKED_BEFORE_HEADER, &cutoff.to_string())?;
-    }
-    let upgrade = super::connect::upgrade_request_with(&path, &admitted, headers)?;
-    crate::http::call_hub(&room::stub(env, room_id)?, upgrade).await
+    let subprotocol = admitted.carrier == crate::auth::token::Carrier::Subprotocol;
+    room::open_socket(env, &admitted.identity, room_id, &path, subprotocol).await
 }
 
 // ----- the backends' internal API -----

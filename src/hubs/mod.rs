@@ -11,8 +11,10 @@
 //! memory (the roster, rate buckets, the alarm last set) is a copy or may be lost.
 
 pub mod direct;
+pub mod relay;
 pub mod replay;
 pub mod room;
+pub mod socketio;
 pub mod sockets;
 pub mod user;
 
@@ -31,6 +33,7 @@ use crate::config::{Config, Limits};
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, RequestId, ServerFrame};
 use crate::ratelimit::Bucket;
+use crate::socketio::{self as sio, Session};
 use crate::store::local::Local;
 
 /// Per-socket state, kept in the hibernatable socket's attachment.
@@ -57,6 +60,9 @@ pub struct SocketInfo {
     /// The token has the `admin` role (a room socket's `delete` may then delete any message).
     #[serde(default)]
     pub admin: bool,
+    /// Present on a Socket.IO connection (`hubs::socketio`): its wire is Engine.IO packets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sio: Option<Session>,
 }
 
 impl SocketInfo {
@@ -112,7 +118,14 @@ pub struct Gate {
     buckets: RefCell<HashMap<String, Bucket>>,
 }
 
+/// What [`Gate::admit`] lets through: a text frame from an open socket, or a binary one.
+pub enum Admitted {
+    Text(SocketInfo, String),
+    Binary(SocketInfo),
+}
+
 impl Gate {
+    /// The gateway protocol's checks: [`Gate::admit`], then the frame parsed.
     pub fn screen(
         &self,
         sockets: &Sockets,
@@ -120,6 +133,18 @@ impl Gate {
         message: WebSocketIncomingMessage,
         limits: &Limits,
     ) -> Option<(SocketInfo, ClientFrame)> {
+        parse_admitted(ws, self.admit(sockets, ws, message, limits)?)
+    }
+
+    /// The checks every frame passes, whatever the socket's protocol: state present and not
+    /// closing, token not expired, within the rate limit, within the size limit, valid UTF-8.
+    pub fn admit(
+        &self,
+        sockets: &Sockets,
+        ws: &WebSocket,
+        message: WebSocketIncomingMessage,
+        limits: &Limits,
+    ) -> Option<Admitted> {
         let Some(info) = SocketInfo::of(ws) else {
             sockets.close(ws, close::NORMAL, "socket state lost; reconnect");
             return None;
@@ -138,15 +163,7 @@ impl Gate {
         }
         let text = match message {
             WebSocketIncomingMessage::String(text) => text,
-            WebSocketIncomingMessage::Binary(_) => {
-                send_error(
-                    ws,
-                    None,
-                    code::BAD_FRAME,
-                    "binary frames are not supported; send JSON text",
-                );
-                return None;
-            }
+            WebSocketIncomingMessage::Binary(_) => return Some(Admitted::Binary(info)),
         };
         if text.len() > limits.max_frame_bytes {
             sockets.close(ws, close::TOO_BIG, "frame too big");
@@ -156,13 +173,7 @@ impl Gate {
             sockets.close(ws, close::INVALID_PAYLOAD, "frame is not valid UTF-8");
             return None;
         }
-        match protocol::parse_client_frame(&text) {
-            Ok(frame) => Some((info, frame)),
-            Err(err) => {
-                send_error(ws, err.id.as_ref(), code::BAD_FRAME, &err.message);
-                None
-            }
-        }
+        Some(Admitted::Text(info, text))
     }
 
     /// Takes a token from the socket's bucket; false when it is over its allowance.
@@ -180,10 +191,35 @@ impl Gate {
     }
 }
 
+/// Parses an admitted frame of the gateway's own protocol; a binary or malformed one is
+/// answered with `bad_frame`.
+pub fn parse_admitted(ws: &WebSocket, admitted: Admitted) -> Option<(SocketInfo, ClientFrame)> {
+    let (info, text) = match admitted {
+        Admitted::Text(info, text) => (info, text),
+        Admitted::Binary(_) => {
+            send_error(
+                ws,
+                None,
+                code::BAD_FRAME,
+                "binary frames are not supported; send JSON text",
+            );
+            return None;
+        }
+    };
+    match protocol::parse_client_frame(&text) {
+        Ok(frame) => Some((info, frame)),
+        Err(err) => {
+            send_error(ws, err.id.as_ref(), code::BAD_FRAME, &err.message);
+            None
+        }
+    }
+}
+
 /// Tells a socket its token expired and closes it with 4001.
 pub fn expire(sockets: &Sockets, ws: &WebSocket, info: &SocketInfo) {
-    send(
+    emit(
         ws,
+        info,
         &ServerFrame::event("token.expired", json!({"expires_at": info.expires_at})),
     );
     sockets.close(ws, close::TOKEN_EXPIRED, "token expired");
@@ -275,6 +311,20 @@ pub fn send(ws: &WebSocket, frame: &ServerFrame<'_>) {
     let _ = ws.send_with_str(frame.to_text());
 }
 
+/// Sends an event in the socket's own protocol: on a Socket.IO connection, to every namespace
+/// it connected (without a recovery offset: see `hubs::socketio` for stream events).
+pub fn emit(ws: &WebSocket, info: &SocketInfo, frame: &ServerFrame<'_>) {
+    match &info.sio {
+        None => send(ws, frame),
+        Some(session) => {
+            for nsp in &session.namespaces {
+                let packet = sio::packet::event(&nsp.name, frame.event, &frame.data, None);
+                let _ = ws.send_with_str(sio::engine::message(&packet));
+            }
+        }
+    }
+}
+
 pub fn send_error(ws: &WebSocket, id: Option<&RequestId>, code: &str, message: &str) {
     send(ws, &ServerFrame::error(id, code, message));
 }
@@ -289,6 +339,29 @@ pub fn send_ack(ws: &WebSocket, id: Option<&RequestId>, data: Value) {
 /// A hub's HTTP answer for an error, in the same JSON shape the Worker uses.
 pub fn error_response(err: ApiError) -> worker::Result<Response> {
     Ok(crate::http::error_response(&err))
+}
+
+/// The request a hub receives to open a socket: an upgrade carrying the verified identity (and
+/// whether the client offered the `bearer` subprotocol, which the answer must then select).
+pub fn upgrade_request(
+    path: &str,
+    identity: &Identity,
+    subprotocol: bool,
+    headers: worker::Headers,
+) -> Result<Request, ApiError> {
+    headers.set("upgrade", "websocket")?;
+    let identity =
+        serde_json::to_string(identity).map_err(|e| ApiError::internal(e.to_string()))?;
+    headers.set(IDENTITY_HEADER, &identity)?;
+    if subprotocol {
+        headers.set(SUBPROTOCOL_HEADER, crate::auth::token::SUBPROTOCOL)?;
+    }
+    Ok(crate::http::hub_request(
+        worker::Method::Get,
+        path,
+        headers,
+        None,
+    )?)
 }
 
 /// The 101 answer that hands the client end of a new socket back through the Worker.

@@ -48,6 +48,7 @@ use worker::{
 
 use super::replay::{self, Entry, Replays};
 use super::{now_ms, send, send_ack, send_error, Alarm, Gate, SocketInfo, Sockets};
+use crate::auth::jwt::Identity;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::message::{Content, RoomChange, RoomMessage};
@@ -174,6 +175,40 @@ pub fn headers(room_id: &str) -> Result<Headers, ApiError> {
     let headers = Headers::new();
     headers.set(ROOM_HEADER, room_id)?;
     Ok(headers)
+}
+
+/// Opens a member's socket to a room for a verified identity: the room must exist and the
+/// user be a member (404 / 403), the token must not be revoked (401); a pending member becomes
+/// active. The room learns the user's revocation cut-off before it accepts the socket. Both
+/// the Worker's `GET /v1/rooms/{id}/connect` and a Socket.IO connection's relay
+/// (`hubs::relay`) open room sockets here. `path` is the room's `/connect` with its query.
+pub async fn open_socket(
+    env: &Env,
+    identity: &Identity,
+    room_id: &str,
+    path: &str,
+    subprotocol: bool,
+) -> Result<Response, ApiError> {
+    let db = crate::store::d1::db(env)?;
+    let admission = rooms::admission(&db, room_id, &identity.user_id).await?;
+    if !admission.room_exists {
+        return Err(ApiError::not_found(format!("no room '{room_id}'")));
+    }
+    if !admission.is_member {
+        return Err(not_a_member());
+    }
+    crate::auth::revocation::check(identity, admission.revoked_before)?;
+    if admission.pending {
+        rooms::activate(&db, room_id, &identity.user_id).await?;
+    }
+    let headers = self::headers(room_id)?;
+    if let Some(cutoff) = admission.revoked_before {
+        // The room keeps the user's cut-off from now on: its in-band `auth` checks need it, and
+        // a room made after the revocation was never told by the revocation itself.
+        headers.set(REVOKED_BEFORE_HEADER, &cutoff.to_string())?;
+    }
+    let upgrade = super::upgrade_request(path, identity, subprotocol, headers)?;
+    crate::http::call_hub(&stub(env, room_id)?, upgrade).await
 }
 
 /// Asks a room to do something and answer with JSON.
@@ -368,7 +403,7 @@ impl Room {
 
         self.sockets
             .admit(&user_id, self.limits().max_sockets_per_user)?;
-        let (pair, info) = self.sockets.accept(&identity, device)?;
+        let (pair, info) = self.sockets.accept(&identity, device, None)?;
         let ws = pair.server;
         self.sockets
             .enforce_cap(&user_id, self.limits().max_sockets_per_user);
@@ -1023,8 +1058,10 @@ impl Room {
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
         let revoked_before = self.log().revoked_before(&info.user_id)?;
-        self.sockets
-            .reauthenticate(ws, info, frame, &*self.config()?, revoked_before)?;
+        let answer =
+            self.sockets
+                .reauthenticate(ws, info, frame, &*self.config()?, revoked_before)?;
+        send_ack(ws, frame.id.as_ref(), answer);
         self.schedule_alarm().await?;
         Ok(())
     }

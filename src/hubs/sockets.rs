@@ -20,11 +20,12 @@ use worker::{State, Storage, WebSocket, WebSocketPair};
 
 use serde_json::{json, Value};
 
-use super::{now_ms, send_ack, SocketInfo};
+use super::{now_ms, SocketInfo};
 use crate::auth::jwt::Identity;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
+use crate::socketio::Session;
 
 pub struct Sockets {
     state: State,
@@ -103,6 +104,7 @@ impl Sockets {
         &self,
         identity: &Identity,
         device: Option<String>,
+        sio: Option<Session>,
     ) -> Result<(WebSocketPair, SocketInfo), ApiError> {
         let pair = WebSocketPair::new()?;
         let info = SocketInfo {
@@ -114,6 +116,7 @@ impl Sockets {
             syncing: false,
             opened_at: now_ms(),
             admin: identity.is_admin(),
+            sio,
         };
         // Inside `with`: the roster is loaded before the new socket exists, so it is added once.
         self.with(|roster| {
@@ -146,15 +149,20 @@ impl Sockets {
         Some(info)
     }
 
-    /// Sends a frame to every open socket, except those of `except_user` and, for a stream
-    /// entry, those still paging a resume (their next batch carries it); returns how many.
+    /// Sends a frame to every open socket of the gateway's own protocol, except those of
+    /// `except_user` and, for a stream entry, those still paging a resume (their next batch
+    /// carries it); returns how many. Socket.IO sockets are the UserHub's to serve
+    /// (`hubs::socketio`).
     pub fn fan_out(&self, frame: &ServerFrame<'_>, except_user: Option<&str>) -> usize {
         let text = frame.to_text();
         let is_stream = frame.seq.is_some();
         self.with(|roster| {
             let mut sent = 0;
             for (ws, info) in open_in(roster) {
-                if Some(info.user_id.as_str()) == except_user || (is_stream && info.syncing) {
+                if Some(info.user_id.as_str()) == except_user
+                    || (is_stream && info.syncing)
+                    || info.sio.is_some()
+                {
                     continue;
                 }
                 let _ = ws.send_with_str(&text);
@@ -179,7 +187,8 @@ impl Sockets {
     }
 
     /// `auth {token}`: extends a socket's life with a fresh token for the same user, unless the
-    /// token was issued before the user's revocation cut-off (`revoked_before`, unix seconds).
+    /// token was issued before the user's revocation cut-off (`revoked_before`, unix seconds);
+    /// the ack's data.
     pub fn reauthenticate(
         &self,
         ws: &WebSocket,
@@ -187,7 +196,7 @@ impl Sockets {
         frame: &ClientFrame,
         config: &Config,
         revoked_before: Option<i64>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Value, ApiError> {
         let token = frame
             .data
             .get("token")
@@ -206,13 +215,11 @@ impl Sockets {
         crate::auth::revocation::check(&identity, revoked_before)?;
         info.expires_at = identity.expires_at;
         info.admin = identity.is_admin();
+        if let Some(session) = info.sio.as_mut() {
+            session.identity = identity;
+        }
         self.save(ws, &info)?;
-        send_ack(
-            ws,
-            frame.id.as_ref(),
-            json!({"expires_at": info.expires_at}),
-        );
-        Ok(())
+        Ok(json!({"expires_at": info.expires_at}))
     }
 
     /// How many sockets of `user_id` the hub has closed that the client has not let go of.

@@ -39,7 +39,8 @@ use worker::{
 };
 
 use super::replay::{self, Entry, Replays};
-use super::{now_ms, send, send_ack, send_error, Alarm, Gate, SocketInfo, Sockets};
+use super::socketio::Follows;
+use super::{now_ms, send, send_ack, send_error, Admitted, Alarm, Gate, SocketInfo, Sockets};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
@@ -136,13 +137,15 @@ pub async fn call<T: DeserializeOwned>(
 
 #[durable_object]
 pub struct UserHub {
-    sockets: Sockets,
-    env: Env,
-    local: Local,
+    pub(super) sockets: Sockets,
+    pub(super) env: Env,
+    pub(super) local: Local,
     gate: Gate,
     alarm: Alarm,
     /// Replay bytes left per user, and the sockets with a `sync` waiting (`hubs::replay`).
-    replays: Replays,
+    pub(super) replays: Replays,
+    /// What each Socket.IO connection follows, with its room relays (`hubs::socketio`).
+    pub(super) follows: Follows,
 }
 
 impl DurableObject for UserHub {
@@ -162,6 +165,7 @@ impl DurableObject for UserHub {
             gate: Gate::default(),
             alarm: Alarm::new(new_storage),
             replays: Replays::default(),
+            follows: Follows::default(),
         }
     }
 
@@ -184,11 +188,20 @@ impl DurableObject for UserHub {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
-        if let Some((info, frame)) = self
-            .gate
-            .screen(&self.sockets, &ws, message, &self.limits())
-        {
-            self.on_frame(&ws, info, frame).await;
+        let limits = self.limits();
+        match self.gate.admit(&self.sockets, &ws, message, &limits) {
+            Some(Admitted::Text(info, text)) if info.sio.is_some() => {
+                self.on_socketio_text(&ws, info, &text).await;
+            }
+            Some(Admitted::Binary(info)) if info.sio.is_some() => {
+                self.on_socketio_binary(&ws, &info);
+            }
+            Some(admitted) => {
+                if let Some((info, frame)) = super::parse_admitted(&ws, admitted) {
+                    self.on_frame(&ws, info, frame).await;
+                }
+            }
+            None => {}
         }
         Ok(())
     }
@@ -213,6 +226,7 @@ impl DurableObject for UserHub {
         super::count_wake(&self.local)?;
         let now = now_ms();
         super::expire_sockets(&self.sockets, now);
+        self.ping_round(now)?;
         if self.log().prune_at()?.is_some_and(|due| due <= now) {
             self.prune(now)?;
         }
@@ -222,11 +236,11 @@ impl DurableObject for UserHub {
 }
 
 impl UserHub {
-    fn log(&self) -> UserLog<'_> {
+    pub(super) fn log(&self) -> UserLog<'_> {
         UserLog::new(&self.local)
     }
 
-    fn config(&self) -> Result<Rc<Config>, ApiError> {
+    pub(super) fn config(&self) -> Result<Rc<Config>, ApiError> {
         super::config(&self.env)
     }
 
@@ -241,7 +255,10 @@ impl UserHub {
 
         self.sockets
             .admit(&identity.user_id, self.limits().max_sockets_per_user)?;
-        let (pair, info) = self.sockets.accept(&identity, device)?;
+        if crate::http::query_param(req, "dialect").as_deref() == Some("socketio") {
+            return self.accept_socketio(req, identity, device).await;
+        }
+        let (pair, info) = self.sockets.accept(&identity, device, None)?;
         let ws = pair.server;
         self.sockets
             .enforce_cap(&info.user_id, self.limits().max_sockets_per_user);
@@ -356,7 +373,7 @@ impl UserHub {
     /// Sends a frame to every open device socket (a stream event skips devices still paging
     /// a resume: their next batch carries it); returns how many got it.
     fn deliver(&self, frame: &ServerFrame<'_>) -> usize {
-        self.sockets.fan_out(frame, None)
+        self.sockets.fan_out(frame, None) + self.deliver_socketio(frame)
     }
 
     /// Closes every device socket with 4003 and, when revoking, records the cut-off first so
@@ -367,7 +384,8 @@ impl UserHub {
             self.log().revoke(cutoff)?;
         }
         let sockets = self.sockets.open();
-        for (ws, _) in &sockets {
+        for (ws, info) in &sockets {
+            super::socketio::end_namespaces(ws, info);
             self.sockets.close(ws, close::FORBIDDEN, &body.reason);
         }
         if !sockets.is_empty() {
@@ -418,27 +436,37 @@ impl UserHub {
                 let _ = ws.send_with_str(protocol::PONG);
                 Ok(())
             }
-            "ack" => self.on_ack(ws, &info, &frame),
             "sync" => self.on_sync(ws, &info, &frame).await,
-            "auth" => self.on_auth(ws, info, &frame).await,
-            "message.send" => self.on_message_send(ws, &info, &frame).await,
-            other => Err(ApiError::bad_request(
-                code::UNKNOWN_EVENT,
-                format!("unknown event '{other}' on the user socket"),
-            )),
+            _ => self
+                .run(ws, info, &frame)
+                .await
+                .map(|answer| send_ack(ws, id, answer)),
         };
         if let Err(err) = result {
             send_error(ws, id, err.code, &err.message);
         }
     }
 
-    /// `ack {seq}`: the device has everything through `seq`.
-    fn on_ack(
+    /// The requests a device socket of either protocol makes; the answer is the ack's data.
+    pub(super) async fn run(
         &self,
         ws: &WebSocket,
-        info: &SocketInfo,
+        info: SocketInfo,
         frame: &ClientFrame,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Value, ApiError> {
+        match frame.event.as_str() {
+            "ack" => self.on_ack(&info, frame),
+            "auth" => self.on_auth(ws, info, frame).await,
+            "message.send" => self.on_message_send(&info, frame).await,
+            other => Err(ApiError::bad_request(
+                code::UNKNOWN_EVENT,
+                format!("unknown event '{other}' on the user socket"),
+            )),
+        }
+    }
+
+    /// `ack {seq}`: the device has everything through `seq`.
+    fn on_ack(&self, info: &SocketInfo, frame: &ClientFrame) -> Result<Value, ApiError> {
         let seq = frame
             .data
             .get("seq")
@@ -456,8 +484,7 @@ impl UserHub {
             ));
         }
         let cursor = log.advance_cursor(&info.device, seq, now_ms())?;
-        send_ack(ws, frame.id.as_ref(), json!({"cursor": cursor}));
-        Ok(())
+        Ok(json!({"cursor": cursor}))
     }
 
     /// `message.send {to, type, body, client_id, …}`: a direct message. It is stored in D1 and
@@ -466,10 +493,9 @@ impl UserHub {
     /// deleted for everyone is acked with its tombstone and joins no stream again.
     async fn on_message_send(
         &self,
-        ws: &WebSocket,
         info: &SocketInfo,
         frame: &ClientFrame,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Value, ApiError> {
         let sent = super::direct::send(
             &self.env,
             &info.user_id,
@@ -486,12 +512,7 @@ impl UserHub {
             })
             .await?;
         }
-        send_ack(
-            ws,
-            frame.id.as_ref(),
-            json!({"message": sent.message, "duplicate": sent.duplicate}),
-        );
-        Ok(())
+        Ok(json!({"message": sent.message, "duplicate": sent.duplicate}))
     }
 
     /// `auth {token}`: extends the socket's life with a fresh token for the same user.
@@ -500,12 +521,14 @@ impl UserHub {
         ws: &WebSocket,
         info: SocketInfo,
         frame: &ClientFrame,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Value, ApiError> {
         let revoked_before = self.log().revoked_before()?;
-        self.sockets
-            .reauthenticate(ws, info, frame, &*self.config()?, revoked_before)?;
+        let answer =
+            self.sockets
+                .reauthenticate(ws, info, frame, &*self.config()?, revoked_before)?;
+        self.relay_auth(ws, frame);
         self.schedule_alarm().await?;
-        Ok(())
+        Ok(answer)
     }
 
     /// A socket closed or failed: forget its rate bucket, note when the last device left, and
@@ -513,6 +536,7 @@ impl UserHub {
     async fn on_socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
         if let Some(gone) = self.sockets.gone(ws) {
             self.gate.forget(&gone.conn_id);
+            self.follows.forget(&gone.conn_id);
         }
         if self.sockets.count() == 0 {
             self.log().set_last_seen(now_ms())?;
@@ -533,15 +557,15 @@ impl UserHub {
 
     /// The configured limits; the defaults if the configuration cannot be read (the hub must
     /// still close expired sockets and prune).
-    fn limits(&self) -> crate::config::Limits {
+    pub(super) fn limits(&self) -> crate::config::Limits {
         super::limits(&self.env)
     }
 
     /// Sets the alarm to the earliest piece of work that exists now: the next token expiry of an
     /// open socket or the next retention pass; deletes it when there is none.
-    async fn schedule_alarm(&self) -> worker::Result<()> {
+    pub(super) async fn schedule_alarm(&self) -> worker::Result<()> {
         let next_expiry = self.sockets.next_expiry();
-        let wanted = [next_expiry, self.log().prune_at()?]
+        let wanted = [next_expiry, self.log().prune_at()?, self.ping_at()?]
             .into_iter()
             .flatten()
             .min();

@@ -1,0 +1,107 @@
+//! Engine.IO v4 over WebSocket: the transport layer under Socket.IO.
+//!
+//! Over a WebSocket every text frame is one packet: a type digit and its payload. The server
+//! opens with `0{"sid",...}`, pings with `2`, and the client answers `3`; `4<text>` carries a
+//! Socket.IO packet; `1` closes. `5` (upgrade) and `6` (noop) belong to HTTP long-polling, which
+//! this gateway does not serve. Binary frames carry Socket.IO attachments, which it refuses.
+
+use serde_json::json;
+
+/// The server's heartbeat, sent every `pingInterval`.
+pub const PING: &str = "2";
+/// The client's answer to a ping.
+pub const PONG: &str = "3";
+/// The close packet.
+pub const CLOSE: &str = "1";
+/// The prefix of a message packet: a Socket.IO packet follows.
+pub const MESSAGE: char = '4';
+
+/// One Engine.IO packet from a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packet<'a> {
+    Close,
+    Ping(&'a str),
+    Pong(&'a str),
+    Message(&'a str),
+    Upgrade,
+    Noop,
+}
+
+/// Reads a text frame as an Engine.IO packet; an unknown or missing type digit (and the open
+/// packet, which only a server sends) is an error.
+pub fn parse(text: &str) -> Result<Packet<'_>, String> {
+    let mut chars = text.chars();
+    let kind = chars.next();
+    let rest = chars.as_str();
+    match kind {
+        Some('1') => Ok(Packet::Close),
+        Some('2') => Ok(Packet::Ping(rest)),
+        Some('3') => Ok(Packet::Pong(rest)),
+        Some('4') => Ok(Packet::Message(rest)),
+        Some('5') => Ok(Packet::Upgrade),
+        Some('6') => Ok(Packet::Noop),
+        Some(other) => Err(format!(
+            "'{}' is not an Engine.IO packet type a client sends",
+            other.escape_default()
+        )),
+        None => Err("an empty frame is not an Engine.IO packet".into()),
+    }
+}
+
+/// The handshake: the session id, no upgrades (the socket is already a WebSocket), the
+/// heartbeat's timing and the largest packet the server reads.
+pub fn open(sid: &str, ping_interval_ms: u64, ping_timeout_ms: u64, max_payload: usize) -> String {
+    let handshake = json!({
+        "sid": sid,
+        "upgrades": [],
+        "pingInterval": ping_interval_ms,
+        "pingTimeout": ping_timeout_ms,
+        "maxPayload": max_payload,
+    });
+    format!("0{handshake}")
+}
+
+/// Wraps a Socket.IO packet in an Engine.IO message packet.
+pub fn message(packet: &str) -> String {
+    let mut text = String::with_capacity(packet.len() + 1);
+    text.push(MESSAGE);
+    text.push_str(packet);
+    text
+}
+
+/// What a socket.io server answers to a request for a transport it does not serve (HTTP
+/// long-polling here): status 400 and this body.
+pub const UNKNOWN_TRANSPORT: &str = r#"{"code":0,"message":"Transport unknown"}"#;
+
+/// What a socket.io server answers when the `EIO` version is not 4.
+pub const UNSUPPORTED_VERSION: &str = r#"{"code":5,"message":"Unsupported protocol version"}"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_packets() {
+        assert_eq!(parse("3"), Ok(Packet::Pong("")));
+        assert_eq!(parse("2probe"), Ok(Packet::Ping("probe")));
+        assert_eq!(parse("40/chat,"), Ok(Packet::Message("0/chat,")));
+        assert_eq!(parse("1"), Ok(Packet::Close));
+        assert_eq!(parse("6"), Ok(Packet::Noop));
+        for bad in ["", "0{}", "9", "x", "é"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn handshake() {
+        let text = open("abc", 25_000, 20_000, 65_536);
+        assert!(text.starts_with('0'));
+        let value: serde_json::Value = serde_json::from_str(&text[1..]).unwrap();
+        assert_eq!(value["sid"], "abc");
+        assert_eq!(value["upgrades"], json!([]));
+        assert_eq!(value["pingInterval"], 25_000);
+        assert_eq!(value["pingTimeout"], 20_000);
+        assert_eq!(value["maxPayload"], 65_536);
+        assert_eq!(message("2[\"x\"]"), "42[\"x\"]");
+    }
+}

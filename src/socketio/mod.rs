@@ -1,0 +1,158 @@
+//! The Socket.IO facade: socket.io-client 4.x, unchanged, speaking to the gateway.
+//!
+//! A socket.io client connects to `/socket.io/?EIO=4&transport=websocket` with its token where
+//! the Worker sees it before the upgrade; its socket lands in the user's UserHub like any
+//! device socket. What differs is only the wire: Engine.IO packets ([`engine`]) carrying
+//! Socket.IO packets ([`packet`]), events as `[name, data, offset]` arrays and acks by id. The
+//! hub turns each into the same operations the gateway's own protocol runs (`message.send`,
+//! `auth`, `ack`, and through per-room relays every room request), so there is one copy of
+//! each rule; this module only translates.
+//!
+//! | Socket.IO                           | gateway                                        |
+//! |-------------------------------------|------------------------------------------------|
+//! | CONNECT `nsp` (+ `auth.token`, `pid`, `offset`) | accepted: CONNECT `{sid, pid}`; with a `pid` and an offset the gateway can replay, the missed events follow and `socket.recovered` is true |
+//! | EVENT `name`, args, ack id          | the request `name` with `data` = the first argument; its `ack` data, or `{"error":{code,message}}`, is the ack's argument |
+//! | every stream event                  | EVENT `[event, data, offset]` on every connected namespace |
+//! | server `ping` every interval        | the heartbeat the client expects; the client's `pong` is its liveness |
+//! | close 4001 / 4003 / 4009 …          | forced ends send DISCONNECT first (`io server disconnect`: no reconnect) |
+//!
+//! [`offset`] says how a connection's position in many streams fits in one offset.
+
+pub mod engine;
+pub mod offset;
+pub mod packet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::auth::jwt::Identity;
+use crate::error::ApiError;
+
+/// The path socket.io clients connect to by default.
+pub const PATH: &str = "/socket.io/";
+
+/// A Socket.IO connection's state, kept in its socket's attachment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// The verified identity of the connection's token (refreshed by `auth`): room relays
+    /// present it to each room.
+    pub identity: Identity,
+    /// The namespaces connected, each with its recovery id.
+    #[serde(default)]
+    pub namespaces: Vec<Namespace>,
+    /// Unix ms of the client's last pong (or of the open).
+    pub last_pong: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Namespace {
+    pub name: String,
+    /// The recovery id this namespace was given: a reconnect presenting it may recover.
+    pub pid: String,
+    /// The rooms it joined when last written: their relays live in the hub's memory, so a
+    /// hub that finds rooms here and no relays has restarted.
+    #[serde(default)]
+    pub rooms: Vec<String>,
+}
+
+impl Session {
+    pub fn new(identity: Identity, now_ms: i64) -> Self {
+        Self {
+            identity,
+            namespaces: Vec::new(),
+            last_pong: now_ms,
+        }
+    }
+
+    pub fn namespace(&self, name: &str) -> Option<&Namespace> {
+        self.namespaces.iter().find(|nsp| nsp.name == name)
+    }
+
+    /// A client that missed its pongs for longer than the interval and the timeout is gone.
+    pub fn is_dead(&self, now_ms: i64, ping_interval_ms: u64, ping_timeout_ms: u64) -> bool {
+        let allowance =
+            i64::try_from(ping_interval_ms.saturating_add(ping_timeout_ms)).unwrap_or(i64::MAX);
+        now_ms.saturating_sub(self.last_pong) > allowance
+    }
+}
+
+/// Which namespaces clients may connect to: every one, or a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespaces {
+    Any,
+    Only(Vec<String>),
+}
+
+impl Namespaces {
+    /// `*` (or nothing) for every namespace; otherwise a comma-separated list such as `/,/chat`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.is_empty() || raw == "*" {
+            return Ok(Self::Any);
+        }
+        let names: Vec<String> = raw.split(',').map(|n| n.trim().to_owned()).collect();
+        if let Some(bad) = names.iter().find(|n| !n.starts_with('/') || n.len() > 128) {
+            return Err(format!(
+                "'{bad}' is not a namespace: each starts with '/' (e.g. '/,/chat')"
+            ));
+        }
+        Ok(Self::Only(names))
+    }
+
+    pub fn allows(&self, name: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Only(names) => names.iter().any(|n| n == name),
+        }
+    }
+}
+
+/// The argument of an ack: the result as the gateway's own `ack` carries it, or the error as
+/// `{"error": {code, message}}` (socket.io acks have no error channel of their own).
+pub fn ack_argument(result: Result<Value, ApiError>) -> Value {
+    match result {
+        Ok(value) => value,
+        Err(err) => error_argument(err.code, &err.message),
+    }
+}
+
+pub fn error_argument(code: &str, message: &str) -> Value {
+    json!({"error": {"code": code, "message": message}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_policies() {
+        assert_eq!(Namespaces::parse("*").unwrap(), Namespaces::Any);
+        assert_eq!(Namespaces::parse("").unwrap(), Namespaces::Any);
+        let only = Namespaces::parse("/, /chat").unwrap();
+        assert!(only.allows("/") && only.allows("/chat") && !only.allows("/admin"));
+        assert!(Namespaces::parse("chat").is_err());
+    }
+
+    #[test]
+    fn liveness() {
+        let identity = Identity {
+            user_id: "u".into(),
+            expires_at: 0,
+            issued_at: None,
+            roles: vec![],
+        };
+        let session = Session::new(identity, 1_000);
+        assert!(!session.is_dead(46_000, 25_000, 20_000));
+        assert!(session.is_dead(46_001, 25_000, 20_000));
+    }
+
+    #[test]
+    fn errors_travel_in_the_ack() {
+        let err = ApiError::bad_request("validation", "no");
+        assert_eq!(
+            ack_argument(Err(err)),
+            json!({"error": {"code": "validation", "message": "no"}})
+        );
+        assert_eq!(ack_argument(Ok(json!({"a": 1}))), json!({"a": 1}));
+    }
+}
