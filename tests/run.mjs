@@ -39,6 +39,9 @@ async function main() {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const keys = testKeys();
+  // The Socket.IO tests' backend hook listens here while socketio.test.mjs runs
+  // (tests/e2e/hook-server.mjs); test files run one at a time.
+  const hookPort = await freePort();
   const env = {
     JWT_SECRET: randomBytes(32).toString('hex'),
     JWT_PUBLIC_KEYS: keys.jwks,
@@ -61,6 +64,11 @@ async function main() {
     MAX_ROOM_MEMBERS: '60',
     MAX_ROOMS_PER_DAY: '5',
     RECALL_WINDOW_SECONDS: '3',
+    SOCKETIO_PING_INTERVAL_MS: '1500',
+    SOCKETIO_PING_TIMEOUT_MS: '1000',
+    EVENT_HOOK_URL: `http://127.0.0.1:${hookPort}/hook`,
+    EVENT_HOOK_SECRET: randomBytes(32).toString('hex'),
+    EVENT_HOOK_TIMEOUT_MS: '1000',
   };
   const envFile = join(state, 'test.env');
   envFileOf(envFile, env);
@@ -122,6 +130,11 @@ async function main() {
         SB_MAX_ROOM_MEMBERS: env.MAX_ROOM_MEMBERS,
         SB_MAX_ROOMS_PER_DAY: env.MAX_ROOMS_PER_DAY,
         SB_RECALL_WINDOW_SECONDS: env.RECALL_WINDOW_SECONDS,
+        SB_SOCKETIO_PING_INTERVAL_MS: env.SOCKETIO_PING_INTERVAL_MS,
+        SB_SOCKETIO_PING_TIMEOUT_MS: env.SOCKETIO_PING_TIMEOUT_MS,
+        SB_HOOK_PORT: String(hookPort),
+        SB_HOOK_SECRET: env.EVENT_HOOK_SECRET,
+        SB_HOOK_TIMEOUT_MS: env.EVENT_HOOK_TIMEOUT_MS,
         SB_WRANGLER_LOG: logPath,
         SB_BAD_BASE: badBase,
         SB_BUILD_SNAPSHOT: join(state, 'build'),

@@ -1,14 +1,26 @@
 // Issue #12: the real socket.io-client 4.8, unchanged, against the gateway's Socket.IO facade.
 
-import { test, after } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import net from 'node:net';
+import WebSocket from 'ws';
 import { io } from 'socket.io-client';
-import { BASE, createRoom, http, internal, push, token, uid, until } from './helpers.mjs';
+import { BASE, WS_BASE, createRoom, http, internal, push, token, uid, until } from './helpers.mjs';
+import { hookServerFromEnv } from './hook-server.mjs';
+
+const PING_INTERVAL = Number(process.env.SB_SOCKETIO_PING_INTERVAL_MS);
+const PING_TIMEOUT = Number(process.env.SB_SOCKETIO_PING_TIMEOUT_MS);
+const BURST = Number(process.env.SB_RATE_LIMIT_BURST);
 
 const clients = new Set();
-after(() => {
+let hook;
+before(async () => {
+  hook = await hookServerFromEnv();
+});
+after(async () => {
   for (const socket of clients) socket.disconnect();
+  await hook?.close();
 });
 
 /** A socket.io-client socket, as an application would make it (websocket only). */
@@ -89,8 +101,6 @@ test('socket.io: namespaces connect, auth.token must name the same user, and ack
   assert.equal(dm.message.body, 'hi');
   const bad = await chat.emitWithAck('message.send', { to: [], body: 'x' });
   assert.equal(bad.error.code, 'validation');
-  const unknown = await chat.emitWithAck('no-such-thing', {});
-  assert.ok(['unknown_event', 'rate_limited'].includes(unknown.error.code) || unknown.error, JSON.stringify(unknown));
   const spoof = client('/admin', { query: { token: token(user) }, auth: { token: token(other) } });
   const [err] = await once(spoof, 'connect_error');
   assert.equal(err.message, 'forbidden');
@@ -123,4 +133,140 @@ test('socket.io: rooms over one connection, in order, with acks, typing and read
   assert.equal(read.unread, 0);
   const notJoined = await a.emitWithAck('room.send', { room_id: 'elsewhere', body: 'x' });
   assert.equal(notJoined.error.code, 'not_joined');
+});
+
+test('socket.io: a connection the server kills mid-stream recovers: recovered === true, every missed event once and in order, rooms included', async () => {
+  const alice = uid();
+  const bob = uid();
+  const room = await createRoom(bob, [alice]);
+  const socket = await connected(client('/chat', { query: { token: token(alice) } }));
+  assert.equal(socket.recovered, false);
+  await socket.emitWithAck('room.join', { room_id: room });
+  const pushes = collect(socket, 'order.shipped');
+  const messages = collect(socket, 'message');
+  for (let i = 0; i < 3; i++) await push([alice], 'order.shipped', { i });
+  const bobSend = (body) => http('POST', `/v1/rooms/${room}/messages`, { tok: token(bob), body: { body } });
+  for (let i = 0; i < 2; i++) assert.equal((await bobSend(`r${i}`)).status, 201);
+  await until(() => pushes.length === 3 && messages.length === 2, { what: 'the first events' });
+  // The server kills the connection: more frames than the socket's burst closes it with 4008.
+  // The client waits to reconnect until the events it will miss exist.
+  socket.io.reconnection(false);
+  const gone = once(socket, 'disconnect');
+  for (let i = 0; i <= BURST + 5; i++) socket.emit('ack', { seq: 0 });
+  const [reason] = await gone;
+  assert.equal(reason, 'transport close');
+  for (let i = 3; i < 6; i++) await push([alice], 'order.shipped', { i });
+  for (let i = 2; i < 4; i++) assert.equal((await bobSend(`r${i}`)).status, 201);
+  const back = once(socket, 'connect');
+  socket.io.reconnection(true);
+  socket.connect();
+  await back;
+  assert.equal(socket.recovered, true);
+  await until(() => pushes.length === 6 && messages.length === 4, { what: 'the missed events' });
+  assert.deepEqual(pushes.map(([d]) => d.i), [0, 1, 2, 3, 4, 5]);
+  assert.deepEqual(messages.map(([m]) => m.body), ['r0', 'r1', 'r2', 'r3']);
+  assert.ok(messages.every(([m]) => m.room_id === room));
+  // Still in the room after the recovery: a new message arrives once.
+  assert.equal((await bobSend('after')).status, 201);
+  await until(() => messages.length === 5, { what: 'the message after recovery' });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(messages.map(([m]) => m.body), ['r0', 'r1', 'r2', 'r3', 'after']);
+});
+
+test('socket.io: an offset the gateway cannot replay (or a forged one) is a clean start: recovered === false', async () => {
+  const user = uid();
+  const forged = client('/', { query: { token: token(user) }, auth: { pid: 'made-up', offset: '999999' } });
+  await connected(forged);
+  assert.equal(forged.recovered, false);
+  const garbage = client('/', { query: { token: token(user) }, auth: { pid: 'x', offset: 'a,b=c' } });
+  await connected(garbage);
+  assert.equal(garbage.recovered, false);
+});
+
+test('socket.io: a forced disconnect is io server disconnect, the client does not reconnect, and the revoked token is refused', async () => {
+  const user = uid();
+  const tok = token(user);
+  const socket = await connected(client('/chat', { query: { token: tok } }));
+  const gone = once(socket, 'disconnect');
+  const res = await internal('POST', `/internal/v1/users/${user}/disconnect`, { reason: 'password changed', revoke: true });
+  assert.equal(res.status, 200, res.text);
+  const [reason] = await gone;
+  assert.equal(reason, 'io server disconnect');
+  assert.equal(socket.active, false);
+  const again = client('/chat', { query: { token: tok } });
+  const [err] = await once(again, 'connect_error');
+  assert.equal(err.message, 'token_revoked');
+});
+
+test('socket.io: the server pings on the configured interval and closes a client that stops answering', async () => {
+  const user = uid();
+  const ws = new WebSocket(`${WS_BASE}/socket.io/?EIO=4&transport=websocket&token=${token(user)}`);
+  const frames = [];
+  ws.on('message', (data) => frames.push(String(data)));
+  await once(ws, 'open');
+  await until(() => frames.length > 0, { what: 'the open packet' });
+  const open = JSON.parse(frames[0].slice(1));
+  assert.equal(open.pingInterval, PING_INTERVAL);
+  assert.equal(open.pingTimeout, PING_TIMEOUT);
+  assert.deepEqual(open.upgrades, []);
+  ws.send('40');
+  const started = Date.now();
+  const [code] = await once(ws, 'close');
+  const waited = Date.now() - started;
+  assert.ok(frames.includes('2'), 'the server pinged');
+  assert.equal(code, 1000);
+  assert.ok(waited <= 2 * PING_INTERVAL + PING_TIMEOUT + 2000, `closed after ${waited} ms`);
+});
+
+test('socket.io: a polite client stays connected across pings, and notices a server that went silent', async () => {
+  const user = uid();
+  // A TCP proxy that can stop passing the server's bytes on: the server looks dead to the client.
+  let blackhole = false;
+  const pipes = new Set();
+  const proxy = net.createServer((downstream) => {
+    const url = new URL(BASE);
+    const upstream = net.connect(Number(url.port), url.hostname);
+    pipes.add(downstream).add(upstream);
+    downstream.on('data', (d) => upstream.write(d));
+    upstream.on('data', (d) => { if (!blackhole) downstream.write(d); });
+    downstream.on('error', () => upstream.destroy());
+    upstream.on('error', () => downstream.destroy());
+    downstream.on('close', () => upstream.destroy());
+  });
+  await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+  try {
+    const socket = io(`http://127.0.0.1:${proxy.address().port}/`, { transports: ['websocket'], forceNew: true, reconnection: false, query: { token: token(user) } });
+    clients.add(socket);
+    await connected(socket);
+    let pings = 0;
+    socket.io.on('ping', () => { pings += 1; });
+    await until(() => pings >= 2, { timeoutMs: 3 * PING_INTERVAL + 2000, what: 'two pings' });
+    assert.ok(socket.connected);
+    blackhole = true;
+    const started = Date.now();
+    const [reason] = await once(socket, 'disconnect');
+    assert.equal(reason, 'ping timeout');
+    assert.ok(Date.now() - started <= PING_INTERVAL + PING_TIMEOUT + 1000);
+  } finally {
+    for (const pipe of pipes) pipe.destroy();
+    proxy.close();
+  }
+});
+
+test('socket.io: an event the gateway does not know goes to the backend hook as the verified user, and its answer is the ack', async () => {
+  const user = uid();
+  hook.setHandler((call) => {
+    if (call.event === 'fail') return { status: 409, body: { error: { code: 'room_full', message: 'no seats' } } };
+    if (call.event === 'slow') return { delayMs: 2000, body: { late: true } };
+    return { body: { echoed: call.data, by: call.user_id, nsp: call.namespace } };
+  });
+  const socket = await connected(client('/chat', { query: { token: token(user) } }));
+  const answer = await socket.emitWithAck('send-message', { text: 'hi', user_id: 'someone-else' });
+  assert.deepEqual(answer, { echoed: { text: 'hi', user_id: 'someone-else' }, by: user, nsp: '/chat' });
+  const call = hook.calls.at(-1);
+  assert.equal(call.user_id, user);
+  assert.deepEqual(call.args, [{ text: 'hi', user_id: 'someone-else' }]);
+  assert.equal((await socket.emitWithAck('fail', {})).error.code, 'room_full');
+  assert.equal((await socket.emitWithAck('slow', {})).error.code, 'hook_timeout');
+  assert.equal(hook.rejected.length, 0);
 });
