@@ -132,3 +132,66 @@ test('generated bodies and parameters on every HTTP route never get a 5xx', asyn
   assert.equal(after.status, 200);
   assert.equal((await internal('POST', '/internal/v1/push', { users: [me], event: 'still.works', data: {} })).status, 200);
 });
+
+/** A generated Engine.IO / Socket.IO packet: mostly broken in one place. */
+function socketIoPacket(g) {
+  const nsp = g.pick(['', '/chat,', '/', '/x', `/${g.text(g.int(20))},`, '/\u0000,', `/${'n'.repeat(200)},`]);
+  const id = g.pick(['', '1', '007', '-1', String(2 ** 53), '99999999999999999999', 'x']);
+  const json = g.pick([
+    JSON.stringify([g.pick(['message.send', 'room.join', 'room.send', 'auth', 'ack', 'connect', 'disconnect', 'x', 7]), value(g)]),
+    JSON.stringify(value(g)),
+    `[${g.text(g.int(30))}`,
+    '{"token":5}',
+    '',
+  ]);
+  switch (g.int(8)) {
+    case 0: return `${g.pick(['0', '1', '5', '6', '7', '9', 'a', ''])}${g.text(g.int(10))}`;
+    case 1: return `4${g.int(10)}${nsp}${id}${json}`;
+    case 2: return `45${g.pick(['1', '99', '-1', '1000000', ''])}-${nsp}${json}`;
+    case 3: return `40${nsp}${json}`;
+    case 4: return `42${nsp}${id}${json}`;
+    case 5: return `43${nsp}${id}${json}`;
+    case 6: return `41${nsp}`;
+    default: return `4${g.text(g.int(40))}`;
+  }
+}
+
+test('fuzz: generated Engine.IO and Socket.IO packets get error events or clean closes, never a crash; the socket still answers', async () => {
+  const { default: WebSocket } = await import('ws');
+  const { WS_BASE } = await import('./helpers.mjs');
+  const g = generator(SEED + 12);
+  const CLEAN = new Set([1000, 1007, 1009, 4008]);
+  for (let s = 0; s < 20; s++) {
+    const user = uid('fz');
+    const ws = new WebSocket(`${WS_BASE}/socket.io/?EIO=4&transport=websocket&token=${token(user)}`);
+    const frames = [];
+    let closed;
+    ws.on('message', (data, binary) => frames.push(binary ? '<binary>' : String(data)));
+    ws.on('close', (code) => { closed = code; });
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    ws.send('40');
+    const sent = [];
+    for (let i = 0; i < 25; i++) {
+      const packet = g.next() < 0.1 ? Buffer.from([0x04, g.int(256), g.int(256)]) : socketIoPacket(g);
+      sent.push(String(packet));
+      ws.send(packet);
+    }
+    // A well-formed request afterwards is answered, unless the socket was closed cleanly.
+    ws.send('42/probe,1["ack",{"seq":0}]');
+    ws.send('40/probe,');
+    ws.send('42/probe,2["ack",{"seq":0}]');
+    const answered = () => frames.some((f) => f.startsWith('43/probe,2['));
+    const deadline = Date.now() + 10_000;
+    while (!answered() && closed === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const where = `seed ${SEED + 12}, socket ${s}, sent ${JSON.stringify(sent)}`;
+    if (closed !== undefined) assert.ok(CLEAN.has(closed), `closed with ${closed}: ${where}`);
+    else assert.ok(answered(), `no answer after the garbage: ${where}`);
+    for (const frame of frames.filter((f) => f.startsWith('42') && f.includes('["error",'))) {
+      const code = JSON.parse(frame.slice(frame.indexOf('["error",'))).at(1).code;
+      assert.ok(FRAME_CODES.has(code) || code === 'not_joined', `undocumented code ${code}: ${where}`);
+    }
+    ws.terminate();
+  }
+  const health = await http('GET', '/health');
+  assert.equal(health.status, 200);
+});
