@@ -490,6 +490,27 @@ mod tests {
     }
 
     #[test]
+    fn socketio_settings() {
+        let config = load(&[
+            SECRET,
+            ("SOCKETIO_PING_INTERVAL_MS", "60000"),
+            ("SOCKETIO_NAMESPACES", "/,/chat"),
+        ])
+        .unwrap();
+        assert_eq!(config.limits.socketio_ping_interval_ms, 60_000);
+        assert_eq!(config.limits.socketio_ping_timeout_ms, 20_000);
+        assert!(config.namespaces.allows("/chat") && !config.namespaces.allows("/admin"));
+        let err = load(&[SECRET, ("SOCKETIO_NAMESPACES", "chat")])
+            .err()
+            .unwrap();
+        assert!(err.contains("SOCKETIO_NAMESPACES"), "{err}");
+        let err = load(&[SECRET, ("SOCKETIO_PING_INTERVAL_MS", "10")])
+            .err()
+            .unwrap();
+        assert!(err.contains("SOCKETIO_PING_INTERVAL_MS"), "{err}");
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         let err = load(&[SECRET, ("RETENTION_EVENTS", "lots")]).err().unwrap();
         assert!(err.contains("RETENTION_EVENTS"), "{err}");
