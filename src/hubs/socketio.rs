@@ -135,8 +135,11 @@ impl UserHub {
         super::upgrade_response(req, pair.client)
     }
 
-    /// The next ping round, if one is planned.
+    /// The next ping round, if one is planned and a Socket.IO socket is open to need it.
     pub(super) fn ping_at(&self) -> worker::Result<Option<i64>> {
+        if self.sockets.socketio().is_empty() {
+            return Ok(None);
+        }
         Ok(self.local.meta(PING_AT_KEY)?.filter(|at| *at > 0))
     }
 
@@ -152,7 +155,7 @@ impl UserHub {
         }
         let limits = self.limits();
         let mut remaining = 0;
-        for (ws, info) in self.sockets.open() {
+        for (ws, info) in self.sockets.socketio() {
             let Some(session) = &info.sio else { continue };
             if session.is_dead(
                 now,
@@ -178,7 +181,7 @@ impl UserHub {
     /// event carries the recovery offset. Returns how many sockets got it.
     pub(super) fn deliver_socketio(&self, frame: &ServerFrame<'_>) -> usize {
         let mut sent = 0;
-        for (ws, info) in self.sockets.open() {
+        for (ws, info) in self.sockets.socketio() {
             let Some(session) = &info.sio else { continue };
             for nsp in &session.namespaces {
                 let Some(follow) = self.follow(&ws, &info, nsp) else {
@@ -281,17 +284,8 @@ impl UserHub {
             .and_then(|auth| auth.get("token"))
             .and_then(Value::as_str)
         {
-            let identity = config
-                .verifier
-                .verify(token, chrono::Utc::now())
-                .map_err(|err| ApiError::unauthorized(err.code(), err.message()))?;
-            if identity.user_id != info.user_id {
-                return Err(ApiError::forbidden(
-                    code::FORBIDDEN,
-                    "auth.token is for another user than the connection's token",
-                ));
-            }
-            crate::auth::revocation::check(&identity, self.log().revoked_before()?)?;
+            let revoked_before = self.log().revoked_before()?;
+            super::sockets::verify_for(token, &info.user_id, &config, revoked_before)?;
         }
         let Some(session) = info.sio.as_mut() else {
             return Ok(());

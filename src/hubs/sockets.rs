@@ -63,6 +63,16 @@ impl Sockets {
         self.with(|roster| open_in(roster).cloned().collect())
     }
 
+    /// The open Socket.IO sockets, with their state (`hubs::socketio`).
+    pub fn socketio(&self) -> Vec<(WebSocket, SocketInfo)> {
+        self.with(|roster| {
+            open_in(roster)
+                .filter(|(_, info)| info.sio.is_some())
+                .cloned()
+                .collect()
+        })
+    }
+
     /// The open sockets of one user.
     pub fn of_user(&self, user_id: &str) -> Vec<(WebSocket, SocketInfo)> {
         self.with(|roster| {
@@ -202,17 +212,7 @@ impl Sockets {
             .get("token")
             .and_then(Value::as_str)
             .ok_or_else(|| ApiError::bad_request(code::VALIDATION, "auth needs data.token"))?;
-        let identity = config
-            .verifier
-            .verify(token, chrono::Utc::now())
-            .map_err(|err| ApiError::unauthorized(err.code(), err.message()))?;
-        if identity.user_id != info.user_id {
-            return Err(ApiError::forbidden(
-                code::FORBIDDEN,
-                "the token is for another user",
-            ));
-        }
-        crate::auth::revocation::check(&identity, revoked_before)?;
+        let identity = verify_for(token, &info.user_id, config, revoked_before)?;
         info.expires_at = identity.expires_at;
         info.admin = identity.is_admin();
         if let Some(session) = info.sio.as_mut() {
@@ -270,6 +270,28 @@ impl Sockets {
         }
         extra
     }
+}
+
+/// Verifies a token presented on an open socket: valid, for the socket's own user, and not
+/// revoked since (`revoked_before`, unix seconds).
+pub fn verify_for(
+    token: &str,
+    user_id: &str,
+    config: &Config,
+    revoked_before: Option<i64>,
+) -> Result<Identity, ApiError> {
+    let identity = config
+        .verifier
+        .verify(token, chrono::Utc::now())
+        .map_err(|err| ApiError::unauthorized(err.code(), err.message()))?;
+    if identity.user_id != user_id {
+        return Err(ApiError::forbidden(
+            code::FORBIDDEN,
+            "the token is for another user",
+        ));
+    }
+    crate::auth::revocation::check(&identity, revoked_before)?;
+    Ok(identity)
 }
 
 /// The sockets of a roster that are open for business: not closing.
