@@ -425,7 +425,7 @@ impl UserHub {
         let data = args.first().cloned().unwrap_or(Value::Null);
         let result = match name {
             "room.join" => self.join_room(ws, &info, &follow, &data, packet.id).await,
-            "room.leave" => leave_room(ws, &info, &follow, &data, self).map(Some),
+            "room.leave" => self.leave_room(ws, &follow, &data).map(Some),
             "room.send" | "room.typing" | "room.read" | "room.edit" | "room.delete" => {
                 room_request(&follow, name, data, packet.id).map(|()| None)
             }
@@ -480,6 +480,14 @@ impl UserHub {
             .await?;
         self.remember_rooms(ws, follow);
         Ok(None)
+    }
+
+    /// `room.leave {room_id}`.
+    fn leave_room(&self, ws: &WebSocket, follow: &Follow, data: &Value) -> Result<Value, ApiError> {
+        let room_id = room_id_of(data)?;
+        let left = follow.leave(&room_id);
+        self.remember_rooms(ws, follow);
+        Ok(json!({"room_id": room_id, "left": left}))
     }
 
     /// Writes the namespace's rooms to the attachment: after a restart, a namespace that had
@@ -543,20 +551,6 @@ impl UserHub {
 
 /// What a recovery replays: the client's position and the user events after it.
 type Recovered = (Position, Vec<(i64, String, Value)>);
-
-/// `room.leave {room_id}`.
-fn leave_room(
-    ws: &WebSocket,
-    _info: &SocketInfo,
-    follow: &Rc<Follow>,
-    data: &Value,
-    hub: &UserHub,
-) -> Result<Value, ApiError> {
-    let room_id = room_id_of(data)?;
-    let left = follow.leave(&room_id);
-    hub.remember_rooms(ws, follow);
-    Ok(json!({"room_id": room_id, "left": left}))
-}
 
 /// `room.send` and the others: the room socket's request of the same name, without `room_id`.
 fn room_request(

@@ -261,7 +261,10 @@ impl Sockets {
         }
         mine.sort_by_key(|(_, info)| info.opened_at);
         let extra = mine.len() - allowed;
-        for (ws, _) in mine.iter().take(extra) {
+        for (ws, info) in mine.iter().take(extra) {
+            // A Socket.IO client told `io server disconnect` does not reconnect to take its
+            // place back.
+            super::socketio::end_namespaces(ws, info);
             self.close(
                 ws,
                 close::TOO_MANY_SOCKETS,

@@ -28,9 +28,6 @@ use serde_json::{json, Value};
 use crate::auth::jwt::Identity;
 use crate::error::ApiError;
 
-/// The path socket.io clients connect to by default.
-pub const PATH: &str = "/socket.io/";
-
 /// A Socket.IO connection's state, kept in its socket's attachment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {

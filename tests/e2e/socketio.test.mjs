@@ -270,3 +270,47 @@ test('socket.io: an event the gateway does not know goes to the backend hook as 
   assert.equal((await socket.emitWithAck('slow', {})).error.code, 'hook_timeout');
   assert.equal(hook.rejected.length, 0);
 });
+
+test('socket.io: the Origin rule holds, a token refreshed in band keeps the connection and its rooms, an expired one ends it', async () => {
+  const user = uid();
+  const evil = client('/', { query: { token: token(user) }, extraHeaders: { origin: 'https://evil.test' }, reconnection: false });
+  const [err] = await once(evil, 'connect_error');
+  assert.match(err.message, /websocket error/);
+  await connected(client('/', { query: { token: token(user) }, extraHeaders: { origin: 'https://allowed.test' } }));
+
+  const owner = uid();
+  const room = await createRoom(owner, [user]);
+  const short = client('/', { query: { token: token(user, { ttl: 3 }) } });
+  await connected(short);
+  await short.emitWithAck('room.join', { room_id: room });
+  const refreshed = await short.emitWithAck('auth', { token: token(user, { ttl: 600 }) });
+  assert.ok(refreshed.expires_at > Date.now() / 1000 + 500);
+  const messages = collect(short, 'message');
+  const left = collect(short, 'room.left');
+  // Past the first token's expiry: the connection and its room are still there.
+  await new Promise((r) => setTimeout(r, 4500));
+  assert.ok(short.connected);
+  assert.equal((await http('POST', `/v1/rooms/${room}/messages`, { tok: token(owner), body: { body: 'still here' } })).status, 201);
+  await until(() => messages.length === 1, { what: 'a room message after the refresh' });
+  assert.deepEqual(left, []);
+
+  const expiring = client('/', { query: { token: token(user, { ttl: 2 }) }, reconnection: false });
+  await connected(expiring);
+  const [expired] = await once(expiring, 'token.expired');
+  assert.ok(expired.expires_at <= Date.now() / 1000 + 1);
+  const [reason] = await once(expiring, 'disconnect');
+  assert.equal(reason, 'transport close');
+});
+
+test('socket.io: over the socket cap the oldest connection is ended with io server disconnect, and does not come back', async () => {
+  const user = uid();
+  const MAX = Number(process.env.SB_MAX_SOCKETS_PER_USER);
+  const sockets = [];
+  for (let i = 0; i < MAX; i++) sockets.push(await connected(client('/', { query: { token: token(user) } })));
+  const gone = once(sockets[0], 'disconnect');
+  sockets.push(await connected(client('/', { query: { token: token(user) } })));
+  const [reason] = await gone;
+  assert.equal(reason, 'io server disconnect');
+  assert.equal(sockets[0].active, false);
+  assert.ok(sockets.slice(1).every((s) => s.connected));
+});
