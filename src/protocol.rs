@@ -90,12 +90,15 @@ pub struct ClientFrame {
     pub id: Option<RequestId>,
 }
 
-/// A request id: whatever the client chose, a number or a string, echoed back unchanged.
+/// A request id: whatever the client chose, a number or a string, echoed back unchanged; or,
+/// for a Socket.IO client, where its answer goes (never read from a frame).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum RequestId {
     Number(i64),
     Text(String),
+    #[serde(skip)]
+    SocketIo(crate::socketio::Reply),
 }
 
 /// Why a text frame could not be read as a [`ClientFrame`]. The id is kept when it could be
@@ -176,7 +179,12 @@ impl<'a> ServerFrame<'a> {
         }
     }
 
+    /// The frame as text; an answer to a Socket.IO request as that protocol's packet (empty
+    /// when the request wanted no ack and the answer is not an error: nothing is sent).
     pub fn to_text(&self) -> String {
+        if let Some(RequestId::SocketIo(reply)) = self.id {
+            return crate::socketio::reply_text(reply, self.event, &self.data);
+        }
         serde_json::to_string(self).unwrap_or_else(|_| {
             r#"{"event":"error","data":{"code":"internal","message":"unserialisable frame"}}"#
                 .to_owned()

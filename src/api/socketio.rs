@@ -4,13 +4,15 @@
 //! WebSocket upgrade on Engine.IO 4 (else 400 with socket.io's own `Transport unknown` or
 //! `Unsupported protocol version` body, which is also what HTTP long-polling, the client's
 //! default first transport, gets), an allowed Origin (else 403), a token that verifies, the
-//! connect rate. An admitted client's socket goes to the user's UserHub.
+//! connect rate. An admitted client's socket goes to the user's UserHub, or with `room_id` in
+//! the query to that Room, as the room's own socket (a member's only, like a room socket).
 //!
 //! A refused token is different. An HTTP 401 on the upgrade reaches a socket.io client as a
 //! bare `websocket error`, without status or body, and the client retries it forever. So the
 //! Worker itself answers the handshake on a socket no Durable Object ever sees, answers each
 //! namespace CONNECT with CONNECT_ERROR (`connect_error` whose message is the code:
-//! `token_expired`, `token_invalid`, `token_revoked` comes from the hub, `rate_limited`, …,
+//! `token_expired`, `token_invalid`, `token_revoked` and `not_a_member` come from the hubs,
+//! `rate_limited`, …,
 //! with `{code, message}` as its `data`), which stops the client's retries, and closes the
 //! socket once the client lets go, or after [`REFUSAL_LINGER_MS`].
 
@@ -45,17 +47,42 @@ pub async fn connect(req: Request, env: &Env, config: &Config) -> Result<Respons
                     .map_err(|why| ApiError::bad_request("validation", why))?;
                 path.push_str(&format!("&device={device}"));
             }
-            let stub = crate::hubs::user::stub(env, &admitted.identity.user_id)?;
-            let res =
-                crate::http::call_hub(&stub, connect::upgrade_request(&path, &admitted)?).await?;
-            match res.status_code() {
-                401 | 429 => refuse(&req, crate::http::error_of(res).await, config),
-                _ => Ok(res),
+            let opened = match query_param(&req, "room_id") {
+                Some(room_id) => open_room(env, &admitted, &room_id, &path).await,
+                None => {
+                    let stub = crate::hubs::user::stub(env, &admitted.identity.user_id)?;
+                    let upgrade = connect::upgrade_request(&path, &admitted)?;
+                    crate::http::call_hub(&stub, upgrade).await
+                }
+            };
+            match opened {
+                Ok(res) if matches!(res.status_code(), 401 | 403 | 404 | 429) => {
+                    refuse(&req, crate::http::error_of(res).await, config)
+                }
+                Ok(res) => Ok(res),
+                Err(err) if matches!(err.status, 400 | 401 | 403 | 404 | 429) => {
+                    refuse(&req, err, config)
+                }
+                Err(err) => Err(err),
             }
         }
         Err(err) if err.status == 401 || err.status == 429 => refuse(&req, err, config),
         Err(err) => Err(err),
     }
+}
+
+/// A connection to one room (`room_id` in the query): the room's own Socket.IO socket, admitted
+/// as a room socket is (the room exists, the user is a member, the token is not revoked).
+async fn open_room(
+    env: &Env,
+    admitted: &connect::Admitted,
+    room_id: &str,
+    path: &str,
+) -> Result<Response, ApiError> {
+    crate::ids::validate_room_id(room_id)
+        .map_err(|why| ApiError::bad_request("validation", why))?;
+    let subprotocol = admitted.carrier == Carrier::Subprotocol;
+    crate::hubs::room::open_socket(env, &admitted.identity, room_id, path, subprotocol).await
 }
 
 /// socket.io's own answer to a request it cannot take over HTTP: 400 and a small JSON body.

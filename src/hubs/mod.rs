@@ -14,9 +14,11 @@ pub mod direct;
 pub mod relay;
 pub mod replay;
 pub mod room;
+pub mod room_socketio;
 pub mod socketio;
 pub mod sockets;
 pub mod user;
+pub mod user_socketio;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -308,7 +310,10 @@ pub async fn alarm_report(local: &Local, sockets: &Sockets) -> Result<Response, 
 
 /// Sends a frame; a socket that is already closing simply misses it.
 pub fn send(ws: &WebSocket, frame: &ServerFrame<'_>) {
-    let _ = ws.send_with_str(frame.to_text());
+    let text = frame.to_text();
+    if !text.is_empty() {
+        let _ = ws.send_with_str(text);
+    }
 }
 
 /// Sends an event in the socket's own protocol: on a Socket.IO connection, to every namespace

@@ -47,7 +47,7 @@ use worker::{
 };
 
 use super::replay::{self, Entry, Replays};
-use super::{now_ms, send, send_ack, send_error, Alarm, Gate, SocketInfo, Sockets};
+use super::{now_ms, send, send_ack, send_error, Admitted, Alarm, Gate, SocketInfo, Sockets};
 use crate::auth::jwt::Identity;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -231,9 +231,9 @@ pub struct RoomPresence {
 
 #[durable_object]
 pub struct Room {
-    sockets: Sockets,
-    env: Env,
-    local: Local,
+    pub(super) sockets: Sockets,
+    pub(super) env: Env,
+    pub(super) local: Local,
     gate: Gate,
     alarm: Alarm,
     /// Per user: the typing last forwarded (memory only: losing it on hibernation at worst
@@ -254,7 +254,7 @@ pub struct Room {
     /// once it is delivered (memory only: after a wake every absent member is noted, as before).
     caught_up: RefCell<HashSet<String>>,
     /// Replay bytes left per member, and the sockets with a `sync` waiting (`hubs::replay`).
-    replays: Replays,
+    pub(super) replays: Replays,
 }
 
 impl DurableObject for Room {
@@ -310,11 +310,20 @@ impl DurableObject for Room {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
-        if let Some((info, frame)) = self
-            .gate
-            .screen(&self.sockets, &ws, message, &self.limits())
-        {
-            self.on_frame(&ws, info, frame).await;
+        let limits = self.limits();
+        match self.gate.admit(&self.sockets, &ws, message, &limits) {
+            Some(Admitted::Text(info, text)) if info.sio.is_some() => {
+                super::socketio::on_text(self, &ws, info, &text).await;
+            }
+            Some(Admitted::Binary(info)) if info.sio.is_some() => {
+                super::socketio::on_binary(&ws, &info);
+            }
+            Some(admitted) => {
+                if let Some((info, frame)) = super::parse_admitted(&ws, admitted) {
+                    self.on_frame(&ws, info, frame).await;
+                }
+            }
+            None => {}
         }
         Ok(())
     }
@@ -339,6 +348,7 @@ impl DurableObject for Room {
         super::count_wake(&self.local)?;
         let now = now_ms();
         super::expire_sockets(&self.sockets, now);
+        super::socketio::ping_round(self, now)?;
         self.copy_to_d1(now).await?;
         self.announce_activity(now).await?;
         self.schedule_alarm().await?;
@@ -347,15 +357,15 @@ impl DurableObject for Room {
 }
 
 impl Room {
-    fn log(&self) -> RoomLog<'_> {
+    pub(super) fn log(&self) -> RoomLog<'_> {
         RoomLog::new(&self.local)
     }
 
-    fn config(&self) -> Result<Rc<Config>, ApiError> {
+    pub(super) fn config(&self) -> Result<Rc<Config>, ApiError> {
         super::config(&self.env)
     }
 
-    fn limits(&self) -> crate::config::Limits {
+    pub(super) fn limits(&self) -> crate::config::Limits {
         super::limits(&self.env)
     }
 
@@ -372,7 +382,7 @@ impl Room {
     }
 
     /// The room's id, once any request has told it; read from storage once per wake.
-    fn room_id(&self) -> worker::Result<Option<String>> {
+    pub(super) fn room_id(&self) -> worker::Result<Option<String>> {
         if let Some(room_id) = self.room_id.get() {
             return Ok(Some(room_id.clone()));
         }
@@ -403,6 +413,12 @@ impl Room {
 
         self.sockets
             .admit(&user_id, self.limits().max_sockets_per_user)?;
+        if crate::http::query_param(req, "dialect").as_deref() == Some("socketio") {
+            let pair = super::socketio::accept(self, &identity, device, Some(room_id.into()))?;
+            self.announce_join(&user_id);
+            self.schedule_alarm().await?;
+            return super::upgrade_response(req, pair.client);
+        }
         let (pair, info) = self.sockets.accept(&identity, device, None)?;
         let ws = pair.server;
         self.sockets
@@ -423,14 +439,19 @@ impl Room {
         if let Some(since) = since {
             self.replay(&ws, room_id, &user_id, since.max(0))?;
         }
-        if presence.users.get(&user_id) == Some(&1) {
-            self.broadcast(
-                &ServerFrame::event("user.joined", json!({"user_id": user_id})),
-                Some(&user_id),
-            );
-        }
+        self.announce_join(&user_id);
         self.schedule_alarm().await?;
         super::upgrade_response(req, pair.client)
+    }
+
+    /// `user.joined` to the others when this is the user's first socket here.
+    fn announce_join(&self, user_id: &str) {
+        if self.presence().users.get(user_id) == Some(&1) {
+            self.broadcast(
+                &ServerFrame::event("user.joined", json!({"user_id": user_id})),
+                Some(user_id),
+            );
+        }
     }
 
     /// Succeeds for a member, learning one the room missed from D1 unless it has seen them
@@ -514,7 +535,7 @@ impl Room {
 
     /// Open sockets per user. Every open socket is a member's: a removal closes the member's
     /// sockets (marking them closing) in the same turn, so no membership query is needed.
-    fn presence(&self) -> RoomPresence {
+    pub(super) fn presence(&self) -> RoomPresence {
         RoomPresence {
             users: self.sockets.per_user(),
         }
@@ -802,7 +823,7 @@ impl Room {
         Ok(crate::http::json(200, &json!({"room_id": room_id}))?)
     }
 
-    async fn on_frame(&self, ws: &WebSocket, info: SocketInfo, frame: ClientFrame) {
+    pub(super) async fn on_frame(&self, ws: &WebSocket, info: SocketInfo, frame: ClientFrame) {
         let id = frame.id.as_ref();
         if frame.event != "ping" && !self.log().is_member(&info.user_id).unwrap_or(false) {
             send_error(
@@ -1277,7 +1298,7 @@ impl Room {
     /// Sets the alarm to the earliest piece of work that exists now — a token expiry of an
     /// open socket, a D1 copy (when it became due, or its retry), an activity note (when it
     /// became due, at most one per interval) — or deletes it when there is none.
-    async fn schedule_alarm(&self) -> worker::Result<()> {
+    pub(super) async fn schedule_alarm(&self) -> worker::Result<()> {
         let log = self.log();
         let flush = if log.has_unflushed()? {
             // Work that no append planned (a moved cursor): at once, or when the interval since
@@ -1302,7 +1323,8 @@ impl Room {
         };
         let activity = self.activity_due()?;
         let expiry = self.sockets.next_expiry();
-        let wanted = [flush, activity, expiry].into_iter().flatten().min();
+        let ping = super::socketio::ping_at(self)?;
+        let wanted = [flush, activity, expiry, ping].into_iter().flatten().min();
         self.alarm.plan(&self.sockets.storage(), wanted).await
     }
 }
@@ -1316,7 +1338,7 @@ fn change_frame(room_id: &str, change: &RoomChange) -> ServerFrame<'static> {
     ServerFrame::stream(event, change.seq, data)
 }
 
-fn entry_frame(room_id: &str, entry: &RoomEntry) -> ServerFrame<'static> {
+pub(super) fn entry_frame(room_id: &str, entry: &RoomEntry) -> ServerFrame<'static> {
     match entry {
         RoomEntry::Message(message) => message_frame(message),
         RoomEntry::Change(change) => change_frame(room_id, change),

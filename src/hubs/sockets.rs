@@ -25,7 +25,7 @@ use crate::auth::jwt::Identity;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
-use crate::socketio::Session;
+use crate::socketio::{self as sio, Session};
 
 pub struct Sockets {
     state: State,
@@ -159,23 +159,41 @@ impl Sockets {
         Some(info)
     }
 
-    /// Sends a frame to every open socket of the gateway's own protocol, except those of
-    /// `except_user` and, for a stream entry, those still paging a resume (their next batch
-    /// carries it); returns how many. Socket.IO sockets are the UserHub's to serve
-    /// (`hubs::socketio`).
+    /// Sends a frame to every open socket, except those of `except_user` and, for a stream
+    /// entry, those still paging a resume (their next batch carries it); returns how many. A
+    /// room's own Socket.IO sockets get it as an EVENT (`socketio::room_event`); a UserHub's
+    /// are the UserHub's to serve (`hubs::socketio`: their offsets are per connection).
     pub fn fan_out(&self, frame: &ServerFrame<'_>, except_user: Option<&str>) -> usize {
         let text = frame.to_text();
         let is_stream = frame.seq.is_some();
+        let mut packets: Vec<(String, String)> = Vec::new();
         self.with(|roster| {
             let mut sent = 0;
             for (ws, info) in open_in(roster) {
-                if Some(info.user_id.as_str()) == except_user
-                    || (is_stream && info.syncing)
-                    || info.sio.is_some()
-                {
+                if Some(info.user_id.as_str()) == except_user || (is_stream && info.syncing) {
                     continue;
                 }
-                let _ = ws.send_with_str(&text);
+                match &info.sio {
+                    None => {
+                        let _ = ws.send_with_str(&text);
+                    }
+                    Some(session) => {
+                        let Some(room_id) = &session.room_id else {
+                            continue;
+                        };
+                        for nsp in &session.namespaces {
+                            let packet = match packets.iter().find(|(name, _)| *name == nsp.name) {
+                                Some((_, packet)) => packet,
+                                None => {
+                                    let packet = sio::room_event(&nsp.name, room_id, frame);
+                                    packets.push((nsp.name.clone(), packet));
+                                    &packets[packets.len() - 1].1
+                                }
+                            };
+                            let _ = ws.send_with_str(packet);
+                        }
+                    }
+                }
                 sent += 1;
             }
             sent
@@ -184,16 +202,26 @@ impl Sockets {
 
     /// Starts closing a socket from the server side. Its state is marked first, so nothing the
     /// client sends afterwards is processed, whether or not it ever answers the close.
+    /// A Socket.IO client is sent DISCONNECT first when the close is final (removed, revoked,
+    /// room deleted, over the socket cap): told `io server disconnect`, it does not reconnect.
     pub fn close(&self, ws: &WebSocket, code: u16, reason: &str) {
-        self.mark_closing(ws);
+        if let Some(info) = self.mark_closing(ws) {
+            if matches!(
+                code,
+                close::FORBIDDEN | close::ROOM_DELETED | close::TOO_MANY_SOCKETS
+            ) {
+                super::socketio::end_namespaces(ws, &info);
+            }
+        }
         let _ = ws.close(Some(code), Some(protocol::close_reason(reason)));
     }
 
-    fn mark_closing(&self, ws: &WebSocket) {
-        if let Some(mut info) = SocketInfo::of(ws).filter(|info| !info.closing) {
-            info.closing = true;
-            let _ = self.save(ws, &info);
-        }
+    /// Marks a socket closing; its state, unless it was closing already.
+    fn mark_closing(&self, ws: &WebSocket) -> Option<SocketInfo> {
+        let mut info = SocketInfo::of(ws).filter(|info| !info.closing)?;
+        info.closing = true;
+        let _ = self.save(ws, &info);
+        Some(info)
     }
 
     /// `auth {token}`: extends a socket's life with a fresh token for the same user, unless the
@@ -261,10 +289,7 @@ impl Sockets {
         }
         mine.sort_by_key(|(_, info)| info.opened_at);
         let extra = mine.len() - allowed;
-        for (ws, info) in mine.iter().take(extra) {
-            // A Socket.IO client told `io server disconnect` does not reconnect to take its
-            // place back.
-            super::socketio::end_namespaces(ws, info);
+        for (ws, _) in mine.iter().take(extra) {
             self.close(
                 ws,
                 close::TOO_MANY_SOCKETS,

@@ -39,7 +39,7 @@ use worker::{
 };
 
 use super::replay::{self, Entry, Replays};
-use super::socketio::Follows;
+use super::user_socketio::Follows;
 use super::{now_ms, send, send_ack, send_error, Admitted, Alarm, Gate, SocketInfo, Sockets};
 use crate::config::Config;
 use crate::error::ApiError;
@@ -191,10 +191,10 @@ impl DurableObject for UserHub {
         let limits = self.limits();
         match self.gate.admit(&self.sockets, &ws, message, &limits) {
             Some(Admitted::Text(info, text)) if info.sio.is_some() => {
-                self.on_socketio_text(&ws, info, &text).await;
+                super::socketio::on_text(self, &ws, info, &text).await;
             }
             Some(Admitted::Binary(info)) if info.sio.is_some() => {
-                self.on_socketio_binary(&ws, &info);
+                super::socketio::on_binary(&ws, &info);
             }
             Some(admitted) => {
                 if let Some((info, frame)) = super::parse_admitted(&ws, admitted) {
@@ -226,7 +226,7 @@ impl DurableObject for UserHub {
         super::count_wake(&self.local)?;
         let now = now_ms();
         super::expire_sockets(&self.sockets, now);
-        self.ping_round(now)?;
+        super::socketio::ping_round(self, now)?;
         if self.log().prune_at()?.is_some_and(|due| due <= now) {
             self.prune(now)?;
         }
@@ -384,8 +384,7 @@ impl UserHub {
             self.log().revoke(cutoff)?;
         }
         let sockets = self.sockets.open();
-        for (ws, info) in &sockets {
-            super::socketio::end_namespaces(ws, info);
+        for (ws, _) in &sockets {
             self.sockets.close(ws, close::FORBIDDEN, &body.reason);
         }
         if !sockets.is_empty() {
@@ -565,10 +564,14 @@ impl UserHub {
     /// open socket or the next retention pass; deletes it when there is none.
     pub(super) async fn schedule_alarm(&self) -> worker::Result<()> {
         let next_expiry = self.sockets.next_expiry();
-        let wanted = [next_expiry, self.log().prune_at()?, self.ping_at()?]
-            .into_iter()
-            .flatten()
-            .min();
+        let wanted = [
+            next_expiry,
+            self.log().prune_at()?,
+            super::socketio::ping_at(self)?,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         self.alarm.plan(&self.sockets.storage(), wanted).await
     }
 }

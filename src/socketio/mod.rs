@@ -28,6 +28,50 @@ use serde_json::{json, Value};
 use crate::auth::jwt::Identity;
 use crate::error::ApiError;
 
+/// Where the answer to a Socket.IO request goes: its namespace and ack id (none when the client
+/// asked for no ack). Carried as the request's id through the gateway's own handlers, so their
+/// `ack` and `error` answers come out as Socket.IO packets (`protocol::ServerFrame::to_text`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub nsp: String,
+    pub id: Option<u64>,
+}
+
+/// The packet answering a request: an `ack` becomes ACK with its data, an `error` ACK with
+/// `{"error": data}`, or without an ack id an `error` event; an `ack` nobody asked for is
+/// nothing (empty).
+pub fn reply_text(reply: &Reply, event: &str, data: &Value) -> String {
+    let packet = match (event, reply.id) {
+        ("ack", Some(id)) => packet::ack(&reply.nsp, id, data),
+        ("error", Some(id)) => packet::ack(&reply.nsp, id, &json!({"error": data})),
+        ("error", None) => packet::event(&reply.nsp, "error", data, None),
+        _ => return String::new(),
+    };
+    engine::message(&packet)
+}
+
+/// A room's frame for a connection to that room: an EVENT with `room_id` in its data and, for
+/// a stream entry, the room's seq as the recovery offset.
+pub fn room_event(nsp: &str, room_id: &str, frame: &crate::protocol::ServerFrame<'_>) -> String {
+    let mut data = match &frame.data {
+        Value::Object(object) => object.clone(),
+        Value::Null => serde_json::Map::new(),
+        other => {
+            let mut object = serde_json::Map::new();
+            object.insert("value".into(), other.clone());
+            object
+        }
+    };
+    data.insert("room_id".into(), json!(room_id));
+    let offset = frame.seq.map(|seq| seq.to_string());
+    engine::message(&packet::event(
+        nsp,
+        frame.event,
+        &Value::Object(data),
+        offset.as_deref(),
+    ))
+}
+
 /// A Socket.IO connection's state, kept in its socket's attachment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
@@ -39,6 +83,10 @@ pub struct Session {
     pub namespaces: Vec<Namespace>,
     /// Unix ms of the client's last pong (or of the open).
     pub last_pong: i64,
+    /// Set on a connection to one room (held by the room itself): its events carry this
+    /// `room_id`, and its offset is the room's seq.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -58,6 +106,7 @@ impl Session {
             identity,
             namespaces: Vec::new(),
             last_pong: now_ms,
+            room_id: None,
         }
     }
 
@@ -141,6 +190,29 @@ mod tests {
         let session = Session::new(identity, 1_000);
         assert!(!session.is_dead(46_000, 25_000, 20_000));
         assert!(session.is_dead(46_001, 25_000, 20_000));
+    }
+
+    #[test]
+    fn answers_to_requests() {
+        let with_ack = Reply {
+            nsp: "/chat".into(),
+            id: Some(4),
+        };
+        let without = Reply {
+            nsp: "/".into(),
+            id: None,
+        };
+        let data = json!({"a": 1});
+        assert_eq!(reply_text(&with_ack, "ack", &data), r#"43/chat,4[{"a":1}]"#);
+        assert_eq!(
+            reply_text(&with_ack, "error", &data),
+            r#"43/chat,4[{"error":{"a":1}}]"#
+        );
+        assert_eq!(
+            reply_text(&without, "error", &data),
+            r#"42["error",{"a":1}]"#
+        );
+        assert_eq!(reply_text(&without, "ack", &data), "");
     }
 
     #[test]

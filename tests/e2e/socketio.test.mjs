@@ -314,3 +314,69 @@ test('socket.io: over the socket cap the oldest connection is ended with io serv
   assert.equal(sockets[0].active, false);
   assert.ok(sockets.slice(1).every((s) => s.connected));
 });
+
+test('socket.io: a connection to one room (room_id in the query) is the room\'s own socket: ready, acks, events in order with room_id and seq offsets', async () => {
+  const alice = uid();
+  const bob = uid();
+  const room = await createRoom(alice, [bob]);
+  const a = client('/', { query: { token: token(alice), room_id: room } });
+  const readyA = once(a, 'ready');
+  await connected(a);
+  const [ready] = await readyA;
+  assert.equal(ready.room_id, room);
+  assert.equal(ready.user_id, alice);
+  const b = client('/chat', { query: { token: token(bob), room_id: room } });
+  const readyB = once(b, 'ready');
+  await connected(b);
+  await readyB;
+  const messages = collect(b, 'message');
+  for (let i = 0; i < 4; i++) {
+    const ack = await a.emitWithAck('room.send', { room_id: room, body: `d${i}` });
+    assert.equal(ack.message.body, `d${i}`);
+  }
+  await until(() => messages.length === 4, { what: 'four messages' });
+  assert.deepEqual(messages.map(([m]) => m.body), ['d0', 'd1', 'd2', 'd3']);
+  assert.ok(messages.every(([m, offset]) => m.room_id === room && offset === String(m.seq)));
+  const typing = once(b, 'typing');
+  await a.emitWithAck('room.typing', { typing: true });
+  assert.equal((await typing)[0].room_id, room);
+  const read = await b.emitWithAck('room.read', { seq: messages.at(-1)[0].seq });
+  assert.equal(read.unread, 0);
+  const elsewhere = await a.emitWithAck('room.send', { room_id: 'other', body: 'x' });
+  assert.equal(elsewhere.error.code, 'validation');
+});
+
+test('socket.io: a room connection refuses non-members in band, recovers missed messages, and ends on removal with io server disconnect', async () => {
+  const alice = uid();
+  const bob = uid();
+  const stranger = uid();
+  const room = await createRoom(alice, [bob]);
+  const outsider = client('/', { query: { token: token(stranger), room_id: room } });
+  const [err] = await once(outsider, 'connect_error');
+  assert.equal(err.message, 'not_a_member');
+
+  const b = client('/', { query: { token: token(bob), room_id: room } });
+  await connected(b);
+  const messages = collect(b, 'message');
+  const send = (body) => http('POST', `/v1/rooms/${room}/messages`, { tok: token(alice), body: { body } });
+  assert.equal((await send('before')).status, 201);
+  await until(() => messages.length === 1, { what: 'the first message' });
+  b.io.reconnection(false);
+  const gone = once(b, 'disconnect');
+  for (let i = 0; i <= BURST + 5; i++) b.emit('room.typing', { typing: false });
+  assert.equal((await gone)[0], 'transport close');
+  for (const body of ['missed1', 'missed2']) assert.equal((await send(body)).status, 201);
+  const back = once(b, 'connect');
+  b.io.reconnection(true);
+  b.connect();
+  await back;
+  assert.equal(b.recovered, true);
+  await until(() => messages.length === 3, { what: 'the missed messages' });
+  assert.deepEqual(messages.map(([m]) => m.body), ['before', 'missed1', 'missed2']);
+
+  const removed = once(b, 'disconnect');
+  const res = await http('DELETE', `/v1/rooms/${room}/members/${bob}`, { tok: token(alice) });
+  assert.ok(res.status < 300, res.text);
+  assert.equal((await removed)[0], 'io server disconnect');
+  assert.equal(b.active, false);
+});

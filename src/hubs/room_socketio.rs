@@ -1,0 +1,211 @@
+//! Socket.IO connections to one room, held by the Room itself: a room's own sockets at a room
+//! socket's cost (`/socket.io/?…&room_id=<id>`). A connection to the user relays every room it
+//! joins through its UserHub (`hubs::relay`), which costs a second hop per message; this one is
+//! the room socket of the gateway's protocol in Socket.IO's wire.
+//!
+//! | arrives                              | stored                                  | sent                                   |
+//! |--------------------------------------|-----------------------------------------|----------------------------------------|
+//! | CONNECT `nsp` (checked by `hubs::socketio`) | the namespace and its `pid`       | CONNECT `{sid, pid}`, `ready`, `presence`; on recovery (offset = the room's seq) the missed messages and changes |
+//! | EVENT `room.send`, `room.typing`, `room.read`, `room.edit`, `room.delete`, `auth` | as the room socket's `send`, `typing`, `read`, `edit`, `delete`, `auth` | their `ack` / `error` as the client's ack (`socketio::Reply`) |
+//! | EVENT of any other name              | —                                       | to the backend hook, its answer the ack |
+//! | every room event                     | —                                       | EVENT `[event, data + room_id, seq]` (`Sockets::fan_out`) |
+
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+use worker::WebSocket;
+
+use super::room::{entry_frame, Room};
+use super::socketio::{self as shared, Host};
+use super::{SocketInfo, Sockets};
+use crate::config::{Config, Limits};
+use crate::error::ApiError;
+use crate::protocol::{code, ClientFrame, RequestId, ServerFrame};
+use crate::socketio::packet::Packet;
+use crate::socketio::{self as sio, Namespace, Reply};
+use crate::store::local::Local;
+use crate::stream::plan_replay;
+
+impl Host for Room {
+    fn sockets(&self) -> &Sockets {
+        &self.sockets
+    }
+
+    fn local(&self) -> &Local {
+        &self.local
+    }
+
+    fn limits(&self) -> Limits {
+        Room::limits(self)
+    }
+
+    fn config(&self) -> Result<Rc<Config>, ApiError> {
+        Room::config(self)
+    }
+
+    fn revoked_before(&self, user: &str) -> Result<Option<i64>, ApiError> {
+        Ok(self.log().revoked_before(user)?)
+    }
+
+    async fn open_namespace(
+        &self,
+        ws: &WebSocket,
+        info: SocketInfo,
+        nsp: &str,
+        resume: Option<(&str, &str)>,
+    ) -> Result<(), ApiError> {
+        let room_id = self.room_id()?.unwrap_or_default();
+        let missed = match resume {
+            Some((pid, offset)) => self
+                .recover(&room_id, &info.user_id, offset)?
+                .map(|texts| (pid.to_owned(), texts)),
+            None => None,
+        };
+        let pid = match &missed {
+            Some((pid, _)) => pid.clone(),
+            None => shared::new_pid(),
+        };
+        let namespace = Namespace {
+            name: nsp.to_owned(),
+            pid: pid.clone(),
+            rooms: Vec::new(),
+        };
+        let info = shared::add_namespace(&self.sockets, ws, info, namespace)?;
+        shared::reply_connect(ws, nsp, &info.conn_id, &pid);
+        let log = self.log();
+        let ready = json!({
+            "user_id": info.user_id,
+            "conn_id": info.conn_id,
+            "device": info.device,
+            "seq": log.last_seq()?,
+            "read_seq": log.read_seq(&info.user_id)?.unwrap_or(0),
+            "unread": log.unread(&info.user_id)?,
+            "expires_at": info.expires_at,
+        });
+        let presence = json!(self.presence());
+        for frame in [
+            ServerFrame::event("ready", ready),
+            ServerFrame::event("presence", presence),
+        ] {
+            let _ = ws.send_with_str(sio::room_event(nsp, &room_id, &frame));
+        }
+        for entry in missed.map(|(_, entries)| entries).unwrap_or_default() {
+            let frame = entry_frame(&room_id, &entry);
+            let _ = ws.send_with_str(sio::room_event(nsp, &room_id, &frame));
+        }
+        Ok(())
+    }
+
+    async fn on_event(&self, ws: &WebSocket, info: SocketInfo, nsp: &Namespace, packet: Packet) {
+        let Some((name, args)) = packet.event() else {
+            return;
+        };
+        let reply = Reply {
+            nsp: nsp.name.clone(),
+            id: packet.id,
+        };
+        let room_id = self.room_id().ok().flatten().unwrap_or_default();
+        let mut data = args.first().cloned().unwrap_or(Value::Null);
+        let event = match name {
+            "room.send" => "send",
+            "room.typing" => "typing",
+            "room.read" => "read",
+            "room.edit" => "edit",
+            "room.delete" => "delete",
+            "auth" => "auth",
+            "room.join" | "room.leave" => {
+                let answer = Err(ApiError::bad_request(
+                    code::VALIDATION,
+                    format!("this connection is to room '{room_id}' alone; connect without room_id to join and leave rooms"),
+                ));
+                answer_with(ws, &reply, answer);
+                return;
+            }
+            _ => {
+                let answer = match self.config() {
+                    Ok(config) => {
+                        shared::call_hook(&self.env, &config, &info, &nsp.name, name, args).await
+                    }
+                    Err(err) => Err(err),
+                };
+                answer_with(ws, &reply, answer);
+                return;
+            }
+        };
+        if let Some(object) = data.as_object_mut() {
+            match object.remove("room_id") {
+                Some(Value::String(named)) if named != room_id => {
+                    let answer = Err(ApiError::bad_request(
+                        code::VALIDATION,
+                        format!("this connection is to room '{room_id}', not '{named}'"),
+                    ));
+                    answer_with(ws, &reply, answer);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        let frame = ClientFrame {
+            event: event.to_owned(),
+            data,
+            id: Some(RequestId::SocketIo(reply)),
+        };
+        self.on_frame(ws, info, frame).await;
+    }
+
+    fn forget(&self, _conn_id: &str, _nsp: Option<&str>) {}
+}
+
+impl Room {
+    /// The room's entries after an offset (the room's seq), when they are all still kept and
+    /// fit one replay batch within the member's budget: then the connection is recovered.
+    fn recover(
+        &self,
+        room_id: &str,
+        user: &str,
+        offset: &str,
+    ) -> Result<Option<Vec<crate::store::room_log::RoomEntry>>, ApiError> {
+        let Some(since) = offset.parse::<i64>().ok().filter(|seq| *seq >= 0) else {
+            return Ok(None);
+        };
+        let log = self.log();
+        let plan = plan_replay(since, log.last_seq()?, log.pruned_through()?);
+        if !plan.recovered {
+            return Ok(None);
+        }
+        let limits = self.limits();
+        let limit = self.replays.limit(user, &limits);
+        if plan.through - plan.from + 1 > limit.events {
+            return Ok(None);
+        }
+        let entries = if plan.from <= plan.through {
+            log.entries(room_id, plan.from, plan.through, limit.events)?
+        } else {
+            Vec::new()
+        };
+        let bytes: usize = entries
+            .iter()
+            .map(|entry| entry_frame(room_id, entry).data.to_string().len())
+            .sum();
+        if bytes > limit.bytes {
+            return Ok(None);
+        }
+        self.replays.spend(user, bytes, &limits);
+        Ok(Some(entries))
+    }
+}
+
+/// Answers a request the room's own handlers do not run.
+fn answer_with(ws: &WebSocket, reply: &Reply, answer: Result<Value, ApiError>) {
+    let text = match answer {
+        Ok(data) => sio::reply_text(reply, "ack", &data),
+        Err(err) => sio::reply_text(
+            reply,
+            "error",
+            &json!({"code": err.code, "message": err.message}),
+        ),
+    };
+    if !text.is_empty() {
+        let _ = ws.send_with_str(text);
+    }
+}
