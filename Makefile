@@ -16,7 +16,7 @@ export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: dev test tools browser client build lint unit dry-run e2e bench profile reset
+.PHONY: dev test tools browser client build lint unit dry-run e2e bench bench-socketio profile reset
 
 ## dev: build and serve the gateway on 127.0.0.1:$(PORT) with a local D1 and .dev.vars.
 dev: tools .dev.vars
@@ -79,6 +79,11 @@ e2e:
 ## BENCH_ARGS="--quick" for a smoke run, "--runs N", "--targets switchboard".
 bench: tools build
 	SHARED_BENCH=$(SHARED_BENCH) bench/run.sh $(BENCH_ARGS)
+
+## bench-socketio: the Socket.IO facade beside the raw protocol (issue #12): connect, push, idle,
+## room join and fan-out, raw and socket.io interleaved on fresh servers; SIO_BENCH_ARGS="--runs 5".
+bench-socketio: tools build
+	node bench/socketio.mjs $(SIO_BENCH_ARGS)
 
 ## profile: V8 CPU profiles of Switchboard under connect, push and fan-out (bench/profiles/).
 profile: tools build

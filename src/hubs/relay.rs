@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use futures_util::StreamExt;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use worker::{Env, WebSocket, WebsocketEvent};
 
 use crate::auth::jwt::Identity;
@@ -214,7 +214,7 @@ impl Follow {
                 let client_id = id.and_then(|id| relay.pending.borrow_mut().remove(&id));
                 match client_id {
                     Some(client_id) => self.ack(client_id, &json!({"error": data})),
-                    None => self.emit("error", &with_room(room_id, data), None),
+                    None => self.emit("error", &sio::with_room(room_id, data), None),
                 }
             }
             "synced" if data.get("more").and_then(Value::as_bool) == Some(true) => {
@@ -228,7 +228,7 @@ impl Follow {
                     position.set_room(room_id, seq);
                     position.encode()
                 });
-                self.emit(&event, &with_room(room_id, data), offset.as_deref());
+                self.emit(&event, &sio::with_room(room_id, data), offset.as_deref());
             }
         }
     }
@@ -241,7 +241,7 @@ impl Follow {
             self.position.borrow_mut().set_room(room_id, seq);
         }
         if let Some(id) = relay.join_ack.take() {
-            self.ack(id, &with_room(room_id, data));
+            self.ack(id, &sio::with_room(room_id, data));
         }
     }
 
@@ -321,37 +321,4 @@ async fn pump(follow: Rc<Follow>, room_id: String, relay: Rc<Relay>) {
         }
     }
     follow.room_closed(&room_id, &relay, close::NORMAL, "relay failed");
-}
-
-/// A room frame's data with the room's id in it.
-fn with_room(room_id: &str, data: Value) -> Value {
-    let mut object = match data {
-        Value::Object(object) => object,
-        Value::Null => Map::new(),
-        other => {
-            let mut object = Map::new();
-            object.insert("value".into(), other);
-            object
-        }
-    };
-    object.insert("room_id".into(), json!(room_id));
-    Value::Object(object)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn room_frames_carry_their_room() {
-        assert_eq!(
-            with_room("r", json!({"seq": 1})),
-            json!({"seq": 1, "room_id": "r"})
-        );
-        assert_eq!(with_room("r", Value::Null), json!({"room_id": "r"}));
-        assert_eq!(
-            with_room("r", json!(3)),
-            json!({"value": 3, "room_id": "r"})
-        );
-    }
 }

@@ -53,23 +53,24 @@ pub fn reply_text(reply: &Reply, event: &str, data: &Value) -> String {
 /// A room's frame for a connection to that room: an EVENT with `room_id` in its data and, for
 /// a stream entry, the room's seq as the recovery offset.
 pub fn room_event(nsp: &str, room_id: &str, frame: &crate::protocol::ServerFrame<'_>) -> String {
-    let mut data = match &frame.data {
-        Value::Object(object) => object.clone(),
+    let offset = frame.seq.map(|seq| seq.to_string());
+    let data = with_room(room_id, frame.data.clone());
+    engine::message(&packet::event(nsp, frame.event, &data, offset.as_deref()))
+}
+
+/// A room frame's data with the room's id in it (data that is not an object goes in `value`).
+pub fn with_room(room_id: &str, data: Value) -> Value {
+    let mut object = match data {
+        Value::Object(object) => object,
         Value::Null => serde_json::Map::new(),
         other => {
             let mut object = serde_json::Map::new();
-            object.insert("value".into(), other.clone());
+            object.insert("value".into(), other);
             object
         }
     };
-    data.insert("room_id".into(), json!(room_id));
-    let offset = frame.seq.map(|seq| seq.to_string());
-    engine::message(&packet::event(
-        nsp,
-        frame.event,
-        &Value::Object(data),
-        offset.as_deref(),
-    ))
+    object.insert("room_id".into(), json!(room_id));
+    Value::Object(object)
 }
 
 /// A Socket.IO connection's state, kept in its socket's attachment.
@@ -190,6 +191,19 @@ mod tests {
         let session = Session::new(identity, 1_000);
         assert!(!session.is_dead(46_000, 25_000, 20_000));
         assert!(session.is_dead(46_001, 25_000, 20_000));
+    }
+
+    #[test]
+    fn room_frames_carry_their_room() {
+        assert_eq!(
+            with_room("r", json!({"seq": 1})),
+            json!({"seq": 1, "room_id": "r"})
+        );
+        assert_eq!(with_room("r", Value::Null), json!({"room_id": "r"}));
+        assert_eq!(
+            with_room("r", json!(3)),
+            json!({"value": 3, "room_id": "r"})
+        );
     }
 
     #[test]

@@ -344,6 +344,9 @@ test('socket.io: a connection to one room (room_id in the query) is the room\'s 
   assert.equal(read.unread, 0);
   const elsewhere = await a.emitWithAck('room.send', { room_id: 'other', body: 'x' });
   assert.equal(elsewhere.error.code, 'validation');
+  // The room pings its own Socket.IO sockets too.
+  await once(a.io, 'ping');
+  assert.ok(a.connected);
 });
 
 test('socket.io: a room connection refuses non-members in band, recovers missed messages, and ends on removal with io server disconnect', async () => {
