@@ -10,15 +10,12 @@
 //! | EVENT of any other name              | —                                       | to the backend hook, its answer the ack |
 //! | every room event                     | —                                       | EVENT `[event, data + room_id, seq]` (`Sockets::fan_out`) |
 
-use std::rc::Rc;
-
 use serde_json::{json, Value};
-use worker::WebSocket;
+use worker::{Env, WebSocket};
 
 use super::room::{entry_frame, Room};
 use super::socketio::{self as shared, Host};
 use super::{SocketInfo, Sockets};
-use crate::config::{Config, Limits};
 use crate::error::ApiError;
 use crate::protocol::{code, ClientFrame, RequestId, ServerFrame};
 use crate::socketio::packet::Packet;
@@ -35,12 +32,8 @@ impl Host for Room {
         &self.local
     }
 
-    fn limits(&self) -> Limits {
-        Room::limits(self)
-    }
-
-    fn config(&self) -> Result<Rc<Config>, ApiError> {
-        Room::config(self)
+    fn env(&self) -> &Env {
+        &self.env
     }
 
     fn revoked_before(&self, user: &str) -> Result<Option<i64>, ApiError> {

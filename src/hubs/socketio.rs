@@ -23,13 +23,13 @@
 use std::rc::Rc;
 
 use serde_json::{json, Value};
-use worker::{Env, WebSocket, WebSocketPair};
+use worker::{Env, WebSocket, WebSocketIncomingMessage, WebSocketPair};
 
-use super::{now_ms, SocketInfo, Sockets};
+use super::{now_ms, Admitted, Gate, SocketInfo, Sockets};
 use crate::auth::jwt::Identity;
 use crate::config::{Config, Limits};
 use crate::error::ApiError;
-use crate::protocol::{close, code, ServerFrame};
+use crate::protocol::{close, code, ClientFrame, ServerFrame};
 use crate::quota::Rate;
 use crate::socketio::packet::{Kind, Packet};
 use crate::socketio::{engine, packet, Namespace, Session};
@@ -42,8 +42,13 @@ const PING_AT_KEY: &str = "sio_ping_at";
 pub(super) trait Host {
     fn sockets(&self) -> &Sockets;
     fn local(&self) -> &Local;
-    fn limits(&self) -> Limits;
-    fn config(&self) -> Result<Rc<Config>, ApiError>;
+    fn env(&self) -> &Env;
+    fn limits(&self) -> Limits {
+        super::limits(self.env())
+    }
+    fn config(&self) -> Result<Rc<Config>, ApiError> {
+        super::config(self.env())
+    }
     /// The user's revocation cut-off as this hub knows it.
     fn revoked_before(&self, user: &str) -> Result<Option<i64>, ApiError>;
     /// A namespace the client may connect: record it ([`add_namespace`]), answer CONNECT
@@ -135,8 +140,30 @@ pub(super) fn ping_round(host: &impl Host, now: i64) -> worker::Result<()> {
     host.local().set_meta(PING_AT_KEY, next)
 }
 
+/// Screens a frame for a hub: a Socket.IO socket's is handled here; one of the gateway's own
+/// protocol comes back parsed for the hub's `on_frame`.
+pub(super) async fn screen(
+    host: &impl Host,
+    gate: &Gate,
+    ws: &WebSocket,
+    message: WebSocketIncomingMessage,
+) -> Option<(SocketInfo, ClientFrame)> {
+    match gate.admit(host.sockets(), ws, message, &host.limits()) {
+        Some(Admitted::Text(info, text)) if info.sio.is_some() => {
+            on_text(host, ws, info, &text).await;
+            None
+        }
+        Some(Admitted::Binary(info)) if info.sio.is_some() => {
+            on_binary(ws, &info);
+            None
+        }
+        Some(admitted) => super::parse_admitted(ws, admitted),
+        None => None,
+    }
+}
+
 /// A text frame from a Socket.IO socket.
-pub(super) async fn on_text(host: &impl Host, ws: &WebSocket, info: SocketInfo, text: &str) {
+async fn on_text(host: &impl Host, ws: &WebSocket, info: SocketInfo, text: &str) {
     match engine::parse(text) {
         Ok(engine::Packet::Pong(_)) => on_pong(host, ws, info),
         Ok(engine::Packet::Ping(payload)) => {
@@ -156,7 +183,7 @@ pub(super) async fn on_text(host: &impl Host, ws: &WebSocket, info: SocketInfo, 
 }
 
 /// A binary frame: Socket.IO attachments, which the gateway does not take.
-pub(super) fn on_binary(ws: &WebSocket, info: &SocketInfo) {
+fn on_binary(ws: &WebSocket, info: &SocketInfo) {
     refuse_frame(ws, info, &packet::PacketError::Binary.message());
 }
 

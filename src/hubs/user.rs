@@ -40,7 +40,7 @@ use worker::{
 
 use super::replay::{self, Entry, Replays};
 use super::user_socketio::Follows;
-use super::{now_ms, send, send_ack, send_error, Admitted, Alarm, Gate, SocketInfo, Sockets};
+use super::{now_ms, send, send_ack, send_error, Alarm, Gate, SocketInfo, Sockets};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
@@ -188,20 +188,8 @@ impl DurableObject for UserHub {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
-        let limits = self.limits();
-        match self.gate.admit(&self.sockets, &ws, message, &limits) {
-            Some(Admitted::Text(info, text)) if info.sio.is_some() => {
-                super::socketio::on_text(self, &ws, info, &text).await;
-            }
-            Some(Admitted::Binary(info)) if info.sio.is_some() => {
-                super::socketio::on_binary(&ws, &info);
-            }
-            Some(admitted) => {
-                if let Some((info, frame)) = super::parse_admitted(&ws, admitted) {
-                    self.on_frame(&ws, info, frame).await;
-                }
-            }
-            None => {}
+        if let Some((info, frame)) = super::socketio::screen(self, &self.gate, &ws, message).await {
+            self.on_frame(&ws, info, frame).await;
         }
         Ok(())
     }

@@ -20,14 +20,13 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use serde_json::{json, Value};
-use worker::{Request, Response, WebSocket};
+use worker::{Env, Request, Response, WebSocket};
 
 use super::relay::Follow;
 use super::socketio::{self as shared, Host};
 use super::user::UserHub;
 use super::{SocketInfo, Sockets};
 use crate::auth::jwt::Identity;
-use crate::config::{Config, Limits};
 use crate::error::ApiError;
 use crate::protocol::{code, ClientFrame, ServerFrame};
 use crate::socketio::offset::Position;
@@ -101,12 +100,8 @@ impl Host for UserHub {
         &self.local
     }
 
-    fn limits(&self) -> Limits {
-        UserHub::limits(self)
-    }
-
-    fn config(&self) -> Result<Rc<Config>, ApiError> {
-        UserHub::config(self)
+    fn env(&self) -> &Env {
+        &self.env
     }
 
     fn revoked_before(&self, _user: &str) -> Result<Option<i64>, ApiError> {
