@@ -74,6 +74,37 @@ impl Replays {
         self.with_budget(user, limits, |budget, _, _| budget.spend(bytes));
     }
 
+    /// A resume in one piece, as a Socket.IO recovery needs it (its client cannot page): the
+    /// texts `read(from, through, n)` makes of every entry `plan` names, when the plan
+    /// recovers and they fit one batch within `user`'s replay budget, which they then spend;
+    /// `None` when they do not. Does not yield.
+    pub fn whole(
+        &self,
+        user: &str,
+        limits: &Limits,
+        plan: ReplayPlan,
+        read: impl FnOnce(i64, i64, i64) -> Result<Vec<String>, ApiError>,
+    ) -> Result<Option<Vec<String>>, ApiError> {
+        if !plan.recovered {
+            return Ok(None);
+        }
+        let limit = self.limit(user, limits);
+        if plan.through - plan.from + 1 > limit.events {
+            return Ok(None);
+        }
+        let texts = if plan.from <= plan.through {
+            read(plan.from, plan.through, limit.events)?
+        } else {
+            Vec::new()
+        };
+        let bytes: usize = texts.iter().map(String::len).sum();
+        if bytes > limit.bytes {
+            return Ok(None);
+        }
+        self.spend(user, bytes, limits);
+        Ok(Some(texts))
+    }
+
     /// `sync {since}`: the point to resume from, once `info`'s user may replay again; `None` when
     /// the socket started closing meanwhile.
     pub async fn sync(

@@ -50,7 +50,7 @@ impl Host for Room {
         let room_id = self.room_id()?.unwrap_or_default();
         let missed = match resume {
             Some((pid, offset)) => self
-                .recover(&room_id, &info.user_id, offset)?
+                .recover(&room_id, &info.user_id, nsp, offset)?
                 .map(|texts| (pid.to_owned(), texts)),
             None => None,
         };
@@ -82,9 +82,8 @@ impl Host for Room {
         ] {
             let _ = ws.send_with_str(sio::room_event(nsp, &room_id, &frame));
         }
-        for entry in missed.map(|(_, entries)| entries).unwrap_or_default() {
-            let frame = entry_frame(&room_id, &entry);
-            let _ = ws.send_with_str(sio::room_event(nsp, &room_id, &frame));
+        for text in missed.map(|(_, texts)| texts).unwrap_or_default() {
+            let _ = ws.send_with_str(text);
         }
         Ok(())
     }
@@ -150,41 +149,29 @@ impl Host for Room {
 }
 
 impl Room {
-    /// The room's entries after an offset (the room's seq), when they are all still kept and
-    /// fit one replay batch within the member's budget: then the connection is recovered.
+    /// The room's entries after an offset (the room's seq), encoded for `nsp`, when they are
+    /// all still kept and fit one replay batch within the member's budget: then the connection
+    /// is recovered.
     fn recover(
         &self,
         room_id: &str,
         user: &str,
+        nsp: &str,
         offset: &str,
-    ) -> Result<Option<Vec<crate::store::room_log::RoomEntry>>, ApiError> {
+    ) -> Result<Option<Vec<String>>, ApiError> {
         let Some(since) = offset.parse::<i64>().ok().filter(|seq| *seq >= 0) else {
             return Ok(None);
         };
         let log = self.log();
         let plan = plan_replay(since, log.last_seq()?, log.pruned_through()?);
-        if !plan.recovered {
-            return Ok(None);
-        }
-        let limits = self.limits();
-        let limit = self.replays.limit(user, &limits);
-        if plan.through - plan.from + 1 > limit.events {
-            return Ok(None);
-        }
-        let entries = if plan.from <= plan.through {
-            log.entries(room_id, plan.from, plan.through, limit.events)?
-        } else {
-            Vec::new()
+        let read = |from, through, n| {
+            Ok(log
+                .entries(room_id, from, through, n)?
+                .iter()
+                .map(|entry| sio::room_event(nsp, room_id, &entry_frame(room_id, entry)))
+                .collect())
         };
-        let bytes: usize = entries
-            .iter()
-            .map(|entry| entry_frame(room_id, entry).data.to_string().len())
-            .sum();
-        if bytes > limit.bytes {
-            return Ok(None);
-        }
-        self.replays.spend(user, bytes, &limits);
-        Ok(Some(entries))
+        self.replays.whole(user, &self.limits(), plan, read)
     }
 }
 

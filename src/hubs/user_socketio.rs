@@ -31,7 +31,7 @@ use crate::error::ApiError;
 use crate::protocol::{code, ClientFrame, ServerFrame};
 use crate::socketio::offset::Position;
 use crate::socketio::packet::Packet;
-use crate::socketio::{self as sio, Namespace};
+use crate::socketio::{self as sio, engine, packet, Namespace};
 use crate::store::local::Local;
 use crate::stream::plan_sparse_replay;
 
@@ -117,7 +117,7 @@ impl Host for UserHub {
     ) -> Result<(), ApiError> {
         let recovery = match resume {
             Some((pid, offset)) => self
-                .recover(&info.user_id, offset)?
+                .recover(&info.user_id, nsp, offset)?
                 .map(|found| (pid.to_owned(), found)),
             None => None,
         };
@@ -145,9 +145,8 @@ impl Host for UserHub {
         let Some((_, (position, missed))) = recovery else {
             return Ok(());
         };
-        for (seq, event, data) in missed {
-            let offset = follow.offset_after_user(seq);
-            follow.emit(&event, &data, Some(&offset));
+        for text in missed {
+            let _ = ws.send_with_str(text);
         }
         let Some(identity) = info.sio.as_ref().map(|s| s.identity.clone()) else {
             return Ok(());
@@ -276,38 +275,34 @@ impl UserHub {
         }
     }
 
-    /// The user events after an offset, when they are all still kept and fit one replay batch
-    /// within the user's budget: then the connection is recovered.
-    fn recover(&self, user: &str, offset: &str) -> Result<Option<Recovered>, ApiError> {
-        let Ok(position) = Position::parse(offset) else {
+    /// The user events after an offset, encoded for `nsp` with their offsets, when they are
+    /// all still kept and fit one replay batch within the user's budget: then the connection is
+    /// recovered, at the newest seq.
+    fn recover(&self, user: &str, nsp: &str, offset: &str) -> Result<Option<Recovered>, ApiError> {
+        let Ok(mut position) = Position::parse(offset) else {
             return Ok(None);
         };
         let log = self.log();
         let plan = plan_sparse_replay(position.user, log.last_seq()?, log.pruned_through()?);
-        if !plan.recovered {
-            return Ok(None);
-        }
-        let limits = self.limits();
-        let limit = self.replays.limit(user, &limits);
-        if plan.through - plan.from + 1 > limit.events {
-            return Ok(None);
-        }
-        let events = if plan.from <= plan.through {
-            log.range(plan.from, plan.through, limit.events)?
-        } else {
-            Vec::new()
+        let newest = plan.through;
+        let read = |from, through, n| {
+            let mut stamped = position.clone();
+            Ok(log
+                .range(from, through, n)?
+                .into_iter()
+                .map(|event| {
+                    stamped.user = event.seq;
+                    let offset = stamped.encode();
+                    let packet =
+                        packet::event(nsp, &event.event, &event.data_value(), Some(&offset));
+                    engine::message(&packet)
+                })
+                .collect())
         };
-        let mut missed = Vec::with_capacity(events.len());
-        let mut bytes = 0;
-        for event in events {
-            let data = event.data_value();
-            bytes += event.event.len() + data.to_string().len();
-            missed.push((event.seq, event.event, data));
-        }
-        if bytes > limit.bytes {
+        let Some(missed) = self.replays.whole(user, &self.limits(), plan, read)? else {
             return Ok(None);
-        }
-        self.replays.spend(user, bytes, &limits);
+        };
+        position.user = newest;
         Ok(Some((position, missed)))
     }
 
@@ -380,8 +375,8 @@ impl UserHub {
     }
 }
 
-/// What a recovery replays: the client's position and the user events after it.
-type Recovered = (Position, Vec<(i64, String, Value)>);
+/// What a recovery replays: the position it reaches and the user events after the client's, encoded.
+type Recovered = (Position, Vec<String>);
 
 /// `room.send` and the others: the room socket's request of the same name, without `room_id`.
 fn room_request(
