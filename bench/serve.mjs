@@ -104,6 +104,7 @@ async function main() {
     durableObjects: {
       USER_HUB: { className: 'UserHub', useSQLite: true },
       ROOM: { className: 'Room', useSQLite: true },
+      ROOM_SHARD: { className: 'RoomShard', useSQLite: true },
     },
     d1Databases: { DB: 'switchboard-bench' },
     durableObjectsPersist: join(state, 'do'),

@@ -76,8 +76,13 @@ pub struct Limits {
     /// milliseconds, and at most three starts per interval (a stop only after a forwarded start:
     /// `typing`).
     pub typing_interval_ms: i64,
-    /// Members one room may have (a single Room object fans out to all of them).
+    /// Members one room may have (its sockets spread over shards: `room_shard_sockets`).
     pub max_room_members: usize,
+    /// Sockets one room object holds before new connects go to its shards (`hubs::room_shard`).
+    pub room_shard_sockets: usize,
+    /// From this many users present in a room, joins and leaves go out batched, as one
+    /// `presence.changed` per second, and `presence` on open carries the count, not the list.
+    pub room_presence_batch_users: usize,
     /// Rooms one user may create over REST in 24 hours.
     pub max_rooms_per_day: i64,
     /// A sender may recall (delete for everyone) a room or direct message this long after
@@ -109,7 +114,9 @@ impl Default for Limits {
             room_window_messages: 10_000,
             max_sockets_per_user: 20,
             typing_interval_ms: 3000,
-            max_room_members: 1000,
+            max_room_members: 100_000,
+            room_shard_sockets: 1000,
+            room_presence_batch_users: 100,
             max_rooms_per_day: 100,
             recall_window_secs: 900,
             socketio_ping_interval_ms: 25_000,
@@ -354,7 +361,21 @@ fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<Limits, String> {
             "MAX_ROOM_MEMBERS",
             defaults.max_room_members,
             2,
-            100_000,
+            1_000_000,
+        )?,
+        room_shard_sockets: number(
+            &get,
+            "ROOM_SHARD_SOCKETS",
+            defaults.room_shard_sockets,
+            1,
+            30_000,
+        )?,
+        room_presence_batch_users: number(
+            &get,
+            "ROOM_PRESENCE_BATCH_USERS",
+            defaults.room_presence_batch_users,
+            1,
+            1_000_000,
         )?,
         max_rooms_per_day: number(
             &get,

@@ -16,6 +16,7 @@ pub mod http;
 pub mod hubs;
 pub mod ids;
 pub mod message;
+pub mod placement;
 pub mod presence;
 pub mod protocol;
 pub mod quota;

@@ -57,6 +57,9 @@ pub mod close {
     pub const INVALID_PAYLOAD: u16 = 1007;
     /// A frame was larger than the configured limit.
     pub const TOO_BIG: u16 = 1009;
+    /// The server restarted the connection's path (a room shard lost its link to the room, a
+    /// Socket.IO hub restarted with rooms joined): reconnect and resume.
+    pub const SERVICE_RESTART: u16 = 1012;
     /// The socket's token expired and was not refreshed in band.
     pub const TOKEN_EXPIRED: u16 = 4001;
     /// Forbidden or revoked: forced disconnect, removal from a room.

@@ -85,6 +85,9 @@ pub enum Route {
     InternalPublish {
         room_id: String,
     },
+    InternalRoomShards {
+        room_id: String,
+    },
     SendMessage,
     SentMessages,
     DeleteSent {
@@ -144,6 +147,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/internal/v1/rooms/{id}/members"),
     ("DELETE", "/internal/v1/rooms/{id}/members/{user}"),
     ("POST", "/internal/v1/rooms/{id}/publish"),
+    ("GET", "/internal/v1/rooms/{id}/shards"),
     ("POST", "/v1/messages"),
     ("GET", "/v1/messages/sent"),
     ("DELETE", "/v1/messages/sent/{id}"),
@@ -222,6 +226,7 @@ fn build(method: &str, pattern: &str, params: Vec<String>) -> Option<Route> {
             user_id: param()?,
         },
         (_, "/internal/v1/rooms/{id}/publish") => Route::InternalPublish { room_id: param()? },
+        (_, "/internal/v1/rooms/{id}/shards") => Route::InternalRoomShards { room_id: param()? },
         (_, "/v1/messages") => Route::SendMessage,
         (_, "/v1/messages/sent") => Route::SentMessages,
         (_, "/v1/messages/sent/{id}") => Route::DeleteSent { id: param()? },

@@ -62,6 +62,9 @@ async function main() {
     ROOM_WINDOW_MESSAGES: '50',
     MAX_SOCKETS_PER_USER: '8',
     MAX_ROOM_MEMBERS: '60',
+    // Tiny shards: every room test with more than two sockets spans the room's shards.
+    ROOM_SHARD_SOCKETS: '2',
+    ROOM_PRESENCE_BATCH_USERS: '12',
     MAX_ROOMS_PER_DAY: '5',
     RECALL_WINDOW_SECONDS: '3',
     SOCKETIO_PING_INTERVAL_MS: '1500',

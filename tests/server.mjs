@@ -143,14 +143,14 @@ export function executeD1(state, sql) {
  * `start(n)`, for tests whose faults or limits must touch no other test. `rates` as for
  * prebuiltConfig. Gives token minting, JSON calls and sockets that resolve on open.
  */
-export async function ownGateway(dir, rates = {}) {
+export async function ownGateway(dir, rates = {}, vars = {}) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const secret = randomBytes(32).toString('hex');
   const internalToken = randomBytes(24).toString('hex');
   const config = prebuiltConfig(join(dir, 'config'), rates);
   const envFile = join(dir, 'gateway.env');
-  envFileOf(envFile, { JWT_SECRET: secret, INTERNAL_API_TOKEN: internalToken, DEV_MODE: 'true' });
+  envFileOf(envFile, { JWT_SECRET: secret, INTERNAL_API_TOKEN: internalToken, DEV_MODE: 'true', ...vars });
   applyMigrations(config, join(dir, 'state'));
   const start = async (n) => {
     const child = startWrangler([

@@ -1153,7 +1153,7 @@ interface OutboxEntry {
 }
 
 const ROOM_SOCKET_EVENTS = new Set([
-  'message', 'message.updated', 'message.deleted', 'typing', 'read', 'presence', 'user.joined', 'user.left',
+  'message', 'message.updated', 'message.deleted', 'typing', 'read', 'presence', 'presence.changed', 'user.joined', 'user.left',
   'member.added', 'member.updated', 'member.removed', 'room.updated', 'ready', 'synced',
 ]);
 
@@ -1173,13 +1173,17 @@ export interface RoomMessageChange {
  * socket event), its messages in seq order without duplicates, presence, and REST helpers.
  *
  * Events: `message` (message, frame), `typing` ({user_id, active}), `read` ({user_id, seq}),
- * `presence` (Map user → sockets), `user.joined` / `user.left` ({user_id}), `ready`, `synced`,
- * `state`, `error`.
+ * `presence` (Map user → sockets), `user.joined` / `user.left` ({user_id}), `presence.changed`
+ * ({joined, left, count}: a large room's batched joins and leaves), `ready`, `synced`, `state`,
+ * `error`.
  */
 export class Room extends Connection {
   readonly id: string;
-  /** Users with sockets in the room → how many sockets. */
+  /** Users with sockets in the room → how many sockets (in a large room, only those seen
+   *  joining since this socket opened: `presence` then carries the count, not the list). */
   readonly online = new Map<string, number>();
+  /** How many users have sockets in the room. */
+  onlineCount = 0;
   private readonly client: SwitchboardClient;
   private outbox = new Map<string, OutboxEntry>();
   private typingState: boolean | null = null;
@@ -1200,6 +1204,7 @@ export class Room extends Connection {
   override on(event: 'read', fn: (data: { user_id: string; seq: number }) => void): () => void;
   override on(event: 'presence', fn: (online: Map<string, number>) => void): () => void;
   override on(event: 'user.joined' | 'user.left', fn: (data: { user_id: string }) => void): () => void;
+  override on(event: 'presence.changed', fn: (data: { joined: string[]; left: string[]; count: number }) => void): () => void;
   override on(event: 'ready', fn: (data: ReadyData) => void): () => void;
   override on(event: 'synced', fn: (data: SyncedData) => void): () => void;
   override on(event: 'error', fn: (error: SwitchboardError) => void): () => void;
@@ -1241,6 +1246,7 @@ export class Room extends Connection {
   }
 
   protected override onDisconnected(): void {
+    this.onlineCount = 0;
     if (this.online.size) {
       this.online.clear();
       this.emit('presence', this.online);
@@ -1274,14 +1280,23 @@ export class Room extends Connection {
       case 'presence':
         this.online.clear();
         for (const [user, n] of Object.entries((data.users ?? {}) as Record<string, number>)) this.online.set(user, n);
+        this.onlineCount = typeof data.count === 'number' ? data.count : this.online.size;
+        this.emit('presence', this.online);
+        break;
+      case 'presence.changed':
+        for (const user of (data.joined ?? []) as string[]) if (!this.online.has(user)) this.online.set(user, 1);
+        for (const user of (data.left ?? []) as string[]) this.online.delete(user);
+        this.onlineCount = typeof data.count === 'number' ? data.count : this.online.size;
         this.emit('presence', this.online);
         break;
       case 'user.joined':
         if (!this.online.has(data.user_id)) this.online.set(data.user_id, 1);
+        this.onlineCount += 1;
         this.emit('presence', this.online);
         break;
       case 'user.left':
         this.online.delete(data.user_id);
+        this.onlineCount = Math.max(0, this.onlineCount - 1);
         this.emit('presence', this.online);
         break;
     }

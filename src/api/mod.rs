@@ -119,6 +119,9 @@ async fn handle_configured(
         Route::InternalPublish { room_id } => {
             rooms::internal_publish(req, env, config, &room_id).await
         }
+        Route::InternalRoomShards { room_id } => {
+            rooms::internal_shards(req, env, config, &room_id).await
+        }
         Route::SendMessage => messages::send(req, env, config).await,
         Route::SentMessages => messages::sent(req, env, config).await,
         Route::DeleteSent { id }

@@ -659,6 +659,21 @@ pub async fn internal_publish(
     post_to_room(env, room_id, &post).await
 }
 
+/// `GET /internal/v1/rooms/{id}/shards`: the objects holding the room's sockets (the room's
+/// own is shard 0) and how many sockets each holds (`hubs::room_shard`).
+pub async fn internal_shards(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    room_id: &str,
+) -> Result<Response, ApiError> {
+    super::authenticate_internal(&req, config)?;
+    let room_id = self::room_id(room_id)?;
+    existing_room(&d1::db(env)?, room_id).await?;
+    let shards: Value = room::call(env, room_id, Method::Get, "/shards", None::<&()>).await?;
+    Ok(crate::http::json(200, &shards)?)
+}
+
 /// Reads a publish body: the content fields, `sender` (optional) and `idempotency_key`
 /// (optional; the message's `client_id`).
 pub fn published(body: Value) -> Result<Post, ApiError> {

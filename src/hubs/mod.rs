@@ -11,10 +11,13 @@
 //! memory (the roster, rate buckets, the alarm last set) is a copy or may be lost.
 
 pub mod direct;
+pub mod peer;
 pub mod relay;
 pub mod replay;
 pub mod room;
+pub mod room_shard;
 pub mod room_socketio;
+pub mod shard_link;
 pub mod socketio;
 pub mod sockets;
 pub mod user;
@@ -28,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{Env, Request, Response, Storage, WebSocket, WebSocketIncomingMessage};
 
+pub use peer::Peer;
 pub use sockets::Sockets;
 
 use crate::auth::jwt::Identity;

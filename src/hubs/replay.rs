@@ -26,9 +26,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use worker::{Delay, WebSocket};
+use worker::Delay;
 
-use super::{now_ms, send, SocketInfo, Sockets};
+use super::{now_ms, Peer, SocketInfo, Sockets};
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::protocol::{code, ClientFrame, ServerFrame};
@@ -109,14 +109,14 @@ impl Replays {
     /// the socket started closing meanwhile.
     pub async fn sync(
         &self,
-        ws: &WebSocket,
+        peer: &Peer,
         info: &SocketInfo,
         frame: &ClientFrame,
         limits: &Limits,
     ) -> Result<Option<i64>, ApiError> {
         let since = sync_since(frame)?;
         self.turn(info, limits).await?;
-        Ok(SocketInfo::of(ws).filter(|now| !now.closing).map(|_| since))
+        Ok(peer.info().filter(|now| !now.closing).map(|_| since))
     }
 
     /// Waits until `info`'s user may replay again: at once when the budget allows, else on a
@@ -173,7 +173,7 @@ fn limited(message: String) -> ApiError {
 /// entry can be appended between the read and `synced`. Returns the bytes of entries sent.
 pub fn replay_batch(
     sockets: &Sockets,
-    ws: &WebSocket,
+    peer: &Peer,
     plan: ReplayPlan,
     limit: BatchLimit,
     read: impl Fn(i64, i64, i64) -> Result<Vec<Entry>, ApiError>,
@@ -193,14 +193,14 @@ pub fn replay_batch(
                 more = true;
                 break 'pages;
             }
-            let _ = ws.send_with_str(&entry.text);
+            peer.send_text(entry.text.clone());
             last_sent = Some(entry.seq);
             sent_bytes += entry.text.len();
         }
     }
-    if let Some(mut info) = SocketInfo::of(ws).filter(|info| info.syncing != more) {
+    if let Some(mut info) = peer.info().filter(|info| info.syncing != more) {
         info.syncing = more;
-        sockets.save(ws, &info)?;
+        peer.save(sockets, &info)?;
     }
     let seq = if more {
         last_sent.unwrap_or(plan.from.saturating_sub(1))
@@ -213,7 +213,7 @@ pub fn replay_batch(
     {
         fields.extend(extra);
     }
-    send(ws, &ServerFrame::event("synced", synced));
+    peer.send(&ServerFrame::event("synced", synced));
     Ok(sent_bytes)
 }
 

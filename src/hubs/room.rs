@@ -21,6 +21,14 @@
 //! | after a message, edit or recall is delivered | D1 copy progress (unless a copy ran in the last second); messages D1 holds pruned beyond the window of `ROOM_WINDOW_MESSAGES` messages (edits do not count) | — |
 //! | alarm (only for work due then)       | a busy room's D1 copy (≤ 1/s); a copy that failed or never finished (retried) | `room.activity` to absent members (≤ 1/s); `token.expired` + 4001 |
 //! | socket closes                        | alarm re-planned                         | `user.left` on a user's last device            |
+//! | `GET /connect` once this object holds `ROOM_SHARD_SOCKETS` (`placement`) | the user's shard and socket count (`store::room_shards`) | the connect handed to the shard with what the socket is told on open (`hubs::room_shard`); `user.joined` as above |
+//! | `GET /link` (a shard)                | the link socket (`hubs::shard_link`)      | from then on every frame to the shard's sockets, in order |
+//! | link: `act {info, text}`             | as for the frame from a socket here      | the answer to that socket through the link (`hubs::peer`) |
+//! | link: `resume {since}`               | —                                        | the socket's replay batch and `synced` (or, without `since`, what came after its `ready`) |
+//! | link: `count {user, sockets}`        | the user's socket count                  | `user.left` when it was their last |
+//! | link closes                          | the shard's users forgotten              | `user.left` for each                           |
+//! | `GET /shards` (Worker)               | —                                        | the objects holding the room's sockets, each asked for its count |
+//! | any join or leave with `ROOM_PRESENCE_BATCH_USERS` present | noted in memory            | one `presence.changed {joined, left, count}` per second (alarm) instead of `user.joined` / `user.left` |
 //!
 //! A message is durable here before it is acked or delivered, and sending never yields between
 //! assigning the seq and handing the frame to every socket, so every receiver sees the room's
@@ -29,12 +37,17 @@
 //! failed copy with backoff, and makes one the object did not finish, until D1 has them; nothing
 //! is dropped.
 //!
+//! A large room's sockets beyond the first `ROOM_SHARD_SOCKETS` are held by its shards; the room
+//! still handles every frame they send and hands them every frame it fans out, over one link
+//! each, so everything above holds for them unchanged (docs/ARCHITECTURE.md, "Rooms beyond one
+//! object").
+//!
 //! Membership is checked on every acting frame, not only at connect, and a socket the room has
 //! started to close is not open for anything: a client that ignores the close frame can send,
 //! but nothing it sends is stored, delivered or acked.
 
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
 use futures_util::stream::{self, StreamExt};
@@ -47,7 +60,9 @@ use worker::{
 };
 
 use super::replay::{self, Entry, Replays};
-use super::{now_ms, send, send_ack, send_error, Alarm, Gate, SocketInfo, Sockets};
+use super::room_shard::{self, ShardCount, Welcome, SHARD_HEADER, WELCOME_HEADER};
+use super::shard_link::{Delivery, Down, LinkInfo, Links, Up};
+use super::{now_ms, send, Alarm, Gate, Peer, SocketInfo, Sockets};
 use crate::auth::jwt::Identity;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -56,6 +71,7 @@ use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
 use crate::quota::Rate;
 use crate::store::local::Local;
 use crate::store::room_log::{RoomEntry, RoomLog};
+use crate::store::room_shards::RoomShards;
 use crate::store::rooms;
 use crate::stream::{plan_replay, Batch, BatchLimit};
 use crate::typing::Typing;
@@ -76,6 +92,8 @@ const COPY_LIMIT: BatchLimit = BatchLimit {
     bytes: 512 * 1024,
 };
 const COPY_CURSORS: i64 = 100;
+/// A large room's joins and leaves go out together at most this often (`presence.changed`).
+pub const PRESENCE_INTERVAL_MS: i64 = 1000;
 /// D1 copy retries back off from 1 s to this.
 const MAX_FLUSH_BACKOFF_MS: i64 = 60_000;
 /// A message is copied to D1 right after it is delivered; the alarm copies it instead if that
@@ -241,7 +259,7 @@ pub struct Room {
     typing: RefCell<HashMap<String, Typing>>,
     /// `send`, `edit` and `delete` frames waiting for their sender's rate, in arrival order (see
     /// `queue_act`).
-    sends: RefCell<VecDeque<(WebSocket, SocketInfo, ClientFrame)>>,
+    sends: RefCell<VecDeque<(Peer, SocketInfo, ClientFrame)>>,
     draining: Cell<bool>,
     /// A D1 copy is running (it goes on until nothing is left to copy).
     copying: Cell<bool>,
@@ -255,6 +273,34 @@ pub struct Room {
     caught_up: RefCell<HashSet<String>>,
     /// Replay bytes left per member, and the sockets with a `sync` waiting (`hubs::replay`).
     pub(super) replays: Replays,
+    /// The links to the room's shards (`hubs::shard_link`).
+    links: Links,
+    /// A large room's joins and leaves since its last `presence.changed`, and when that is due
+    /// (memory only: a room hibernates only after ten idle seconds, long after it went out).
+    presence_changes: RefCell<PresenceChanges>,
+}
+
+/// Who came and went since the last `presence.changed`: net of each other, so a user who
+/// left and came back within the interval is in neither.
+#[derive(Default)]
+struct PresenceChanges {
+    joined: BTreeSet<String>,
+    left: BTreeSet<String>,
+    due: Option<i64>,
+}
+
+impl PresenceChanges {
+    fn note(&mut self, user: &str, joined: bool, now: i64) {
+        let (to, from) = if joined {
+            (&mut self.joined, &mut self.left)
+        } else {
+            (&mut self.left, &mut self.joined)
+        };
+        if !from.remove(user) {
+            to.insert(user.to_owned());
+        }
+        self.due.get_or_insert(now + PRESENCE_INTERVAL_MS);
+    }
 }
 
 impl DurableObject for Room {
@@ -266,6 +312,9 @@ impl DurableObject for Room {
         });
         if let Ok(pair) = WebSocketRequestResponsePair::new(protocol::PING, protocol::PONG) {
             state.set_websocket_auto_response(&pair);
+        }
+        if let Err(err) = forget_unlinked_shards(&local, &state) {
+            worker::console_error!("room shards: {err}");
         }
         Self {
             sockets: Sockets::new(state),
@@ -281,6 +330,8 @@ impl DurableObject for Room {
             room_id: OnceCell::new(),
             caught_up: RefCell::new(HashSet::new()),
             replays: Replays::default(),
+            links: Links::default(),
+            presence_changes: RefCell::new(PresenceChanges::default()),
         }
     }
 
@@ -298,6 +349,8 @@ impl DurableObject for Room {
                 (Method::Post, "/renamed") => self.renamed(req, &room_id).await,
                 (Method::Post, "/delete") => self.delete(&room_id).await,
                 (Method::Get, "/presence") => self.presence_response(),
+                (Method::Get, "/link") => self.accept_link(&req),
+                (Method::Get, "/shards") => self.shards(&room_id).await,
                 _ => Err(ApiError::not_found("no such room route")),
             },
             Err(err) => Err(err),
@@ -310,8 +363,11 @@ impl DurableObject for Room {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
+        if let Some(link) = self.links.find(&self.sockets, &ws) {
+            return self.on_link(&ws, link, message).await;
+        }
         if let Some((info, frame)) = super::socketio::screen(self, &self.gate, &ws, message).await {
-            self.on_frame(&ws, info, frame).await;
+            self.on_frame(&Peer::Socket(ws), info, frame).await;
         }
         Ok(())
     }
@@ -330,13 +386,20 @@ impl DurableObject for Room {
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
         self.on_socket_gone(&ws).await
     }
-
     async fn alarm(&self) -> worker::Result<Response> {
         self.alarm.fired();
         super::count_wake(&self.local)?;
         let now = now_ms();
         super::expire_sockets(&self.sockets, now);
         super::socketio::ping_round(self, now)?;
+        if self
+            .presence_changes
+            .borrow()
+            .due
+            .is_some_and(|due| due <= now)
+        {
+            self.flush_presence()?;
+        }
         self.copy_to_d1(now).await?;
         self.announce_activity(now).await?;
         self.schedule_alarm().await?;
@@ -345,6 +408,138 @@ impl DurableObject for Room {
 }
 
 impl Room {
+    /// A shard opens its link (`hubs::shard_link`).
+    fn accept_link(&self, req: &Request) -> Result<Response, ApiError> {
+        let shard = crate::http::query_param(req, "shard")
+            .and_then(|raw| raw.parse::<u32>().ok())
+            .filter(|shard| *shard > 0)
+            .ok_or_else(|| ApiError::bad_request(code::VALIDATION, "shard must be 1 or more"))?;
+        let pair = self.links.accept(&self.sockets, shard)?;
+        super::upgrade_response(req, pair.client)
+    }
+
+    /// What a shard sends on its link.
+    async fn on_link(
+        &self,
+        ws: &WebSocket,
+        link: LinkInfo,
+        message: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
+        let WebSocketIncomingMessage::String(text) = message else {
+            return Ok(());
+        };
+        let up: Up = match serde_json::from_str(&text) {
+            Ok(up) => up,
+            Err(err) => {
+                worker::console_error!("shard link {}: {err}", link.shard);
+                return Ok(());
+            }
+        };
+        match up {
+            Up::Act { info, text } => {
+                let peer = Peer::Shard {
+                    link: ws.clone(),
+                    info: Box::new(info.clone()),
+                };
+                match protocol::parse_client_frame(&text) {
+                    Ok(frame) => self.on_frame(&peer, info, frame).await,
+                    Err(err) => peer.error(err.id.as_ref(), code::BAD_FRAME, &err.message),
+                }
+            }
+            Up::Resume {
+                info,
+                since,
+                synced,
+            } => {
+                let peer = Peer::Shard {
+                    link: ws.clone(),
+                    info: Box::new(info.clone()),
+                };
+                if let Err(err) = self.resume_remote(&peer, &info, since, synced) {
+                    peer.error(None, err.code, &err.message);
+                }
+            }
+            Up::Count { user, sockets } => {
+                let had = RoomShards::new(&self.local).set(&user, link.shard, sockets as i64)?;
+                if had && sockets == 0 {
+                    self.after_last_socket(&user)?;
+                    self.schedule_alarm().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The first batch of a resume for a socket a shard just accepted (`since` the client's,
+    /// or the `ready` seq it was told when it gave none: then no `synced`, only what it missed
+    /// while the connect travelled).
+    fn resume_remote(
+        &self,
+        peer: &Peer,
+        info: &SocketInfo,
+        since: i64,
+        synced: bool,
+    ) -> Result<(), ApiError> {
+        let room_id = self.room_id()?.unwrap_or_default();
+        if synced {
+            return self.replay(peer, &room_id, &info.user_id, since);
+        }
+        let log = self.log();
+        let last = log.last_seq()?;
+        if since < last {
+            for entry in log.entries(&room_id, since + 1, last, last - since)? {
+                peer.send(&entry_frame(&room_id, &entry));
+            }
+        }
+        let mut info = info.clone();
+        info.syncing = false;
+        Ok(peer.save(&self.sockets, &info)?)
+    }
+
+    /// A link closed: its shard holds no socket any more, so its users are gone unless they
+    /// are here too.
+    async fn on_link_gone(&self, link: &LinkInfo) -> worker::Result<()> {
+        if !self.links.gone(&self.sockets, link) {
+            return Ok(());
+        }
+        for user in RoomShards::new(&self.local).drop_shard(link.shard)? {
+            self.after_last_socket(&user)?;
+        }
+        Ok(())
+    }
+
+    /// `GET /shards`: the objects holding the room's sockets and how many each holds (the
+    /// shards asked, so the numbers are theirs).
+    async fn shards(&self, room_id: &str) -> Result<Response, ApiError> {
+        let loads = RoomShards::new(&self.local).loads()?;
+        let mut shards = vec![json!({
+            "shard": 0,
+            "sockets": self.sockets.count(),
+            "users": self.sockets.per_user().len(),
+        })];
+        for shard in self.links.shards(&self.sockets) {
+            let stub = room_shard::stub(&self.env, room_id, shard)?;
+            let count: ShardCount =
+                crate::http::call_hub_json(&stub, Method::Get, "/count", None::<&Value>).await?;
+            let users = loads
+                .iter()
+                .find(|load| load.shard == shard)
+                .map_or(0, |load| load.users);
+            shards.push(json!({"shard": shard, "sockets": count.sockets, "users": users}));
+        }
+        let sockets: u64 = shards
+            .iter()
+            .filter_map(|shard| shard["sockets"].as_u64())
+            .sum();
+        let answer = json!({
+            "room_id": room_id,
+            "shard_sockets": self.limits().room_shard_sockets,
+            "sockets": sockets,
+            "shards": shards,
+        });
+        Ok(crate::http::json(200, &answer)?)
+    }
+
     pub(super) fn log(&self) -> RoomLog<'_> {
         RoomLog::new(&self.local)
     }
@@ -399,14 +594,20 @@ impl Room {
         let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
         let device = crate::http::query_param(req, "device");
 
-        self.sockets
-            .admit(&user_id, self.limits().max_sockets_per_user)?;
         if crate::http::query_param(req, "dialect").as_deref() == Some("socketio") {
+            self.sockets
+                .admit(&user_id, self.limits().max_sockets_per_user)?;
             let pair = super::socketio::accept(self, &identity, device, Some(room_id.into()))?;
-            self.announce_join(&user_id);
+            self.announce_join(&user_id)?;
             self.schedule_alarm().await?;
             return super::upgrade_response(req, pair.client);
         }
+        let shard = self.place(&user_id)?;
+        if shard > 0 {
+            return self.connect_on_shard(req, room_id, &identity, shard).await;
+        }
+        self.sockets
+            .admit(&user_id, self.limits().max_sockets_per_user)?;
         let (pair, info) = self.sockets.accept(&identity, device, None)?;
         let ws = pair.server;
         self.sockets
@@ -422,24 +623,164 @@ impl Room {
             "expires_at": info.expires_at,
         });
         send(&ws, &ServerFrame::event("ready", ready));
-        let presence = self.presence();
-        send(&ws, &ServerFrame::event("presence", json!(presence)));
+        send(
+            &ws,
+            &ServerFrame::event("presence", self.presence_on_open()?),
+        );
         if let Some(since) = since {
-            self.replay(&ws, room_id, &user_id, since.max(0))?;
+            self.replay(&Peer::Socket(ws), room_id, &user_id, since.max(0))?;
         }
-        self.announce_join(&user_id);
+        self.announce_join(&user_id)?;
         self.schedule_alarm().await?;
         super::upgrade_response(req, pair.client)
     }
 
-    /// `user.joined` to the others when this is the user's first socket here.
-    fn announce_join(&self, user_id: &str) {
-        if self.presence().users.get(user_id) == Some(&1) {
-            self.broadcast(
-                &ServerFrame::event("user.joined", json!({"user_id": user_id})),
-                Some(user_id),
-            );
+    /// Which object takes `user`'s new socket (`placement`): 0 for this one.
+    fn place(&self, user: &str) -> Result<u32, ApiError> {
+        let cap = self.limits().room_shard_sockets;
+        let here = self.sockets.count();
+        let user_here = !self.sockets.of_user(user).is_empty();
+        let shards = RoomShards::new(&self.local);
+        let user_shard = shards.of(user)?.map(|(shard, _)| shard);
+        let loads: Vec<(u32, i64)> = if here < cap || user_here || user_shard.is_some() {
+            Vec::new()
+        } else {
+            shards
+                .loads()?
+                .into_iter()
+                .map(|load| (load.shard, load.sockets))
+                .collect()
+        };
+        Ok(crate::placement::place(here, user_here, user_shard, &loads, cap).shard)
+    }
+
+    /// Hands a connect to shard `shard` with what the socket is told on open. The socket is
+    /// counted there before the shard answers, so the user's next connect follows it; a refusal
+    /// takes it back.
+    async fn connect_on_shard(
+        &self,
+        req: &Request,
+        room_id: &str,
+        identity: &Identity,
+        shard: u32,
+    ) -> Result<Response, ApiError> {
+        let user_id = &identity.user_id;
+        let shards = RoomShards::new(&self.local);
+        shards.add(user_id, shard, 1)?;
+        match self.hand_over(req, room_id, identity, shard).await {
+            Ok(res) if res.status_code() == 101 => {
+                self.announce_join(user_id)?;
+                self.schedule_alarm().await?;
+                Ok(res)
+            }
+            answer => {
+                shards.add(user_id, shard, -1)?;
+                answer
+            }
         }
+    }
+
+    /// The connect as shard `shard` gets it: what the socket is told on open (presence counting
+    /// it already) in headers.
+    async fn hand_over(
+        &self,
+        req: &Request,
+        room_id: &str,
+        identity: &Identity,
+        shard: u32,
+    ) -> Result<Response, ApiError> {
+        let user_id = &identity.user_id;
+        let log = self.log();
+        let welcome = Welcome {
+            ready: json!({
+                "room_id": room_id,
+                "user_id": user_id,
+                "seq": log.last_seq()?,
+                "read_seq": log.read_seq(user_id)?.unwrap_or(0),
+                "unread": log.unread(user_id)?,
+            }),
+            presence: self.presence_on_open()?,
+        };
+        let headers = self::headers(room_id)?;
+        headers.set(SHARD_HEADER, &shard.to_string())?;
+        let welcome =
+            serde_json::to_string(&welcome).map_err(|err| ApiError::internal(err.to_string()))?;
+        headers.set(WELCOME_HEADER, &welcome)?;
+        let subprotocol = crate::http::header(req, super::SUBPROTOCOL_HEADER).is_some();
+        let query = req.url()?.query().map(str::to_owned).unwrap_or_default();
+        let upgrade =
+            super::upgrade_request(&format!("/connect?{query}"), identity, subprotocol, headers)?;
+        let stub = room_shard::stub(&self.env, room_id, shard)?;
+        crate::http::call_hub(&stub, upgrade).await
+    }
+
+    /// How many sockets `user` has in the room, here and on shards.
+    fn user_sockets(&self, user: &str) -> worker::Result<usize> {
+        let here = self.sockets.of_user(user).len();
+        let there = RoomShards::new(&self.local).of(user)?.map_or(0, |(_, n)| n);
+        Ok(here + usize::try_from(there).unwrap_or(0))
+    }
+
+    /// How many users have a socket in the room (a user is here or on one shard, not both).
+    fn users_present(&self) -> worker::Result<usize> {
+        let there = RoomShards::new(&self.local).user_count()?;
+        Ok(self.sockets.per_user().len() + usize::try_from(there).unwrap_or(0))
+    }
+
+    /// A large room batches presence (`ROOM_PRESENCE_BATCH_USERS`).
+    fn presence_batched(&self) -> worker::Result<bool> {
+        Ok(self.users_present()? >= self.limits().room_presence_batch_users)
+    }
+
+    /// `presence` for a socket that opens: who is here, or in a large room how many.
+    fn presence_on_open(&self) -> Result<Value, ApiError> {
+        if self.presence_batched()? {
+            return Ok(json!({"users": {}, "count": self.users_present()?, "partial": true}));
+        }
+        Ok(json!(self.presence()?))
+    }
+
+    /// `user.joined` to the others when this is the user's first socket in the room.
+    fn announce_join(&self, user_id: &str) -> worker::Result<()> {
+        if self.user_sockets(user_id)? == 1 {
+            self.presence_changed(user_id, true)?;
+        }
+        Ok(())
+    }
+
+    /// A user came or went: `user.joined` / `user.left` to the others at once, or in a large
+    /// room noted for the next `presence.changed` (one frame per interval for every join and
+    /// leave in it, instead of one frame per socket for each: a room filling up cost O(N²)).
+    /// Going from batched to not, what is noted goes out first, so the order holds.
+    fn presence_changed(&self, user: &str, joined: bool) -> worker::Result<()> {
+        if self.presence_batched()? {
+            self.presence_changes
+                .borrow_mut()
+                .note(user, joined, now_ms());
+            return Ok(());
+        }
+        self.flush_presence()?;
+        let event = if joined { "user.joined" } else { "user.left" };
+        self.broadcast(
+            &ServerFrame::event(event, json!({"user_id": user})),
+            Some(user),
+        );
+        Ok(())
+    }
+
+    /// Sends the noted joins and leaves as one `presence.changed`, if any.
+    fn flush_presence(&self) -> worker::Result<()> {
+        let changes = std::mem::take(&mut *self.presence_changes.borrow_mut());
+        if changes.joined.is_empty() && changes.left.is_empty() {
+            return Ok(());
+        }
+        let data = json!({
+            "joined": changes.joined,
+            "left": changes.left,
+            "count": self.users_present()?,
+        });
+        self.broadcast(&ServerFrame::event("presence.changed", data), None);
+        Ok(())
     }
 
     /// Succeeds for a member, learning one the room missed from D1 unless it has seen them
@@ -466,13 +807,7 @@ impl Room {
     /// Sends one batch of the messages after `since`, then `synced`; beyond the room's window
     /// `synced` says `recovered:false` and names the REST route that pages back through D1.
     /// As much as `user`'s replay budget allows. Does not yield.
-    fn replay(
-        &self,
-        ws: &WebSocket,
-        room_id: &str,
-        user: &str,
-        since: i64,
-    ) -> Result<(), ApiError> {
+    fn replay(&self, peer: &Peer, room_id: &str, user: &str, since: i64) -> Result<(), ApiError> {
         let log = self.log();
         let plan = plan_replay(since, log.last_seq()?, log.pruned_through()?);
         let limits = self.limits();
@@ -491,7 +826,7 @@ impl Room {
         let history = format!("/v1/rooms/{room_id}/messages?before_seq={}", plan.from);
         let sent = replay::replay_batch(
             &self.sockets,
-            ws,
+            peer,
             plan,
             limit,
             read,
@@ -505,38 +840,48 @@ impl Room {
     /// if they are still a member then).
     async fn on_sync(
         &self,
-        ws: &WebSocket,
+        peer: &Peer,
         info: &SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
-        let Some(since) = self.replays.sync(ws, info, frame, &self.limits()).await? else {
+        let Some(since) = self.replays.sync(peer, info, frame, &self.limits()).await? else {
             return Ok(());
         };
         if !self.log().is_member(&info.user_id)? {
             return Ok(());
         }
         let room_id = self.room_id()?.unwrap_or_default();
-        self.replay(ws, &room_id, &info.user_id, since)?;
-        send_ack(ws, frame.id.as_ref(), json!({}));
+        self.replay(peer, &room_id, &info.user_id, since)?;
+        peer.ack(frame.id.as_ref(), json!({}));
         Ok(())
     }
 
     /// Open sockets per user. Every open socket is a member's: a removal closes the member's
     /// sockets (marking them closing) in the same turn, so no membership query is needed.
-    pub(super) fn presence(&self) -> RoomPresence {
-        RoomPresence {
-            users: self.sockets.per_user(),
+    pub(super) fn presence(&self) -> worker::Result<RoomPresence> {
+        let mut users = self.sockets.per_user();
+        for (user, sockets) in RoomShards::new(&self.local).users()? {
+            *users.entry(user).or_insert(0) += usize::try_from(sockets).unwrap_or(0);
         }
+        Ok(RoomPresence { users })
     }
 
     fn presence_response(&self) -> Result<Response, ApiError> {
-        Ok(crate::http::json(200, &self.presence())?)
+        Ok(crate::http::json(200, &self.presence()?)?)
     }
 
-    /// Sends a frame to every open socket, except those of `except_user` (a message skips
-    /// sockets still paging a resume: their next batch carries it).
+    /// Sends a frame to every open socket here and on every shard, except those of
+    /// `except_user` (a message skips sockets still paging a resume: their next batch carries
+    /// it).
     fn broadcast(&self, frame: &ServerFrame<'_>, except_user: Option<&str>) {
         self.sockets.fan_out(frame, except_user);
+        if !self.links.shards(&self.sockets).is_empty() {
+            let down = Down::Deliver {
+                frame: Delivery::of(frame),
+                except: except_user.map(str::to_owned),
+            };
+            self.links.send_all(&self.sockets, &down);
+        }
     }
 
     async fn change_members(&self, mut req: Request) -> Result<Response, ApiError> {
@@ -563,7 +908,7 @@ impl Room {
         for user in &change.remove {
             let was_member = log.is_member(user)?;
             log.remove_member(user)?;
-            self.close_user(user, "removed from the room");
+            self.close_user(user, "removed from the room")?;
             if was_member {
                 member_event("member.removed", user, None);
             }
@@ -578,26 +923,35 @@ impl Room {
         if let Some(cutoff) = body.revoke_before {
             self.log().revoke(&body.user_id, cutoff)?;
         }
-        let sockets = self.close_user(&body.user_id, &body.reason);
+        let sockets = self.close_user(&body.user_id, &body.reason)?;
         self.schedule_alarm().await?;
         let answer = super::user::Disconnected { sockets };
         Ok(crate::http::json(200, &answer)?)
     }
 
-    /// Closes a user's sockets with 4003 and tells the others they left; returns how many.
-    fn close_user(&self, user: &str, reason: &str) -> usize {
+    /// Closes a user's sockets with 4003, here or on their shard, and tells the others they
+    /// left; returns how many.
+    fn close_user(&self, user: &str, reason: &str) -> worker::Result<usize> {
         let mut closed = 0;
         for (ws, _) in self.sockets.of_user(user) {
             self.sockets.close(&ws, close::FORBIDDEN, reason);
             closed += 1;
         }
-        if closed > 0 {
-            self.broadcast(
-                &ServerFrame::event("user.left", json!({"user_id": user})),
-                Some(user),
-            );
+        if let Some((shard, sockets)) = RoomShards::new(&self.local).remove(user)? {
+            if let Some(link) = self.links.of(&self.sockets, shard) {
+                let down = Down::CloseUser {
+                    user: user.to_owned(),
+                    code: close::FORBIDDEN,
+                    reason: reason.to_owned(),
+                };
+                down.send(&link);
+            }
+            closed += usize::try_from(sockets).unwrap_or(0);
         }
-        closed
+        if closed > 0 {
+            self.presence_changed(user, false)?;
+        }
+        Ok(closed)
     }
 
     /// `POST /post`: a member's message sent over REST, or a backend's (with or without a
@@ -806,44 +1160,48 @@ impl Room {
             self.sockets
                 .close(&ws, close::ROOM_DELETED, "the room was deleted");
         }
+        let down = Down::CloseAll {
+            code: close::ROOM_DELETED,
+            reason: "the room was deleted".into(),
+        };
+        self.links.send_all(&self.sockets, &down);
+        RoomShards::new(&self.local).clear()?;
         self.log().clear()?;
         self.schedule_alarm().await?;
         Ok(crate::http::json(200, &json!({"room_id": room_id}))?)
     }
 
-    pub(super) async fn on_frame(&self, ws: &WebSocket, info: SocketInfo, frame: ClientFrame) {
+    pub(super) async fn on_frame(&self, peer: &Peer, info: SocketInfo, frame: ClientFrame) {
         let id = frame.id.as_ref();
         if frame.event != "ping" && !self.log().is_member(&info.user_id).unwrap_or(false) {
-            send_error(
-                ws,
+            peer.error(
                 id,
                 code::FORBIDDEN,
                 "you are no longer a member of this room",
             );
-            self.sockets
-                .close(ws, close::FORBIDDEN, "removed from the room");
+            peer.close(&self.sockets, close::FORBIDDEN, "removed from the room");
             return;
         }
         let result = match frame.event.as_str() {
             "ping" => {
-                let _ = ws.send_with_str(protocol::PONG);
+                peer.send_text(protocol::PONG.to_owned());
                 Ok(())
             }
             "send" | "edit" | "delete" => {
-                self.queue_act(ws.clone(), info, frame).await;
+                self.queue_act(peer.clone(), info, frame).await;
                 return;
             }
-            "typing" => self.on_typing(ws, &info, &frame),
-            "sync" => self.on_sync(ws, &info, &frame).await,
-            "read" => self.on_read(ws, &info, &frame).await,
-            "auth" => self.on_auth(ws, info, &frame).await,
+            "typing" => self.on_typing(peer, &info, &frame),
+            "sync" => self.on_sync(peer, &info, &frame).await,
+            "read" => self.on_read(peer, &info, &frame).await,
+            "auth" => self.on_auth(peer, info, &frame).await,
             other => Err(ApiError::bad_request(
                 code::UNKNOWN_EVENT,
                 format!("unknown event '{other}' on a room socket"),
             )),
         };
         if let Err(err) = result {
-            send_error(ws, id, err.code, &err.message);
+            peer.error(id, err.code, &err.message);
         }
     }
 
@@ -852,14 +1210,14 @@ impl Room {
     /// rate), which awaits the limiter. They wait in one queue, drained by one handler at a
     /// time, so each is applied in the order it arrived however the limiter's answers
     /// interleave; membership is checked again when a frame's turn comes.
-    async fn queue_act(&self, ws: WebSocket, info: SocketInfo, frame: ClientFrame) {
-        self.sends.borrow_mut().push_back((ws, info, frame));
+    async fn queue_act(&self, peer: Peer, info: SocketInfo, frame: ClientFrame) {
+        self.sends.borrow_mut().push_back((peer, info, frame));
         if self.draining.replace(true) {
             return;
         }
         loop {
             let next = self.sends.borrow_mut().pop_front();
-            let Some((ws, info, frame)) = next else {
+            let Some((peer, info, frame)) = next else {
                 break;
             };
             let result = match crate::quota::check(&self.env, Rate::Send, &info.user_id).await {
@@ -867,14 +1225,14 @@ impl Room {
                     Err(not_a_member())
                 }
                 Ok(()) => match frame.event.as_str() {
-                    "edit" => self.on_edit(&ws, &info, &frame).await,
-                    "delete" => self.on_delete(&ws, &info, &frame).await,
-                    _ => self.on_send(&ws, &info, &frame).await,
+                    "edit" => self.on_edit(&peer, &info, &frame).await,
+                    "delete" => self.on_delete(&peer, &info, &frame).await,
+                    _ => self.on_send(&peer, &info, &frame).await,
                 },
                 Err(err) => Err(err),
             };
             if let Err(err) = result {
-                send_error(&ws, frame.id.as_ref(), err.code, &err.message);
+                peer.error(frame.id.as_ref(), err.code, &err.message);
             }
         }
         self.draining.set(false);
@@ -892,7 +1250,7 @@ impl Room {
     /// `send {type, body, client_id, …}`: store, ack, deliver — in that order, without yielding.
     async fn on_send(
         &self,
-        ws: &WebSocket,
+        peer: &Peer,
         info: &SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
@@ -909,7 +1267,7 @@ impl Room {
             .ok_or_else(|| ApiError::internal("the room does not know its id"))?;
         let posted = self.store(&room_id, Some(info.user_id.clone()), content)?;
         self.sent_message(&info.user_id);
-        send_ack(ws, frame.id.as_ref(), json!(posted));
+        peer.ack(frame.id.as_ref(), json!(posted));
         if !posted.duplicate {
             self.broadcast(&message_frame(&posted.message), None);
             self.after_append().await?;
@@ -927,7 +1285,7 @@ impl Room {
     /// `typing {active}`: relayed to the other users, not stored.
     fn on_typing(
         &self,
-        ws: &WebSocket,
+        peer: &Peer,
         info: &SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
@@ -957,14 +1315,14 @@ impl Room {
                 Some(&info.user_id),
             );
         }
-        send_ack(ws, frame.id.as_ref(), json!({ "forwarded": forwarded }));
+        peer.ack(frame.id.as_ref(), json!({ "forwarded": forwarded }));
         Ok(())
     }
 
     /// `edit {id, body}`: the sender edits a message.
     async fn on_edit(
         &self,
-        ws: &WebSocket,
+        peer: &Peer,
         info: &SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
@@ -978,7 +1336,7 @@ impl Room {
             })?;
         let room_id = self.room_id()?.unwrap_or_default();
         let changed = self.change_body(&room_id, &info.user_id, &id, body).await?;
-        send_ack(ws, frame.id.as_ref(), json!(changed));
+        peer.ack(frame.id.as_ref(), json!(changed));
         Ok(())
     }
 
@@ -986,7 +1344,7 @@ impl Room {
     /// owner deletes any (the role is read from D1 only when nothing else already allows it).
     async fn on_delete(
         &self,
-        ws: &WebSocket,
+        peer: &Peer,
         info: &SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
@@ -1001,7 +1359,7 @@ impl Room {
         let changed = self
             .take_back(&room_id, &info.user_id, &id, moderator)
             .await?;
-        send_ack(ws, frame.id.as_ref(), json!(changed));
+        peer.ack(frame.id.as_ref(), json!(changed));
         Ok(())
     }
 
@@ -1016,7 +1374,7 @@ impl Room {
     /// `read {seq}`: the member has read through `seq`.
     async fn on_read(
         &self,
-        ws: &WebSocket,
+        peer: &Peer,
         info: &SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
@@ -1029,7 +1387,7 @@ impl Room {
                 ApiError::bad_request(code::VALIDATION, "read needs data.seq, a whole number >= 0")
             })?;
         let outcome = self.read_through(&info.user_id, seq).await?;
-        send_ack(ws, frame.id.as_ref(), json!(outcome));
+        peer.ack(frame.id.as_ref(), json!(outcome));
         Ok(())
     }
 
@@ -1062,15 +1420,15 @@ impl Room {
 
     async fn on_auth(
         &self,
-        ws: &WebSocket,
+        peer: &Peer,
         info: SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
         let revoked_before = self.log().revoked_before(&info.user_id)?;
         let answer =
             self.sockets
-                .reauthenticate(ws, info, frame, &*self.config()?, revoked_before)?;
-        send_ack(ws, frame.id.as_ref(), answer);
+                .reauthenticate(peer, info, frame, &*self.config()?, revoked_before)?;
+        peer.ack(frame.id.as_ref(), answer);
         self.schedule_alarm().await?;
         Ok(())
     }
@@ -1079,19 +1437,28 @@ impl Room {
     /// removed member was announced when removed), and the alarm stops waiting for its token's
     /// expiry.
     async fn on_socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
+        if let Some(link) = self.links.find(&self.sockets, ws) {
+            self.on_link_gone(&link).await?;
+            return self.schedule_alarm().await;
+        }
         let Some(info) = self.sockets.gone(ws) else {
             return self.schedule_alarm().await;
         };
         self.gate.forget(&info.conn_id);
-        let still_member = self.log().is_member(&info.user_id)?;
-        if still_member && self.sockets.of_user(&info.user_id).is_empty() {
-            self.caught_up.borrow_mut().insert(info.user_id.clone());
-            self.broadcast(
-                &ServerFrame::event("user.left", json!({"user_id": info.user_id})),
-                Some(&info.user_id),
-            );
+        if self.user_sockets(&info.user_id)? == 0 {
+            self.after_last_socket(&info.user_id)?;
         }
         self.schedule_alarm().await
+    }
+
+    /// A user's last socket (here or on a shard) went: they left, unless they were removed
+    /// (announced then).
+    fn after_last_socket(&self, user: &str) -> worker::Result<()> {
+        if self.log().is_member(user)? {
+            self.caught_up.borrow_mut().insert(user.to_owned());
+            self.presence_changed(user, false)?;
+        }
+        Ok(())
     }
 
     /// After a message is stored: it must reach D1, and absent members must hear of it. Each
@@ -1252,7 +1619,7 @@ impl Room {
             .newest_message(room_id)?
             .as_ref()
             .map(RoomMessage::preview);
-        let present = self.sockets.per_user();
+        let present = self.presence()?.users;
         let caught_up = self.caught_up.borrow();
         let mut notes = Vec::new();
         for user in log.members()? {
@@ -1312,9 +1679,32 @@ impl Room {
         let activity = self.activity_due()?;
         let expiry = self.sockets.next_expiry();
         let ping = super::socketio::ping_at(self)?;
-        let wanted = [flush, activity, expiry, ping].into_iter().flatten().min();
+        let presence = self.presence_changes.borrow().due;
+        let wanted = [flush, activity, expiry, ping, presence]
+            .into_iter()
+            .flatten()
+            .min();
         self.alarm.plan(&self.sockets.storage(), wanted).await
     }
+}
+
+/// A shard holds sockets only while its link is open, and links (hibernatable on this side)
+/// outlive everything but a restart of the object: rows of a shard without one are from before
+/// the restart, when its sockets went too.
+fn forget_unlinked_shards(local: &Local, state: &State) -> worker::Result<()> {
+    let shards = RoomShards::new(local);
+    let linked: Vec<u32> = state
+        .get_websockets_with_tag(super::shard_link::LINK_TAG)
+        .iter()
+        .filter_map(LinkInfo::of)
+        .map(|link| link.shard)
+        .collect();
+    for load in shards.loads()? {
+        if !linked.contains(&load.shard) {
+            shards.drop_shard(load.shard)?;
+        }
+    }
+    Ok(())
 }
 
 fn message_frame(message: &RoomMessage) -> ServerFrame<'static> {

@@ -75,7 +75,7 @@ impl Host for Room {
             "unread": log.unread(&info.user_id)?,
             "expires_at": info.expires_at,
         });
-        let presence = json!(self.presence());
+        let presence = json!(self.presence()?);
         for frame in [
             ServerFrame::event("ready", ready),
             ServerFrame::event("presence", presence),
@@ -142,7 +142,8 @@ impl Host for Room {
             data,
             id: Some(RequestId::SocketIo(reply)),
         };
-        self.on_frame(ws, info, frame).await;
+        self.on_frame(&super::Peer::Socket(ws.clone()), info, frame)
+            .await;
     }
 
     fn forget(&self, _conn_id: &str, _nsp: Option<&str>) {}

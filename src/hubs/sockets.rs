@@ -45,6 +45,20 @@ impl Sockets {
         self.state.storage()
     }
 
+    /// The object's state, for sockets that are not members' (`hubs::shard_link`).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The open socket with this connection id.
+    pub fn by_conn(&self, conn_id: &str) -> Option<(WebSocket, SocketInfo)> {
+        self.with(|roster| {
+            open_in(roster)
+                .find(|(_, info)| info.conn_id == conn_id)
+                .cloned()
+        })
+    }
+
     /// Runs `f` on the roster, loading it from the attachments first when this wake has not.
     fn with<R>(&self, f: impl FnOnce(&mut Vec<(WebSocket, SocketInfo)>) -> R) -> R {
         let mut roster = self.roster.borrow_mut();
@@ -229,7 +243,7 @@ impl Sockets {
     /// the ack's data.
     pub fn reauthenticate(
         &self,
-        ws: &WebSocket,
+        peer: &super::Peer,
         mut info: SocketInfo,
         frame: &ClientFrame,
         config: &Config,
@@ -246,7 +260,7 @@ impl Sockets {
         if let Some(session) = info.sio.as_mut() {
             session.identity = identity;
         }
-        self.save(ws, &info)?;
+        peer.save(self, &info)?;
         Ok(json!({"expires_at": info.expires_at}))
     }
 

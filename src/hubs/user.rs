@@ -40,7 +40,7 @@ use worker::{
 
 use super::replay::{self, Entry, Replays};
 use super::user_socketio::Follows;
-use super::{now_ms, send, send_ack, send_error, Alarm, Gate, SocketInfo, Sockets};
+use super::{now_ms, send, send_ack, send_error, Alarm, Gate, Peer, SocketInfo, Sockets};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
@@ -284,7 +284,14 @@ impl UserHub {
                 })
                 .collect())
         };
-        let sent = replay::replay_batch(&self.sockets, ws, plan, limit, read, Value::Null)?;
+        let sent = replay::replay_batch(
+            &self.sockets,
+            &Peer::Socket(ws.clone()),
+            plan,
+            limit,
+            read,
+            Value::Null,
+        )?;
         self.replays.spend(user, sent, &limits);
         Ok(())
     }
@@ -296,7 +303,11 @@ impl UserHub {
         info: &SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
-        let Some(since) = self.replays.sync(ws, info, frame, &self.limits()).await? else {
+        let Some(since) = self
+            .replays
+            .sync(&Peer::Socket(ws.clone()), info, frame, &self.limits())
+            .await?
+        else {
             return Ok(());
         };
         self.replay(ws, &info.user_id, since)?;
@@ -510,9 +521,13 @@ impl UserHub {
         frame: &ClientFrame,
     ) -> Result<Value, ApiError> {
         let revoked_before = self.log().revoked_before()?;
-        let answer =
-            self.sockets
-                .reauthenticate(ws, info, frame, &*self.config()?, revoked_before)?;
+        let answer = self.sockets.reauthenticate(
+            &Peer::Socket(ws.clone()),
+            info,
+            frame,
+            &*self.config()?,
+            revoked_before,
+        )?;
         self.relay_auth(ws, frame);
         self.schedule_alarm().await?;
         Ok(answer)

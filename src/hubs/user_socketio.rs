@@ -28,7 +28,7 @@ use super::user::UserHub;
 use super::{SocketInfo, Sockets};
 use crate::auth::jwt::Identity;
 use crate::error::ApiError;
-use crate::protocol::{code, ClientFrame, ServerFrame};
+use crate::protocol::{close, code, ClientFrame, ServerFrame};
 use crate::socketio::offset::Position;
 use crate::socketio::packet::Packet;
 use crate::socketio::{self as sio, engine, packet, Namespace};
@@ -246,8 +246,11 @@ impl UserHub {
             return Some(follow);
         }
         if !nsp.rooms.is_empty() {
-            self.sockets
-                .close(ws, 1012, "the gateway restarted: reconnect to recover");
+            self.sockets.close(
+                ws,
+                close::SERVICE_RESTART,
+                "the gateway restarted: reconnect to recover",
+            );
             return None;
         }
         let last = self.log().last_seq().unwrap_or(0);

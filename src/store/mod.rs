@@ -7,5 +7,6 @@ pub mod direct;
 pub mod local;
 pub mod revocations;
 pub mod room_log;
+pub mod room_shards;
 pub mod rooms;
 pub mod user_log;

@@ -1,6 +1,8 @@
 // Faults: the runtime killed (SIGKILL) in the middle of a room conversation and a push burst,
 // then started again on the same state — every acked message and every push answered 2xx is
-// there, in order, exactly once, and the D1 copy catches up; D1 failing (its tables renamed away
+// there, in order, exactly once, and the D1 copy catches up; the room is sharded (one socket per
+// object), so the kill lands mid-fan-out to shards, and receivers held by two shards resume from
+// where they were with nothing lost or repeated; D1 failing (its tables renamed away
 // under a running gateway) and coming back; and a reconnect storm of 1,000 clients resuming at
 // once — every one synced, nothing lost.
 //
@@ -19,16 +21,21 @@ const quiet = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 test('SIGKILL mid-conversation and mid-burst loses nothing acked or answered 2xx', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-crash-'));
-  const gw = await ownGateway(dir, GENEROUS_RATES);
+  const gw = await ownGateway(dir, GENEROUS_RATES, { ROOM_SHARD_SOCKETS: '1' });
   let child = await gw.start(1);
   t.after(() => {
     child.stop();
     rmSync(dir, { recursive: true, force: true });
   });
   const [owner, member, target] = ['crash-owner', 'crash-member', 'crash-target'];
-  const created = await gw.call('POST', '/v1/rooms', { id: 'crash-room', name: 'crash', members: [member] }, gw.tok(owner));
+  const watchers = ['crash-watcher-1', 'crash-watcher-2'];
+  const created = await gw.call('POST', '/v1/rooms', { id: 'crash-room', name: 'crash', members: [member, ...watchers] }, gw.tok(owner));
   assert.equal(created.status, 201);
   const sender = await gw.socket('/v1/rooms/crash-room/connect', owner);
+  const live = [];
+  for (const watcher of watchers) live.push(await gw.socket('/v1/rooms/crash-room/connect', watcher));
+  const spread = await gw.call('GET', '/internal/v1/rooms/crash-room/shards', undefined, gw.internalToken);
+  assert.deepEqual(spread.body.shards.map((s) => s.sockets), [1, 1, 1], 'sender here, watchers on shards 1 and 2');
 
   const acked = new Map();
   const pushed = new Map();
@@ -55,6 +62,7 @@ test('SIGKILL mid-conversation and mid-burst loses nothing acked or answered 2xx
   await Promise.all([conversation, burst]);
   await child.exited;
   sender.ws.terminate();
+  for (const w of live) w.ws.terminate();
   const ackedBefore = new Map(acked);
   assert.ok(ackedBefore.size >= 20 && pushed.size >= 20);
 
@@ -73,6 +81,18 @@ test('SIGKILL mid-conversation and mid-burst loses nothing acked or answered 2xx
   assert.deepEqual(events.map((e) => e.seq), events.map((_, i) => i + 1), 'in order, no gap');
   const bySeq = new Map(events.map((e) => [e.seq, e.data.i]));
   for (const [i, seq] of pushed) assert.equal(bySeq.get(seq), i, `push ${i} answered 2xx is at seq ${seq}`);
+
+  // Each watcher resumes from the last message it saw on its shard: before and after together
+  // are the room's stream, once each, in order.
+  for (const [i, watcher] of watchers.entries()) {
+    const before = live[i].frames.filter((f) => f.event === 'message').map((f) => f.seq);
+    assert.deepEqual(before, before.map((_, k) => k + 1), `${watcher} saw a prefix before the kill`);
+    const again = await gw.socket(`/v1/rooms/crash-room/connect?since=${before.length}`, watcher);
+    await until(() => again.frames.some((f) => f.event === 'synced'), { what: `${watcher} resumed` });
+    const after = again.frames.filter((f) => f.event === 'message').map((f) => f.seq);
+    assert.deepEqual([...before, ...after], messages.map((m) => m.seq), `${watcher}: no gap, no duplicate`);
+    again.ws.terminate();
+  }
 
   const last = messages.at(-1).seq;
   await until(async () => {

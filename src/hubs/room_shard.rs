@@ -1,0 +1,363 @@
+//! RoomShard: holds a large room's sockets beyond what the room's own object holds.
+//!
+//! A room is one object that orders and stores (seq, idempotency, the D1 copy, cursors,
+//! membership) and, while it is small, holds every member socket itself. Once it holds
+//! `ROOM_SHARD_SOCKETS`, the room sends each new connect to a shard (`placement`): shard 1, 2,
+//! … of the room, each an object of this class named after the room and its index. A shard
+//! holds sockets and delivers; it decides nothing. Every frame a socket sends goes to the room
+//! over the shard's link (`hubs::shard_link`), and the room answers it exactly as it answers
+//! its own sockets' (`hubs::peer`), so membership, rates across the platform, typing throttles,
+//! replay budgets and presence are the room's, once, however many shards a room has.
+//!
+//! What arrives, what is stored, what is sent:
+//!
+//! | arrives                                   | stored                          | sent |
+//! |-------------------------------------------|---------------------------------|------|
+//! | `GET /connect` (placed by the room)        | socket attachment (paging until the room answers) | the link opened first if it is not; `ready`, `presence` (the room's, in the request); `resume` to the room (from `since`, or from `ready`'s seq), whose batch comes back on the link; the user's oldest socket here closed 4009 beyond the cap |
+//! | frame `ping`                               | —                               | `pong` |
+//! | any other frame, screened (open, rate, size, JSON) | —                      | `act` to the room, which answers on the link |
+//! | link: `deliver {frame, except}`            | —                               | the frame to every open socket (not `except`'s; a stream entry not to a socket paging a resume) |
+//! | link: `to {conn, text}`                    | —                               | the text to that socket |
+//! | link: `close` / `close_user` / `close_all` | the sockets marked closing      | close with the room's code |
+//! | link: `save {info}`                        | the socket's attachment (`syncing`, expiry, role) | — |
+//! | link closes or fails                       | every socket marked closing     | close 1012: clients resume from the room's stream |
+//! | socket closes                              | alarm re-planned                | `count {user, sockets}` to the room |
+//! | alarm (token expiry)                       | —                               | `token.expired` + 4001 |
+//!
+//! The shard holds sockets only while its link is open. The link keeps the shard awake (an
+//! outgoing socket cannot hibernate), which is the price of its order: see docs/ARCHITECTURE.md,
+//! "Rooms beyond one object".
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use worker::{
+    durable_object, Delay, DurableObject, Env, Method, Request, Response, State, Stub, WebSocket,
+    WebSocketIncomingMessage, WebSocketRequestResponsePair, WebsocketEvent,
+};
+
+use super::shard_link::{same_socket, Down, Up};
+use super::{now_ms, send, Admitted, Alarm, Gate, Sockets};
+use crate::error::ApiError;
+use crate::protocol::{self, close, ServerFrame};
+
+/// The header naming the shard a connect was placed on.
+pub const SHARD_HEADER: &str = "x-switchboard-shard";
+/// The header carrying what the room says to a socket on open ([`Welcome`]).
+pub const WELCOME_HEADER: &str = "x-switchboard-welcome";
+
+/// What a socket placed on a shard is told on open, as the room knows it at that moment.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Welcome {
+    /// `ready`'s room fields (`room_id`, `user_id`, `seq`, `read_seq`, `unread`); the shard adds
+    /// the socket's own.
+    pub ready: Value,
+    pub presence: Value,
+}
+
+/// How many sockets a shard holds.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ShardCount {
+    pub sockets: usize,
+}
+
+/// Shard `shard` of a room.
+pub fn stub(env: &Env, room_id: &str, shard: u32) -> Result<Stub, ApiError> {
+    Ok(env
+        .durable_object("ROOM_SHARD")?
+        .id_from_name(&format!("{room_id}#{shard}"))?
+        .get_stub()?)
+}
+
+#[durable_object]
+pub struct RoomShard {
+    core: Rc<Core>,
+}
+
+struct Core {
+    sockets: Sockets,
+    env: Env,
+    gate: Gate,
+    alarm: Alarm,
+    link: RefCell<Option<WebSocket>>,
+    /// A connect is opening the link; others wait for it rather than open a second.
+    linking: Cell<bool>,
+}
+
+impl DurableObject for RoomShard {
+    fn new(state: State, env: Env) -> Self {
+        if let Ok(pair) = WebSocketRequestResponsePair::new(protocol::PING, protocol::PONG) {
+            state.set_websocket_auto_response(&pair);
+        }
+        Self {
+            core: Rc::new(Core {
+                sockets: Sockets::new(state),
+                env,
+                gate: Gate::default(),
+                alarm: Alarm::new(false),
+                link: RefCell::new(None),
+                linking: Cell::new(false),
+            }),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+        let result = match (req.method(), req.path().as_str()) {
+            (Method::Get, "/connect") => self.core.accept(&req).await,
+            (Method::Get, "/count") => crate::http::json(
+                200,
+                &ShardCount {
+                    sockets: self.core.sockets.count(),
+                },
+            )
+            .map_err(ApiError::from),
+            _ => Err(ApiError::not_found("no such shard route")),
+        };
+        result.or_else(super::error_response)
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
+        self.core.on_message(&ws, message);
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> worker::Result<()> {
+        super::sockets::reciprocate_close(&ws, code);
+        self.core.on_socket_gone(&ws).await
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
+        self.core.on_socket_gone(&ws).await
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        self.core.alarm.fired();
+        super::expire_sockets(&self.core.sockets, now_ms());
+        self.core.schedule_alarm().await?;
+        Response::ok("")
+    }
+}
+
+impl Core {
+    fn limits(&self) -> crate::config::Limits {
+        super::limits(&self.env)
+    }
+
+    /// A connect the room placed here: opens the link if needed, accepts, welcomes, and asks
+    /// the room for the resume batch (it comes back on the link, before anything newer).
+    async fn accept(self: &Rc<Self>, req: &Request) -> Result<Response, ApiError> {
+        let identity = super::identity_of(req)?;
+        let room_id = crate::http::header(req, super::room::ROOM_HEADER)
+            .ok_or_else(|| ApiError::bad_request("validation", "no room id"))?;
+        let shard = crate::http::header(req, SHARD_HEADER)
+            .and_then(|raw| raw.parse::<u32>().ok())
+            .ok_or_else(|| ApiError::bad_request("validation", "no shard"))?;
+        let welcome: Welcome = crate::http::header(req, WELCOME_HEADER)
+            .and_then(|raw| serde_json::from_str(&raw).ok())
+            .ok_or_else(|| ApiError::bad_request("validation", "no welcome"))?;
+        let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
+        let device = crate::http::query_param(req, "device");
+        let link = self.link(&room_id, shard).await?;
+
+        let max = self.limits().max_sockets_per_user;
+        self.sockets.admit(&identity.user_id, max)?;
+        let (pair, mut info) = self.sockets.accept(&identity, device, None)?;
+        let ws = pair.server;
+        self.sockets.enforce_cap(&identity.user_id, max);
+        let mut ready = welcome.ready.clone();
+        ready["conn_id"] = json!(info.conn_id);
+        ready["device"] = json!(info.device);
+        ready["expires_at"] = json!(info.expires_at);
+        send(&ws, &ServerFrame::event("ready", ready));
+        send(&ws, &ServerFrame::event("presence", welcome.presence));
+        // Deliveries of stream entries skip the socket until the room's answer to this, which
+        // carries everything after `since` (or after the seq `ready` told, for what arrived
+        // while the connect travelled).
+        info.syncing = true;
+        self.sockets.save(&ws, &info)?;
+        let told = welcome
+            .ready
+            .get("seq")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let resume = Up::Resume {
+            info,
+            since: since.unwrap_or(told).max(0),
+            synced: since.is_some(),
+        };
+        let _ = link.send_with_str(resume.text());
+        self.schedule_alarm().await?;
+        super::upgrade_response(req, pair.client)
+    }
+
+    /// The open link to the room, opened when there is none.
+    async fn link(self: &Rc<Self>, room_id: &str, shard: u32) -> Result<WebSocket, ApiError> {
+        loop {
+            if let Some(link) = self.link.borrow().clone() {
+                return Ok(link);
+            }
+            if !self.linking.replace(true) {
+                break;
+            }
+            Delay::from(Duration::from_millis(5)).await;
+        }
+        let opened = open_link(&self.env, room_id, shard).await;
+        self.linking.set(false);
+        let link = opened?;
+        *self.link.borrow_mut() = Some(link.clone());
+        worker::wasm_bindgen_futures::spawn_local(pump(Rc::clone(self), link.clone()));
+        Ok(link)
+    }
+
+    /// A frame from a socket: a ping is answered here, anything else goes to the room.
+    fn on_message(&self, ws: &WebSocket, message: WebSocketIncomingMessage) {
+        let limits = self.limits();
+        let Some(admitted) = self.gate.admit(&self.sockets, ws, message, &limits) else {
+            return;
+        };
+        let text = match &admitted {
+            Admitted::Text(_, text) => text.clone(),
+            Admitted::Binary(_) => String::new(),
+        };
+        let Some((info, frame)) = super::parse_admitted(ws, admitted) else {
+            return;
+        };
+        if frame.event == "ping" {
+            let _ = ws.send_with_str(protocol::PONG);
+            return;
+        }
+        match self.link.borrow().as_ref() {
+            Some(link) => {
+                let _ = link.send_with_str(Up::Act { info, text }.text());
+            }
+            None => self
+                .sockets
+                .close(ws, close::SERVICE_RESTART, "room link lost; resume"),
+        }
+    }
+
+    async fn on_socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
+        if let Some(info) = self.sockets.gone(ws) {
+            self.gate.forget(&info.conn_id);
+            let sockets = self.sockets.of_user(&info.user_id).len();
+            if let Some(link) = self.link.borrow().as_ref() {
+                let count = Up::Count {
+                    user: info.user_id,
+                    sockets,
+                };
+                let _ = link.send_with_str(count.text());
+            }
+        }
+        self.schedule_alarm().await
+    }
+
+    /// What the room sent on the link.
+    fn on_down(&self, down: Down) {
+        match down {
+            Down::Deliver { frame, except } => {
+                self.sockets.fan_out(&frame.frame(), except.as_deref());
+            }
+            Down::To { conn, text } => {
+                if let Some((ws, _)) = self.sockets.by_conn(&conn) {
+                    let _ = ws.send_with_str(text);
+                }
+            }
+            Down::Close { conn, code, reason } => {
+                if let Some((ws, _)) = self.sockets.by_conn(&conn) {
+                    self.sockets.close(&ws, code, &reason);
+                }
+            }
+            Down::CloseUser { user, code, reason } => {
+                for (ws, _) in self.sockets.of_user(&user) {
+                    self.sockets.close(&ws, code, &reason);
+                }
+            }
+            Down::CloseAll { code, reason } => self.close_all(code, &reason),
+            Down::Save { info } => {
+                if let Some((ws, mut held)) = self.sockets.by_conn(&info.conn_id) {
+                    held.syncing = info.syncing;
+                    held.expires_at = info.expires_at;
+                    held.admin = info.admin;
+                    let _ = self.sockets.save(&ws, &held);
+                }
+            }
+        }
+    }
+
+    fn close_all(&self, code: u16, reason: &str) {
+        for (ws, _) in self.sockets.open() {
+            self.sockets.close(&ws, code, reason);
+        }
+    }
+
+    /// The link is gone: without it nothing reaches these sockets in order, so they are closed
+    /// and resume from the room's stream (a new connect opens a new link).
+    fn link_lost(&self, link: &WebSocket) {
+        let current = self.link.borrow().clone();
+        if current.is_some_and(|held| same_socket(&held, link)) {
+            self.link.borrow_mut().take();
+            self.close_all(close::SERVICE_RESTART, "room link lost; resume");
+        }
+    }
+
+    async fn schedule_alarm(&self) -> worker::Result<()> {
+        let wanted = self.sockets.next_expiry();
+        self.alarm.plan(&self.sockets.storage(), wanted).await
+    }
+}
+
+/// Opens a link to the room: an upgrade to its `/link`.
+async fn open_link(env: &Env, room_id: &str, shard: u32) -> Result<WebSocket, ApiError> {
+    let headers = super::room::headers(room_id)?;
+    headers.set("upgrade", "websocket")?;
+    let req =
+        crate::http::hub_request(Method::Get, &format!("/link?shard={shard}"), headers, None)?;
+    let res = crate::http::call_hub(&super::room::stub(env, room_id)?, req).await?;
+    if res.status_code() != 101 {
+        return Err(crate::http::error_of(res).await);
+    }
+    let ws = res
+        .websocket()
+        .ok_or_else(|| ApiError::internal("the room answered without a socket"))?;
+    ws.accept()?;
+    Ok(ws)
+}
+
+/// Applies what the room sends until the link closes.
+async fn pump(core: Rc<Core>, link: WebSocket) {
+    if let Ok(mut events) = link.events() {
+        while let Some(Ok(event)) = events.next().await {
+            match event {
+                WebsocketEvent::Message(message) => {
+                    let down = message
+                        .text()
+                        .and_then(|text| serde_json::from_str(&text).ok());
+                    match down {
+                        Some(down) => core.on_down(down),
+                        None => worker::console_error!("shard link: a frame it cannot read"),
+                    }
+                }
+                WebsocketEvent::Close(_) => break,
+            }
+        }
+    }
+    let _ = link.close(Some(close::NORMAL), Some("link closed"));
+    core.link_lost(&link);
+    if let Err(err) = core.schedule_alarm().await {
+        worker::console_error!("shard alarm: {err}");
+    }
+}

@@ -1,0 +1,276 @@
+//! Shard links: the one WebSocket between a room and each of its shards.
+//!
+//! A shard (`hubs::room_shard`) opens it to the room before it accepts its first socket and
+//! holds sockets only while it is open: if the link goes, the shard closes its sockets with 1012
+//! and they resume from the room's stream like any reconnecting client. Everything between the
+//! two travels on it, one JSON text per [`Down`] or [`Up`], so it arrives in the order it was
+//! sent: a message the room delivers, the ack of the send that made it, the replay batch a
+//! resuming socket asked for and the messages after that batch reach a shard's socket in exactly
+//! the order they reach a socket the room holds itself. That order is the whole reason for a
+//! socket rather than a request per delivery: requests from one object to another carry no order.
+//!
+//! The room's end is a hibernatable socket tagged [`LINK_TAG`] whose attachment is a
+//! [`LinkInfo`] (never a `SocketInfo`, so a link is never taken for a member's socket).
+
+use std::cell::RefCell;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use worker::{WebSocket, WebSocketPair};
+
+use super::{SocketInfo, Sockets};
+use crate::error::ApiError;
+use crate::protocol::ServerFrame;
+
+/// The tag of a link socket in the room.
+pub const LINK_TAG: &str = "shard-link";
+
+/// What the room sends a shard.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Down {
+    /// A frame for every open socket of the shard (but `except`'s), as the room fans it out to
+    /// its own.
+    Deliver {
+        frame: Delivery,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        except: Option<String>,
+    },
+    /// A text for one socket: an answer, a replay entry, `ready`.
+    To {
+        conn: String,
+        text: String,
+    },
+    /// Close one socket, one user's sockets, or every socket.
+    Close {
+        conn: String,
+        code: u16,
+        reason: String,
+    },
+    CloseUser {
+        user: String,
+        code: u16,
+        reason: String,
+    },
+    CloseAll {
+        code: u16,
+        reason: String,
+    },
+    /// A socket's changed state (`syncing` after a replay batch, expiry after `auth`).
+    Save {
+        info: SocketInfo,
+    },
+}
+
+/// What a shard sends the room.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Up {
+    /// A frame a socket sent, screened by the shard (open, within its rate and size, parsed).
+    Act { info: SocketInfo, text: String },
+    /// A socket the shard just accepted resumes after `since`: the client's, answered with a
+    /// replay batch and `synced`; or (`synced: false`) the `ready` seq it was told, answered with
+    /// what came after it while the connect travelled.
+    Resume {
+        info: SocketInfo,
+        since: i64,
+        synced: bool,
+    },
+    /// How many sockets `user` now has in the shard (after one closed).
+    Count { user: String, sockets: usize },
+}
+
+/// A frame the room fans out, owned so that it can travel.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Delivery {
+    pub event: String,
+    #[serde(default)]
+    pub data: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+}
+
+impl Delivery {
+    pub fn of(frame: &ServerFrame<'_>) -> Self {
+        Self {
+            event: frame.event.to_owned(),
+            data: frame.data.clone(),
+            seq: frame.seq,
+        }
+    }
+
+    pub fn frame(&self) -> ServerFrame<'_> {
+        ServerFrame {
+            event: &self.event,
+            id: None,
+            data: self.data.clone(),
+            seq: self.seq,
+        }
+    }
+}
+
+impl Down {
+    pub fn send(&self, link: &WebSocket) {
+        if let Ok(text) = serde_json::to_string(self) {
+            let _ = link.send_with_str(text);
+        }
+    }
+}
+
+impl Up {
+    pub fn text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The attachment of a link socket in the room: which shard it leads to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkInfo {
+    pub shard: u32,
+    /// Tells a link from the one that replaced it.
+    pub id: String,
+}
+
+impl LinkInfo {
+    pub fn of(ws: &WebSocket) -> Option<LinkInfo> {
+        ws.deserialize_attachment().ok().flatten()
+    }
+}
+
+/// The room's ends of its links, kept in memory like `Sockets` keeps its roster (loaded once
+/// per wake from the tagged sockets).
+#[derive(Default)]
+pub struct Links {
+    roster: RefCell<Option<Vec<(LinkInfo, WebSocket)>>>,
+}
+
+impl Links {
+    fn with<R>(
+        &self,
+        sockets: &Sockets,
+        f: impl FnOnce(&mut Vec<(LinkInfo, WebSocket)>) -> R,
+    ) -> R {
+        let mut roster = self.roster.borrow_mut();
+        let roster = roster.get_or_insert_with(|| {
+            sockets
+                .state()
+                .get_websockets_with_tag(LINK_TAG)
+                .into_iter()
+                .filter_map(|ws| LinkInfo::of(&ws).map(|link| (link, ws)))
+                .collect()
+        });
+        f(roster)
+    }
+
+    /// Accepts shard `shard`'s link; a link it held before is closed (it is gone or going).
+    pub fn accept(&self, sockets: &Sockets, shard: u32) -> Result<WebSocketPair, ApiError> {
+        let pair = WebSocketPair::new()?;
+        self.with(sockets, |roster| {
+            sockets
+                .state()
+                .accept_websocket_with_tags(&pair.server, &[LINK_TAG]);
+            let link = LinkInfo {
+                shard,
+                id: uuid::Uuid::new_v4().to_string(),
+            };
+            pair.server.serialize_attachment(&link)?;
+            for (_, old) in roster.iter().filter(|(old, _)| old.shard == shard) {
+                let _ = old.close(Some(1000), Some("replaced"));
+            }
+            roster.retain(|(old, _)| old.shard != shard);
+            roster.push((link, pair.server.clone()));
+            Ok::<_, ApiError>(())
+        })?;
+        Ok(pair)
+    }
+
+    /// A link's close or error: it leaves the roster. True when it was the shard's current one.
+    pub fn gone(&self, sockets: &Sockets, link: &LinkInfo) -> bool {
+        self.with(sockets, |roster| {
+            let before = roster.len();
+            roster.retain(|(held, _)| held.id != link.id);
+            roster.len() < before
+        })
+    }
+
+    /// The link `ws` is, if it is one.
+    pub fn find(&self, sockets: &Sockets, ws: &WebSocket) -> Option<LinkInfo> {
+        self.with(sockets, |roster| {
+            roster
+                .iter()
+                .find(|(_, link)| same_socket(link, ws))
+                .map(|(info, _)| info.clone())
+        })
+    }
+
+    /// The shards with a link, in order.
+    pub fn shards(&self, sockets: &Sockets) -> Vec<u32> {
+        let mut shards: Vec<u32> = self.with(sockets, |roster| {
+            roster.iter().map(|(link, _)| link.shard).collect()
+        });
+        shards.sort_unstable();
+        shards
+    }
+
+    pub fn of(&self, sockets: &Sockets, shard: u32) -> Option<WebSocket> {
+        self.with(sockets, |roster| {
+            roster
+                .iter()
+                .find(|(link, _)| link.shard == shard)
+                .map(|(_, ws)| ws.clone())
+        })
+    }
+
+    /// Sends `down` to every shard; the text is made once.
+    pub fn send_all(&self, sockets: &Sockets, down: &Down) {
+        let Ok(text) = serde_json::to_string(down) else {
+            return;
+        };
+        self.with(sockets, |roster| {
+            for (_, link) in roster.iter() {
+                let _ = link.send_with_str(&text);
+            }
+        });
+    }
+}
+
+/// Whether two handles are the same JavaScript socket.
+pub fn same_socket(a: &WebSocket, b: &WebSocket) -> bool {
+    let a: &worker::web_sys::WebSocket = a.as_ref();
+    let b: &worker::web_sys::WebSocket = b.as_ref();
+    a == b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_delivery_travels_with_its_seq_and_except() {
+        let frame = ServerFrame::stream("message", 7, json!({"body": "hi"}));
+        let down = Down::Deliver {
+            frame: Delivery::of(&frame),
+            except: Some("bob".into()),
+        };
+        let text = serde_json::to_string(&down).unwrap();
+        let Down::Deliver { frame, except } = serde_json::from_str(&text).unwrap() else {
+            panic!("not a delivery: {text}");
+        };
+        assert_eq!(
+            frame.frame().to_text(),
+            ServerFrame::stream("message", 7, json!({"body": "hi"})).to_text()
+        );
+        assert_eq!(except.as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn up_frames_are_tagged() {
+        let up = Up::Count {
+            user: "ann".into(),
+            sockets: 0,
+        };
+        assert_eq!(up.text(), r#"{"op":"count","user":"ann","sockets":0}"#);
+        assert!(serde_json::from_str::<Up>(r#"{"op":"nope"}"#).is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! Where a large room's remote sockets are: per user, the shard that holds their sockets in
+//! this room and how many (`hubs::room_shard`). A room that never grew past its own object
+//! never writes it: the table is lazy, and reading it then costs no query.
+//!
+//! Every socket of one user in one room is on one shard (the room places a user's first
+//! socket and sends the others after it), so the user's socket cap, the socket the cap closes
+//! and a removal's closes are the shard's own business, and presence needs one row per user.
+//! A row is written when the room places a socket (before the shard has answered, so two
+//! connects of one user racing each other land together) and when the shard reports a socket
+//! gone; the rows of a shard whose link closes are dropped with it.
+
+use serde::Deserialize;
+use worker::SqlStorage;
+
+use super::local::{LazyTable, Local};
+
+const PLACED: LazyTable = LazyTable {
+    name: "placed",
+    meta_key: "table:placed",
+    ddl: "CREATE TABLE IF NOT EXISTS placed (user_id TEXT PRIMARY KEY, shard INTEGER NOT NULL, sockets INTEGER NOT NULL) WITHOUT ROWID",
+};
+
+/// One shard's load as the room counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct ShardLoad {
+    pub shard: u32,
+    pub sockets: i64,
+    pub users: i64,
+}
+
+#[derive(Deserialize)]
+struct UserRow {
+    user_id: String,
+    sockets: i64,
+}
+
+#[derive(Deserialize)]
+struct PlacedRow {
+    shard: u32,
+    sockets: i64,
+}
+
+pub struct RoomShards<'a> {
+    local: &'a Local,
+    sql: &'a SqlStorage,
+}
+
+impl<'a> RoomShards<'a> {
+    pub fn new(local: &'a Local) -> Self {
+        Self {
+            local,
+            sql: local.sql(),
+        }
+    }
+
+    fn exists(&self) -> worker::Result<bool> {
+        self.local.has_table(&PLACED)
+    }
+
+    /// The shard holding `user`'s sockets and how many, if any does.
+    pub fn of(&self, user: &str) -> worker::Result<Option<(u32, i64)>> {
+        if !self.exists()? {
+            return Ok(None);
+        }
+        let rows: Vec<PlacedRow> = self
+            .sql
+            .exec(
+                "SELECT shard, sockets FROM placed WHERE user_id = ?",
+                vec![user.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|row| (row.shard, row.sockets)))
+    }
+
+    /// One more (or, with -1, one fewer) socket of `user` on `shard`.
+    pub fn add(&self, user: &str, shard: u32, delta: i64) -> worker::Result<()> {
+        self.local.create_table(&PLACED)?;
+        self.sql.exec(
+            "INSERT INTO placed (user_id, shard, sockets) VALUES (?, ?, ?)
+             ON CONFLICT(user_id) DO UPDATE SET sockets = sockets + excluded.sockets",
+            vec![user.into(), i64::from(shard).into(), delta.into()],
+        )?;
+        self.sql.exec(
+            "DELETE FROM placed WHERE user_id = ? AND sockets <= 0",
+            vec![user.into()],
+        )?;
+        Ok(())
+    }
+
+    /// `user` has `sockets` on `shard` now, as the shard reports; false when the room had no
+    /// such row (the user's sockets were closed by a removal, which forgot it).
+    pub fn set(&self, user: &str, shard: u32, sockets: i64) -> worker::Result<bool> {
+        if self.of(user)?.is_none_or(|(placed, _)| placed != shard) {
+            return Ok(false);
+        }
+        if sockets <= 0 {
+            self.sql
+                .exec("DELETE FROM placed WHERE user_id = ?", vec![user.into()])?;
+        } else {
+            self.sql.exec(
+                "UPDATE placed SET sockets = ? WHERE user_id = ?",
+                vec![sockets.into(), user.into()],
+            )?;
+        }
+        Ok(true)
+    }
+
+    /// Forgets `user`'s row (their sockets are being closed); where it was.
+    pub fn remove(&self, user: &str) -> worker::Result<Option<(u32, i64)>> {
+        let placed = self.of(user)?;
+        if placed.is_some() {
+            self.sql
+                .exec("DELETE FROM placed WHERE user_id = ?", vec![user.into()])?;
+        }
+        Ok(placed)
+    }
+
+    /// Drops every row of `shard` (its link closed, so it holds no socket); their users.
+    pub fn drop_shard(&self, shard: u32) -> worker::Result<Vec<String>> {
+        if !self.exists()? {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<UserRow> = self
+            .sql
+            .exec(
+                "DELETE FROM placed WHERE shard = ? RETURNING user_id, sockets",
+                vec![i64::from(shard).into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().map(|row| row.user_id).collect())
+    }
+
+    /// Drops every row (the room was deleted).
+    pub fn clear(&self) -> worker::Result<()> {
+        if self.exists()? {
+            self.sql.exec("DELETE FROM placed", None)?;
+        }
+        Ok(())
+    }
+
+    /// Every shard's load, in shard order.
+    pub fn loads(&self) -> worker::Result<Vec<ShardLoad>> {
+        if !self.exists()? {
+            return Ok(Vec::new());
+        }
+        self.sql
+            .exec(
+                "SELECT shard, SUM(sockets) AS sockets, COUNT(*) AS users FROM placed GROUP BY shard ORDER BY shard",
+                None,
+            )?
+            .to_array()
+    }
+
+    /// Users with sockets on shards, and how many each.
+    pub fn users(&self) -> worker::Result<Vec<(String, i64)>> {
+        if !self.exists()? {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<UserRow> = self
+            .sql
+            .exec("SELECT user_id, sockets FROM placed", None)?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.user_id, row.sockets))
+            .collect())
+    }
+
+    /// How many users have sockets on shards.
+    pub fn user_count(&self) -> worker::Result<i64> {
+        if !self.exists()? {
+            return Ok(0);
+        }
+        Ok(self
+            .local
+            .int("SELECT COUNT(*) AS value FROM placed", Vec::new())?
+            .unwrap_or(0))
+    }
+}
