@@ -7,13 +7,17 @@
 #
 #   sharded-N   ROOM_SHARD_SOCKETS=1000 (the default): the room's object holds 1,000 sockets,
 #               shards hold the rest
-#   single-N    ROOM_SHARD_SOCKETS above N: one object holds every socket (as before sharding)
+#   single-N    ROOM_SHARD_SOCKETS=30000 (its maximum): one object holds every socket, as before
+#
+# The room and its members are made before the step (internal API, `notify:false`); the step
+# is the members connecting (the join phase, the harness's `setup_s`) and the fan-out.
 #
 #   bench/rooms.sh [--runs 3] [--sharded "1000 10000 20000"] [--single "1000 2000"]
 #                  [--rate 5] [--secs 20] [--out DIR]
 #
-# Per step: the harness's JSON line plus the server tree's CPU-s over the step (until quiet,
-# bench/settle.sh's rule) and per message sent. Environment: SHARED_BENCH as for bench/run.sh.
+# Per step: the harness's JSON line plus the server tree's CPU-s in the join phase and in the
+# fan-out (until quiet, bench/settle.sh's rule; teardown included), and the fan-out's per message
+# sent. `node bench/rooms-report.mjs DIR` prints the medians. Environment: SHARED_BENCH as for bench/run.sh.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -81,28 +85,57 @@ step() { # step NAME SHARD_SOCKETS MEMBERS
   SERVER_PID=$!
   for _ in $(seq 1 300); do grep -q '"pid"' "$OUT/$name.serve.log" && break; sleep 0.2; done
   quiet
+  # The room and its members, added quietly (`notify:false`: no `room.added` in 20,000 streams,
+  # which would wake as many UserHubs), 1,000 ids per call, under the harness's own names.
+  local run_id room
+  run_id=$(openssl rand -hex 6)
+  room="bench-$run_id-room"
+  node -e '
+    const [base, token, runId, room, n] = process.argv.slice(1);
+    const post = async (path, body) => {
+      const res = await fetch(base + path, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+      if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+    };
+    (async () => {
+      await post("/internal/v1/rooms", { id: room, name: room });
+      const users = Array.from({ length: Number(n) }, (_, i) => `bench-${runId}-m${i}`);
+      users.push(`bench-${runId}-s0`);
+      for (let i = 0; i < users.length; i += 1000) await post(`/internal/v1/rooms/${room}/members`, { users: users.slice(i, i + 1000), notify: false });
+    })().catch((err) => { console.error(err.message); process.exit(1); });
+  ' "http://127.0.0.1:$port" "$INTERNAL_API_TOKEN" "$run_id" "$room" "$members"
+  quiet
   local t0 t1
   t0=$(ticks)
-  "$HARNESS" --proto raw --url "ws://127.0.0.1:$port" --label "$name" --setup-timeout 600 --handshake-timeout 60 \
-    --room-create-path /internal/v1/rooms --room-setup-path '/internal/v1/rooms/{room}/members' \
-    fanout --members "$members" --rate "$RATE" --duration "$SECS" > "$OUT/$name.json" 2> "$OUT/$name.log" || true
+  "$HARNESS" --proto raw --url "ws://127.0.0.1:$port" --label "$name" --setup-timeout 900 --handshake-timeout 60 \
+    --run-id "$run_id" fanout --room "$room" --members "$members" --rate "$RATE" --duration "$SECS" \
+    > "$OUT/$name.json" 2> "$OUT/$name.log" &
+  local harness=$! tm=""
+  # The harness logs "members up" when the join phase ends and sending starts: the CPU before
+  # it is the join's, after it the fan-out's (and the teardown's).
+  while kill -0 "$harness" 2>/dev/null; do
+    if [ -z "$tm" ] && grep -q "members up" "$OUT/$name.log" 2>/dev/null; then tm=$(ticks); fi
+    sleep 0.1
+  done
+  wait "$harness" || true
   quiet
   t1=$(ticks)
+  tm=${tm:-$t1}
   node -e '
-    const [file, ticks, name, shard] = process.argv.slice(1);
+    const [file, joinTicks, name, shard, fanTicks] = process.argv.slice(1);
     const r = JSON.parse(require("fs").readFileSync(file, "utf8").trim().split("\n").pop());
-    const cpu = Number(ticks) / 100;
+    const fanout = Number(fanTicks) / 100;
     console.log(JSON.stringify({ step: name, shard_sockets: Number(shard), members: r.members, members_up: r.members_up,
       join_s: r.setup_s, sent: r.messages_sent, lost: r.lost, dup: r.dup, reorder: r.reorder, incomplete: r.messages_incomplete,
       last_p50_ms: r.latency_last_recipient?.p50_ms, last_p99_ms: r.latency_last_recipient?.p99_ms,
-      per_recipient_p50_ms: r.latency_per_recipient?.p50_ms, cpu_s: cpu, error: r.first_error ?? r.error ?? null }));
-  ' "$OUT/$name.json" "$((t1 - t0))" "$name" "$shard" | tee -a "$OUT/results.jsonl"
+      per_recipient_p50_ms: r.latency_per_recipient?.p50_ms, join_cpu_s: Number(joinTicks) / 100, fanout_cpu_s: fanout,
+      cpu_ms_per_message: r.messages_sent ? Math.round(fanout * 1000 / r.messages_sent) : null, error: r.first_error ?? r.error ?? null }));
+  ' "$OUT/$name.json" "$((tm - t0))" "$name" "$shard" "$((t1 - tm))" | tee -a "$OUT/results.jsonl"
   stop_server
 }
 
 { echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"; nproc; lscpu | head -n 15; free -m; } > "$OUT/machine.txt"
 for run in $(seq 1 "$RUNS"); do
-  for n in $SINGLE; do log "run $run: single-$n"; step "single-$n-r$run" 1000000 "$n"; done
+  for n in $SINGLE; do log "run $run: single-$n"; step "single-$n-r$run" 30000 "$n"; done
   for n in $SHARDED; do log "run $run: sharded-$n"; step "sharded-$n-r$run" 1000 "$n"; done
 done
 log "results: $OUT/results.jsonl"

@@ -32,8 +32,9 @@ use crate::cursor::PageCursor;
 use crate::error::ApiError;
 use crate::hubs::room::{
     self, Changed, EditRequest, MembersChange, Post, Posted, ReadOutcome, ReadRequest,
-    RecallRequest, RoomPresence,
+    RecallRequest,
 };
+use crate::hubs::room_sockets::RoomPresence;
 use crate::hubs::user::PushRequest;
 use crate::message::Content;
 use crate::quota::Rate;
@@ -69,6 +70,11 @@ pub struct AddMembersBody {
     /// Internal calls only: `owner` or `member` (the default).
     #[serde(default)]
     pub role: Option<String>,
+    /// Internal calls only: `false` adds an audience without a `room.added` event in each
+    /// member's stream (a live event's 20,000 viewers need no 20,000 stream events, or UserHub
+    /// wakes); they find the room in `GET /v1/rooms`.
+    #[serde(default)]
+    pub notify: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,11 +330,17 @@ pub async fn add_members(
             "role: members added here are members; backends set roles",
         ));
     }
+    if body.notify.is_some() {
+        return Err(validation(
+            "notify: members a user adds are always told; backends may add quietly",
+        ));
+    }
     caller.owner_only("adds members")?;
     let users = user_list(&body.users, MAX_ADD, None)?;
     let added = Added {
         role: MEMBER,
         pending: true,
+        notify: true,
     };
     add(env, config, &caller.db, &caller.room, &users, added).await
 }
@@ -601,6 +613,7 @@ pub async fn internal_add_members(
     let added = Added {
         role,
         pending: false,
+        notify: body.notify.unwrap_or(true),
     };
     add(env, config, &db, &room, &users, added).await
 }
@@ -839,6 +852,8 @@ fn room_full(max: usize) -> ApiError {
 struct Added {
     role: &'static str,
     pending: bool,
+    /// Each added member's stream gets `room.added`.
+    notify: bool,
 }
 
 /// Adds `users` with `role`; members already there keep their cursor and, when `role`
@@ -850,7 +865,11 @@ async fn add(
     db: &D1Database,
     room: &Room,
     users: &[String],
-    Added { role, pending }: Added,
+    Added {
+        role,
+        pending,
+        notify,
+    }: Added,
 ) -> Result<Response, ApiError> {
     if users.is_empty() {
         return Err(validation("users must name at least one user"));
@@ -895,7 +914,11 @@ async fn add(
         ..MembersChange::default()
     };
     room::call::<Value>(env, &room.id, Method::Post, "/members", Some(&change)).await?;
-    let mut unnotified = tell(env, &added, "room.added", room_added(room, role)).await;
+    let mut unnotified = if notify {
+        tell(env, &added, "room.added", room_added(room, role)).await
+    } else {
+        Vec::new()
+    };
     let update = json!({"room_id": room.id, "role": role});
     unnotified.extend(tell(env, &updated, "room.updated", update).await);
     Ok(crate::http::json(

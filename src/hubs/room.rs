@@ -47,10 +47,9 @@
 //! but nothing it sends is stored, delivered or acked.
 
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
-use futures_util::stream::{self, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -60,9 +59,10 @@ use worker::{
 };
 
 use super::replay::{self, Entry, Replays};
-use super::room_shard::{self, ShardCount, Welcome, SHARD_HEADER, WELCOME_HEADER};
-use super::shard_link::{Delivery, Down, LinkInfo, Links, Up};
-use super::{now_ms, send, Alarm, Gate, Peer, SocketInfo, Sockets};
+use super::room_copy::COPY_BACKSTOP_MS;
+use super::room_sockets::{forget_unlinked_shards, PresenceChanges};
+use super::shard_link::{Down, Links};
+use super::{now_ms, Alarm, Gate, Peer, SocketInfo, Sockets};
 use crate::auth::jwt::Identity;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -73,7 +73,7 @@ use crate::store::local::Local;
 use crate::store::room_log::{RoomEntry, RoomLog};
 use crate::store::room_shards::RoomShards;
 use crate::store::rooms;
-use crate::stream::{plan_replay, Batch, BatchLimit};
+use crate::stream::plan_replay;
 use crate::typing::Typing;
 
 /// The header carrying the room id on every request the Worker makes to a room.
@@ -81,28 +81,6 @@ pub const ROOM_HEADER: &str = "x-switchboard-room";
 /// The header on a room connect carrying the user's revocation cut-off from D1 (unix seconds),
 /// when they have one: every room a user opens learns it, old or new.
 pub const REVOKED_BEFORE_HEADER: &str = "x-switchboard-revoked-before";
-/// A member absent from the room socket hears about activity at most this often.
-pub const ACTIVITY_INTERVAL_MS: i64 = 1000;
-/// UserHubs told about activity at once.
-const ACTIVITY_FAN_OUT: usize = 50;
-/// One D1 copy batch carries at most this many messages, of at most this many bytes in all,
-/// and this many cursors, so a batch of large messages or a huge room can never wedge the copy.
-const COPY_LIMIT: BatchLimit = BatchLimit {
-    events: 100,
-    bytes: 512 * 1024,
-};
-const COPY_CURSORS: i64 = 100;
-/// A large room's joins and leaves go out together at most this often (`presence.changed`).
-pub const PRESENCE_INTERVAL_MS: i64 = 1000;
-/// D1 copy retries back off from 1 s to this.
-const MAX_FLUSH_BACKOFF_MS: i64 = 60_000;
-/// A message is copied to D1 right after it is delivered; the alarm copies it instead if that
-/// copy has not finished this long after the append (the object was evicted mid-copy).
-const COPY_BACKSTOP_MS: i64 = 5_000;
-/// Socket messages are copied to D1 at most once per interval (the `room.activity` cadence):
-/// a busy room's messages of one second go in one D1 batch, made in the same alarm as its
-/// activity notes, instead of one batch (one D1 transaction) each.
-const COPY_INTERVAL_MS: i64 = ACTIVITY_INTERVAL_MS;
 
 /// Membership changes the Worker has made in D1: users added with `role`, users removed, and
 /// users whose role became `role`.
@@ -241,66 +219,37 @@ pub async fn call<T: DeserializeOwned>(
     crate::http::call_hub_json_with(&stub, method, path, headers(room_id)?, body).await
 }
 
-/// Sockets in the room per user.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RoomPresence {
-    pub users: BTreeMap<String, usize>,
-}
-
 #[durable_object]
 pub struct Room {
     pub(super) sockets: Sockets,
     pub(super) env: Env,
     pub(super) local: Local,
-    gate: Gate,
-    alarm: Alarm,
+    pub(super) gate: Gate,
+    pub(super) alarm: Alarm,
     /// Per user: the typing last forwarded (memory only: losing it on hibernation at worst
     /// forwards one more `typing`).
-    typing: RefCell<HashMap<String, Typing>>,
+    pub(super) typing: RefCell<HashMap<String, Typing>>,
     /// `send`, `edit` and `delete` frames waiting for their sender's rate, in arrival order (see
     /// `queue_act`).
-    sends: RefCell<VecDeque<(Peer, SocketInfo, ClientFrame)>>,
-    draining: Cell<bool>,
+    pub(super) sends: RefCell<VecDeque<(Peer, SocketInfo, ClientFrame)>>,
+    pub(super) draining: Cell<bool>,
     /// A D1 copy is running (it goes on until nothing is left to copy).
-    copying: Cell<bool>,
+    pub(super) copying: Cell<bool>,
     /// When the last D1 copy started (memory only: after a wake the next copy is made at once).
-    copied_at: Cell<i64>,
+    pub(super) copied_at: Cell<i64>,
     /// The room's id once read or adopted (it never changes).
-    room_id: OnceCell<String>,
+    pub(super) room_id: OnceCell<String>,
     /// Members whose last socket here closed after the room's latest change: they saw every
     /// change live, so a `room.activity` note would tell them nothing. Emptied by each change
     /// once it is delivered (memory only: after a wake every absent member is noted, as before).
-    caught_up: RefCell<HashSet<String>>,
+    pub(super) caught_up: RefCell<HashSet<String>>,
     /// Replay bytes left per member, and the sockets with a `sync` waiting (`hubs::replay`).
     pub(super) replays: Replays,
     /// The links to the room's shards (`hubs::shard_link`).
-    links: Links,
+    pub(super) links: Links,
     /// A large room's joins and leaves since its last `presence.changed`, and when that is due
     /// (memory only: a room hibernates only after ten idle seconds, long after it went out).
-    presence_changes: RefCell<PresenceChanges>,
-}
-
-/// Who came and went since the last `presence.changed`: net of each other, so a user who
-/// left and came back within the interval is in neither.
-#[derive(Default)]
-struct PresenceChanges {
-    joined: BTreeSet<String>,
-    left: BTreeSet<String>,
-    due: Option<i64>,
-}
-
-impl PresenceChanges {
-    fn note(&mut self, user: &str, joined: bool, now: i64) {
-        let (to, from) = if joined {
-            (&mut self.joined, &mut self.left)
-        } else {
-            (&mut self.left, &mut self.joined)
-        };
-        if !from.remove(user) {
-            to.insert(user.to_owned());
-        }
-        self.due.get_or_insert(now + PRESENCE_INTERVAL_MS);
-    }
+    pub(super) presence_changes: RefCell<PresenceChanges>,
 }
 
 impl DurableObject for Room {
@@ -408,138 +357,6 @@ impl DurableObject for Room {
 }
 
 impl Room {
-    /// A shard opens its link (`hubs::shard_link`).
-    fn accept_link(&self, req: &Request) -> Result<Response, ApiError> {
-        let shard = crate::http::query_param(req, "shard")
-            .and_then(|raw| raw.parse::<u32>().ok())
-            .filter(|shard| *shard > 0)
-            .ok_or_else(|| ApiError::bad_request(code::VALIDATION, "shard must be 1 or more"))?;
-        let pair = self.links.accept(&self.sockets, shard)?;
-        super::upgrade_response(req, pair.client)
-    }
-
-    /// What a shard sends on its link.
-    async fn on_link(
-        &self,
-        ws: &WebSocket,
-        link: LinkInfo,
-        message: WebSocketIncomingMessage,
-    ) -> worker::Result<()> {
-        let WebSocketIncomingMessage::String(text) = message else {
-            return Ok(());
-        };
-        let up: Up = match serde_json::from_str(&text) {
-            Ok(up) => up,
-            Err(err) => {
-                worker::console_error!("shard link {}: {err}", link.shard);
-                return Ok(());
-            }
-        };
-        match up {
-            Up::Act { info, text } => {
-                let peer = Peer::Shard {
-                    link: ws.clone(),
-                    info: Box::new(info.clone()),
-                };
-                match protocol::parse_client_frame(&text) {
-                    Ok(frame) => self.on_frame(&peer, info, frame).await,
-                    Err(err) => peer.error(err.id.as_ref(), code::BAD_FRAME, &err.message),
-                }
-            }
-            Up::Resume {
-                info,
-                since,
-                synced,
-            } => {
-                let peer = Peer::Shard {
-                    link: ws.clone(),
-                    info: Box::new(info.clone()),
-                };
-                if let Err(err) = self.resume_remote(&peer, &info, since, synced) {
-                    peer.error(None, err.code, &err.message);
-                }
-            }
-            Up::Count { user, sockets } => {
-                let had = RoomShards::new(&self.local).set(&user, link.shard, sockets as i64)?;
-                if had && sockets == 0 {
-                    self.after_last_socket(&user)?;
-                    self.schedule_alarm().await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The first batch of a resume for a socket a shard just accepted (`since` the client's,
-    /// or the `ready` seq it was told when it gave none: then no `synced`, only what it missed
-    /// while the connect travelled).
-    fn resume_remote(
-        &self,
-        peer: &Peer,
-        info: &SocketInfo,
-        since: i64,
-        synced: bool,
-    ) -> Result<(), ApiError> {
-        let room_id = self.room_id()?.unwrap_or_default();
-        if synced {
-            return self.replay(peer, &room_id, &info.user_id, since);
-        }
-        let log = self.log();
-        let last = log.last_seq()?;
-        if since < last {
-            for entry in log.entries(&room_id, since + 1, last, last - since)? {
-                peer.send(&entry_frame(&room_id, &entry));
-            }
-        }
-        let mut info = info.clone();
-        info.syncing = false;
-        Ok(peer.save(&self.sockets, &info)?)
-    }
-
-    /// A link closed: its shard holds no socket any more, so its users are gone unless they
-    /// are here too.
-    async fn on_link_gone(&self, link: &LinkInfo) -> worker::Result<()> {
-        if !self.links.gone(&self.sockets, link) {
-            return Ok(());
-        }
-        for user in RoomShards::new(&self.local).drop_shard(link.shard)? {
-            self.after_last_socket(&user)?;
-        }
-        Ok(())
-    }
-
-    /// `GET /shards`: the objects holding the room's sockets and how many each holds (the
-    /// shards asked, so the numbers are theirs).
-    async fn shards(&self, room_id: &str) -> Result<Response, ApiError> {
-        let loads = RoomShards::new(&self.local).loads()?;
-        let mut shards = vec![json!({
-            "shard": 0,
-            "sockets": self.sockets.count(),
-            "users": self.sockets.per_user().len(),
-        })];
-        for shard in self.links.shards(&self.sockets) {
-            let stub = room_shard::stub(&self.env, room_id, shard)?;
-            let count: ShardCount =
-                crate::http::call_hub_json(&stub, Method::Get, "/count", None::<&Value>).await?;
-            let users = loads
-                .iter()
-                .find(|load| load.shard == shard)
-                .map_or(0, |load| load.users);
-            shards.push(json!({"shard": shard, "sockets": count.sockets, "users": users}));
-        }
-        let sockets: u64 = shards
-            .iter()
-            .filter_map(|shard| shard["sockets"].as_u64())
-            .sum();
-        let answer = json!({
-            "room_id": room_id,
-            "shard_sockets": self.limits().room_shard_sockets,
-            "sockets": sockets,
-            "shards": shards,
-        });
-        Ok(crate::http::json(200, &answer)?)
-    }
-
     pub(super) fn log(&self) -> RoomLog<'_> {
         RoomLog::new(&self.local)
     }
@@ -576,216 +393,9 @@ impl Room {
         Ok(room_id)
     }
 
-    /// Accepts a member's socket. The Worker has checked membership and revocation in D1; the
-    /// room checks its own state too, after any wait: a member removed or a token revoked a
-    /// moment ago (D1 may not say so yet) is refused, and a member it has not heard of is
-    /// learnt from D1 unless the room has seen them removed.
-    async fn accept_member(&self, req: &Request, room_id: &str) -> Result<Response, ApiError> {
-        let identity = super::identity_of(req)?;
-        let user_id = identity.user_id.clone();
-        self.admit_member(room_id, &user_id).await?;
-        let log = self.log();
-        let told = crate::http::header(req, REVOKED_BEFORE_HEADER).and_then(|raw| raw.parse().ok());
-        let known = log.revoked_before(&user_id)?;
-        if told > known {
-            log.revoke(&user_id, told.unwrap_or_default())?;
-        }
-        crate::auth::revocation::check(&identity, told.max(known))?;
-        let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
-        let device = crate::http::query_param(req, "device");
-
-        if crate::http::query_param(req, "dialect").as_deref() == Some("socketio") {
-            self.sockets
-                .admit(&user_id, self.limits().max_sockets_per_user)?;
-            let pair = super::socketio::accept(self, &identity, device, Some(room_id.into()))?;
-            self.announce_join(&user_id)?;
-            self.schedule_alarm().await?;
-            return super::upgrade_response(req, pair.client);
-        }
-        let shard = self.place(&user_id)?;
-        if shard > 0 {
-            return self.connect_on_shard(req, room_id, &identity, shard).await;
-        }
-        self.sockets
-            .admit(&user_id, self.limits().max_sockets_per_user)?;
-        let (pair, info) = self.sockets.accept(&identity, device, None)?;
-        let ws = pair.server;
-        self.sockets
-            .enforce_cap(&user_id, self.limits().max_sockets_per_user);
-        let ready = json!({
-            "room_id": room_id,
-            "user_id": user_id,
-            "conn_id": info.conn_id,
-            "device": info.device,
-            "seq": log.last_seq()?,
-            "read_seq": log.read_seq(&user_id)?.unwrap_or(0),
-            "unread": log.unread(&user_id)?,
-            "expires_at": info.expires_at,
-        });
-        send(&ws, &ServerFrame::event("ready", ready));
-        send(
-            &ws,
-            &ServerFrame::event("presence", self.presence_on_open()?),
-        );
-        if let Some(since) = since {
-            self.replay(&Peer::Socket(ws), room_id, &user_id, since.max(0))?;
-        }
-        self.announce_join(&user_id)?;
-        self.schedule_alarm().await?;
-        super::upgrade_response(req, pair.client)
-    }
-
-    /// Which object takes `user`'s new socket (`placement`): 0 for this one.
-    fn place(&self, user: &str) -> Result<u32, ApiError> {
-        let cap = self.limits().room_shard_sockets;
-        let here = self.sockets.count();
-        let user_here = !self.sockets.of_user(user).is_empty();
-        let shards = RoomShards::new(&self.local);
-        let user_shard = shards.of(user)?.map(|(shard, _)| shard);
-        let loads: Vec<(u32, i64)> = if here < cap || user_here || user_shard.is_some() {
-            Vec::new()
-        } else {
-            shards
-                .loads()?
-                .into_iter()
-                .map(|load| (load.shard, load.sockets))
-                .collect()
-        };
-        Ok(crate::placement::place(here, user_here, user_shard, &loads, cap).shard)
-    }
-
-    /// Hands a connect to shard `shard` with what the socket is told on open. The socket is
-    /// counted there before the shard answers, so the user's next connect follows it; a refusal
-    /// takes it back.
-    async fn connect_on_shard(
-        &self,
-        req: &Request,
-        room_id: &str,
-        identity: &Identity,
-        shard: u32,
-    ) -> Result<Response, ApiError> {
-        let user_id = &identity.user_id;
-        let shards = RoomShards::new(&self.local);
-        shards.add(user_id, shard, 1)?;
-        match self.hand_over(req, room_id, identity, shard).await {
-            Ok(res) if res.status_code() == 101 => {
-                self.announce_join(user_id)?;
-                self.schedule_alarm().await?;
-                Ok(res)
-            }
-            answer => {
-                shards.add(user_id, shard, -1)?;
-                answer
-            }
-        }
-    }
-
-    /// The connect as shard `shard` gets it: what the socket is told on open (presence counting
-    /// it already) in headers.
-    async fn hand_over(
-        &self,
-        req: &Request,
-        room_id: &str,
-        identity: &Identity,
-        shard: u32,
-    ) -> Result<Response, ApiError> {
-        let user_id = &identity.user_id;
-        let log = self.log();
-        let welcome = Welcome {
-            ready: json!({
-                "room_id": room_id,
-                "user_id": user_id,
-                "seq": log.last_seq()?,
-                "read_seq": log.read_seq(user_id)?.unwrap_or(0),
-                "unread": log.unread(user_id)?,
-            }),
-            presence: self.presence_on_open()?,
-        };
-        let headers = self::headers(room_id)?;
-        headers.set(SHARD_HEADER, &shard.to_string())?;
-        let welcome =
-            serde_json::to_string(&welcome).map_err(|err| ApiError::internal(err.to_string()))?;
-        headers.set(WELCOME_HEADER, &welcome)?;
-        let subprotocol = crate::http::header(req, super::SUBPROTOCOL_HEADER).is_some();
-        let query = req.url()?.query().map(str::to_owned).unwrap_or_default();
-        let upgrade =
-            super::upgrade_request(&format!("/connect?{query}"), identity, subprotocol, headers)?;
-        let stub = room_shard::stub(&self.env, room_id, shard)?;
-        crate::http::call_hub(&stub, upgrade).await
-    }
-
-    /// How many sockets `user` has in the room, here and on shards.
-    fn user_sockets(&self, user: &str) -> worker::Result<usize> {
-        let here = self.sockets.of_user(user).len();
-        let there = RoomShards::new(&self.local).of(user)?.map_or(0, |(_, n)| n);
-        Ok(here + usize::try_from(there).unwrap_or(0))
-    }
-
-    /// How many users have a socket in the room (a user is here or on one shard, not both).
-    fn users_present(&self) -> worker::Result<usize> {
-        let there = RoomShards::new(&self.local).user_count()?;
-        Ok(self.sockets.per_user().len() + usize::try_from(there).unwrap_or(0))
-    }
-
-    /// A large room batches presence (`ROOM_PRESENCE_BATCH_USERS`).
-    fn presence_batched(&self) -> worker::Result<bool> {
-        Ok(self.users_present()? >= self.limits().room_presence_batch_users)
-    }
-
-    /// `presence` for a socket that opens: who is here, or in a large room how many.
-    fn presence_on_open(&self) -> Result<Value, ApiError> {
-        if self.presence_batched()? {
-            return Ok(json!({"users": {}, "count": self.users_present()?, "partial": true}));
-        }
-        Ok(json!(self.presence()?))
-    }
-
-    /// `user.joined` to the others when this is the user's first socket in the room.
-    fn announce_join(&self, user_id: &str) -> worker::Result<()> {
-        if self.user_sockets(user_id)? == 1 {
-            self.presence_changed(user_id, true)?;
-        }
-        Ok(())
-    }
-
-    /// A user came or went: `user.joined` / `user.left` to the others at once, or in a large
-    /// room noted for the next `presence.changed` (one frame per interval for every join and
-    /// leave in it, instead of one frame per socket for each: a room filling up cost O(N²)).
-    /// Going from batched to not, what is noted goes out first, so the order holds.
-    fn presence_changed(&self, user: &str, joined: bool) -> worker::Result<()> {
-        if self.presence_batched()? {
-            self.presence_changes
-                .borrow_mut()
-                .note(user, joined, now_ms());
-            return Ok(());
-        }
-        self.flush_presence()?;
-        let event = if joined { "user.joined" } else { "user.left" };
-        self.broadcast(
-            &ServerFrame::event(event, json!({"user_id": user})),
-            Some(user),
-        );
-        Ok(())
-    }
-
-    /// Sends the noted joins and leaves as one `presence.changed`, if any.
-    fn flush_presence(&self) -> worker::Result<()> {
-        let changes = std::mem::take(&mut *self.presence_changes.borrow_mut());
-        if changes.joined.is_empty() && changes.left.is_empty() {
-            return Ok(());
-        }
-        let data = json!({
-            "joined": changes.joined,
-            "left": changes.left,
-            "count": self.users_present()?,
-        });
-        self.broadcast(&ServerFrame::event("presence.changed", data), None);
-        Ok(())
-    }
-
     /// Succeeds for a member, learning one the room missed from D1 unless it has seen them
     /// removed since (D1 may still list them for a moment); else 403 `not_a_member`.
-    async fn admit_member(&self, room_id: &str, user_id: &str) -> Result<(), ApiError> {
+    pub(super) async fn admit_member(&self, room_id: &str, user_id: &str) -> Result<(), ApiError> {
         if self.log().is_member(user_id)? {
             return Ok(());
         }
@@ -807,7 +417,13 @@ impl Room {
     /// Sends one batch of the messages after `since`, then `synced`; beyond the room's window
     /// `synced` says `recovered:false` and names the REST route that pages back through D1.
     /// As much as `user`'s replay budget allows. Does not yield.
-    fn replay(&self, peer: &Peer, room_id: &str, user: &str, since: i64) -> Result<(), ApiError> {
+    pub(super) fn replay(
+        &self,
+        peer: &Peer,
+        room_id: &str,
+        user: &str,
+        since: i64,
+    ) -> Result<(), ApiError> {
         let log = self.log();
         let plan = plan_replay(since, log.last_seq()?, log.pruned_through()?);
         let limits = self.limits();
@@ -856,34 +472,6 @@ impl Room {
         Ok(())
     }
 
-    /// Open sockets per user. Every open socket is a member's: a removal closes the member's
-    /// sockets (marking them closing) in the same turn, so no membership query is needed.
-    pub(super) fn presence(&self) -> worker::Result<RoomPresence> {
-        let mut users = self.sockets.per_user();
-        for (user, sockets) in RoomShards::new(&self.local).users()? {
-            *users.entry(user).or_insert(0) += usize::try_from(sockets).unwrap_or(0);
-        }
-        Ok(RoomPresence { users })
-    }
-
-    fn presence_response(&self) -> Result<Response, ApiError> {
-        Ok(crate::http::json(200, &self.presence()?)?)
-    }
-
-    /// Sends a frame to every open socket here and on every shard, except those of
-    /// `except_user` (a message skips sockets still paging a resume: their next batch carries
-    /// it).
-    fn broadcast(&self, frame: &ServerFrame<'_>, except_user: Option<&str>) {
-        self.sockets.fan_out(frame, except_user);
-        if !self.links.shards(&self.sockets).is_empty() {
-            let down = Down::Deliver {
-                frame: Delivery::of(frame),
-                except: except_user.map(str::to_owned),
-            };
-            self.links.send_all(&self.sockets, &down);
-        }
-    }
-
     async fn change_members(&self, mut req: Request) -> Result<Response, ApiError> {
         let change: MembersChange = crate::http::read_hub_json(&mut req).await?;
         let log = self.log();
@@ -927,31 +515,6 @@ impl Room {
         self.schedule_alarm().await?;
         let answer = super::user::Disconnected { sockets };
         Ok(crate::http::json(200, &answer)?)
-    }
-
-    /// Closes a user's sockets with 4003, here or on their shard, and tells the others they
-    /// left; returns how many.
-    fn close_user(&self, user: &str, reason: &str) -> worker::Result<usize> {
-        let mut closed = 0;
-        for (ws, _) in self.sockets.of_user(user) {
-            self.sockets.close(&ws, close::FORBIDDEN, reason);
-            closed += 1;
-        }
-        if let Some((shard, sockets)) = RoomShards::new(&self.local).remove(user)? {
-            if let Some(link) = self.links.of(&self.sockets, shard) {
-                let down = Down::CloseUser {
-                    user: user.to_owned(),
-                    code: close::FORBIDDEN,
-                    reason: reason.to_owned(),
-                };
-                down.send(&link);
-            }
-            closed += usize::try_from(sockets).unwrap_or(0);
-        }
-        if closed > 0 {
-            self.presence_changed(user, false)?;
-        }
-        Ok(closed)
     }
 
     /// `POST /post`: a member's message sent over REST, or a backend's (with or without a
@@ -1433,223 +996,6 @@ impl Room {
         Ok(())
     }
 
-    /// A socket went away: `user.left` when it was the user's last socket of any kind (a
-    /// removed member was announced when removed), and the alarm stops waiting for its token's
-    /// expiry.
-    async fn on_socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
-        if let Some(link) = self.links.find(&self.sockets, ws) {
-            self.on_link_gone(&link).await?;
-            return self.schedule_alarm().await;
-        }
-        let Some(info) = self.sockets.gone(ws) else {
-            return self.schedule_alarm().await;
-        };
-        self.gate.forget(&info.conn_id);
-        if self.user_sockets(&info.user_id)? == 0 {
-            self.after_last_socket(&info.user_id)?;
-        }
-        self.schedule_alarm().await
-    }
-
-    /// A user's last socket (here or on a shard) went: they left, unless they were removed
-    /// (announced then).
-    fn after_last_socket(&self, user: &str) -> worker::Result<()> {
-        if self.log().is_member(user)? {
-            self.caught_up.borrow_mut().insert(user.to_owned());
-            self.presence_changed(user, false)?;
-        }
-        Ok(())
-    }
-
-    /// After a message is stored: it must reach D1, and absent members must hear of it. Each
-    /// piece of work records when it is due, once, so the alarm plan stays put while messages
-    /// keep coming. When no copy was made in the last [`COPY_INTERVAL_MS`], the caller copies
-    /// as soon as the message is delivered ([`Room::copy_to_d1`]) and the alarm is its
-    /// backstop, [`COPY_BACKSTOP_MS`] later (an alarm per message cost an alarm write and a
-    /// wake each: ~3 ms of CPU per message in a 100-member room, docs/BENCHMARKS.md, and a
-    /// billed request each in production). Otherwise the alarm copies when the interval is up,
-    /// and not before the activity notes are due, so that one wake does both.
-    ///
-    /// Called once the change is delivered: every member not here now has missed it.
-    async fn after_append(&self) -> worker::Result<()> {
-        self.caught_up.borrow_mut().clear();
-        let log = self.log();
-        let now = now_ms();
-        let mut changed = false;
-        if log.meta("activity_pending")?.is_none() {
-            log.set_meta("activity_pending", now)?;
-            changed = true;
-        }
-        if log.meta("flush_due")?.is_none() {
-            let next_copy_at = self.next_copy_at();
-            let due = if now >= next_copy_at {
-                now + COPY_BACKSTOP_MS
-            } else {
-                next_copy_at.max(self.activity_due()?.unwrap_or(0))
-            };
-            log.set_meta("flush_due", due)?;
-            changed = true;
-        }
-        if changed {
-            self.schedule_alarm().await?;
-        }
-        Ok(())
-    }
-
-    /// Copies what D1 does not have yet, unless a copy is already running: that one goes on
-    /// until nothing is left, so it takes this too. A failed copy is retried by the alarm.
-    async fn copy_to_d1(&self, now: i64) -> worker::Result<()> {
-        if !self.log().has_unflushed()? || self.copying.replace(true) {
-            return Ok(());
-        }
-        self.copied_at.set(now);
-        let copied = self.flush(now).await;
-        self.copying.set(false);
-        copied?;
-        if self.log().meta("flush_retry_at")?.is_some() {
-            self.schedule_alarm().await?;
-        }
-        Ok(())
-    }
-
-    /// Copies unflushed messages and cursors to D1. A failure is logged and retried by a later
-    /// alarm, backing off to [`MAX_FLUSH_BACKOFF_MS`].
-    async fn flush(&self, now: i64) -> worker::Result<()> {
-        let log = self.log();
-        if log.meta("flush_retry_at")?.is_some_and(|at| at > now) {
-            return Ok(());
-        }
-        loop {
-            match self.flush_page().await {
-                Ok(true) => continue,
-                Ok(false) => {
-                    log.clear_meta("flush_retry_at")?;
-                    log.clear_meta("flush_failures")?;
-                    log.clear_meta("flush_due")?;
-                    log.prune_window(self.limits().room_window_messages)?;
-                    return Ok(());
-                }
-                Err(err) => {
-                    let failures = log.meta("flush_failures")?.unwrap_or(0) + 1;
-                    worker::console_error!("room D1 copy failed ({failures} in a row): {err}");
-                    let backoff = (1000_i64 << failures.min(6)).min(MAX_FLUSH_BACKOFF_MS);
-                    log.set_meta("flush_failures", failures)?;
-                    log.set_meta("flush_retry_at", now + backoff)?;
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    /// Copies one batch (within [`COPY_LIMIT`] and [`COPY_CURSORS`]); true when more is
-    /// waiting.
-    async fn flush_page(&self) -> worker::Result<bool> {
-        let log = self.log();
-        let Some(room_id) = self.room_id()? else {
-            return Ok(false);
-        };
-        let page = log.entries(
-            &room_id,
-            log.flushed_through()? + 1,
-            log.last_seq()?,
-            COPY_LIMIT.events,
-        )?;
-        let fetched = page.len();
-        let mut batch = Batch::default();
-        let entries: Vec<RoomEntry> = page
-            .into_iter()
-            .take_while(|entry| {
-                let size = match entry {
-                    RoomEntry::Message(m) => json!(m).to_string().len(),
-                    RoomEntry::Change(c) => json!(c).to_string().len(),
-                };
-                batch.admit(size, COPY_LIMIT)
-            })
-            .collect();
-        let cursors = log.dirty_cursors(COPY_CURSORS)?;
-        if entries.is_empty() && cursors.is_empty() {
-            return Ok(false);
-        }
-        let db = self.env.d1("DB")?;
-        db.batch(rooms::copy_statements(&db, &room_id, &entries, &cursors)?)
-            .await?;
-        super::count_d1_batch(&self.local)?;
-        let through = entries.last().map_or(0, RoomEntry::seq);
-        log.mark_flushed(through, &cursors)?;
-        // More is waiting when this batch was cut short or full, or messages came meanwhile.
-        Ok(entries.len() < fetched
-            || fetched as i64 == COPY_LIMIT.events
-            || cursors.len() as i64 == COPY_CURSORS
-            || log.flushed_through()? < log.last_seq()?)
-    }
-
-    /// Tells members who are not on a room socket, and were not when the room last changed, that
-    /// the room moved on: `room.activity` through their UserHub, at most once per
-    /// [`ACTIVITY_INTERVAL_MS`] (measured from when the notes go out, after any D1 copy). A
-    /// member who saw every change live and then left is not told (a room everyone leaves at
-    /// once would otherwise wake every member's hub for nothing).
-    async fn announce_activity(&self, now: i64) -> worker::Result<()> {
-        let log = self.log();
-        let sent_at = log.meta("activity_sent_at")?.unwrap_or(0);
-        if log.meta("activity_pending")?.is_none() || now < sent_at + ACTIVITY_INTERVAL_MS {
-            return Ok(());
-        }
-        log.clear_meta("activity_pending")?;
-        log.set_meta("activity_sent_at", now)?;
-        let Some(room_id) = self.room_id()? else {
-            return Ok(());
-        };
-        let notes = self.activity_notes(&room_id, now)?;
-        let env = &self.env;
-        stream::iter(notes)
-            .for_each_concurrent(ACTIVITY_FAN_OUT, |(user, note)| async move {
-                if let Err(err) = notify(env, &user, &note).await {
-                    worker::console_warn!("room.activity to {user}: {err}");
-                }
-            })
-            .await;
-        Ok(())
-    }
-
-    /// One `room.activity` note per member to tell: not here now, and not caught up.
-    fn activity_notes(&self, room_id: &str, now: i64) -> worker::Result<Vec<(String, Value)>> {
-        let log = self.log();
-        let seq = log.last_seq()?;
-        let last_message = log
-            .newest_message(room_id)?
-            .as_ref()
-            .map(RoomMessage::preview);
-        let present = self.presence()?.users;
-        let caught_up = self.caught_up.borrow();
-        let mut notes = Vec::new();
-        for user in log.members()? {
-            if !present.contains_key(&user) && !caught_up.contains(&user) {
-                let unread = log.unread(&user)?;
-                notes.push((
-                    user,
-                    json!({"room_id": room_id, "seq": seq, "unread": unread, "last_message": last_message, "at": now}),
-                ));
-            }
-        }
-        Ok(notes)
-    }
-
-    /// The earliest a copy that is not due at once may be made: [`COPY_INTERVAL_MS`] after the
-    /// last one started.
-    fn next_copy_at(&self) -> i64 {
-        self.copied_at.get() + COPY_INTERVAL_MS
-    }
-
-    /// When the pending activity notes may go out, if any are pending.
-    fn activity_due(&self) -> worker::Result<Option<i64>> {
-        let log = self.log();
-        let Some(pending_at) = log.meta("activity_pending")? else {
-            return Ok(None);
-        };
-        let sent_at = log.meta("activity_sent_at")?.unwrap_or(0);
-        Ok(Some(pending_at.max(sent_at + ACTIVITY_INTERVAL_MS)))
-    }
-
     /// Sets the alarm to the earliest piece of work that exists now — a token expiry of an
     /// open socket, a D1 copy (when it became due, or its retry), an activity note (when it
     /// became due, at most one per interval) — or deletes it when there is none.
@@ -1688,25 +1034,6 @@ impl Room {
     }
 }
 
-/// A shard holds sockets only while its link is open, and links (hibernatable on this side)
-/// outlive everything but a restart of the object: rows of a shard without one are from before
-/// the restart, when its sockets went too.
-fn forget_unlinked_shards(local: &Local, state: &State) -> worker::Result<()> {
-    let shards = RoomShards::new(local);
-    let linked: Vec<u32> = state
-        .get_websockets_with_tag(super::shard_link::LINK_TAG)
-        .iter()
-        .filter_map(LinkInfo::of)
-        .map(|link| link.shard)
-        .collect();
-    for load in shards.loads()? {
-        if !linked.contains(&load.shard) {
-            shards.drop_shard(load.shard)?;
-        }
-    }
-    Ok(())
-}
-
 fn message_frame(message: &RoomMessage) -> ServerFrame<'static> {
     ServerFrame::stream("message", message.seq, json!(message))
 }
@@ -1721,11 +1048,6 @@ pub(super) fn entry_frame(room_id: &str, entry: &RoomEntry) -> ServerFrame<'stat
         RoomEntry::Message(message) => message_frame(message),
         RoomEntry::Change(change) => change_frame(room_id, change),
     }
-}
-
-async fn notify(env: &Env, user: &str, note: &Value) -> Result<(), ApiError> {
-    super::user::call::<Value>(env, user, Method::Post, "/activity", Some(note)).await?;
-    Ok(())
 }
 
 /// `data.id` of an `edit` or `delete` frame: a message id.

@@ -102,6 +102,25 @@ impl Sockets {
         self.with(|roster| open_in(roster).count())
     }
 
+    /// How many open sockets `user_id` has (no copies made: a join asks this of every socket).
+    pub fn count_of(&self, user_id: &str) -> usize {
+        self.with(|roster| {
+            open_in(roster)
+                .filter(|(_, info)| info.user_id == user_id)
+                .count()
+        })
+    }
+
+    /// How many users have an open socket.
+    pub fn user_count(&self) -> usize {
+        self.with(|roster| {
+            open_in(roster)
+                .map(|(_, info)| info.user_id.as_str())
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+        })
+    }
+
     /// Open sockets per user, in user order.
     pub fn per_user(&self) -> BTreeMap<String, usize> {
         self.with(|roster| {

@@ -40,6 +40,12 @@ struct PlacedRow {
     sockets: i64,
 }
 
+/// The `meta` key counting users with sockets on shards, and the prefix of each shard's socket
+/// count: read on every connect of a large room, they are kept with the rows (in the `meta`
+/// table, which `Local` holds in memory) instead of counted over the table each time.
+const USERS_KEY: &str = "placed_users";
+const LOAD_PREFIX: &str = "placed_load:";
+
 pub struct RoomShards<'a> {
     local: &'a Local,
     sql: &'a SqlStorage,
@@ -75,6 +81,9 @@ impl<'a> RoomShards<'a> {
     /// One more (or, with -1, one fewer) socket of `user` on `shard`.
     pub fn add(&self, user: &str, shard: u32, delta: i64) -> worker::Result<()> {
         self.local.create_table(&PLACED)?;
+        let before = self.of(user)?.map_or(0, |(_, n)| n);
+        let after = (before + delta).max(0);
+        self.count(shard, before, after)?;
         self.sql.exec(
             "INSERT INTO placed (user_id, shard, sockets) VALUES (?, ?, ?)
              ON CONFLICT(user_id) DO UPDATE SET sockets = sockets + excluded.sockets",
@@ -90,9 +99,13 @@ impl<'a> RoomShards<'a> {
     /// `user` has `sockets` on `shard` now, as the shard reports; false when the room had no
     /// such row (the user's sockets were closed by a removal, which forgot it).
     pub fn set(&self, user: &str, shard: u32, sockets: i64) -> worker::Result<bool> {
-        if self.of(user)?.is_none_or(|(placed, _)| placed != shard) {
+        let Some((placed, before)) = self.of(user)? else {
+            return Ok(false);
+        };
+        if placed != shard {
             return Ok(false);
         }
+        self.count(shard, before, sockets.max(0))?;
         if sockets <= 0 {
             self.sql
                 .exec("DELETE FROM placed WHERE user_id = ?", vec![user.into()])?;
@@ -108,7 +121,8 @@ impl<'a> RoomShards<'a> {
     /// Forgets `user`'s row (their sockets are being closed); where it was.
     pub fn remove(&self, user: &str) -> worker::Result<Option<(u32, i64)>> {
         let placed = self.of(user)?;
-        if placed.is_some() {
+        if let Some((shard, before)) = placed {
+            self.count(shard, before, 0)?;
             self.sql
                 .exec("DELETE FROM placed WHERE user_id = ?", vec![user.into()])?;
         }
@@ -127,13 +141,42 @@ impl<'a> RoomShards<'a> {
                 vec![i64::from(shard).into()],
             )?
             .to_array()?;
+        let users = self.local.meta(USERS_KEY)?.unwrap_or(0);
+        self.local
+            .set_meta(USERS_KEY, (users - rows.len() as i64).max(0))?;
+        self.local.clear_meta(&load_key(shard))?;
         Ok(rows.into_iter().map(|row| row.user_id).collect())
     }
 
     /// Drops every row (the room was deleted).
     pub fn clear(&self) -> worker::Result<()> {
         if self.exists()? {
+            for load in self.loads()? {
+                self.local.clear_meta(&load_key(load.shard))?;
+            }
+            self.local.clear_meta(USERS_KEY)?;
             self.sql.exec("DELETE FROM placed", None)?;
+        }
+        Ok(())
+    }
+
+    /// Sockets on `shard`, as counted with the rows.
+    pub fn load(&self, shard: u32) -> worker::Result<i64> {
+        Ok(self.local.meta(&load_key(shard))?.unwrap_or(0))
+    }
+
+    /// Keeps the counters in step with a user's row going from `before` to `after` sockets.
+    fn count(&self, shard: u32, before: i64, after: i64) -> worker::Result<()> {
+        if before == after {
+            return Ok(());
+        }
+        let key = load_key(shard);
+        let load = self.local.meta(&key)?.unwrap_or(0) + after - before;
+        self.local.set_meta(&key, load.max(0))?;
+        let joined = i64::from(before == 0 && after > 0) - i64::from(before > 0 && after == 0);
+        if joined != 0 {
+            let users = self.local.meta(USERS_KEY)?.unwrap_or(0) + joined;
+            self.local.set_meta(USERS_KEY, users.max(0))?;
         }
         Ok(())
     }
@@ -168,12 +211,10 @@ impl<'a> RoomShards<'a> {
 
     /// How many users have sockets on shards.
     pub fn user_count(&self) -> worker::Result<i64> {
-        if !self.exists()? {
-            return Ok(0);
-        }
-        Ok(self
-            .local
-            .int("SELECT COUNT(*) AS value FROM placed", Vec::new())?
-            .unwrap_or(0))
+        Ok(self.local.meta(USERS_KEY)?.unwrap_or(0))
     }
+}
+
+fn load_key(shard: u32) -> String {
+    format!("{LOAD_PREFIX}{shard}")
 }
