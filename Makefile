@@ -16,7 +16,7 @@ export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: dev test tools browser client build lint unit dry-run e2e bench bench-socketio profile reset
+.PHONY: dev test tools browser client build lint unit dry-run e2e bench bench-socketio bench-broadcast profile reset
 
 ## dev: build and serve the gateway on 127.0.0.1:$(PORT) with a local D1 and .dev.vars.
 dev: tools .dev.vars
@@ -84,6 +84,11 @@ bench: tools build
 ## room join and fan-out, raw and socket.io interleaved on fresh servers; SIO_BENCH_ARGS="--runs 5".
 bench-socketio: tools build
 	node bench/socketio.mjs $(SIO_BENCH_ARGS)
+
+## bench-broadcast: one broadcast reaching 3,000 online users (issue #13), median of three;
+## BROADCAST_BENCH_ARGS="--users 1000 --runs 5".
+bench-broadcast: tools build
+	node bench/broadcast.mjs $(BROADCAST_BENCH_ARGS)
 
 ## profile: V8 CPU profiles of Switchboard under connect, push and fan-out (bench/profiles/).
 profile: tools build

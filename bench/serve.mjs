@@ -1,7 +1,7 @@
 // A production-like local server for measurement: the built bundle (or the platform floor,
 // bench/floor/) served by workerd through Miniflare's API, without `wrangler dev`'s proxy, request
 // logging and file watching. The port given is a direct workerd socket to the Worker (Miniflare's
-// `unsafeDirectSockets`), so not even Miniflare's own entry worker sits in front of it. SQLite-backed Durable Objects USER_HUB/ROOM, a local D1 `DB` with the
+// `unsafeDirectSockets`), so not even Miniflare's own entry worker sits in front of it. SQLite-backed Durable Objects USER_HUB/ROOM (and DIRECTORY for switchboard), a local D1 `DB` with the
 // project's migrations applied, the [vars] of wrangler.toml (each overridable by an environment
 // variable of the same name) and the secrets from the environment. State lives in a throwaway
 // directory that is removed on exit. Binds to 127.0.0.1 only.
@@ -104,7 +104,10 @@ async function main() {
     durableObjects: {
       USER_HUB: { className: 'UserHub', useSQLite: true },
       ROOM: { className: 'Room', useSQLite: true },
-      ROOM_SHARD: { className: 'RoomShard', useSQLite: true },
+      ...(args.target === 'switchboard' ? {
+        ROOM_SHARD: { className: 'RoomShard', useSQLite: true },
+        DIRECTORY: { className: 'Directory', useSQLite: true },
+      } : {}),
     },
     d1Databases: { DB: 'switchboard-bench' },
     durableObjectsPersist: join(state, 'do'),

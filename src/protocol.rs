@@ -195,6 +195,24 @@ impl<'a> ServerFrame<'a> {
     }
 }
 
+/// A broadcast's frame: `{"event","data","broadcast":true}`, without a seq: it is in no stream,
+/// so a client neither resumes from it nor gets it again (`hubs::directory`).
+pub fn broadcast_text(event: &str, data: &Value) -> String {
+    #[derive(Serialize)]
+    struct Broadcast<'a> {
+        event: &'a str,
+        #[serde(skip_serializing_if = "Value::is_null")]
+        data: &'a Value,
+        broadcast: bool,
+    }
+    let frame = Broadcast {
+        event,
+        data,
+        broadcast: true,
+    };
+    serde_json::to_string(&frame).unwrap_or_default()
+}
+
 /// Checks a backend-chosen event name: dotted lowercase words (`permission.changed`,
 /// `order.shipped`), at most 64 characters, not reserved.
 pub fn validate_event_name(name: &str) -> Result<(), String> {
@@ -239,6 +257,18 @@ pub fn close_reason(reason: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broadcast_frame_has_no_seq() {
+        assert_eq!(
+            broadcast_text("maintenance.soon", &json!({"at": 5})),
+            r#"{"event":"maintenance.soon","data":{"at":5},"broadcast":true}"#
+        );
+        assert_eq!(
+            broadcast_text("ping.all", &Value::Null),
+            r#"{"event":"ping.all","broadcast":true}"#
+        );
+    }
 
     #[test]
     fn parses_a_full_frame() {

@@ -26,6 +26,8 @@ pub enum Route {
     Presence,
     Me,
     InternalPush,
+    InternalBroadcast,
+    InternalOnline,
     InternalDisconnect {
         user_id: String,
     },
@@ -126,6 +128,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/presence"),
     ("GET", "/v1/me"),
     ("POST", "/internal/v1/push"),
+    ("POST", "/internal/v1/broadcast"),
+    ("GET", "/internal/v1/online"),
     ("POST", "/internal/v1/users/{id}/disconnect"),
     ("POST", "/v1/rooms"),
     ("GET", "/v1/rooms"),
@@ -269,6 +273,8 @@ fn build_user_route(pattern: &str, mut params: std::vec::IntoIter<String>) -> Op
         "/v1/presence" => Route::Presence,
         "/v1/me" => Route::Me,
         "/internal/v1/push" => Route::InternalPush,
+        "/internal/v1/broadcast" => Route::InternalBroadcast,
+        "/internal/v1/online" => Route::InternalOnline,
         "/internal/v1/users/{id}/disconnect" => Route::InternalDisconnect {
             user_id: params.next()?,
         },

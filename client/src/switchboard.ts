@@ -3,7 +3,7 @@
  *
  * The concept: a `SwitchboardClient` holds one long-lived *user socket* (`/v1/connect`) that
  * carries the user's durable event stream (backend pushes, direct messages, read receipts) and
- * non-durable hints (`room.activity`). Each `Room` holds its own *room socket*
+ * non-durable hints (`room.activity`, a backend's broadcast). Each `Room` holds its own *room socket*
  * (`/v1/rooms/{id}/connect`), opened lazily when the room is first used. Both kinds of socket
  * share one `Connection` engine that
  *
@@ -132,8 +132,12 @@ export interface ConnectOptions {
 export interface ServerFrame<T = any> {
   event: string;
   data: T;
+  /** On durable stream events: the resume point moves to it. */
   seq?: number;
   id?: string | number;
+  /** On a backend's broadcast to everyone online: no `seq`, never replayed, and it does not move
+   *  the resume point (handlers get it like any event). */
+  broadcast?: boolean;
 }
 
 export interface ReadyData {

@@ -1,6 +1,7 @@
 //! The Worker's HTTP handlers, one file per area. Each takes the request and the loaded
 //! configuration and returns `Result<Response, ApiError>`; the entry turns errors into JSON.
 
+pub mod broadcast;
 pub mod connect;
 pub mod dev;
 pub mod me;
@@ -80,6 +81,8 @@ async fn handle_configured(
         Route::Presence => users::presence(req, env, config).await,
         Route::Me => me::me(req, env, config).await,
         Route::InternalPush => push::push(req, env, config).await,
+        Route::InternalBroadcast => broadcast::broadcast(req, env, config).await,
+        Route::InternalOnline => broadcast::online(req, env, config).await,
         Route::InternalDisconnect { user_id } => {
             users::disconnect(req, env, config, &user_id).await
         }

@@ -65,14 +65,31 @@ pub fn validate(body: &PushBody, max_data_bytes: usize) -> Result<Vec<String>, A
             users.push(user.clone());
         }
     }
-    crate::protocol::validate_event_name(&body.event)
+    validate_event(
+        &body.event,
+        &body.data,
+        body.idempotency_key.as_deref(),
+        max_data_bytes,
+    )?;
+    Ok(users)
+}
+
+/// Checks what a backend sends (a push's or a broadcast's): the event name (not reserved),
+/// the size of its data, the idempotency key.
+pub fn validate_event(
+    event: &str,
+    data: &Value,
+    idempotency_key: Option<&str>,
+    max_data_bytes: usize,
+) -> Result<(), ApiError> {
+    crate::protocol::validate_event_name(event)
         .map_err(|why| ApiError::bad_request("validation", format!("event: {why}")))?;
-    if body.data.to_string().len() > max_data_bytes {
+    if data.to_string().len() > max_data_bytes {
         return Err(ApiError::too_large(format!(
             "data is larger than {max_data_bytes} bytes"
         )));
     }
-    if let Some(key) = &body.idempotency_key {
+    if let Some(key) = idempotency_key {
         if key.is_empty() || key.len() > MAX_KEY_LEN {
             return Err(ApiError::bad_request(
                 "validation",
@@ -80,7 +97,7 @@ pub fn validate(body: &PushBody, max_data_bytes: usize) -> Result<Vec<String>, A
             ));
         }
     }
-    Ok(users)
+    Ok(())
 }
 
 pub async fn push(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {

@@ -1,5 +1,6 @@
 //! The Durable Objects: [`user::UserHub`] (one per user: device sockets and the user's event
-//! stream) and [`room::Room`] (one per room: member sockets and the room's message stream), with
+//! stream), [`room::Room`] (one per room: member sockets and the room's message stream) and
+//! [`directory::Directory`] (one per shard of who is online, for broadcasts), with
 //! the calls that reach them from outside (`user::push`, `room::call`, …) and [`direct`], the
 //! direct-message operation that both the REST API and a UserHub run. This module holds what
 //! both hubs need: the per-socket attachment and its in-memory roster with every change to a
@@ -11,6 +12,7 @@
 //! memory (the roster, rate buckets, the alarm last set) is a copy or may be lost.
 
 pub mod direct;
+pub mod directory;
 pub mod peer;
 pub mod relay;
 pub mod replay;

@@ -4,7 +4,7 @@
 //!
 //! | arrives                              | stored                                  | sent                                   |
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
-//! | `GET /connect` (verified by Worker)  | socket attachment (user, conn, device, expiry) | `ready`; with `since`: one replay batch, `synced`; 401 `token_revoked` for a revoked token; the user's oldest socket closed 4009 beyond the cap |
+//! | `GET /connect` (verified by Worker)  | socket attachment (user, conn, device, expiry) | `ready`; with `since`: one replay batch, `synced`; 401 `token_revoked` for a revoked token; the user's oldest socket closed 4009 beyond the cap; the directory shard's `join` unless listed since waking (`hubs::directory`) |
 //! | frame `sync {since}`                 | — (the socket pages while `more`)       | the next replay batch, `synced`, once the user's replay budget allows (`hubs::replay`) |
 //! | `POST /push` (a backend's or a chat event) | event with the next seq and its class; idempotency key; older `room.updated` it supersedes deleted; its class's oldest events pruned beyond the byte bound | the event to every device not paging a resume |
 //! | frame `ack {seq}`                    | the device's cursor (forward only)      | `ack` when the frame had an id          |
@@ -14,7 +14,8 @@
 //! | `POST /disconnect`                   | revocation cut-off, when revoking       | close 4003 with the reason             |
 //! | `POST /redact` (direct message deleted) | the message's events become tombstones; `message.deleted` in this stream | `message.deleted` to every device |
 //! | `POST /activity` (from a room)       | —                                       | `room.activity` to every device        |
-//! | socket closes                        | `last_seen` when the last device leaves; alarm re-planned | —                       |
+//! | `POST /broadcast` (from a directory shard) | — (not in the stream: no seq)     | the event with `broadcast: true` to every device (Socket.IO: EVENT on each namespace); `{devices}`, and at 0 the hub knows itself unlisted |
+//! | socket closes                        | `last_seen` when the last device leaves; alarm re-planned | the directory shard's `leave` when the last device leaves |
 //! | frames over the rate limit           | —                                       | close 4008                             |
 //!
 //! Appending and fanning out, or replaying and sending `synced`, happen without yielding (SQLite
@@ -38,6 +39,7 @@ use worker::{
     WebSocketIncomingMessage, WebSocketRequestResponsePair,
 };
 
+use super::directory::{Announcement, HubReach, Listing};
 use super::replay::{self, Entry, Replays};
 use super::user_socketio::Follows;
 use super::{now_ms, send, send_ack, send_error, Alarm, Gate, Peer, SocketInfo, Sockets};
@@ -146,6 +148,8 @@ pub struct UserHub {
     pub(super) replays: Replays,
     /// What each Socket.IO connection follows, with its room relays (`hubs::socketio`).
     pub(super) follows: Follows,
+    /// Whether this hub is listed in its directory shard (`hubs::directory`).
+    pub(super) listing: Listing,
 }
 
 impl DurableObject for UserHub {
@@ -166,6 +170,7 @@ impl DurableObject for UserHub {
             alarm: Alarm::new(new_storage),
             replays: Replays::default(),
             follows: Follows::default(),
+            listing: Listing::default(),
         }
     }
 
@@ -176,6 +181,7 @@ impl DurableObject for UserHub {
             (Method::Post, "/disconnect") => self.disconnect(req).await,
             (Method::Get, "/presence") => self.presence(),
             (Method::Post, "/activity") => self.activity(req).await,
+            (Method::Post, "/broadcast") => self.broadcast(req).await,
             (Method::Post, "/redact") => self.redact(req).await,
             (Method::Get, "/alarm") => super::alarm_report(&self.local, &self.sockets).await,
             _ => Err(ApiError::not_found("no such hub route")),
@@ -263,6 +269,7 @@ impl UserHub {
             self.replay(&ws, &info.user_id, since.max(0))?;
         }
         self.schedule_alarm().await?;
+        self.listing.join(&self.env, &info.user_id).await;
         super::upgrade_response(req, pair.client)
     }
 
@@ -386,8 +393,9 @@ impl UserHub {
         for (ws, _) in &sockets {
             self.sockets.close(ws, close::FORBIDDEN, &body.reason);
         }
-        if !sockets.is_empty() {
+        if let Some((_, info)) = sockets.first() {
             self.log().set_last_seen(now_ms())?;
+            self.listing.leave(&self.env, &info.user_id).await;
         }
         self.schedule_alarm().await?;
         let answer = Disconnected {
@@ -417,6 +425,35 @@ impl UserHub {
         let data: Value = crate::http::read_hub_json(&mut req).await?;
         let devices = self.deliver(&ServerFrame::event("room.activity", data));
         Ok(crate::http::json(200, &json!({"devices": devices}))?)
+    }
+
+    /// A broadcast: sent to the devices connected now, not stored. A hub with none answers 0,
+    /// and its shard drops it (so the next accept lists it again).
+    async fn broadcast(&self, mut req: Request) -> Result<Response, ApiError> {
+        let body: Announcement = crate::http::read_hub_json(&mut req).await?;
+        let devices = self.announce(&body);
+        if devices == 0 {
+            self.listing.dropped();
+        }
+        Ok(crate::http::json(200, &HubReach { devices })?)
+    }
+
+    /// Sends a broadcast to every open device socket: `{"event","data","broadcast":true}` on the
+    /// gateway's protocol, an EVENT on each namespace of a Socket.IO connection (no offset: it
+    /// is not in the stream). Returns how many sockets got it.
+    fn announce(&self, announcement: &Announcement) -> usize {
+        let text = protocol::broadcast_text(&announcement.event, &announcement.data);
+        let frame = ServerFrame::event(&announcement.event, announcement.data.clone());
+        let open = self.sockets.open();
+        for (ws, info) in &open {
+            match info.sio {
+                None => {
+                    let _ = ws.send_with_str(&text);
+                }
+                Some(_) => super::emit(ws, info, &frame),
+            }
+        }
+        open.len()
     }
 
     fn presence(&self) -> Result<Response, ApiError> {
@@ -533,17 +570,23 @@ impl UserHub {
         Ok(answer)
     }
 
-    /// A socket closed or failed: forget its rate bucket, note when the last device left, and
-    /// stop waiting for its token's expiry.
+    /// A socket closed or failed: forget its rate bucket, note when the last device left, stop
+    /// waiting for its token's expiry, and after the last one unlist the hub (`hubs::directory`).
     async fn on_socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
-        if let Some(gone) = self.sockets.gone(ws) {
+        let gone = self.sockets.gone(ws);
+        if let Some(gone) = &gone {
             self.gate.forget(&gone.conn_id);
             self.follows.forget(&gone.conn_id);
         }
-        if self.sockets.count() == 0 {
+        let last = self.sockets.count() == 0;
+        if last {
             self.log().set_last_seen(now_ms())?;
         }
-        self.schedule_alarm().await
+        self.schedule_alarm().await?;
+        if let Some(gone) = gone.filter(|_| last) {
+            self.listing.leave(&self.env, &gone.user_id).await;
+        }
+        Ok(())
     }
 
     fn prune(&self, now: i64) -> worker::Result<()> {

@@ -217,6 +217,7 @@ impl UserHub {
     ) -> Result<Response, ApiError> {
         let pair = shared::accept(self, &identity, device, None)?;
         self.schedule_alarm().await?;
+        self.listing.join(&self.env, &identity.user_id).await;
         super::upgrade_response(req, pair.client)
     }
 

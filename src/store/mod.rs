@@ -1,10 +1,11 @@
 //! Storage. Each Durable Object keeps its own authoritative log in its SQLite storage
-//! ([`user_log`], [`room_log`]); D1 holds what is queried across users and rooms ([`rooms`],
+//! ([`user_log`], [`room_log`], [`online`]); D1 holds what is queried across users and rooms ([`rooms`],
 //! [`direct`], [`revocations`]).
 
 pub mod d1;
 pub mod direct;
 pub mod local;
+pub mod online;
 pub mod revocations;
 pub mod room_log;
 pub mod room_shards;
