@@ -15,6 +15,7 @@
 #   bench/rooms.sh [--runs 3] [--sharded "1000 10000 20000"] [--single "1000 2000"]
 #                  [--rate 5] [--secs 20] [--out DIR]
 #
+# As the shared kit does, the server's whole process tree runs on CPU 1 and the harness on CPU 0.
 # Per step: the harness's JSON line plus the server tree's CPU-s in the join phase and in the
 # fan-out (until quiet, bench/settle.sh's rule; teardown included), and the fan-out's per message
 # sent. `node bench/rooms-report.mjs DIR` prints the medians. Environment: SHARED_BENCH as for bench/run.sh.
@@ -81,7 +82,7 @@ quiet() { # two consecutive half-seconds of at most 2 ticks, at most 60 s
 step() { # step NAME SHARD_SOCKETS MEMBERS
   local name=$1 shard=$2 members=$3 port
   port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-  ROOM_SHARD_SOCKETS=$shard node "$ROOT/bench/serve.mjs" --target switchboard --port "$port" > "$OUT/$name.serve.log" 2>&1 &
+  ROOM_SHARD_SOCKETS=$shard taskset -c 1 node "$ROOT/bench/serve.mjs" --target switchboard --port "$port" > "$OUT/$name.serve.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 300); do grep -q '"pid"' "$OUT/$name.serve.log" && break; sleep 0.2; done
   quiet
@@ -106,7 +107,7 @@ step() { # step NAME SHARD_SOCKETS MEMBERS
   quiet
   local t0 t1
   t0=$(ticks)
-  "$HARNESS" --proto raw --url "ws://127.0.0.1:$port" --label "$name" --setup-timeout 900 --handshake-timeout 60 \
+  taskset -c 0 "$HARNESS" --proto raw --url "ws://127.0.0.1:$port" --label "$name" --setup-timeout 900 --handshake-timeout 60 \
     --run-id "$run_id" fanout --room "$room" --members "$members" --rate "$RATE" --duration "$SECS" \
     > "$OUT/$name.json" 2> "$OUT/$name.log" &
   local harness=$! tm=""

@@ -26,6 +26,10 @@ use crate::stream::{Batch, BatchLimit};
 /// A member absent from the room socket hears about activity at most this often.
 pub const ACTIVITY_INTERVAL_MS: i64 = 1000;
 
+/// Rooms with more members send no `room.activity`: a note per absent member per second is a
+/// UserHub woken and a subrequest each, and an audience of 100,000 would pass the platform's
+/// 10,000 subrequests per invocation; their members see activity in `GET /v1/rooms`.
+pub(super) const ACTIVITY_MAX_MEMBERS: i64 = 5_000;
 /// UserHubs told about activity at once.
 pub(super) const ACTIVITY_FAN_OUT: usize = 50;
 
@@ -213,6 +217,9 @@ impl Room {
         now: i64,
     ) -> worker::Result<Vec<(String, Value)>> {
         let log = self.log();
+        if log.member_count()? > ACTIVITY_MAX_MEMBERS {
+            return Ok(Vec::new());
+        }
         let seq = log.last_seq()?;
         let last_message = log
             .newest_message(room_id)?

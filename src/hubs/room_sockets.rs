@@ -447,7 +447,7 @@ impl Room {
     /// `except_user` (a message skips sockets still paging a resume: their next batch carries
     /// it).
     pub(super) fn broadcast(&self, frame: &ServerFrame<'_>, except_user: Option<&str>) {
-        self.sockets.fan_out(frame, except_user);
+        // Shards first: their fan-outs then run while this object sends to its own sockets.
         if !self.links.shards(&self.sockets).is_empty() {
             let down = Down::Deliver {
                 frame: Delivery::of(frame),
@@ -455,6 +455,7 @@ impl Room {
             };
             self.links.send_all(&self.sockets, &down);
         }
+        self.sockets.fan_out(frame, except_user);
     }
 
     /// Closes a user's sockets with 4003, here or on their shard, and tells the others they

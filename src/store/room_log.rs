@@ -318,6 +318,13 @@ impl<'a> RoomLog<'a> {
         Ok(self.read_seq(user_id)?.is_some())
     }
 
+    pub fn member_count(&self) -> worker::Result<i64> {
+        Ok(self
+            .local
+            .int("SELECT COUNT(*) AS value FROM members", Vec::new())?
+            .unwrap_or(0))
+    }
+
     pub fn members(&self) -> worker::Result<Vec<String>> {
         #[derive(Deserialize)]
         struct Row {
