@@ -13,7 +13,7 @@
 //! attachments stay the truth; the roster is never written where they are not. Losing it
 //! (hibernation) only means reading them again.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use worker::{State, Storage, WebSocket, WebSocketPair};
@@ -31,6 +31,9 @@ pub struct Sockets {
     state: State,
     /// `None` until first read after the object started (or woke from hibernation).
     roster: RefCell<Option<Vec<(WebSocket, SocketInfo)>>>,
+    /// How many users have an open socket, once counted; kept in step as sockets come and go,
+    /// forgotten when one is marked closing (a large room's joins and leaves ask for it each).
+    users: Cell<Option<usize>>,
 }
 
 impl Sockets {
@@ -38,6 +41,7 @@ impl Sockets {
         Self {
             state,
             roster: RefCell::new(None),
+            users: Cell::new(None),
         }
     }
 
@@ -113,12 +117,17 @@ impl Sockets {
 
     /// How many users have an open socket.
     pub fn user_count(&self) -> usize {
-        self.with(|roster| {
+        if let Some(users) = self.users.get() {
+            return users;
+        }
+        let users = self.with(|roster| {
             open_in(roster)
                 .map(|(_, info)| info.user_id.as_str())
                 .collect::<std::collections::HashSet<_>>()
                 .len()
-        })
+        });
+        self.users.set(Some(users));
+        users
     }
 
     /// Open sockets per user, in user order.
@@ -165,6 +174,7 @@ impl Sockets {
         self.with(|roster| {
             self.state.accept_web_socket(&pair.server);
             pair.server.serialize_attachment(&info)?;
+            self.user_came(roster, &info.user_id);
             roster.push((pair.server.clone(), info.clone()));
             Ok::<_, ApiError>(())
         })?;
@@ -179,6 +189,9 @@ impl Sockets {
                 .iter_mut()
                 .find(|(_, copy)| copy.conn_id == info.conn_id)
             {
+                if copy.closing != info.closing {
+                    self.users.set(None);
+                }
                 *copy = info.clone();
             }
         });
@@ -188,8 +201,32 @@ impl Sockets {
     /// A socket's close or error event: it leaves the roster; its last state, if it had one.
     pub fn gone(&self, ws: &WebSocket) -> Option<SocketInfo> {
         let info = SocketInfo::of(ws)?;
-        self.with(|roster| roster.retain(|(_, copy)| copy.conn_id != info.conn_id));
+        self.with(|roster| {
+            let was_open = open_in(roster).any(|(_, copy)| copy.conn_id == info.conn_id);
+            roster.retain(|(_, copy)| copy.conn_id != info.conn_id);
+            if was_open {
+                self.user_went(roster, &info.user_id);
+            }
+        });
         Some(info)
+    }
+
+    /// Keeps the user count in step with a socket of `user_id` about to join the roster.
+    fn user_came(&self, roster: &[(WebSocket, SocketInfo)], user_id: &str) {
+        if let Some(users) = self.users.get() {
+            if !open_in(roster).any(|(_, info)| info.user_id == user_id) {
+                self.users.set(Some(users + 1));
+            }
+        }
+    }
+
+    /// Keeps the user count in step with an open socket of `user_id` gone from the roster.
+    fn user_went(&self, roster: &[(WebSocket, SocketInfo)], user_id: &str) {
+        if let Some(users) = self.users.get() {
+            if !open_in(roster).any(|(_, info)| info.user_id == user_id) {
+                self.users.set(Some(users.saturating_sub(1)));
+            }
+        }
     }
 
     /// Sends a frame to every open socket, except those of `except_user` and, for a stream
