@@ -16,7 +16,7 @@ export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: dev test tools browser client build lint unit dry-run e2e bench bench-socketio bench-broadcast profile reset
+.PHONY: dev test tools browser client build lint unit dry-run e2e bench bench-socketio bench-broadcast bench-rooms profile reset
 
 ## dev: build and serve the gateway on 127.0.0.1:$(PORT) with a local D1 and .dev.vars.
 dev: tools .dev.vars
@@ -89,6 +89,14 @@ bench-socketio: tools build
 ## BROADCAST_BENCH_ARGS="--users 1000 --runs 5".
 bench-broadcast: tools build
 	node bench/broadcast.mjs $(BROADCAST_BENCH_ARGS)
+
+## bench-rooms: one large room's join phase and fan-out (issue #13): one object vs shards at 1,000
+## members (5 msg/s), and 10,000 / 19,500 members over shards (1 msg/s); medians of three.
+bench-rooms: tools build
+	SHARED_BENCH=$(SHARED_BENCH) bench/rooms.sh --runs 3 --single "1000" --sharded "1000" --rate 5 --secs 20 --out bench/results/rooms-small
+	SHARED_BENCH=$(SHARED_BENCH) bench/rooms.sh --runs 3 --single "" --sharded "10000 19500" --rate 1 --secs 20 --out bench/results/rooms-large
+	node bench/rooms-report.mjs bench/results/rooms-small
+	node bench/rooms-report.mjs bench/results/rooms-large
 
 ## profile: V8 CPU profiles of Switchboard under connect, push and fan-out (bench/profiles/).
 profile: tools build

@@ -30,7 +30,7 @@ const cell = (runs, key) => {
 const columns = [
   ['members up', 'members_up'], ['join s', 'join_s'], ['join CPU-s', 'join_cpu_s'], ['last recipient p50 ms', 'last_p50_ms'],
   ['last recipient p99 ms', 'last_p99_ms'], ['per recipient p50 ms', 'per_recipient_p50_ms'], ['fan-out CPU-s', 'fanout_cpu_s'],
-  ['CPU ms / message', 'cpu_ms_per_message'],
+  ['CPU ms / message', 'cpu_ms_per_message'], ['teardown CPU-s', 'teardown_cpu_s'],
 ];
 console.log(`| configuration | ${columns.map(([title]) => title).join(' | ')} | lost / dup / reorder / incomplete |`);
 console.log(`|---|${columns.map(() => '---').join('|')}|---|`);

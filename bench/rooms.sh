@@ -12,18 +12,18 @@
 # The room and its members are made before the step (internal API, `notify:false`); the step
 # is the members connecting (the join phase, the harness's `setup_s`) and the fan-out.
 #
-#   bench/rooms.sh [--runs 3] [--sharded "1000 10000 20000"] [--single "1000 2000"]
+#   bench/rooms.sh [--runs 3] [--sharded "1000 10000 19500"] [--single "1000"]
 #                  [--rate 5] [--secs 20] [--out DIR]
 #
 # As the shared kit does, the server's whole process tree runs on CPU 1 and the harness on CPU 0.
-# Per step: the harness's JSON line plus the server tree's CPU-s in the join phase and in the
-# fan-out (until quiet, bench/settle.sh's rule; teardown included), and the fan-out's per message
-# sent. `node bench/rooms-report.mjs DIR` prints the medians. Environment: SHARED_BENCH as for bench/run.sh.
+# Per step: the harness's JSON line plus the server tree's CPU-s in the join phase, in the
+# fan-out (until the harness exits) and in the teardown (the closes, until quiet: bench/settle.sh's
+# rule), and the fan-out's per message sent. `node bench/rooms-report.mjs DIR` prints the medians. Environment: SHARED_BENCH as for bench/run.sh.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHARED_BENCH=$(cd "${SHARED_BENCH:-$ROOT/../shared/bench}" && pwd)
-RUNS=3 SHARDED="1000 10000 20000" SINGLE="1000 2000" RATE=5 SECS=20 OUT=""
+RUNS=3 SHARDED="1000 10000 19500" SINGLE="1000" RATE=5 SECS=20 OUT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
@@ -110,7 +110,7 @@ step() { # step NAME SHARD_SOCKETS MEMBERS
   taskset -c 0 "$HARNESS" --proto raw --url "ws://127.0.0.1:$port" --label "$name" --setup-timeout 900 --handshake-timeout 60 \
     --run-id "$run_id" fanout --room "$room" --members "$members" --rate "$RATE" --duration "$SECS" \
     > "$OUT/$name.json" 2> "$OUT/$name.log" &
-  local harness=$! tm=""
+  local harness=$! tm="" te
   # The harness logs "members up" when the join phase ends and sending starts: the CPU before
   # it is the join's, after it the fan-out's (and the teardown's).
   while kill -0 "$harness" 2>/dev/null; do
@@ -118,19 +118,21 @@ step() { # step NAME SHARD_SOCKETS MEMBERS
     sleep 0.1
   done
   wait "$harness" || true
+  te=$(ticks)
   quiet
   t1=$(ticks)
-  tm=${tm:-$t1}
+  tm=${tm:-$te}
   node -e '
-    const [file, joinTicks, name, shard, fanTicks] = process.argv.slice(1);
+    const [file, joinTicks, name, shard, fanTicks, downTicks] = process.argv.slice(1);
     const r = JSON.parse(require("fs").readFileSync(file, "utf8").trim().split("\n").pop());
     const fanout = Number(fanTicks) / 100;
     console.log(JSON.stringify({ step: name, shard_sockets: Number(shard), members: r.members, members_up: r.members_up,
       join_s: r.setup_s, sent: r.messages_sent, lost: r.lost, dup: r.dup, reorder: r.reorder, incomplete: r.messages_incomplete,
       last_p50_ms: r.latency_last_recipient?.p50_ms, last_p99_ms: r.latency_last_recipient?.p99_ms,
       per_recipient_p50_ms: r.latency_per_recipient?.p50_ms, join_cpu_s: Number(joinTicks) / 100, fanout_cpu_s: fanout,
+      teardown_cpu_s: Number(downTicks) / 100,
       cpu_ms_per_message: r.messages_sent ? Math.round(fanout * 1000 / r.messages_sent) : null, error: r.first_error ?? r.error ?? null }));
-  ' "$OUT/$name.json" "$((tm - t0))" "$name" "$shard" "$((t1 - tm))" | tee -a "$OUT/results.jsonl"
+  ' "$OUT/$name.json" "$((tm - t0))" "$name" "$shard" "$((te - tm))" "$((t1 - te))" | tee -a "$OUT/results.jsonl"
   stop_server
 }
 

@@ -377,6 +377,19 @@ pub fn upgrade_request(
     )?)
 }
 
+/// The socket a room handed back to this object (a relay, a shard's link), accepted; a refusal
+/// is the room's error.
+pub async fn accepted_socket(res: Response) -> Result<WebSocket, ApiError> {
+    if res.status_code() != 101 {
+        return Err(crate::http::error_of(res).await);
+    }
+    let ws = res
+        .websocket()
+        .ok_or_else(|| ApiError::internal("the room answered without a socket"))?;
+    ws.accept()?;
+    Ok(ws)
+}
+
 /// The 101 answer that hands the client end of a new socket back through the Worker.
 pub fn upgrade_response(req: &Request, client: WebSocket) -> Result<Response, ApiError> {
     let headers = worker::Headers::new();

@@ -121,13 +121,7 @@ impl Follow {
             path.push_str(&format!("&since={since}"));
         }
         let res = super::room::open_socket(env, identity, room_id, &path, false).await?;
-        if res.status_code() != 101 {
-            return Err(crate::http::error_of(res).await);
-        }
-        let ws = res
-            .websocket()
-            .ok_or_else(|| ApiError::internal("the room answered without a socket"))?;
-        ws.accept()?;
+        let ws = super::accepted_socket(res).await?;
         let relay = Rc::new(Relay {
             ws,
             next_id: Cell::new(1),

@@ -9,8 +9,8 @@
 //! | any acting frame from a non-member   | —                                        | close 4003 (the frame is not processed)       |
 //! | frame `send`                         | message with the next seq (client_id kept), in arrival order once the sender's rate allows | `ack {message}`; `message` to every socket; over the rate: `error rate_limited` |
 //! | frame `edit` / `delete` (and `POST /edit`, `/recall`) | the change with the next seq, in arrival order with sends once the sender's rate allows; any message D1 holds, in the window or not | `ack {message, changed}`; `message.updated` / `message.deleted` to every socket; over the rate: `error rate_limited` |
-//! | frame `typing`                       | —                                        | `typing` to the other users' sockets: at most three starts per interval per user (a repeat only after the interval; a message of theirs starts the count afresh), a stop only after a forwarded start |
-//! | frame `read {seq}`                   | the member's cursor (forward only)       | `ack {read_seq, unread}`; `read` to every socket |
+//! | frame `typing`                       | —                                        | `typing` to the other users' sockets: at most three starts per interval per user (a repeat only after the interval; a message of theirs starts the count afresh), a stop only after a forwarded start; none in a large room (`ROOM_PRESENCE_BATCH_USERS` present) |
+//! | frame `read {seq}`                   | the member's cursor (forward only)       | `ack {read_seq, unread}`; `read` to every socket, but in a large room |
 //! | frame `auth {token}`                 | new expiry in the attachment             | `ack {expires_at}` or `error`                  |
 //! | `POST /members` (Worker)             | members added (cursor at the newest seq) or removed (remembered) | `member.added` / `member.updated` / `member.removed`; removed members' sockets closed 4003, `user.left` |
 //! | `POST /post` (Worker: REST send, backend publish) | a message from a member, or a `system` one (client_id kept) | `message` to every socket |
@@ -863,7 +863,8 @@ impl Room {
             }
         };
         let interval = self.limits().typing_interval_ms;
-        let forwarded = {
+        // Nor is a large room told who is typing (each start a frame to every socket).
+        let forwarded = !self.presence_batched()? && {
             let mut typing = self.typing.borrow_mut();
             let last = typing.get(&info.user_id).copied();
             let next = Typing::forward(last, active, now_ms(), interval);
@@ -972,10 +973,14 @@ impl Room {
             unread: log.unread(user_id)?,
         };
         if moved {
-            self.broadcast(
-                &ServerFrame::event("read", json!({"user_id": user_id, "seq": read_seq})),
-                None,
-            );
+            // A large room's audience is not told who read what: one frame to every socket for
+            // each member's read is O(N²) frames for a room that reads along.
+            if !self.presence_batched()? {
+                self.broadcast(
+                    &ServerFrame::event("read", json!({"user_id": user_id, "seq": read_seq})),
+                    None,
+                );
+            }
             self.schedule_alarm().await?;
         }
         Ok(outcome)

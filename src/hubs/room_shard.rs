@@ -327,14 +327,7 @@ async fn open_link(env: &Env, room_id: &str, shard: u32) -> Result<WebSocket, Ap
     let req =
         crate::http::hub_request(Method::Get, &format!("/link?shard={shard}"), headers, None)?;
     let res = crate::http::call_hub(&super::room::stub(env, room_id)?, req).await?;
-    if res.status_code() != 101 {
-        return Err(crate::http::error_of(res).await);
-    }
-    let ws = res
-        .websocket()
-        .ok_or_else(|| ApiError::internal("the room answered without a socket"))?;
-    ws.accept()?;
-    Ok(ws)
+    super::accepted_socket(res).await
 }
 
 /// Applies what the room sends until the link closes.

@@ -4,7 +4,8 @@
 // the spread (GET /internal/v1/rooms/{id}/shards), one seq order on every socket wherever it is
 // held, one presence view (a user's devices on a shard join once and leave once), closes that
 // reach every shard (removal, revocation, deletion), resume on a shard, typing throttled per user
-// across shards, and large rooms' presence batched (ROOM_PRESENCE_BATCH_USERS=12 here).
+// across shards, and large rooms (ROOM_PRESENCE_BATCH_USERS=12 here): presence batched, no typing
+// or read receipts to the audience.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -152,7 +153,7 @@ test('a hostile socket on a shard: frames after a removal are neither stored nor
   assert.deepEqual(messages, ['fence']);
 });
 
-test('a large room batches presence: one presence.changed per interval, and presence on open is a count', async () => {
+test('a large room batches presence (one presence.changed per interval, a count on open) and relays no typing or reads', async () => {
   const users = Array.from({ length: 14 }, (_, i) => uid(`big${i}`));
   const room = await createRoom(users[0], users.slice(1));
   const first = await connectRoom(users[0], room);
@@ -166,6 +167,15 @@ test('a large room batches presence: one presence.changed per interval, and pres
   assert.equal(late[2].presence.data.count, 14);
   await first.next((f) => f.event === 'presence.changed' && f.data.joined.includes(users[13]));
   assert.equal(first.unread('user.joined').length, 0, 'no user.joined once batched');
+  // Nor typing or read receipts to the whole audience; the reader's cursor still moves.
+  assert.equal((await late[0].request('typing', { active: true })).data.forwarded, false);
+  const sent = await first.request('send', text('to the audience', 'audience-1'));
+  const read = await late[0].request('read', { seq: sent.data.message.seq });
+  assert.equal(read.data.read_seq, sent.data.message.seq);
+  await first.next('message');
+  assert.equal((await first.request('send', text('fence', 'audience-2'))).event, 'ack');
+  await first.next('message');
+  assert.deepEqual([first.unread('typing').length, first.unread('read').length], [0, 0]);
   await late[2].close();
   const leftFrame = await first.next((f) => f.event === 'presence.changed' && f.data.left.includes(users[13]));
   assert.equal(leftFrame.data.count, 13);
