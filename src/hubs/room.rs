@@ -1,34 +1,28 @@
-//! Room: one Durable Object per room.
+//! Room: one Durable Object per room — the part that orders and stores.
+//!
+//! A room is three files: this one (its requests and frames: what is stored, in what order, and
+//! what each answer is), `hubs::room_sockets` (its sockets, here or on shards, and presence) and
+//! `hubs::room_copy` (its D1 copy and its notes to absent members). Each has its table.
 //!
 //! What arrives, what is stored, what is sent:
 //!
 //! | arrives                              | stored                                   | sent                                          |
 //! |--------------------------------------|------------------------------------------|-----------------------------------------------|
-//! | `GET /connect` (member, by Worker)   | socket attachment                        | `ready`, `presence`; with `since`: one replay batch, `synced`; `user.joined` to others on a user's first device; 403 if removed, 401 if revoked; the user's oldest socket here closed 4009 beyond the cap |
+//! | `GET /connect` (member, by Worker)   | see `hubs::room_sockets`; 403 if removed, 401 if revoked, checked here first | — |
 //! | frame `sync {since}`                 | — (the socket pages while `more`)        | the next replay batch, `synced`, once the member's replay budget allows (`hubs::replay`) |
 //! | any acting frame from a non-member   | —                                        | close 4003 (the frame is not processed)       |
 //! | frame `send`                         | message with the next seq (client_id kept), in arrival order once the sender's rate allows | `ack {message}`; `message` to every socket; over the rate: `error rate_limited` |
 //! | frame `edit` / `delete` (and `POST /edit`, `/recall`) | the change with the next seq, in arrival order with sends once the sender's rate allows; any message D1 holds, in the window or not | `ack {message, changed}`; `message.updated` / `message.deleted` to every socket; over the rate: `error rate_limited` |
 //! | frame `typing`                       | —                                        | `typing` to the other users' sockets: at most three starts per interval per user (a repeat only after the interval; a message of theirs starts the count afresh), a stop only after a forwarded start; none in a large room (`ROOM_PRESENCE_BATCH_USERS` present) |
-//! | frame `read {seq}`                   | the member's cursor (forward only)       | `ack {read_seq, unread}`; `read` to every socket, but in a large room |
+//! | frame `read {seq}`                   | the member's cursor (forward only)       | `ack {read_seq, unread}`; `read` to every socket, except in a large room |
 //! | frame `auth {token}`                 | new expiry in the attachment             | `ack {expires_at}` or `error`                  |
 //! | `POST /members` (Worker)             | members added (cursor at the newest seq) or removed (remembered) | `member.added` / `member.updated` / `member.removed`; removed members' sockets closed 4003, `user.left` |
 //! | `POST /post` (Worker: REST send, backend publish) | a message from a member, or a `system` one (client_id kept) | `message` to every socket |
-//! | `POST /read` (Worker: REST read)     | the member's cursor (forward only)       | `read` to every socket                         |
+//! | `POST /read` (Worker: REST read)     | the member's cursor (forward only)       | `read` to every socket, except in a large room |
 //! | `POST /renamed` (Worker)             | — (D1 has the name)                      | `room.updated {room_id, name}` to every socket |
-//! | `POST /delete` (Worker)              | messages, members and cursors dropped; members remembered as removed | every socket closed 4004 |
-//! | `POST /disconnect` (Worker)          | the user's revocation cut-off, when revoking | the user's sockets closed 4003, `user.left` |
-//! | after a message, edit or recall is delivered | D1 copy progress (unless a copy ran in the last second); messages D1 holds pruned beyond the window of `ROOM_WINDOW_MESSAGES` messages (edits do not count) | — |
-//! | alarm (only for work due then)       | a busy room's D1 copy (≤ 1/s); a copy that failed or never finished (retried) | `room.activity` to absent members (≤ 1/s); `token.expired` + 4001 |
-//! | socket closes                        | alarm re-planned                         | `user.left` on a user's last device            |
-//! | `GET /connect` once this object holds `ROOM_SHARD_SOCKETS` (`placement`) | the user's shard and socket count (`store::room_shards`) | the connect handed to the shard with what the socket is told on open (`hubs::room_shard`); `user.joined` as above |
-//! | `GET /link` (a shard)                | the link socket (`hubs::shard_link`)      | from then on every frame to the shard's sockets, in order |
-//! | link: `act {info, text}`             | as for the frame from a socket here      | the answer to that socket through the link (`hubs::peer`) |
-//! | link: `resume {since}`               | —                                        | the socket's replay batch and `synced` (or, without `since`, what came after its `ready`) |
-//! | link: `count {user, sockets}`        | the user's socket count                  | `user.left` when it was their last |
-//! | link closes                          | the shard's users forgotten              | `user.left` for each                           |
-//! | `GET /shards` (Worker)               | —                                        | the objects holding the room's sockets, each asked for its count |
-//! | any join or leave with `ROOM_PRESENCE_BATCH_USERS` present | noted in memory            | one `presence.changed {joined, left, count}` per second (alarm) instead of `user.joined` / `user.left` |
+//! | `POST /delete` (Worker)              | messages, members and cursors dropped; members remembered as removed | every socket closed 4004, on every shard |
+//! | `POST /disconnect` (Worker)          | the user's revocation cut-off, when revoking | the user's sockets closed 4003 wherever they are, `user.left` |
+//! | alarm (only for work due then)       | see `hubs::room_copy`                    | `token.expired` + 4001; a large room's `presence.changed` |
 //!
 //! A message is durable here before it is acked or delivered, and sending never yields between
 //! assigning the seq and handing the frame to every socket, so every receiver sees the room's
@@ -37,10 +31,10 @@
 //! failed copy with backoff, and makes one the object did not finish, until D1 has them; nothing
 //! is dropped.
 //!
-//! A large room's sockets beyond the first `ROOM_SHARD_SOCKETS` are held by its shards; the room
-//! still handles every frame they send and hands them every frame it fans out, over one link
-//! each, so everything above holds for them unchanged (docs/ARCHITECTURE.md, "Rooms beyond one
-//! object").
+//! "Every socket" is every socket of the room, here or on its shards: a large room's sockets
+//! beyond the first `ROOM_SHARD_SOCKETS` are held by shards, and the room still handles every
+//! frame they send and hands them every frame it fans out, over one link each, so everything
+//! above holds for them unchanged (docs/ARCHITECTURE.md, "Rooms beyond one object").
 //!
 //! Membership is checked on every acting frame, not only at connect, and a socket the room has
 //! started to close is not open for anything: a client that ignores the close frame can send,
