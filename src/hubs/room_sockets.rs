@@ -448,7 +448,7 @@ impl Room {
     /// it).
     pub(super) fn broadcast(&self, frame: &ServerFrame<'_>, except_user: Option<&str>) {
         // Shards first: their fan-outs then run while this object sends to its own sockets.
-        if !self.links.shards(&self.sockets).is_empty() {
+        if self.links.any(&self.sockets) {
             let down = Down::Deliver {
                 frame: Delivery::of(frame),
                 except: except_user.map(str::to_owned),

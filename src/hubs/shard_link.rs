@@ -203,6 +203,11 @@ impl Links {
         })
     }
 
+    /// Whether any shard is linked (asked for every frame the room fans out: no copy made).
+    pub fn any(&self, sockets: &Sockets) -> bool {
+        self.with(sockets, |roster| !roster.is_empty())
+    }
+
     /// The shards with a link, in order.
     pub fn shards(&self, sockets: &Sockets) -> Vec<u32> {
         let mut shards: Vec<u32> = self.with(sockets, |roster| {
