@@ -5,20 +5,28 @@
 //
 // The test environment gets its own secrets: a fresh HS256 secret, fresh ES256 and RS256 key
 // pairs (their public halves as JWT_PUBLIC_KEYS, their private halves handed to the tests), and
-// short retention/grace settings so those behaviours can be observed quickly.
+// short retention/grace settings so those behaviours can be observed quickly, and a fresh VAPID
+// key pair with a one-second notification delay (tests/e2e/notify.test.mjs).
 //
 // A second gateway runs beside it from the same build with a configuration that must fail safe
 // (public keys without an audience, a short internal token, the development secret without
 // DEV_MODE); tests/e2e/config.test.mjs checks that it admits nothing and says why.
 
 import { spawnSync } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createECDH, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   GENEROUS_RATES, applyMigrations, build, envFileOf, freePort, prebuiltConfig, root, startWrangler, waitForHealth,
 } from './server.mjs';
+
+/** A VAPID key pair as Web Push configures it: base64url raw P-256 point and scalar. */
+function vapidKeys() {
+  const ecdh = createECDH('prime256v1');
+  ecdh.generateKeys();
+  return { public: ecdh.getPublicKey().toString('base64url'), private: ecdh.getPrivateKey().toString('base64url') };
+}
 
 function testKeys() {
   const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -39,6 +47,7 @@ async function main() {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const keys = testKeys();
+  const vapid = vapidKeys();
   // The Socket.IO tests' backend hook listens here while socketio.test.mjs runs
   // (tests/e2e/hook-server.mjs); test files run one at a time.
   const hookPort = await freePort();
@@ -72,6 +81,12 @@ async function main() {
     EVENT_HOOK_URL: `http://127.0.0.1:${hookPort}/hook`,
     EVENT_HOOK_SECRET: randomBytes(32).toString('hex'),
     EVENT_HOOK_TIMEOUT_MS: '1000',
+    VAPID_PUBLIC_KEY: vapid.public,
+    VAPID_PRIVATE_KEY: vapid.private,
+    VAPID_SUBJECT: 'mailto:ops@switchboard.test',
+    NOTIFY_AFTER_SECONDS: '1',
+    NOTIFY_MIN_INTERVAL_SECONDS: '2',
+    MAX_PUSH_SUBSCRIPTIONS: '3',
   };
   const envFile = join(state, 'test.env');
   envFileOf(envFile, env);
@@ -138,6 +153,10 @@ async function main() {
         SB_HOOK_PORT: String(hookPort),
         SB_HOOK_SECRET: env.EVENT_HOOK_SECRET,
         SB_HOOK_TIMEOUT_MS: env.EVENT_HOOK_TIMEOUT_MS,
+        SB_VAPID_PUBLIC_KEY: env.VAPID_PUBLIC_KEY,
+        SB_NOTIFY_AFTER_SECONDS: env.NOTIFY_AFTER_SECONDS,
+        SB_NOTIFY_MIN_INTERVAL_SECONDS: env.NOTIFY_MIN_INTERVAL_SECONDS,
+        SB_MAX_PUSH_SUBSCRIPTIONS: env.MAX_PUSH_SUBSCRIPTIONS,
         SB_WRANGLER_LOG: logPath,
         SB_BAD_BASE: badBase,
         SB_BUILD_SNAPSHOT: join(state, 'build'),
