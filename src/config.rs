@@ -149,6 +149,8 @@ pub struct Config {
     /// default).
     pub namespaces: Namespaces,
     pub hook: Option<crate::hook::HookConfig>,
+    /// Web Push and the notification webhook (`notify`).
+    pub notify: crate::notify::NotifyConfig,
 }
 
 thread_local! {
@@ -206,6 +208,7 @@ impl Config {
             for (name, value) in [
                 ("JWT_SECRET", &jwt_secret),
                 ("INTERNAL_API_TOKEN", &internal_token),
+                ("VAPID_PRIVATE_KEY", &get("VAPID_PRIVATE_KEY")),
             ] {
                 if value.is_some() && value.as_deref() == example_value(name) {
                     problems.push(format!(
@@ -216,6 +219,9 @@ impl Config {
         }
         let hook = crate::hook::HookConfig::from_lookup(&get)
             .map_err(|hook_problems| problems.extend(hook_problems))
+            .unwrap_or_default();
+        let notify = crate::notify::NotifyConfig::from_lookup(&get, dev_mode)
+            .map_err(|notify_problems| problems.extend(notify_problems))
             .unwrap_or_default();
         let verifier = Verifier::new(
             jwt_secret.as_deref(),
@@ -249,6 +255,7 @@ impl Config {
             limits,
             namespaces: namespaces.unwrap_or(Namespaces::Any),
             hook,
+            notify,
         })
     }
 }

@@ -16,6 +16,7 @@ pub mod http;
 pub mod hubs;
 pub mod ids;
 pub mod message;
+pub mod notify;
 pub mod placement;
 pub mod presence;
 pub mod protocol;
@@ -26,6 +27,7 @@ pub mod socketio;
 pub mod store;
 pub mod stream;
 pub mod typing;
+pub mod webpush;
 
 use worker::{event, Context, Env, Request, Response};
 

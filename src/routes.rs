@@ -28,6 +28,21 @@ pub enum Route {
     InternalPush,
     InternalBroadcast,
     InternalOnline,
+    /// The VAPID public key browsers subscribe with.
+    PushPublicKey,
+    Subscribe,
+    Subscriptions,
+    Unsubscribe {
+        id: String,
+    },
+    /// A user's notification level for one room, read (GET) or set (PUT).
+    RoomNotifications {
+        room_id: String,
+    },
+    /// Account deletion: revoke, close, forget the user's notification state.
+    InternalDeleteUser {
+        user_id: String,
+    },
     InternalDisconnect {
         user_id: String,
     },
@@ -131,6 +146,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/internal/v1/broadcast"),
     ("GET", "/internal/v1/online"),
     ("POST", "/internal/v1/users/{id}/disconnect"),
+    ("DELETE", "/internal/v1/users/{id}"),
+    ("GET", "/v1/push/public-key"),
+    ("POST", "/v1/push-subscriptions"),
+    ("GET", "/v1/push-subscriptions"),
+    ("DELETE", "/v1/push-subscriptions/{id}"),
+    ("GET", "/v1/rooms/{id}/notifications"),
+    ("PUT", "/v1/rooms/{id}/notifications"),
     ("POST", "/v1/rooms"),
     ("GET", "/v1/rooms"),
     ("GET", "/v1/rooms/{id}"),
@@ -231,6 +253,10 @@ fn build(method: &str, pattern: &str, params: Vec<String>) -> Option<Route> {
         },
         (_, "/internal/v1/rooms/{id}/publish") => Route::InternalPublish { room_id: param()? },
         (_, "/internal/v1/rooms/{id}/shards") => Route::InternalRoomShards { room_id: param()? },
+        ("POST", "/v1/push-subscriptions") => Route::Subscribe,
+        ("GET", "/v1/push-subscriptions") => Route::Subscriptions,
+        (_, "/v1/push-subscriptions/{id}") => Route::Unsubscribe { id: param()? },
+        (_, "/v1/rooms/{id}/notifications") => Route::RoomNotifications { room_id: param()? },
         (_, "/v1/messages") => Route::SendMessage,
         (_, "/v1/messages/sent") => Route::SentMessages,
         (_, "/v1/messages/sent/{id}") => Route::DeleteSent { id: param()? },
@@ -278,6 +304,10 @@ fn build_user_route(pattern: &str, mut params: std::vec::IntoIter<String>) -> Op
         "/internal/v1/users/{id}/disconnect" => Route::InternalDisconnect {
             user_id: params.next()?,
         },
+        "/internal/v1/users/{id}" => Route::InternalDeleteUser {
+            user_id: params.next()?,
+        },
+        "/v1/push/public-key" => Route::PushPublicKey,
         _ => return None,
     })
 }

@@ -204,6 +204,7 @@ async fn tell_senders(env: &Env, reader: &Identity, newly: &[store::NewlyRead], 
                 data: json!({"reader_id": reader.user_id, "message_ids": ids, "read_at": now}),
                 idempotency_key: None,
                 class: Class::Chat,
+                notify: None,
             };
             if let Err(err) = user::push(env, &sender, &request).await {
                 worker::console_warn!("message.read to {sender}: {err}");

@@ -7,6 +7,7 @@ pub mod dev;
 pub mod me;
 pub mod messages;
 pub mod push;
+pub mod push_subscriptions;
 pub mod rooms;
 pub mod socketio;
 pub mod users;
@@ -85,6 +86,14 @@ async fn handle_configured(
         Route::InternalOnline => broadcast::online(req, env, config).await,
         Route::InternalDisconnect { user_id } => {
             users::disconnect(req, env, config, &user_id).await
+        }
+        Route::InternalDeleteUser { user_id } => users::delete(req, env, config, &user_id).await,
+        Route::PushPublicKey => push_subscriptions::public_key(config),
+        Route::Subscribe => push_subscriptions::subscribe(req, env, config).await,
+        Route::Subscriptions => push_subscriptions::list(req, env, config).await,
+        Route::Unsubscribe { id } => push_subscriptions::unsubscribe(req, env, config, &id).await,
+        Route::RoomNotifications { room_id } => {
+            push_subscriptions::room_level(req, env, config, &room_id).await
         }
         Route::CreateRoom => rooms::create(req, env, config).await,
         Route::ListRooms => rooms::list(req, env, config).await,

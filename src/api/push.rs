@@ -12,6 +12,7 @@ use worker::{Env, Request, Response};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hubs::user::{PushOutcome, PushRequest};
+use crate::notify::NotifyRequest;
 use crate::stream::Class;
 
 pub const MAX_USERS: usize = 1000;
@@ -25,6 +26,8 @@ pub struct PushBody {
     #[serde(default)]
     pub data: Value,
     pub idempotency_key: Option<String>,
+    /// Notify users whose devices do not take the event in time.
+    pub notify: Option<NotifyRequest>,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,6 +74,11 @@ pub fn validate(body: &PushBody, max_data_bytes: usize) -> Result<Vec<String>, A
         body.idempotency_key.as_deref(),
         max_data_bytes,
     )?;
+    if let Some(notify) = &body.notify {
+        notify
+            .validate()
+            .map_err(|why| ApiError::bad_request("validation", why))?;
+    }
     Ok(users)
 }
 
@@ -114,6 +122,7 @@ pub async fn deliver(mut req: Request, env: &Env, config: &Config) -> Result<Res
         data: body.data,
         idempotency_key: body.idempotency_key,
         class: Class::Backend,
+        notify: body.notify,
     };
     let outcomes = crate::hubs::user::push_all(env, &users, &request).await;
     let results: Vec<UserResult> = users

@@ -735,6 +735,7 @@ async fn tell(env: &Env, users: &[String], event: &str, data: Value) -> Vec<Stri
         data,
         idempotency_key: None,
         class: Class::Chat,
+        notify: None,
     };
     let outcomes = crate::hubs::user::push_all(env, users, &request).await;
     users

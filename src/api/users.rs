@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::hubs::room::DisconnectUser;
 use crate::hubs::user::{self, DisconnectRequest, Disconnected, HubPresence};
 use crate::presence::{presence as presence_of, Presence};
-use crate::store::{d1, revocations, rooms};
+use crate::store::{d1, push_endpoints, revocations, rooms};
 
 /// Rooms told about a forced disconnect at once.
 const ROOM_FAN_OUT: usize = 50;
@@ -135,15 +135,48 @@ pub async fn disconnect(
             "reason must be at most 123 bytes (a close reason)",
         ));
     }
+    end_sessions(env, user_id, body, false).await
+}
+
+/// `DELETE /internal/v1/users/{id}`: account deletion. Revokes every token issued until now,
+/// closes every socket (4003 `account deleted`), and forgets the user's push subscriptions,
+/// pending notifications and room levels. Messages stay in D1 for their other parties.
+pub async fn delete(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    user_id: &str,
+) -> Result<Response, ApiError> {
+    super::authenticate_internal(&req, config)?;
+    crate::ids::validate_user_id(user_id)
+        .map_err(|why| ApiError::bad_request("validation", why))?;
+    let body = DisconnectBody {
+        reason: "account deleted".into(),
+        revoke: true,
+    };
+    end_sessions(env, user_id, body, true).await
+}
+
+/// Closes the user's sockets; when revoking, first records the cut-off in D1 and forgets the
+/// user's push endpoints (their hub forgets the subscriptions); `forget` also drops the
+/// user's room levels.
+async fn end_sessions(
+    env: &Env,
+    user_id: &str,
+    body: DisconnectBody,
+    forget: bool,
+) -> Result<Response, ApiError> {
     let now = crate::hubs::now_ms();
     let revoke_before = body.revoke.then(|| crate::auth::revocation::cutoff_at(now));
     let db = d1::db(env)?;
     if let Some(cutoff) = revoke_before {
         revocations::revoke(&db, user_id, cutoff, now).await?;
+        push_endpoints::release(&db, user_id, None).await?;
     }
     let hub_request = DisconnectRequest {
         reason: body.reason.clone(),
         revoke_before,
+        forget,
     };
     let hub = user::call::<Disconnected>(
         env,

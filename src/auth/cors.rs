@@ -15,7 +15,7 @@
 use crate::auth::origin::OriginPolicy;
 
 /// Methods the public API uses.
-pub const ALLOW_METHODS: &str = "GET, POST, PATCH, DELETE, OPTIONS";
+pub const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 /// Request headers a page may send: the token and JSON bodies.
 pub const ALLOW_HEADERS: &str = "authorization, content-type";
 /// How long a browser may cache a preflight answer, in seconds.

@@ -100,6 +100,7 @@ async fn deliver(env: &Env, message: &DirectMessage, skip: Option<&str>) -> Resu
         data: json!(message),
         idempotency_key: Some(message.stream_key()),
         class: Class::Chat,
+        notify: None,
     };
     let users: Vec<String> = message
         .audience()

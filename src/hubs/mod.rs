@@ -13,6 +13,7 @@
 
 pub mod direct;
 pub mod directory;
+pub mod notifier;
 pub mod peer;
 pub mod relay;
 pub mod replay;

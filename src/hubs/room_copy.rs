@@ -210,7 +210,9 @@ impl Room {
         Ok(())
     }
 
-    /// One `room.activity` note per member to tell: not here now, and not caught up.
+    /// One `room.activity` note per member to tell: not here now, and not caught up. Each says
+    /// whether the messages since the last notes mentioned the member (`mentioned`, which their
+    /// UserHub reads to decide on a notification and does not pass to devices).
     pub(super) fn activity_notes(
         &self,
         room_id: &str,
@@ -226,15 +228,15 @@ impl Room {
             .as_ref()
             .map(RoomMessage::preview);
         let present = self.presence()?.users;
+        let mentioned = log.mentioned_after(log.meta("activity_noted_seq")?.unwrap_or(0))?;
+        log.set_meta("activity_noted_seq", seq)?;
         let caught_up = self.caught_up.borrow();
         let mut notes = Vec::new();
         for user in log.members()? {
             if !present.contains_key(&user) && !caught_up.contains(&user) {
                 let unread = log.unread(&user)?;
-                notes.push((
-                    user,
-                    json!({"room_id": room_id, "seq": seq, "unread": unread, "last_message": last_message, "at": now}),
-                ));
+                let note = json!({"room_id": room_id, "seq": seq, "unread": unread, "last_message": last_message, "at": now, "mentioned": mentioned.contains(&user)});
+                notes.push((user, note));
             }
         }
         Ok(notes)

@@ -35,7 +35,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{
-    durable_object, DurableObject, Env, Method, Request, Response, State, Stub, WebSocket,
+    durable_object, DurableObject, Env, Headers, Method, Request, Response, State, Stub, WebSocket,
     WebSocketIncomingMessage, WebSocketRequestResponsePair,
 };
 
@@ -45,6 +45,7 @@ use super::user_socketio::Follows;
 use super::{now_ms, send, send_ack, send_error, Alarm, Gate, Peer, SocketInfo, Sockets};
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::notify::{NotifyRequest, Preview};
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
 use crate::store::local::Local;
 use crate::store::user_log::{UserLog, IDEMPOTENCY_MS};
@@ -59,6 +60,9 @@ pub struct PushRequest {
     pub idempotency_key: Option<String>,
     /// Whose budget the event counts against.
     pub class: Class,
+    /// A backend's notification for users whose devices do not take the event in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyRequest>,
 }
 
 /// What a push did for this user.
@@ -88,6 +92,9 @@ pub struct HubPresence {
 pub struct DisconnectRequest {
     pub reason: String,
     pub revoke_before: Option<i64>,
+    /// The account is deleted: the user's room levels go too.
+    #[serde(default)]
+    pub forget: bool,
 }
 
 /// How many sockets a disconnect closed.
@@ -106,7 +113,7 @@ pub fn stub(env: &Env, user_id: &str) -> Result<Stub, ApiError> {
 
 /// Appends an event to a user's stream through their UserHub.
 pub async fn push(env: &Env, user: &str, request: &PushRequest) -> Result<PushOutcome, ApiError> {
-    crate::http::call_hub_json(&stub(env, user)?, Method::Post, "/push", Some(request)).await
+    call(env, user, Method::Post, "/push", Some(request)).await
 }
 
 /// Pushes one event to each of `users` (their hubs asked [`PUSH_FAN_OUT`] at a time); the
@@ -126,6 +133,10 @@ pub async fn push_all(
 /// UserHubs a fan-out asks at once.
 pub const PUSH_FAN_OUT: usize = 50;
 
+/// The header that tells a hub whose it is (the hub is addressed by the user's id, but an
+/// object does not know the name it was addressed by).
+const USER_HEADER: &str = "x-switchboard-user";
+
 /// Asks a user's UserHub to do something and answer with JSON.
 pub async fn call<T: DeserializeOwned>(
     env: &Env,
@@ -134,7 +145,15 @@ pub async fn call<T: DeserializeOwned>(
     path: &str,
     body: Option<&impl Serialize>,
 ) -> Result<T, ApiError> {
-    crate::http::call_hub_json(&stub(env, user)?, method, path, body).await
+    let headers = Headers::new();
+    headers.set(USER_HEADER, user)?;
+    crate::http::call_hub_json_with(&stub(env, user)?, method, path, headers, body).await
+}
+
+/// The user a hub request is for, as [`call`] names it.
+fn user_of(req: &Request) -> Result<String, ApiError> {
+    crate::http::header(req, USER_HEADER)
+        .ok_or_else(|| ApiError::bad_request(code::VALIDATION, "a hub call must name its user"))
 }
 
 #[durable_object]
@@ -178,6 +197,10 @@ impl DurableObject for UserHub {
         let result = match (req.method(), req.path().as_str()) {
             (Method::Get, "/connect") => self.accept_device(&req).await,
             (Method::Post, "/push") => self.push(req).await,
+            (Method::Post, "/subscriptions") => self.subscribe_route(req).await,
+            (Method::Get, "/subscriptions") => self.subscriptions_route(),
+            (Method::Post, "/unsubscribe") => self.unsubscribe_route(req).await,
+            (Method::Post, "/room-level") => self.room_level_route(req).await,
             (Method::Post, "/disconnect") => self.disconnect(req).await,
             (Method::Get, "/presence") => self.presence(),
             (Method::Post, "/activity") => self.activity(req).await,
@@ -224,6 +247,7 @@ impl DurableObject for UserHub {
         if self.log().prune_at()?.is_some_and(|due| due <= now) {
             self.prune(now)?;
         }
+        self.notify_round(now).await?;
         self.schedule_alarm().await?;
         Response::ok("")
     }
@@ -265,6 +289,7 @@ impl UserHub {
             "expires_at": info.expires_at,
         });
         send(&ws, &ServerFrame::event("ready", ready));
+        self.on_device_connected()?;
         if let Some(since) = since {
             self.replay(&ws, &info.user_id, since.max(0))?;
         }
@@ -322,10 +347,15 @@ impl UserHub {
         Ok(())
     }
 
-    /// Appends an event and delivers it to every device.
+    /// Appends an event and delivers it to every device; one that asks for a notification is
+    /// planned (`hubs::notifier`).
     async fn push(&self, mut req: Request) -> Result<Response, ApiError> {
+        let user = user_of(&req)?;
         let push: PushRequest = crate::http::read_hub_json(&mut req).await?;
-        let outcome = self.record(push).await?;
+        let preview = super::notifier::preview_of(&user, &push);
+        let outcome = self
+            .record(push, preview.map(|preview| (user.as_str(), preview)))
+            .await?;
         Ok(crate::http::json(200, &outcome)?)
     }
 
@@ -333,7 +363,11 @@ impl UserHub {
     /// `room.updated` first deletes the older ones of its room that it makes obsolete; the append
     /// then prunes its own class beyond its byte bound, and asks for a retention pass when its
     /// class holds more than `RETENTION_EVENTS`.
-    async fn record(&self, push: PushRequest) -> Result<PushOutcome, ApiError> {
+    async fn record(
+        &self,
+        push: PushRequest,
+        notify: Option<(&str, Preview)>,
+    ) -> Result<PushOutcome, ApiError> {
         let log = self.log();
         let now = now_ms();
         if let Some(seq) = push
@@ -365,9 +399,18 @@ impl UserHub {
         if log.stored_events(class)? > limits.retention_events {
             prune_moved |= log.request_prune(now + limits.prune_interval_secs * 1000)?;
         }
-        let devices = self.deliver(&ServerFrame::stream(&push.event, seq, push.data));
+        let frame = ServerFrame::stream(&push.event, seq, push.data);
+        let socketio = self.deliver_socketio(&frame);
+        let devices = self.sockets.fan_out(&frame, None) + socketio;
         if prune_moved {
             self.schedule_alarm().await?;
+        }
+        if let Some((user, preview)) = notify {
+            let preview = Preview {
+                seq: Some(seq),
+                ..preview
+            };
+            self.plan(user, preview, socketio > 0).await?;
         }
         Ok(PushOutcome {
             seq,
@@ -388,6 +431,10 @@ impl UserHub {
         let body: DisconnectRequest = crate::http::read_hub_json(&mut req).await?;
         if let Some(cutoff) = body.revoke_before {
             self.log().revoke(cutoff)?;
+            self.notify_log().forget_all()?;
+        }
+        if body.forget {
+            self.notify_log().forget_levels()?;
         }
         let sockets = self.sockets.open();
         for (ws, _) in &sockets {
@@ -410,20 +457,33 @@ impl UserHub {
         let body: RedactRequest = crate::http::read_hub_json(&mut req).await?;
         self.log().redact_message(&body.message_id)?;
         let outcome = self
-            .record(PushRequest {
-                event: "message.deleted".into(),
-                data: json!({"id": body.message_id}),
-                idempotency_key: Some(format!("dm-deleted:{}", body.message_id)),
-                class: Class::Chat,
-            })
+            .record(
+                PushRequest {
+                    event: "message.deleted".into(),
+                    data: json!({"id": body.message_id}),
+                    idempotency_key: Some(format!("dm-deleted:{}", body.message_id)),
+                    class: Class::Chat,
+                    notify: None,
+                },
+                None,
+            )
             .await?;
         Ok(crate::http::json(200, &outcome)?)
     }
 
-    /// A room's light activity note: delivered to the devices connected now, not stored.
+    /// A room's light activity note: delivered to the devices connected now, not stored; when
+    /// none took it, perhaps a notification (`hubs::notifier`).
     async fn activity(&self, mut req: Request) -> Result<Response, ApiError> {
-        let data: Value = crate::http::read_hub_json(&mut req).await?;
-        let devices = self.deliver(&ServerFrame::event("room.activity", data));
+        let user = user_of(&req)?;
+        let mut note: Value = crate::http::read_hub_json(&mut req).await?;
+        let mentioned = note
+            .as_object_mut()
+            .and_then(|fields| fields.remove("mentioned"));
+        let devices = self.deliver(&ServerFrame::event("room.activity", note.clone()));
+        if let Some(mentioned) = mentioned {
+            note["mentioned"] = mentioned;
+        }
+        self.plan_room_note(&user, &note, devices).await?;
         Ok(crate::http::json(200, &json!({"devices": devices}))?)
     }
 
@@ -539,12 +599,16 @@ impl UserHub {
         )
         .await?;
         if sent.message.deleted_at.is_none() {
-            self.record(PushRequest {
-                event: "message".into(),
-                data: json!(sent.message),
-                idempotency_key: Some(sent.message.stream_key()),
-                class: Class::Chat,
-            })
+            self.record(
+                PushRequest {
+                    event: "message".into(),
+                    data: json!(sent.message),
+                    idempotency_key: Some(sent.message.stream_key()),
+                    class: Class::Chat,
+                    notify: None,
+                },
+                None,
+            )
             .await?;
         }
         Ok(json!({"message": sent.message, "duplicate": sent.duplicate}))
@@ -614,6 +678,7 @@ impl UserHub {
             next_expiry,
             self.log().prune_at()?,
             super::socketio::ping_at(self)?,
+            self.notify_log().notify_at()?,
         ]
         .into_iter()
         .flatten()

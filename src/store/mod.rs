@@ -5,7 +5,9 @@
 pub mod d1;
 pub mod direct;
 pub mod local;
+pub mod notify_log;
 pub mod online;
+pub mod push_endpoints;
 pub mod revocations;
 pub mod room_log;
 pub mod room_shards;

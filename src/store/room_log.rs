@@ -11,11 +11,16 @@
 //! timing). Every function is synchronous, so a caller that appends and then sends cannot be
 //! interleaved with another request.
 
+use std::collections::HashSet;
+
 use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
 
 use super::local::Local;
 use crate::message::{MessageRow, RoomChange, RoomMessage, MESSAGE_COLUMNS};
+
+/// Mentions read per message: a message naming more notifies only the first ones.
+pub const MAX_MENTIONS: i64 = 50;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS room (id TEXT PRIMARY KEY) WITHOUT ROWID;
@@ -167,6 +172,26 @@ impl<'a> RoomLog<'a> {
             )?
             .to_array()?;
         Ok(rows.into_iter().next().map(|row| row.into_message(room_id)))
+    }
+
+    /// The users the messages after `seq` mention (`data.mentions`, an array of user ids; the
+    /// first [`MAX_MENTIONS`] of them per message count): whom a `room.activity` note should
+    /// tell they were mentioned. Deleted messages mention nobody.
+    pub fn mentioned_after(&self, seq: i64) -> worker::Result<HashSet<String>> {
+        #[derive(Deserialize)]
+        struct Row {
+            user: Option<String>,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec(
+                "SELECT DISTINCT mention.value AS user
+                 FROM messages, json_each(CASE WHEN json_valid(messages.data) THEN messages.data ELSE '{}' END, '$.mentions') AS mention
+                 WHERE messages.seq > ? AND messages.deleted_at IS NULL AND mention.key < ? AND mention.type = 'text'",
+                vec![seq.into(), MAX_MENTIONS.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().filter_map(|row| row.user).collect())
     }
 
     /// Brings a message read from D1 (older than the window) up to date with the edits and

@@ -399,6 +399,16 @@ impl<'a> UserLog<'a> {
         )
     }
 
+    /// The highest cursor of any device: every event through it was acknowledged by one.
+    pub fn max_cursor(&self) -> worker::Result<i64> {
+        if !self.local.has_table(&CURSORS)? {
+            return Ok(0);
+        }
+        Ok(self
+            .int("SELECT MAX(seq) AS value FROM cursors", vec![])?
+            .unwrap_or(0))
+    }
+
     /// Moves a device's cursor forward (never back); returns the stored cursor.
     pub fn advance_cursor(&self, device: &str, seq: i64, now_ms: i64) -> worker::Result<i64> {
         self.local.create_table(&CURSORS)?;

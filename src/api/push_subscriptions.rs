@@ -1,0 +1,179 @@
+//! Web Push subscriptions and notification levels over REST.
+//!
+//! A browser subscribes with the gateway's VAPID public key (`GET /v1/push/public-key`), then
+//! hands the gateway its `PushSubscription` (`POST /v1/push-subscriptions`). The Worker checks
+//! it — the endpoint must be a known push service (`notify::check_endpoint`: this is what
+//! keeps the gateway from being made to call other hosts), the keys a P-256 point and 16
+//! bytes — records in D1 that the endpoint now belongs to this user (a previous holder's hub is
+//! told to drop it) and stores it in the user's UserHub, where notifications are decided.
+//! `GET /v1/rooms/{id}/notifications` and `PUT` read and set the user's level for one room.
+
+use serde::Deserialize;
+use serde_json::json;
+use worker::{Env, Method, Request, Response};
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::hubs::notifier::{RoomLevel, SubscribeRequest, Subscribed, SubscriptionView};
+use crate::hubs::user;
+use crate::notify::{check_endpoint, subscription_id, Level, WebPushConfig};
+use crate::store::{d1, push_endpoints};
+use crate::webpush::SubscriptionKeys;
+
+/// What a browser's `PushSubscription.toJSON()` holds, plus the SDK's device id.
+#[derive(Debug, Deserialize)]
+struct SubscriptionBody {
+    endpoint: String,
+    #[serde(default, rename = "expirationTime")]
+    _expiration_time: Option<serde_json::Value>,
+    keys: Keys,
+    device: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Keys {
+    p256dh: String,
+    auth: String,
+}
+
+fn web_push(config: &Config) -> Result<&WebPushConfig, ApiError> {
+    config.notify.web_push.as_ref().ok_or_else(|| {
+        ApiError::new(
+            404,
+            "push_disabled",
+            "Web Push is not configured on this gateway (VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY)",
+        )
+    })
+}
+
+/// `GET /v1/push/public-key`: the key for `pushManager.subscribe({applicationServerKey})`.
+pub fn public_key(config: &Config) -> Result<Response, ApiError> {
+    let web_push = web_push(config)?;
+    Ok(crate::http::json(
+        200,
+        &json!({"public_key": web_push.vapid.public_key()}),
+    )?)
+}
+
+/// `POST /v1/push-subscriptions`: 201 with the subscription, 200 when this user had it.
+pub async fn subscribe(mut req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
+    let identity = super::authenticate(&req, env, config).await?;
+    let web_push = web_push(config)?;
+    let body: SubscriptionBody = crate::http::read_json(&mut req, 8 * 1024).await?;
+    check_endpoint(&body.endpoint, &web_push.hosts, config.dev_mode)
+        .map_err(|why| ApiError::bad_request("endpoint_not_allowed", why))?;
+    SubscriptionKeys::parse(&body.keys.p256dh, &body.keys.auth)
+        .map_err(|why| ApiError::bad_request("validation", why))?;
+    if let Some(device) = &body.device {
+        crate::ids::validate_device_id(device)
+            .map_err(|why| ApiError::bad_request("validation", format!("device: {why}")))?;
+    }
+    let user_id = &identity.user_id;
+    let id = subscription_id(&body.endpoint);
+    let db = d1::db(env)?;
+    let previous = push_endpoints::claim(&db, &id, user_id, crate::hubs::now_ms()).await?;
+    let request = SubscribeRequest {
+        id: id.clone(),
+        endpoint: body.endpoint,
+        p256dh: body.keys.p256dh,
+        auth: body.keys.auth,
+        device: body.device,
+    };
+    let stored: Subscribed =
+        user::call(env, user_id, Method::Post, "/subscriptions", Some(&request)).await?;
+    if let Some(previous) = previous {
+        drop_from(env, &previous, &id).await?;
+    }
+    if !stored.dropped.is_empty() {
+        push_endpoints::release(&db, user_id, Some(&stored.dropped)).await?;
+    }
+    let status = if stored.created { 201 } else { 200 };
+    Ok(crate::http::json(status, &stored.subscription)?)
+}
+
+/// Tells `user`'s hub to forget subscription `id`; whether it had it.
+async fn drop_from(env: &Env, user: &str, id: &str) -> Result<bool, ApiError> {
+    #[derive(Deserialize)]
+    struct Found {
+        found: bool,
+    }
+    let answer: Found = user::call(
+        env,
+        user,
+        Method::Post,
+        "/unsubscribe",
+        Some(&json!({"id": id})),
+    )
+    .await?;
+    Ok(answer.found)
+}
+
+/// `GET /v1/push-subscriptions`: the caller's subscriptions, oldest first.
+pub async fn list(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
+    let identity = super::authenticate(&req, env, config).await?;
+    let subscriptions: Vec<SubscriptionView> = user::call(
+        env,
+        &identity.user_id,
+        Method::Get,
+        "/subscriptions",
+        None::<&()>,
+    )
+    .await?;
+    Ok(crate::http::json(
+        200,
+        &json!({"subscriptions": subscriptions}),
+    )?)
+}
+
+/// `DELETE /v1/push-subscriptions/{id}`: 204, or 404 when the caller has no such subscription.
+pub async fn unsubscribe(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let identity = super::authenticate(&req, env, config).await?;
+    if !drop_from(env, &identity.user_id, id).await? {
+        return Err(ApiError::not_found("no such push subscription"));
+    }
+    push_endpoints::release(&d1::db(env)?, &identity.user_id, Some(&[id.to_owned()])).await?;
+    Ok(Response::empty()?.with_status(204))
+}
+
+/// `GET` / `PUT /v1/rooms/{id}/notifications` `{"level": "all" | "mentions" | "none"}`.
+pub async fn room_level(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    room_id: &str,
+) -> Result<Response, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        level: String,
+    }
+    let identity = super::authenticate(&req, env, config).await?;
+    crate::ids::validate_room_id(room_id)
+        .map_err(|why| ApiError::bad_request("validation", why))?;
+    let level = if req.method() == Method::Put {
+        let body: Body = crate::http::read_json(&mut req, 1024).await?;
+        Some(Level::parse(&body.level).ok_or_else(|| {
+            ApiError::bad_request("validation", "level must be all, mentions or none")
+        })?)
+    } else {
+        None
+    };
+    let request = RoomLevel {
+        room_id: room_id.to_owned(),
+        level,
+    };
+    let answer: RoomLevel = user::call(
+        env,
+        &identity.user_id,
+        Method::Post,
+        "/room-level",
+        Some(&request),
+    )
+    .await?;
+    Ok(crate::http::json(200, &answer)?)
+}

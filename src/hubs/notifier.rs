@@ -1,0 +1,522 @@
+//! The UserHub's notifier: deliver, or notify when nothing was delivered (`notify` has the
+//! rules, `webpush` the wire format, `store::notify_log` the tables).
+//!
+//! | arrives                              | stored                                  | sent                                   |
+//! |--------------------------------------|-----------------------------------------|----------------------------------------|
+//! | a stream event asking for a notification (a direct message from someone else, a backend push with `notify`), taken live by no Socket.IO connection | a pending notification due `NOTIFY_AFTER_SECONDS` later — only if the user has a subscription or a webhook is configured | — |
+//! | `room.activity` that reached no device, for a room whose level notifies | a pending room note | — |
+//! | a device connects                    | pending room notes forgotten            | — |
+//! | alarm at `notify_at`                 | pending events a device acknowledged forgotten; when the earliest is due, all the rest become one notification, queued once per subscription and once for the webhook | the Web Push and webhook POSTs due; 404/410 deletes a subscription, 429/5xx retried |
+//! | `POST` / `GET /subscriptions`, `POST /unsubscribe` | the user's subscriptions (oldest dropped beyond the cap) | — |
+//! | `GET` / `PUT /room-level`            | the user's level for one room           | — |
+//!
+//! A user nobody could notify plans nothing, and no event wakes the hub by itself: one alarm at
+//! `notify_at`, the earliest moment anything is due, planned with the hub's other work.
+
+use std::time::Duration;
+
+use futures_util::future::{join_all, select, Either};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use worker::{
+    AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
+    Response, Url,
+};
+
+use super::now_ms;
+use super::user::{PushRequest, UserHub};
+use crate::config::Config;
+use crate::direct::DirectMessage;
+use crate::error::ApiError;
+use crate::notify::{
+    self, check_endpoint, decide, next_look, retry_at, Answer, Kind, Level, Notification, Preview,
+    WebPushConfig, WebhookConfig,
+};
+use crate::store::notify_log::{Delivery, NotifyLog, Subscription, WEBHOOK};
+use crate::webpush::{self, SubscriptionKeys};
+
+/// Rooms a user may give a level other than the default.
+pub const MAX_ROOM_LEVELS: i64 = 1000;
+
+/// A subscription as the Worker checked it, for the hub to store.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubscribeRequest {
+    pub id: String,
+    pub endpoint: String,
+    pub p256dh: String,
+    pub auth: String,
+    pub device: Option<String>,
+}
+
+/// A subscription as the user sees it (the keys stay in the hub).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubscriptionView {
+    pub id: String,
+    pub endpoint: String,
+    pub device: Option<String>,
+    pub created_at: i64,
+}
+
+/// What storing a subscription did.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Subscribed {
+    pub subscription: SubscriptionView,
+    pub created: bool,
+    /// Ids dropped for the cap.
+    pub dropped: Vec<String>,
+}
+
+/// A room's level, read (`level: None`) or set.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RoomLevel {
+    pub room_id: String,
+    pub level: Option<Level>,
+}
+
+impl From<Subscription> for SubscriptionView {
+    fn from(subscription: Subscription) -> Self {
+        Self {
+            id: subscription.id,
+            endpoint: subscription.endpoint,
+            device: subscription.device,
+            created_at: subscription.created_at,
+        }
+    }
+}
+
+/// The preview of a stream event, if it asks to notify `user`: a direct message someone else
+/// sent, or a backend push with `notify`. Its seq is set once appended.
+pub fn preview_of(user: &str, push: &PushRequest) -> Option<Preview> {
+    if let Some(asked) = &push.notify {
+        return Some(Preview {
+            kind: Kind::Push,
+            title: asked.title.clone(),
+            body: asked.body.clone(),
+            url: asked.url.clone(),
+            sender_id: None,
+            room_id: None,
+            message_id: None,
+            seq: None,
+            urgent: false,
+        });
+    }
+    if push.event != "message" {
+        return None;
+    }
+    let message: DirectMessage = serde_json::from_value(push.data.clone()).ok()?;
+    if message.sender_id == user {
+        return None;
+    }
+    let content = message.content;
+    let body = if content.body.is_empty() {
+        format!("[{}]", content.kind)
+    } else {
+        content.body
+    };
+    Some(Preview {
+        kind: Kind::Message,
+        title: content.title.unwrap_or_else(|| message.sender_id.clone()),
+        body,
+        url: None,
+        sender_id: Some(message.sender_id),
+        room_id: None,
+        message_id: Some(message.id),
+        seq: None,
+        urgent: true,
+    })
+}
+
+/// The preview of a `room.activity` note for a member whose level is `level`, if it notifies:
+/// the note says whether the messages since the last one mentioned the member.
+fn room_preview(note: &Value, level: Level) -> Option<Preview> {
+    let mentioned = note.get("mentioned").and_then(Value::as_bool) == Some(true);
+    if !level.notifies(mentioned) {
+        return None;
+    }
+    let room_id = note.get("room_id")?.as_str()?.to_owned();
+    let last = note.get("last_message")?;
+    let text = |key: &str| last.get(key).and_then(Value::as_str).map(str::to_owned);
+    let sender = text("sender_id");
+    let body = text("preview").unwrap_or_default();
+    Some(Preview {
+        kind: Kind::Room,
+        title: room_id.clone(),
+        body: match &sender {
+            Some(sender) => format!("{sender}: {body}"),
+            None => body,
+        },
+        url: None,
+        sender_id: sender,
+        room_id: Some(room_id),
+        message_id: text("id"),
+        seq: None,
+        urgent: mentioned,
+    })
+}
+
+impl UserHub {
+    pub(super) fn notify_log(&self) -> NotifyLog<'_> {
+        NotifyLog::new(&self.local)
+    }
+
+    /// Whether anyone could be told about this user: a Web Push subscription (with VAPID
+    /// configured) or the webhook.
+    fn notifiable(&self, config: &Config) -> worker::Result<bool> {
+        Ok(config.notify.webhook.is_some()
+            || (config.notify.web_push.is_some() && self.notify_log().subscription_count()? > 0))
+    }
+
+    /// Remembers an event that may need a notification of `user`, due after the configured
+    /// delay. The caller has delivered it; `taken_live` says a device took it in a way that
+    /// needs no acknowledgement (a Socket.IO connection, a note delivered live).
+    pub(super) async fn plan(
+        &self,
+        user: &str,
+        preview: Preview,
+        taken_live: bool,
+    ) -> Result<(), ApiError> {
+        let config = self.config()?;
+        if taken_live || !self.notifiable(&config)? {
+            return Ok(());
+        }
+        let due = now_ms() + config.notify.after_ms;
+        self.notify_log()
+            .add_pending(due, user, &preview.bounded())?;
+        self.replan(&config)?;
+        self.schedule_alarm().await?;
+        Ok(())
+    }
+
+    /// A `room.activity` note delivered to `devices` of `user`: a pending room note when none
+    /// got it and the user's level for the room asks for it.
+    pub(super) async fn plan_room_note(
+        &self,
+        user: &str,
+        note: &Value,
+        devices: usize,
+    ) -> Result<(), ApiError> {
+        let Some(room_id) = note.get("room_id").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let level = self.notify_log().room_level(room_id)?;
+        match room_preview(note, level) {
+            Some(preview) => self.plan(user, preview, devices > 0).await,
+            None => Ok(()),
+        }
+    }
+
+    /// A device connected: it will see its rooms' unread counts, so room notes are moot.
+    pub(super) fn on_device_connected(&self) -> worker::Result<()> {
+        self.notify_log().forget_room_notes()
+    }
+
+    /// Sets `notify_at` from what is stored now.
+    fn replan(&self, config: &Config) -> worker::Result<()> {
+        let log = self.notify_log();
+        let earliest = log.pending()?.iter().map(|pending| pending.due_at).min();
+        log.set_notify_at(next_look(
+            earliest,
+            log.last_sent()?,
+            config.notify.min_interval_ms,
+            log.next_delivery_at()?,
+        ))
+    }
+
+    /// The alarm's part: decide on what is pending, then make the deliveries due. Runs only
+    /// when `notify_at` has come.
+    pub(super) async fn notify_round(&self, now: i64) -> worker::Result<()> {
+        let log = self.notify_log();
+        if log.notify_at()?.is_none_or(|at| at > now) {
+            return Ok(());
+        }
+        let Ok(config) = self.config() else {
+            return log.set_notify_at(None);
+        };
+        let acked = self.log().max_cursor()?;
+        let decision = decide(
+            &log.pending()?,
+            acked,
+            now,
+            log.last_sent()?,
+            config.notify.min_interval_ms,
+        );
+        log.forget_pending(&decision.forget)?;
+        if let Some(notification) = decision.send {
+            self.queue(&config, &notification, now)?;
+        }
+        let due = log.due_deliveries(now)?;
+        join_all(
+            due.iter()
+                .map(|delivery| self.deliver_one(&config, delivery)),
+        )
+        .await;
+        self.replan(&config)
+    }
+
+    /// Queues one notification for each subscription and for the webhook.
+    fn queue(&self, config: &Config, notification: &Notification, now: i64) -> worker::Result<()> {
+        let log = self.notify_log();
+        let mut targets: Vec<String> = Vec::new();
+        if config.notify.web_push.is_some() {
+            targets.extend(
+                log.subscriptions()?
+                    .into_iter()
+                    .map(|subscription| subscription.id),
+            );
+        }
+        if config.notify.webhook.is_some() {
+            targets.push(WEBHOOK.to_owned());
+        }
+        let text = serde_json::to_string(notification)
+            .map_err(|err| worker::Error::RustError(err.to_string()))?;
+        log.enqueue(&targets, &uuid::Uuid::new_v4().to_string(), &text, now)?;
+        log.set_last_sent(now)
+    }
+
+    /// Makes one delivery attempt and records its outcome.
+    async fn deliver_one(&self, config: &Config, delivery: &Delivery) {
+        let answer = match (delivery.target.as_str(), &config.notify) {
+            (
+                WEBHOOK,
+                notify::NotifyConfig {
+                    webhook: Some(webhook),
+                    ..
+                },
+            ) => self.call_webhook(webhook, delivery).await,
+            (
+                _,
+                notify::NotifyConfig {
+                    web_push: Some(web_push),
+                    ..
+                },
+            ) => self.push_to(config, web_push, delivery).await,
+            _ => Answer::Refused(0),
+        };
+        if let Err(err) = self.record_answer(delivery, answer) {
+            worker::console_error!("notification delivery {}: {err}", delivery.id);
+        }
+    }
+
+    fn record_answer(&self, delivery: &Delivery, answer: Answer) -> worker::Result<()> {
+        let log = self.notify_log();
+        let attempts = delivery.attempts + 1;
+        match answer {
+            Answer::Delivered => log.finish(delivery.id),
+            Answer::Gone => {
+                log.unsubscribe(&delivery.target)?;
+                log.finish(delivery.id)
+            }
+            Answer::Retry { after_secs } => match retry_at(attempts, after_secs, now_ms()) {
+                Some(at) => log.postpone(delivery.id, attempts, at),
+                None => {
+                    worker::console_warn!(
+                        "notification {} to {}: gave up after {attempts} attempts",
+                        delivery.key,
+                        delivery.target
+                    );
+                    log.finish(delivery.id)
+                }
+            },
+            Answer::Refused(status) => {
+                worker::console_warn!(
+                    "notification {} to {}: refused ({status}), dropped",
+                    delivery.key,
+                    delivery.target
+                );
+                log.finish(delivery.id)
+            }
+        }
+    }
+
+    /// One Web Push: the notification encrypted for the subscription, with VAPID.
+    async fn push_to(
+        &self,
+        config: &Config,
+        web_push: &WebPushConfig,
+        delivery: &Delivery,
+    ) -> Answer {
+        let Some(subscription) = self
+            .notify_log()
+            .subscriptions()
+            .ok()
+            .and_then(|all| all.into_iter().find(|found| found.id == delivery.target))
+        else {
+            return Answer::Refused(0);
+        };
+        let Ok(url) = check_endpoint(&subscription.endpoint, &web_push.hosts, config.dev_mode)
+        else {
+            return Answer::Gone;
+        };
+        let Ok(keys) = SubscriptionKeys::parse(&subscription.p256dh, &subscription.auth) else {
+            return Answer::Gone;
+        };
+        let Some(body) = webpush::seal(delivery.notification.as_bytes(), &keys) else {
+            return Answer::Refused(413);
+        };
+        let urgent = serde_json::from_str::<Notification>(&delivery.notification)
+            .is_ok_and(|notification| notification.urgent);
+        let audience = url.origin().ascii_serialization();
+        let authorization =
+            web_push
+                .vapid
+                .authorization(&audience, &web_push.subject, now_ms() / 1000);
+        let headers = [
+            ("ttl", notify::TTL_SECS.to_string()),
+            ("urgency", if urgent { "high" } else { "normal" }.to_owned()),
+            ("topic", notify::TOPIC.to_owned()),
+            ("content-encoding", "aes128gcm".to_owned()),
+            ("content-type", "application/octet-stream".to_owned()),
+            ("authorization", authorization),
+        ];
+        let body = worker::js_sys::Uint8Array::from(body.as_slice());
+        post(&url, &headers, body.into(), true).await
+    }
+
+    /// One webhook call: the notification with its id, the user and how many subscriptions
+    /// they have, signed like the event hook.
+    async fn call_webhook(&self, webhook: &WebhookConfig, delivery: &Delivery) -> Answer {
+        let mut body: Value = serde_json::from_str(&delivery.notification).unwrap_or(json!({}));
+        body["id"] = json!(delivery.key);
+        body["subscriptions"] = json!(self.notify_log().subscription_count().unwrap_or(0));
+        let body = body.to_string();
+        let signature = crate::hook::sign(&webhook.secret, now_ms() / 1000, &body);
+        let headers = [
+            ("content-type", "application/json".to_owned()),
+            (crate::hook::SIGNATURE_HEADER, signature),
+        ];
+        post(&webhook.url, &headers, body.into(), false).await
+    }
+
+    /// `POST /subscriptions`: stores a subscription the Worker checked.
+    pub(super) async fn subscribe_route(&self, mut req: Request) -> Result<Response, ApiError> {
+        let request: SubscribeRequest = crate::http::read_hub_json(&mut req).await?;
+        Ok(crate::http::json(200, &self.subscribe(request)?)?)
+    }
+
+    /// `GET /subscriptions`.
+    pub(super) fn subscriptions_route(&self) -> Result<Response, ApiError> {
+        Ok(crate::http::json(200, &self.subscriptions()?)?)
+    }
+
+    /// `POST /unsubscribe {id}`: answers whether there was such a subscription.
+    pub(super) async fn unsubscribe_route(&self, mut req: Request) -> Result<Response, ApiError> {
+        #[derive(Deserialize)]
+        struct Unsubscribe {
+            id: String,
+        }
+        let request: Unsubscribe = crate::http::read_hub_json(&mut req).await?;
+        let found = self.notify_log().unsubscribe(&request.id)?;
+        Ok(crate::http::json(200, &json!({"found": found}))?)
+    }
+
+    /// `POST /room-level {room_id, level?}`: sets the level when given; answers the level.
+    pub(super) async fn room_level_route(&self, mut req: Request) -> Result<Response, ApiError> {
+        let request: RoomLevel = crate::http::read_hub_json(&mut req).await?;
+        Ok(crate::http::json(200, &self.room_level(request)?)?)
+    }
+
+    fn subscribe(&self, request: SubscribeRequest) -> Result<Subscribed, ApiError> {
+        let config = self.config()?;
+        let subscription = Subscription {
+            id: request.id,
+            endpoint: request.endpoint,
+            p256dh: request.p256dh,
+            auth: request.auth,
+            device: request.device,
+            created_at: now_ms(),
+        };
+        let (created, dropped) = self
+            .notify_log()
+            .subscribe(&subscription, config.notify.max_subscriptions)?;
+        let stored = self
+            .notify_log()
+            .subscriptions()?
+            .into_iter()
+            .find(|found| found.id == subscription.id)
+            .unwrap_or(subscription);
+        Ok(Subscribed {
+            subscription: stored.into(),
+            created,
+            dropped,
+        })
+    }
+
+    fn subscriptions(&self) -> Result<Vec<SubscriptionView>, ApiError> {
+        Ok(self
+            .notify_log()
+            .subscriptions()?
+            .into_iter()
+            .map(SubscriptionView::from)
+            .collect())
+    }
+
+    fn room_level(&self, request: RoomLevel) -> Result<RoomLevel, ApiError> {
+        let log = self.notify_log();
+        if let Some(level) = request.level {
+            if !log.set_room_level(&request.room_id, level, MAX_ROOM_LEVELS)? {
+                return Err(ApiError::new(
+                    409,
+                    "too_many_room_levels",
+                    format!("at most {MAX_ROOM_LEVELS} rooms may have a level of their own"),
+                ));
+            }
+        }
+        let level = log.room_level(&request.room_id)?;
+        Ok(RoomLevel {
+            room_id: request.room_id,
+            level: Some(level),
+        })
+    }
+}
+
+/// POSTs once, within [`notify::SEND_TIMEOUT_MS`], not following redirects (a push service or
+/// webhook that redirects is refused: the body was meant for the URL configured).
+async fn post(
+    url: &Url,
+    headers: &[(&str, String)],
+    body: worker::wasm_bindgen::JsValue,
+    push_service: bool,
+) -> Answer {
+    let shown = notify::shown(url);
+    let request = (|| {
+        let map = Headers::new();
+        for (name, value) in headers {
+            map.set(name, value)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(map)
+            .with_redirect(RequestRedirect::Manual)
+            .with_body(Some(body));
+        Request::new_with_init(url.as_str(), &init)
+    })();
+    let Ok(request) = request else {
+        return Answer::Refused(0);
+    };
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(request);
+    let exchange = Box::pin(fetch.send_with_signal(&signal));
+    let deadline = Box::pin(Delay::from(Duration::from_millis(notify::SEND_TIMEOUT_MS)));
+    let answer = match select(exchange, deadline).await {
+        Either::Left((Ok(response), _)) => answer_of(&response, push_service),
+        Either::Left((Err(err), _)) => {
+            worker::console_warn!("notification to {shown}: {err}");
+            Answer::Retry { after_secs: None }
+        }
+        Either::Right(_) => {
+            worker::console_warn!(
+                "notification to {shown}: no answer within {} ms",
+                notify::SEND_TIMEOUT_MS
+            );
+            Answer::Retry { after_secs: None }
+        }
+    };
+    controller.abort();
+    answer
+}
+
+fn answer_of(response: &Response, push_service: bool) -> Answer {
+    let retry_after = response.headers().get("retry-after").ok().flatten();
+    Answer::of(response.status_code(), retry_after.as_deref(), push_service)
+}
