@@ -5,6 +5,12 @@
 // notifications panel). Every room opened in this tab keeps its Room (and socket) open, so
 // switching back is instant and the SDK keeps its unread count live. The DOM is rendered with
 // textContent only; stable ids and data-testid attributes are there for the browser tests.
+//
+// Notifications: the page registers sw.js (scope /demo/); "Enable notifications" subscribes this
+// browser to Web Push with the SDK's registerPush. While the user has no device connected the
+// gateway pushes; sw.js shows it, and a click opens the conversation (?user=<the notified
+// user>&room=<id> or &dm=<sender>) in a demo tab already open (told by a message) or a new one.
+// Signing out unregisters the subscription, so the next user here does not get this one's.
 
 import { connect, createClientId, decodeToken } from '/client.js';
 
@@ -38,6 +44,8 @@ const time = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minu
 const app = {
   client: null,
   me: null,
+  dmPeer: null, // the user whose direct conversation is open (?dm=)
+  push: { registration: null, handle: null, state: 'off' },
   current: null, // the open room's view state
   views: new Map(), // room id → view state (messages, receipts, typing), kept while the tab lives
   dms: new Map(), // message id → direct message (sent or received)
@@ -59,8 +67,37 @@ async function mintToken(name) {
   return body.token;
 }
 
+// The last name signed in here, so a notification's link opens straight into the conversation.
+const REMEMBERED = 'switchboard-demo:user';
+const remembered = () => {
+  try {
+    return localStorage.getItem(REMEMBERED);
+  } catch {
+    return null;
+  }
+};
+const remember = (name) => {
+  try {
+    if (name) localStorage.setItem(REMEMBERED, name);
+    else localStorage.removeItem(REMEMBERED);
+  } catch {
+    // storage unavailable: nothing remembered
+  }
+};
+
+/** Keeps the address bar in step with what is open (`room`, `dm`), without reloading. */
+function setParams(changes) {
+  const next = new URLSearchParams(location.search);
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === null || v === undefined) next.delete(k);
+    else next.set(k, v);
+  }
+  history.replaceState(null, '', `?${next}${location.hash}`);
+}
+
 function signIn(name, fixedToken) {
   const getToken = fixedToken ? () => fixedToken : () => mintToken(name);
+  if (!fixedToken) remember(name);
   const client = connect({ url: location.origin, getToken, ...SDK_OPTIONS });
   app.client = client;
   app.me = name;
@@ -86,10 +123,17 @@ function signIn(name, fixedToken) {
   loadDms();
   const room = params.get('room');
   if (room) openRoom(room);
+  const dm = params.get('dm');
+  if (dm) openDm(dm);
+  if (location.hash === '#notifications') showNotificationsPanel();
+  refreshPush();
 }
 
-function signOut() {
+async function signOut() {
+  // Notifications for this user must not reach whoever signs in next in this browser.
+  await app.push.handle?.unregister().catch((err) => console.warn('push unregister', err));
   app.client?.close();
+  remember(null);
   location.search = '';
 }
 
@@ -221,6 +265,7 @@ function stopTyping(view, user) {
 async function openRoom(id) {
   const view = viewOf(id);
   app.current = view;
+  setParams({ room: id });
   $('room-empty').hidden = true;
   $('room-pane').hidden = false;
   $('room-pane').dataset.roomId = id;
@@ -424,7 +469,8 @@ function renderDms() {
     const mine = m.sender_id === app.me;
     const unread = !mine && !m.read_at;
     const readers = (m.receipts ?? []).filter((r) => r.read_at).map((r) => r.user_id);
-    const item = el('li', { class: `dm ${mine ? 'mine' : ''} ${unread ? 'unread' : ''}`, 'data-id': m.id, 'data-testid': 'dm' },
+    const peer = app.dmPeer && (mine ? (m.to ?? []).includes(app.dmPeer) : m.sender_id === app.dmPeer);
+    const item = el('li', { class: `dm ${mine ? 'mine' : ''} ${unread ? 'unread' : ''} ${peer ? 'peer' : ''}`, 'data-id': m.id, 'data-testid': 'dm' },
       el('div', { class: 'meta', text: mine ? `to ${(m.to ?? []).join(', ')} · ${time(m.created_at)}` : `from ${m.sender_id ?? '?'} · ${time(m.created_at)}` }),
       el('div', { class: 'body', text: m.deleted ? '(deleted)' : m.body }),
       mine && readers.length ? el('div', { class: 'receipt', text: `read by ${readers.join(', ')}` }) : null);
@@ -444,6 +490,16 @@ function renderDms() {
     return item;
   });
   $('dm-list').replaceChildren(...items);
+}
+
+/** Opens the direct conversation with `user`: the form addresses them, their messages stand out. */
+function openDm(user) {
+  app.dmPeer = user;
+  $('dm-to').value = user;
+  $('dm-list').dataset.peer = user;
+  setParams({ dm: user });
+  renderDms();
+  $('dm-body').focus();
 }
 
 $('dm-form').addEventListener('submit', async (ev) => {
@@ -490,6 +546,119 @@ $('push-form').addEventListener('submit', async (ev) => {
   }
 });
 
+function showNotificationsPanel() {
+  $('notifications').scrollIntoView({ block: 'nearest' });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Web Push: the service worker, "Enable notifications", and clicks on notifications
+// ---------------------------------------------------------------------------------------------
+
+function pushStatus(state, text) {
+  app.push.state = state;
+  const status = $('push-status');
+  status.dataset.state = state;
+  status.textContent = text;
+  const button = $('push-enable');
+  button.textContent = state === 'on' ? 'Disable notifications' : 'Enable notifications';
+  button.dataset.on = String(state === 'on');
+  button.hidden = !app.client || !app.push.registration || state === 'unsupported' || state === 'disabled';
+}
+
+async function registerServiceWorker() {
+  if (!('serviceWorker' in navigator)) {
+    pushStatus('unsupported', 'No service workers here (they need https or localhost).');
+    return;
+  }
+  try {
+    // /demo/sw.js, scope /demo/: every demo URL.
+    app.push.registration = await navigator.serviceWorker.register('sw.js');
+  } catch (err) {
+    pushStatus('unsupported', `Service worker not registered: ${err.message ?? err}`);
+    return;
+  }
+  if (!app.push.registration.pushManager) pushStatus('unsupported', 'This browser has no Web Push.');
+  else refreshPush();
+}
+
+/** Once signed in with a worker: is Web Push on at the gateway, and already on in this browser? */
+async function refreshPush() {
+  const reg = app.push.registration;
+  if (!app.client || !reg?.pushManager || app.push.state === 'unsupported') return;
+  try {
+    await app.client.pushPublicKey();
+  } catch (err) {
+    if (err.code === 'push_disabled') pushStatus('disabled', 'Web Push is off on this gateway (no VAPID keys).');
+    else pushStatus('off', '');
+    return;
+  }
+  const existing = await reg.pushManager.getSubscription().catch(() => null);
+  if (existing && typeof Notification !== 'undefined' && Notification.permission === 'granted') {
+    // This browser subscribed before: make sure the gateway has it for this user (idempotent).
+    try {
+      app.push.handle = await app.client.registerPush(reg, { requestPermission: false });
+      pushStatus('on', 'Notifications on for this browser.');
+      return;
+    } catch (err) {
+      console.warn('push', err);
+    }
+  }
+  pushStatus(typeof Notification !== 'undefined' && Notification.permission === 'denied' ? 'denied' : 'off',
+    typeof Notification !== 'undefined' && Notification.permission === 'denied' ? 'Notifications are blocked for this site.' : '');
+}
+
+$('push-enable').addEventListener('click', async () => {
+  const button = $('push-enable');
+  button.disabled = true;
+  try {
+    if (app.push.handle) {
+      await app.push.handle.unregister();
+      app.push.handle = null;
+      pushStatus('off', 'Notifications off.');
+      return;
+    }
+    // subscribe() needs an active worker: `ready` waits for it.
+    const reg = await navigator.serviceWorker.ready;
+    pushStatus('pending', 'Subscribing…');
+    app.push.handle = await app.client.registerPush(reg);
+    pushStatus('on', 'Notifications on for this browser.');
+  } catch (err) {
+    console.warn('push', err);
+    if (err.code === 'push_permission_denied') pushStatus('denied', 'Notifications are blocked: allow them in the site settings.');
+    else if (err.code === 'push_disabled') pushStatus('disabled', 'Web Push is off on this gateway (no VAPID keys).');
+    else pushStatus('error', `${err.code ?? 'error'}: ${err.message ?? err}`);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+/** A click on a notification while this tab is open (sw.js): show what it is about. */
+function openFromUrl(url) {
+  let u;
+  try {
+    u = new URL(url, location.href);
+  } catch {
+    return;
+  }
+  const user = u.searchParams.get('user');
+  if (u.origin !== location.origin || !u.pathname.startsWith('/demo/') || !app.client || (user && user !== app.me)) {
+    location.assign(u.href);
+    return;
+  }
+  const room = u.searchParams.get('room');
+  const dm = u.searchParams.get('dm');
+  if (room) openRoom(room);
+  if (dm) openDm(dm);
+  if (u.hash === '#notifications') showNotificationsPanel();
+}
+
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.addEventListener('message', (ev) => {
+    if (ev.data?.type === 'switchboard.open' && typeof ev.data.url === 'string') openFromUrl(ev.data.url);
+  });
+  navigator.serviceWorker.startMessages();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Start
 // ---------------------------------------------------------------------------------------------
@@ -506,6 +675,7 @@ $('signin-form').addEventListener('submit', (ev) => {
 $('signout').addEventListener('click', signOut);
 
 const fixedToken = params.get('token');
-const startUser = params.get('user') ?? (fixedToken ? decodeToken(fixedToken)?.sub : null);
+const startUser = params.get('user') ?? (fixedToken ? decodeToken(fixedToken)?.sub : remembered());
 if (startUser) signIn(String(startUser), fixedToken);
 else $('signin-name').focus();
+registerServiceWorker();

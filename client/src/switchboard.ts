@@ -1452,6 +1452,17 @@ export class Room extends Connection {
     return this.core.api('DELETE', `/v1/rooms/${encodeURIComponent(this.id)}`);
   }
 
+  /** My notification level for this room (`GET …/notifications`): `all`, `mentions` (the
+   *  default: only messages whose `data.mentions` lists me) or `none`. */
+  notificationLevel(): Promise<{ room_id: string; level: NotificationLevel }> {
+    return this.core.api('GET', `/v1/rooms/${encodeURIComponent(this.id)}/notifications`);
+  }
+
+  /** Sets my notification level for this room (`PUT …/notifications`). */
+  setNotificationLevel(level: NotificationLevel): Promise<{ room_id: string; level: NotificationLevel }> {
+    return this.core.api('PUT', `/v1/rooms/${encodeURIComponent(this.id)}/notifications`, { level });
+  }
+
   /** The room with my role and read cursor (REST). */
   info(): Promise<RoomInfo> {
     return this.core.api('GET', `/v1/rooms/${encodeURIComponent(this.id)}`);
@@ -1461,6 +1472,95 @@ export class Room extends Connection {
   override close(): void {
     super.close();
     this.client._roomClosed(this);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Web Push (notifications while no device of the user is connected)
+// ---------------------------------------------------------------------------------------------
+
+/** What `registerPush` needs of a browser `PushSubscription`. */
+export interface PushSubscriptionLike {
+  readonly endpoint: string;
+  /** The key the subscription was made with (`null` or absent: unknown). */
+  readonly options?: { readonly applicationServerKey?: ArrayBuffer | null } | null;
+  toJSON(): { endpoint?: string; expirationTime?: number | null; keys?: Record<string, string> };
+  unsubscribe(): Promise<boolean>;
+}
+
+/** What `registerPush` needs of a `ServiceWorkerRegistration` (its `pushManager`). */
+export interface PushRegistrationTarget {
+  readonly pushManager: {
+    getSubscription(): Promise<PushSubscriptionLike | null>;
+    subscribe(options: { userVisibleOnly: boolean; applicationServerKey: Uint8Array<ArrayBuffer> }): Promise<PushSubscriptionLike>;
+  };
+}
+
+/** A push subscription as the gateway lists it. */
+export interface PushSubscriptionInfo {
+  /** Stable per endpoint (hex). */
+  id: string;
+  endpoint: string;
+  /** The device id given when it was registered, if any. */
+  device: string | null;
+  created_at: number;
+}
+
+export interface RegisterPushOptions {
+  /** The gateway's VAPID public key (base64url); default `GET /v1/push/public-key`. */
+  applicationServerKey?: string;
+  /** The device id stored with the subscription; default this client's (from `ready`). */
+  device?: string;
+  /** Ask for notification permission when it has not been decided yet (default `true`).
+   *  Call `registerPush` from a user gesture (a click): browsers ignore prompts without one. */
+  requestPermission?: boolean;
+}
+
+/** A registered push subscription: the gateway's record plus the browser's subscription. */
+export interface PushHandle extends PushSubscriptionInfo {
+  /** The browser's subscription. */
+  readonly subscription: PushSubscriptionLike;
+  /** Deletes the gateway's record (one already gone is fine) and unsubscribes the browser. */
+  unregister(): Promise<void>;
+}
+
+/** A room's notification level for this user: `mentions` is the default. */
+export type NotificationLevel = 'all' | 'mentions' | 'none';
+
+function base64UrlToBytes(text: string): Uint8Array<ArrayBuffer> {
+  let b64 = text.replace(/-/g, '+').replace(/_/g, '/');
+  while (b64.length % 4) b64 += '=';
+  const raw: string = (globalThis as any).atob(b64);
+  const out = new Uint8Array(new ArrayBuffer(raw.length));
+  for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
+  return out;
+}
+
+function sameBytes(a: ArrayBuffer | null | undefined, b: Uint8Array): boolean {
+  if (!a || a.byteLength !== b.length) return false;
+  const x = new Uint8Array(a);
+  for (let i = 0; i < b.length; i++) if (x[i] !== b[i]) return false;
+  return true;
+}
+
+/** Notification permission: `denied` (or a dismissed prompt) rejects `push_permission_denied`. */
+async function ensureNotificationPermission(ask: boolean): Promise<void> {
+  const N = (globalThis as any).Notification;
+  // No Notification API here (a worker, some WebViews): the push service decides.
+  if (!N || typeof N.permission !== 'string') return;
+  let permission: string = N.permission;
+  if (permission === 'default' && ask && typeof N.requestPermission === 'function') {
+    permission = await new Promise<string>((resolve) => {
+      // The old callback form and the promise form, whichever this browser has.
+      const p = N.requestPermission(resolve);
+      if (p && typeof p.then === 'function') p.then(resolve, () => resolve('denied'));
+    });
+  }
+  if (permission === 'denied') {
+    throw new SwitchboardError('push_permission_denied', 'notifications are blocked for this site');
+  }
+  if (permission !== 'granted' && ask) {
+    throw new SwitchboardError('push_permission_denied', 'notification permission was not granted');
   }
 }
 
@@ -1738,6 +1838,114 @@ export class SwitchboardClient extends Connection {
       if (typeof data.name === 'string') s.name = data.name;
       if (data.role === 'owner' || data.role === 'member') s.role = data.role;
       this.emitRooms();
+    }
+  }
+
+  /** This client's device id: the `device` option, else the one `ready` confirmed (or stored). */
+  get deviceId(): string | null {
+    return this.device ?? this.readyData?.device ?? null;
+  }
+
+  /** `GET /v1/push/public-key`: the gateway's VAPID public key (base64url). Rejects with
+   *  `push_disabled` (404) when the gateway has no VAPID keys. */
+  async pushPublicKey(): Promise<string> {
+    const res = await this.core.api<{ public_key: string }>('GET', '/v1/push/public-key');
+    if (typeof res?.public_key !== 'string' || !res.public_key) {
+      throw new SwitchboardError('push_disabled', 'the gateway gave no VAPID public key');
+    }
+    return res.public_key;
+  }
+
+  /**
+   * Subscribes this browser to Web Push for the signed-in user: the gateway notifies it when
+   * none of the user's devices took an event in time (docs/PROTOCOL.md, "Notifications").
+   * `registration` is a `ServiceWorkerRegistration` whose worker shows the notifications.
+   *
+   * Reuses the browser's subscription when it was made with the gateway's key (else replaces
+   * it, and forgets the replaced one at the gateway), then registers it (`POST /v1/push-subscriptions`, idempotent per endpoint). Rejects
+   * with a `SwitchboardError`: `push_unsupported` (no Push API), `push_permission_denied`
+   * (notifications blocked or the prompt dismissed), `push_subscribe_failed` (the browser's
+   * push service refused or is unreachable), or the gateway's code (`push_disabled`,
+   * `endpoint_not_allowed`, `validation`, `network`…, with `status`).
+   */
+  async registerPush(registration: PushRegistrationTarget, options: RegisterPushOptions = {}): Promise<PushHandle> {
+    const pm = registration?.pushManager;
+    if (!pm || typeof pm.subscribe !== 'function' || typeof pm.getSubscription !== 'function') {
+      throw new SwitchboardError('push_unsupported', 'this browser has no Push API (pushManager) on the registration');
+    }
+    const keyText = options.applicationServerKey ?? (await this.pushPublicKey());
+    const key = base64UrlToBytes(keyText);
+    await ensureNotificationPermission(options.requestPermission !== false);
+
+    let subscription = await pm.getSubscription().catch(() => null);
+    let created = false;
+    let replaced: string | null = null;
+    if (subscription && !sameBytes(subscription.options?.applicationServerKey, key)) {
+      // Made with another key (a rotated one, or unknown): the browser refuses a second
+      // subscription with a different key, so this one goes.
+      replaced = subscription.endpoint;
+      await subscription.unsubscribe().catch(() => false);
+      subscription = null;
+    }
+    if (!subscription) {
+      try {
+        subscription = await pm.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+      } catch (err) {
+        const e = err as { name?: string; message?: string };
+        if (e?.name === 'NotAllowedError') {
+          throw new SwitchboardError('push_permission_denied', `push subscription refused: ${e.message ?? e.name}`);
+        }
+        throw new SwitchboardError('push_subscribe_failed', `the browser's push service did not subscribe: ${e?.name ?? 'Error'}: ${e?.message ?? err}`);
+      }
+      created = true;
+    }
+
+    const json = subscription.toJSON();
+    const device = options.device ?? this.deviceId;
+    const body: Record<string, unknown> = { ...json, endpoint: json.endpoint ?? subscription.endpoint };
+    if (device) body.device = device;
+    let info: PushSubscriptionInfo;
+    try {
+      info = await this.core.api<PushSubscriptionInfo>('POST', '/v1/push-subscriptions', body);
+    } catch (err) {
+      // A subscription made just now for nothing would only collect pushes nobody sends.
+      if (created) await subscription.unsubscribe().catch(() => false);
+      throw err;
+    }
+    if (replaced && replaced !== info.endpoint) {
+      // The gateway's record of the replaced subscription would only collect failed pushes.
+      await this.pushSubscriptions()
+        .then((list) => Promise.all(list.filter((s) => s.endpoint === replaced).map((s) => this.removePushSubscription(s.id, { missingOk: true }))))
+        .catch(() => undefined);
+    }
+    const sub = subscription;
+    return {
+      id: info.id,
+      endpoint: info.endpoint ?? sub.endpoint,
+      device: info.device ?? null,
+      created_at: info.created_at,
+      subscription: sub,
+      unregister: async () => {
+        await this.removePushSubscription(info.id, { missingOk: true });
+        await sub.unsubscribe().catch(() => false);
+      },
+    };
+  }
+
+  /** `GET /v1/push-subscriptions`: this user's push subscriptions (every browser). */
+  async pushSubscriptions(): Promise<PushSubscriptionInfo[]> {
+    return (await this.core.api<{ subscriptions: PushSubscriptionInfo[] }>('GET', '/v1/push-subscriptions')).subscriptions ?? [];
+  }
+
+  /** `DELETE /v1/push-subscriptions/{id}`; resolves `false` instead of rejecting with
+   *  `not_found` when `missingOk`. The browser's own subscription is left as it is. */
+  async removePushSubscription(id: string, opts: { missingOk?: boolean } = {}): Promise<boolean> {
+    try {
+      await this.core.api('DELETE', `/v1/push-subscriptions/${encodeURIComponent(id)}`);
+      return true;
+    } catch (err) {
+      if (opts.missingOk && err instanceof SwitchboardError && err.status === 404 && err.code === 'not_found') return false;
+      throw err;
     }
   }
 

@@ -2,7 +2,8 @@
 // connect and requests, acks and error codes, timeouts, reconnect with backoff and resume without
 // gaps or duplicates, paged replay, auth failures (expired token, token.expired), forced
 // disconnect, rooms (send retried with one client_id, typing, read, presence, resume), the live
-// room list and direct messages.
+// room list, direct messages, and Web Push registration (registerPush with a stand-in
+// registration: Node has no Push API; tests/e2e/push-browser.test.mjs runs it in Chromium).
 //
 // Node 20 has no global WebSocket, so the SDK gets `ws` through its `WebSocket` option. Tests cut
 // the network with a "gated" WebSocket class: `gate.kill()` terminates the open sockets (a dead
@@ -10,11 +11,11 @@
 // the upgrade, as it would offline.
 
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createECDH, randomBytes, randomUUID } from 'node:crypto';
 import { after, test } from 'node:test';
 import WebSocket from 'ws';
 import {
-  BASE, claims, createRoom, internal, push, signHS256, token, uid, until,
+  BASE, claims, createRoom, http, internal, push, signHS256, token, uid, until,
 } from './helpers.mjs';
 import { connect, SwitchboardError } from '../../client/dist/switchboard.js';
 
@@ -546,4 +547,101 @@ test('direct messages over REST, live on the user socket, with read receipts and
     return true;
   });
   await assert.rejects(a.dm.get('m_nope'), { status: 400 });
+});
+
+/**
+ * A stand-in `ServiceWorkerRegistration` (Node has no Push API): its `pushManager` makes
+ * subscriptions from a fresh P-256 key and auth secret, with endpoints from `endpoint()`, or
+ * fails with `fail` (a DOMException name), and counts what the SDK does with it.
+ */
+function fakeRegistration({ endpoint = () => `http://127.0.0.1:9/push/${randomUUID()}`, fail = null } = {}) {
+  const reg = { current: null, subscribes: 0, unsubscribed: [] };
+  const subscriptionOf = (url, keyBytes) => {
+    const ecdh = createECDH('prime256v1');
+    const keys = { p256dh: ecdh.generateKeys().toString('base64url'), auth: randomBytes(16).toString('base64url') };
+    const sub = {
+      endpoint: url,
+      options: { userVisibleOnly: true, applicationServerKey: keyBytes ? new Uint8Array(keyBytes).buffer : null },
+      toJSON: () => ({ endpoint: url, expirationTime: null, keys }),
+      unsubscribe: async () => {
+        reg.unsubscribed.push(url);
+        if (reg.current === sub) reg.current = null;
+        return true;
+      },
+    };
+    return sub;
+  };
+  reg.pushManager = {
+    getSubscription: async () => reg.current,
+    subscribe: async (options) => {
+      if (fail) throw Object.assign(new Error(`refused (${fail})`), { name: fail });
+      assert.equal(options.userVisibleOnly, true);
+      assert.ok(options.applicationServerKey instanceof Uint8Array);
+      reg.subscribes++;
+      reg.current = subscriptionOf(endpoint(), options.applicationServerKey);
+      return reg.current;
+    },
+  };
+  reg.existing = (keyBytes) => {
+    reg.current = subscriptionOf(endpoint(), keyBytes);
+    return reg.current;
+  };
+  return reg;
+}
+
+test('registerPush: subscribe, register with the device id, reuse, replace, refuse, unregister; room levels', async () => {
+  const user = uid('wp');
+  const c = client(user);
+  const ready = await c.open();
+  const publicKey = (await http('GET', '/v1/push/public-key')).body.public_key;
+  assert.equal(await c.pushPublicKey(), publicKey);
+
+  await assert.rejects(c.registerPush({}), { code: 'push_unsupported' });
+  await assert.rejects(c.registerPush(fakeRegistration({ fail: 'NotAllowedError' })), { code: 'push_permission_denied' });
+  await assert.rejects(c.registerPush(fakeRegistration({ fail: 'AbortError' })), (err) => {
+    assert.equal(err.code, 'push_subscribe_failed');
+    assert.match(err.message, /AbortError/);
+    return true;
+  });
+
+  // Registered with this client's device id; again: the same subscription and record.
+  const reg = fakeRegistration();
+  const handle = await c.registerPush(reg);
+  assert.equal(c.deviceId, ready.device);
+  assert.equal(handle.device, ready.device);
+  assert.equal(handle.endpoint, reg.current.endpoint);
+  assert.match(handle.id, /^[0-9a-f]+$/);
+  const again = await c.registerPush(reg);
+  assert.equal(again.id, handle.id);
+  assert.equal(reg.subscribes, 1);
+  assert.deepEqual((await c.pushSubscriptions()).map((s) => [s.id, s.endpoint, s.device]), [[handle.id, handle.endpoint, ready.device]]);
+
+  // A subscription made with another key is replaced, at the browser and at the gateway.
+  const rotated = fakeRegistration();
+  const stale = rotated.existing(randomBytes(65));
+  assert.equal((await c.api('POST', '/v1/push-subscriptions', stale.toJSON())).endpoint, stale.endpoint);
+  await c.registerPush(rotated);
+  assert.deepEqual(rotated.unsubscribed, [stale.endpoint]);
+  const listed = (await c.pushSubscriptions()).map((s) => s.endpoint);
+  assert.ok(!listed.includes(stale.endpoint) && listed.includes(rotated.current.endpoint), listed.join(', '));
+
+  // An endpoint the gateway refuses: the subscription made for it is dropped again.
+  const evil = fakeRegistration({ endpoint: () => 'https://evil.example/push/1' });
+  await assert.rejects(c.registerPush(evil), { status: 400, code: 'endpoint_not_allowed' });
+  assert.deepEqual(evil.unsubscribed, ['https://evil.example/push/1']);
+
+  // unregister: the gateway forgets it and the browser's subscription goes.
+  await handle.unregister();
+  assert.deepEqual(reg.unsubscribed, [handle.endpoint]);
+  assert.ok(!(await c.pushSubscriptions()).some((s) => s.id === handle.id));
+  assert.equal(await c.removePushSubscription(handle.id, { missingOk: true }), false);
+  await assert.rejects(c.removePushSubscription(handle.id), { status: 404, code: 'not_found' });
+
+  // Room notification levels.
+  const roomId = await createRoom(user);
+  const room = c.room(roomId);
+  assert.deepEqual(await room.notificationLevel(), { room_id: roomId, level: 'mentions' });
+  assert.deepEqual(await room.setNotificationLevel('all'), { room_id: roomId, level: 'all' });
+  assert.equal((await room.notificationLevel()).level, 'all');
+  await assert.rejects(room.setNotificationLevel('loud'), { status: 400, code: 'validation' });
 });
