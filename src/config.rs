@@ -220,6 +220,9 @@ impl Config {
         let hook = crate::hook::HookConfig::from_lookup(&get)
             .map_err(|hook_problems| problems.extend(hook_problems))
             .unwrap_or_default();
+        if get("LOG_LEVEL").is_some_and(|level| crate::log::Level::parse(&level).is_none()) {
+            problems.push("LOG_LEVEL must be error, warn, info or debug".to_owned());
+        }
         let notify = crate::notify::NotifyConfig::from_lookup(&get, dev_mode)
             .map_err(|notify_problems| problems.extend(notify_problems))
             .unwrap_or_default();

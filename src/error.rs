@@ -79,7 +79,7 @@ impl std::fmt::Display for ApiError {
 /// leak internals; the detail goes to the log.
 impl From<worker::Error> for ApiError {
     fn from(err: worker::Error) -> Self {
-        worker::console_error!("internal error: {err}");
+        crate::log::error("internal", serde_json::json!({"error": err.to_string()}));
         Self::internal("the gateway failed to handle this request")
     }
 }

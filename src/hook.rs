@@ -317,7 +317,10 @@ pub async fn call(config: &HookConfig, call: &HookCall<'_>) -> Result<Value, Hoo
     let body = request_body(call, now_ms);
     let signature = sign(&config.secret, now_ms.div_euclid(1000), &body);
     let request = build_request(config, body, &signature).map_err(|err| {
-        worker::console_error!("event hook {}: request: {err}", redacted(&config.url));
+        crate::log::error(
+            "hook.request_failed",
+            serde_json::json!({"url": redacted(&config.url), "error": err.to_string()}),
+        );
         HookError::failed("the event hook request could not be built")
     })?;
     let controller = AbortController::default();
@@ -327,7 +330,10 @@ pub async fn call(config: &HookConfig, call: &HookCall<'_>) -> Result<Value, Hoo
             .send_with_signal(&signal)
             .await
             .map_err(|err| {
-                worker::console_error!("event hook {}: {err}", redacted(&config.url));
+                crate::log::warn(
+                    "hook.unreachable",
+                    serde_json::json!({"url": redacted(&config.url), "error": err.to_string()}),
+                );
                 HookError::failed("the event hook could not be reached")
             })?;
         let status = response.status_code();
@@ -375,7 +381,10 @@ async fn read_capped(mut response: Response, max_bytes: usize) -> Result<Vec<u8>
         return Err(too_large());
     }
     let unreadable = |err: worker::Error| {
-        worker::console_error!("event hook answer: {err}");
+        crate::log::warn(
+            "hook.unreadable",
+            serde_json::json!({"error": err.to_string()}),
+        );
         HookError::failed("the event hook's answer could not be read")
     };
     let mut stream = match response.body() {

@@ -20,7 +20,18 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> worker::Result<Response> {
 }
 
 pub fn error_response(err: &ApiError) -> Response {
-    let mut res = json(err.status, &err.body()).unwrap_or_else(|_| {
+    render_error(err, err.body())
+}
+
+/// [`error_response`] with the request's id in the body: `{"error":{"code","message","request_id"}}`.
+pub fn error_response_with_id(err: &ApiError, request_id: &str) -> Response {
+    let mut body = err.body();
+    body["error"]["request_id"] = serde_json::Value::from(request_id);
+    render_error(err, body)
+}
+
+fn render_error(err: &ApiError, body: serde_json::Value) -> Response {
+    let mut res = json(err.status, &body).unwrap_or_else(|_| {
         Response::error(err.message.clone(), err.status)
             .unwrap_or_else(|_| Response::empty().expect("an empty response can always be built"))
     });

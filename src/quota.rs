@@ -59,7 +59,10 @@ pub async fn check(env: &Env, rate: Rate, user: &str) -> Result<(), ApiError> {
         )),
         Ok(_) => Ok(()),
         Err(err) => {
-            worker::console_error!("rate limiter {}: {err}", rate.binding());
+            crate::log::error(
+                "quota.limiter_failed",
+                serde_json::json!({"binding": rate.binding(), "error": err.to_string()}),
+            );
             Ok(())
         }
     }

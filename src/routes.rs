@@ -28,6 +28,8 @@ pub enum Route {
     InternalPush,
     InternalBroadcast,
     InternalOnline,
+    /// Prometheus text: users online and this isolate's counters.
+    InternalMetrics,
     /// The VAPID public key browsers subscribe with.
     PushPublicKey,
     Subscribe,
@@ -145,6 +147,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/internal/v1/push"),
     ("POST", "/internal/v1/broadcast"),
     ("GET", "/internal/v1/online"),
+    ("GET", "/internal/v1/metrics"),
     ("POST", "/internal/v1/users/{id}/disconnect"),
     ("DELETE", "/internal/v1/users/{id}"),
     ("GET", "/v1/push/public-key"),
@@ -301,6 +304,7 @@ fn build_user_route(pattern: &str, mut params: std::vec::IntoIter<String>) -> Op
         "/internal/v1/push" => Route::InternalPush,
         "/internal/v1/broadcast" => Route::InternalBroadcast,
         "/internal/v1/online" => Route::InternalOnline,
+        "/internal/v1/metrics" => Route::InternalMetrics,
         "/internal/v1/users/{id}/disconnect" => Route::InternalDisconnect {
             user_id: params.next()?,
         },
@@ -310,6 +314,15 @@ fn build_user_route(pattern: &str, mut params: std::vec::IntoIter<String>) -> Op
         "/v1/push/public-key" => Route::PushPublicKey,
         _ => return None,
     })
+}
+
+/// The route pattern `path` matches (`/v1/rooms/{id}`), for logs: searchable, and never a
+/// client's raw path. `unknown` when none does.
+pub fn pattern_of(path: &str) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|(_, pattern)| match_path(pattern, path).is_some())
+        .map_or("unknown", |(_, pattern)| *pattern)
 }
 
 /// Matches `path` against `pattern`, returning the decoded parameters in order.

@@ -158,6 +158,8 @@ async function main() {
         SB_NOTIFY_MIN_INTERVAL_SECONDS: env.NOTIFY_MIN_INTERVAL_SECONDS,
         SB_MAX_PUSH_SUBSCRIPTIONS: env.MAX_PUSH_SUBSCRIPTIONS,
         SB_WRANGLER_LOG: logPath,
+        // Values that must never appear in the gateway's log (tests/e2e/logs.test.mjs).
+        SB_SECRETS: JSON.stringify([env.JWT_SECRET, env.INTERNAL_API_TOKEN, env.EVENT_HOOK_SECRET, env.VAPID_PRIVATE_KEY]),
         SB_BAD_BASE: badBase,
         SB_BUILD_SNAPSHOT: join(state, 'build'),
       },

@@ -4,7 +4,7 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, createWriteStream, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,10 +48,12 @@ export async function waitForHealth(base, child, deadlineMs, answered = (res) =>
  * workerd included).
  */
 export function startWrangler(args, logPath, env = childEnv) {
-  const log = createWriteStream(logPath);
-  const child = spawn(wrangler, ['dev', ...args], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
+  // Straight into the file, not through a pipe this process drains: tests/run.mjs waits in
+  // spawnSync while the suite runs, and a pipe nobody reads would leave the log empty (and,
+  // once full, stall wrangler's writes).
+  const log = openSync(logPath, 'a');
+  const child = spawn(wrangler, ['dev', ...args], { cwd: root, env, detached: true, stdio: ['ignore', log, log] });
+  closeSync(log);
   child.exited = new Promise((resolve) => child.on('exit', resolve));
   const signal = (name) => {
     try { process.kill(-child.pid, name); } catch { /* already gone */ }

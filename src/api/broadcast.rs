@@ -47,8 +47,20 @@ pub async fn broadcast(mut req: Request, env: &Env, config: &Config) -> Result<R
         data: body.data,
         idempotency_key: body.idempotency_key,
     };
+    let started = crate::hubs::now_ms();
     let outcomes = directory::broadcast(env, &request).await;
     let failed = outcomes.iter().filter(|outcome| outcome.is_err()).count();
+    let reached: i64 = outcomes.iter().flatten().map(|reach| reach.devices).sum();
+    crate::log::info(
+        "broadcast",
+        json!({
+            "name": request.event,
+            "bytes": request.data.to_string().len(),
+            "devices": reached,
+            "shards_failed": failed,
+            "ms": crate::hubs::now_ms() - started,
+        }),
+    );
     if failed > 0 {
         return Err(ApiError::new(
             502,

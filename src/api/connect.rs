@@ -5,13 +5,80 @@
 //! (else 400). Only then is the UserHub
 //! called, with the verified identity in a header it alone trusts.
 
+use serde_json::json;
 use worker::{Env, Headers, Request, Response};
 
 use crate::auth::token::{self, Carrier, ExtractError};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::{header, query_param};
+use crate::metrics::{self, Kind, Point};
 use crate::quota::Rate;
+use crate::routes::Route;
+
+/// Set on a Socket.IO upgrade that was accepted only to refuse in band (`api::socketio`): the
+/// code it refused with, for the log and for anyone looking at the handshake.
+pub const REFUSAL_HEADER: &str = "x-switchboard-refusal";
+
+/// Which kind of socket a route opens, if it is a connect route.
+pub fn kind_of(route: &Route) -> Option<&'static str> {
+    match route {
+        Route::Connect => Some("user"),
+        Route::RoomConnect { .. } => Some("room"),
+        Route::SocketIo => Some("socketio"),
+        _ => None,
+    }
+}
+
+/// How the request carries its token (`header`, `subprotocol`, `query` or `none`), without
+/// verifying it: for the log, which never shows the token itself.
+pub fn carrier_hint(req: &Request) -> &'static str {
+    let extracted = token::extract(
+        header(req, "authorization").as_deref(),
+        header(req, "sec-websocket-protocol").as_deref(),
+        query_param(req, "token").as_deref(),
+    );
+    match extracted.map(|extracted| extracted.carrier) {
+        Ok(Carrier::Header) => "header",
+        Ok(Carrier::Subprotocol) => "subprotocol",
+        Ok(Carrier::Query) => "query",
+        Err(_) => "none",
+    }
+}
+
+/// Logs and counts a connect: `connect.accepted` (the upgrade answered 101) or
+/// `connect.refused` with the code — an HTTP refusal, or a Socket.IO refusal made in band.
+pub fn log_outcome(
+    kind: &'static str,
+    carrier: &'static str,
+    origin: Option<&str>,
+    result: &Result<Response, ApiError>,
+    elapsed_ms: i64,
+) {
+    let refused = match result {
+        Ok(res) if res.status_code() == 101 => res
+            .headers()
+            .get(REFUSAL_HEADER)
+            .ok()
+            .flatten()
+            .map(|code| (101, code)),
+        Ok(res) => Some((res.status_code(), "engine_error".to_owned())),
+        Err(err) => Some((err.status, err.code.to_owned())),
+    };
+    let mut fields = json!({"kind": kind, "carrier": carrier, "origin": origin, "ms": elapsed_ms});
+    match refused {
+        None => {
+            metrics::record(Point::new(Kind::Connect, kind).value(elapsed_ms as f64));
+            crate::log::info("connect.accepted", fields);
+        }
+        Some((status, code)) => {
+            metrics::record(Point::new(Kind::Refusal, &code).value(f64::from(status)));
+            fields["status"] = json!(status);
+            fields["code"] = json!(code);
+            crate::log::info("connect.refused", fields);
+        }
+    }
+}
 
 pub async fn user(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
     let admitted = admit(&req, env, config).await?;

@@ -207,7 +207,10 @@ async fn tell_senders(env: &Env, reader: &Identity, newly: &[store::NewlyRead], 
                 notify: None,
             };
             if let Err(err) = user::push(env, &sender, &request).await {
-                worker::console_warn!("message.read to {sender}: {err}");
+                crate::log::warn(
+                    "read_receipt.failed",
+                    serde_json::json!({"user_id": sender, "error": err.to_string()}),
+                );
             }
         })
         .await;

@@ -6,6 +6,7 @@ pub mod connect;
 pub mod dev;
 pub mod me;
 pub mod messages;
+pub mod metrics;
 pub mod push;
 pub mod push_subscriptions;
 pub mod rooms;
@@ -43,7 +44,7 @@ pub async fn handle(route: Route, req: Request, env: &Env) -> Result<Response, A
 
 fn configuration(env: &Env) -> Result<Rc<Config>, ApiError> {
     Config::shared(env).map_err(|err| {
-        worker::console_error!("configuration: {err}");
+        crate::log::error("config.invalid", serde_json::json!({"problems": err.0}));
         ApiError::internal("the gateway is misconfigured; see the logs")
     })
 }
@@ -84,6 +85,7 @@ async fn handle_configured(
         Route::InternalPush => push::push(req, env, config).await,
         Route::InternalBroadcast => broadcast::broadcast(req, env, config).await,
         Route::InternalOnline => broadcast::online(req, env, config).await,
+        Route::InternalMetrics => metrics::metrics(req, env, config).await,
         Route::InternalDisconnect { user_id } => {
             users::disconnect(req, env, config, &user_id).await
         }

@@ -12,6 +12,7 @@ use worker::{Env, Request, Response};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hubs::user::{PushOutcome, PushRequest};
+use crate::metrics::{self, Kind, Point};
 use crate::notify::NotifyRequest;
 use crate::stream::Class;
 
@@ -124,7 +125,16 @@ pub async fn deliver(mut req: Request, env: &Env, config: &Config) -> Result<Res
         class: Class::Backend,
         notify: body.notify,
     };
+    let started = crate::hubs::now_ms();
+    let bytes = request.data.to_string().len();
     let outcomes = crate::hubs::user::push_all(env, &users, &request).await;
+    observe(
+        &request,
+        &users,
+        &outcomes,
+        bytes,
+        crate::hubs::now_ms() - started,
+    );
     let results: Vec<UserResult> = users
         .into_iter()
         .zip(outcomes)
@@ -153,6 +163,42 @@ pub async fn deliver(mut req: Request, env: &Env, config: &Config) -> Result<Res
         status,
         &serde_json::json!({"results": results}),
     )?)
+}
+
+/// `push` (info) with the event name, recipients, outcome, size and time (never the data), and
+/// the data points: the push's time, and the devices it reached live.
+fn observe(
+    request: &PushRequest,
+    users: &[String],
+    outcomes: &[Result<PushOutcome, ApiError>],
+    bytes: usize,
+    ms: i64,
+) {
+    let delivered = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    let devices: usize = outcomes
+        .iter()
+        .flatten()
+        .map(|outcome| outcome.devices)
+        .sum();
+    metrics::record(Point::new(Kind::Push, "backend").value(ms as f64));
+    metrics::record(
+        Point::new(Kind::Delivery, "user")
+            .count(devices as f64)
+            .value(ms as f64),
+    );
+    crate::log::info(
+        "push",
+        serde_json::json!({
+            "name": request.event,
+            "users": users.len(),
+            "delivered": delivered,
+            "failed": users.len() - delivered,
+            "devices": devices,
+            "bytes": bytes,
+            "notify": request.notify.is_some(),
+            "ms": ms,
+        }),
+    );
 }
 
 #[cfg(test)]

@@ -669,7 +669,18 @@ pub async fn internal_publish(
             )
         })?;
     }
-    post_to_room(env, room_id, &post).await
+    let started = crate::hubs::now_ms();
+    let answer = post_to_room(env, room_id, &post).await;
+    crate::log::info(
+        "publish",
+        json!({
+            "room_id": room_id,
+            "status": answer.as_ref().map_or_else(|err| err.status, Response::status_code),
+            "bytes": post.content.body.len(),
+            "ms": crate::hubs::now_ms() - started,
+        }),
+    );
+    answer
 }
 
 /// `GET /internal/v1/rooms/{id}/shards`: the objects holding the room's sockets (the room's

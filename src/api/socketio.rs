@@ -105,8 +105,10 @@ fn refuse(req: &Request, err: ApiError, config: &Config) -> Result<Response, Api
         limits.socketio_ping_timeout_ms,
         limits.max_frame_bytes,
     ))?;
+    let code = err.code;
     worker::wasm_bindgen_futures::spawn_local(answer_connects(server, err));
     let mut res = Response::from_websocket(pair.client)?;
+    res.headers_mut().set(connect::REFUSAL_HEADER, code)?;
     if offered_subprotocol(req) {
         res.headers_mut()
             .set("sec-websocket-protocol", token::SUBPROTOCOL)?;

@@ -73,10 +73,16 @@ pub async fn send(
 /// Inserts a new message; a client id taken by a concurrent send yields that send's message.
 async fn store_new(db: &D1Database, message: DirectMessage) -> Result<SendOutcome, ApiError> {
     match store::insert(db, &message).await {
-        Ok(()) => Ok(SendOutcome {
-            message,
-            duplicate: false,
-        }),
+        Ok(()) => {
+            crate::metrics::record(
+                crate::metrics::Point::new(crate::metrics::Kind::Message, "direct")
+                    .value(message.content.body.len() as f64),
+            );
+            Ok(SendOutcome {
+                message,
+                duplicate: false,
+            })
+        }
         Err(err) if d1::is_conflict(&err) => {
             let client_id = message.content.client_id.as_deref().unwrap_or_default();
             let message = store::by_client_id(db, &message.sender_id, client_id)

@@ -176,7 +176,10 @@ impl Listing {
         match register(env, user, stamp, "/join").await {
             Ok(()) if stamp > self.left.get() => self.listed.set(Some(true)),
             Ok(()) => {}
-            Err(err) => worker::console_warn!("directory join of {user}: {err}"),
+            Err(err) => crate::log::warn(
+                "directory.join_failed",
+                serde_json::json!({"user_id": user, "error": err.to_string()}),
+            ),
         }
     }
 
@@ -189,7 +192,10 @@ impl Listing {
         self.left.set(stamp);
         self.listed.set(Some(false));
         if let Err(err) = register(env, user, stamp, "/leave").await {
-            worker::console_warn!("directory leave of {user}: {err}");
+            crate::log::warn(
+                "directory.leave_failed",
+                serde_json::json!({"user_id": user, "error": err.to_string()}),
+            );
         }
     }
 
@@ -227,9 +233,13 @@ pub struct Directory {
 
 impl DurableObject for Directory {
     fn new(state: State, env: Env) -> Self {
+        super::observe(&env);
         let local = Local::new(state.storage().sql());
         if let Err(err) = OnlineLog::new(&local).migrate() {
-            worker::console_error!("directory schema: {err}");
+            crate::log::error(
+                "hub.schema_failed",
+                serde_json::json!({"object": "directory", "error": err.to_string()}),
+            );
         }
         Self { local, env }
     }
@@ -329,7 +339,10 @@ impl Directory {
                     reached.devices += devices as i64;
                 }
                 Err(err) => {
-                    worker::console_warn!("broadcast to {}: {err}", member.user);
+                    crate::log::warn(
+                        "broadcast.hub_failed",
+                        serde_json::json!({"user_id": member.user, "error": err.to_string()}),
+                    );
                     log.failed(&member, MAX_FAILURES)?;
                 }
             }

@@ -105,7 +105,7 @@ pub fn identity_of(req: &Request) -> Result<Identity, ApiError> {
 /// The isolate's configuration ([`Config::shared`]).
 pub fn config(env: &Env) -> Result<Rc<Config>, ApiError> {
     Config::shared(env).map_err(|err| {
-        worker::console_error!("configuration: {err}");
+        crate::log::error("config.invalid", json!({"problems": err.0}));
         ApiError::internal("the gateway is misconfigured")
     })
 }
@@ -289,6 +289,28 @@ impl Alarm {
 
 /// Counts a hub's alarm wakes in its `meta` table (read by the development route
 /// `GET /dev/hubs/...`, so tests can prove that a hub does not wake for nothing).
+/// What every Durable Object does as it is constructed: read the log level and find the metrics
+/// binding, once per isolate.
+pub fn observe(env: &Env) {
+    crate::log::init(env);
+    crate::metrics::init(env);
+}
+
+/// Logs an alarm wake (`alarm`, with the pieces of work due now among `reasons`, each the time
+/// it is due) and counts it.
+pub fn log_wake(object: &'static str, reasons: &[(&'static str, Option<i64>)], now: i64) {
+    let due: Vec<&str> = reasons
+        .iter()
+        .filter(|(_, at)| at.is_some_and(|at| at <= now))
+        .map(|(name, _)| *name)
+        .collect();
+    crate::metrics::record(crate::metrics::Point::new(
+        crate::metrics::Kind::Alarm,
+        object,
+    ));
+    crate::log::info("alarm", json!({"object": object, "reasons": due}));
+}
+
 pub fn count_wake(local: &Local) -> worker::Result<()> {
     count(local, WAKES_KEY)
 }

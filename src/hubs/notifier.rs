@@ -269,7 +269,24 @@ impl UserHub {
         }
         let text = serde_json::to_string(notification)
             .map_err(|err| worker::Error::RustError(err.to_string()))?;
-        log.enqueue(&targets, &uuid::Uuid::new_v4().to_string(), &text, now)?;
+        let key = uuid::Uuid::new_v4().to_string();
+        log.enqueue(&targets, &key, &text, now)?;
+        let web_push = targets.iter().filter(|target| *target != WEBHOOK).count();
+        for (label, count) in [
+            ("web_push", web_push),
+            ("webhook", targets.len() - web_push),
+        ] {
+            if count > 0 {
+                crate::metrics::record(
+                    crate::metrics::Point::new(crate::metrics::Kind::Notification, label)
+                        .count(count as f64),
+                );
+            }
+        }
+        crate::log::info(
+            "notify",
+            json!({"notification": key, "user_id": notification.user_id, "kind": notification.kind, "events": notification.count, "web_push": web_push, "webhook": targets.len() > web_push}),
+        );
         log.set_last_sent(now)
     }
 
@@ -293,7 +310,10 @@ impl UserHub {
             _ => Answer::Refused(0),
         };
         if let Err(err) = self.record_answer(delivery, answer) {
-            worker::console_error!("notification delivery {}: {err}", delivery.id);
+            crate::log::error(
+                "notify.record_failed",
+                json!({"delivery": delivery.id, "error": err.to_string()}),
+            );
         }
     }
 
@@ -309,19 +329,17 @@ impl UserHub {
             Answer::Retry { after_secs } => match retry_at(attempts, after_secs, now_ms()) {
                 Some(at) => log.postpone(delivery.id, attempts, at),
                 None => {
-                    worker::console_warn!(
-                        "notification {} to {}: gave up after {attempts} attempts",
-                        delivery.key,
-                        delivery.target
+                    crate::log::warn(
+                        "notify.gave_up",
+                        json!({"notification": delivery.key, "target": delivery.target, "attempts": attempts}),
                     );
                     log.finish(delivery.id)
                 }
             },
             Answer::Refused(status) => {
-                worker::console_warn!(
-                    "notification {} to {}: refused ({status}), dropped",
-                    delivery.key,
-                    delivery.target
+                crate::log::warn(
+                    "notify.refused",
+                    json!({"notification": delivery.key, "target": delivery.target, "status": status}),
                 );
                 log.finish(delivery.id)
             }
@@ -501,13 +519,16 @@ async fn post(
     let answer = match select(exchange, deadline).await {
         Either::Left((Ok(response), _)) => answer_of(&response, push_service),
         Either::Left((Err(err), _)) => {
-            worker::console_warn!("notification to {shown}: {err}");
+            crate::log::warn(
+                "notify.unreachable",
+                json!({"host": shown, "error": err.to_string()}),
+            );
             Answer::Retry { after_secs: None }
         }
         Either::Right(_) => {
-            worker::console_warn!(
-                "notification to {shown}: no answer within {} ms",
-                notify::SEND_TIMEOUT_MS
+            crate::log::warn(
+                "notify.timeout",
+                json!({"host": shown, "ms": notify::SEND_TIMEOUT_MS}),
             );
             Answer::Retry { after_secs: None }
         }

@@ -248,19 +248,23 @@ pub struct Room {
 
 impl DurableObject for Room {
     fn new(state: State, env: Env) -> Self {
+        super::observe(&env);
         let local = Local::new(state.storage().sql());
         let new_storage = RoomLog::new(&local).migrate().unwrap_or_else(|err| {
-            worker::console_error!("room schema: {err}");
+            crate::log::error(
+                "hub.schema_failed",
+                json!({"object": "room", "error": err.to_string()}),
+            );
             false
         });
         if let Ok(pair) = WebSocketRequestResponsePair::new(protocol::PING, protocol::PONG) {
             state.set_websocket_auto_response(&pair);
         }
         if let Err(err) = forget_unlinked_shards(&local, &state) {
-            worker::console_error!("room shards: {err}");
+            crate::log::error("room.shards_failed", json!({"error": err.to_string()}));
         }
         Self {
-            sockets: Sockets::new(state),
+            sockets: Sockets::new(state, "room"),
             env,
             local,
             gate: Gate::default(),
@@ -319,9 +323,10 @@ impl DurableObject for Room {
         &self,
         ws: WebSocket,
         code: usize,
-        _reason: String,
+        reason: String,
         _was_clean: bool,
     ) -> worker::Result<()> {
+        self.sockets.log_closed(&ws, code, &reason);
         super::sockets::reciprocate_close(&ws, code);
         self.on_socket_gone(&ws).await
     }
@@ -333,6 +338,23 @@ impl DurableObject for Room {
         self.alarm.fired();
         super::count_wake(&self.local)?;
         let now = now_ms();
+        let log = self.log();
+        let copy_due = if log.has_unflushed()? {
+            log.meta("flush_retry_at")?.or(log.meta("flush_due")?)
+        } else {
+            None
+        };
+        super::log_wake(
+            "room",
+            &[
+                ("d1_copy", copy_due),
+                ("activity", self.activity_due()?),
+                ("token_expiry", self.sockets.next_expiry()),
+                ("socketio_ping", super::socketio::ping_at(self)?),
+                ("presence", self.presence_changes.borrow().due),
+            ],
+            now,
+        );
         super::expire_sockets(&self.sockets, now);
         super::socketio::ping_round(self, now)?;
         if self
@@ -558,6 +580,11 @@ impl Room {
             edited_at: None,
             deleted_at: None,
         })?;
+        crate::metrics::record(
+            crate::metrics::Point::new(crate::metrics::Kind::Message, "room")
+                .subject(room_id)
+                .value(message.content.body.len() as f64),
+        );
         Ok(Posted {
             message,
             duplicate: false,
@@ -799,7 +826,7 @@ impl Room {
         let now = now_ms();
         if now >= self.next_copy_at() {
             if let Err(err) = self.copy_to_d1(now).await {
-                worker::console_error!("room D1 copy: {err}");
+                crate::log::error("d1_copy.error", json!({"error": err.to_string()}));
             }
         }
     }

@@ -130,7 +130,16 @@ impl Room {
                 }
                 Err(err) => {
                     let failures = log.meta("flush_failures")?.unwrap_or(0) + 1;
-                    worker::console_error!("room D1 copy failed ({failures} in a row): {err}");
+                    let behind = log.last_seq()? - log.flushed_through()?;
+                    crate::metrics::record(
+                        crate::metrics::Point::new(crate::metrics::Kind::D1Copy, "failed")
+                            .count(0.0)
+                            .value(behind as f64),
+                    );
+                    crate::log::warn(
+                        "d1_copy.failed",
+                        json!({"failures": failures, "behind": behind, "error": err.to_string()}),
+                    );
                     let backoff = (1000_i64 << failures.min(6)).min(MAX_FLUSH_BACKOFF_MS);
                     log.set_meta("flush_failures", failures)?;
                     log.set_meta("flush_retry_at", now + backoff)?;
@@ -175,6 +184,17 @@ impl Room {
         super::count_d1_batch(&self.local)?;
         let through = entries.last().map_or(0, RoomEntry::seq);
         log.mark_flushed(through, &cursors)?;
+        let behind = log.last_seq()? - log.flushed_through()?;
+        crate::metrics::record(
+            crate::metrics::Point::new(crate::metrics::Kind::D1Copy, "ok")
+                .subject(&room_id)
+                .count(entries.len() as f64)
+                .value(behind as f64),
+        );
+        crate::log::info(
+            "d1_copy",
+            json!({"room_id": room_id, "entries": entries.len(), "cursors": cursors.len(), "through": through, "behind": behind}),
+        );
         // More is waiting when this batch was cut short or full, or messages came meanwhile.
         Ok(entries.len() < fetched
             || fetched as i64 == COPY_LIMIT.events
@@ -203,7 +223,10 @@ impl Room {
         stream::iter(notes)
             .for_each_concurrent(ACTIVITY_FAN_OUT, |(user, note)| async move {
                 if let Err(err) = notify(env, &user, &note).await {
-                    worker::console_warn!("room.activity to {user}: {err}");
+                    crate::log::warn(
+                        "activity.failed",
+                        json!({"user_id": user, "error": err.to_string()}),
+                    );
                 }
             })
             .await;

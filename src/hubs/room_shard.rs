@@ -90,12 +90,13 @@ struct Core {
 
 impl DurableObject for RoomShard {
     fn new(state: State, env: Env) -> Self {
+        super::observe(&env);
         if let Ok(pair) = WebSocketRequestResponsePair::new(protocol::PING, protocol::PONG) {
             state.set_websocket_auto_response(&pair);
         }
         Self {
             core: Rc::new(Core {
-                sockets: Sockets::new(state),
+                sockets: Sockets::new(state, "shard"),
                 env,
                 gate: Gate::default(),
                 alarm: Alarm::new(false),
@@ -133,9 +134,10 @@ impl DurableObject for RoomShard {
         &self,
         ws: WebSocket,
         code: usize,
-        _reason: String,
+        reason: String,
         _was_clean: bool,
     ) -> worker::Result<()> {
+        self.core.sockets.log_closed(&ws, code, &reason);
         super::sockets::reciprocate_close(&ws, code);
         self.core.on_socket_gone(&ws).await
     }
@@ -146,7 +148,13 @@ impl DurableObject for RoomShard {
 
     async fn alarm(&self) -> worker::Result<Response> {
         self.core.alarm.fired();
-        super::expire_sockets(&self.core.sockets, now_ms());
+        let now = now_ms();
+        super::log_wake(
+            "shard",
+            &[("token_expiry", self.core.sockets.next_expiry())],
+            now,
+        );
+        super::expire_sockets(&self.core.sockets, now);
         self.core.schedule_alarm().await?;
         Response::ok("")
     }
@@ -341,7 +349,7 @@ async fn pump(core: Rc<Core>, link: WebSocket) {
                         .and_then(|text| serde_json::from_str(&text).ok());
                     match down {
                         Some(down) => core.on_down(down),
-                        None => worker::console_error!("shard link: a frame it cannot read"),
+                        None => crate::log::error("shard.link_unreadable", serde_json::Value::Null),
                     }
                 }
                 WebsocketEvent::Close(_) => break,
@@ -351,6 +359,9 @@ async fn pump(core: Rc<Core>, link: WebSocket) {
     let _ = link.close(Some(close::NORMAL), Some("link closed"));
     core.link_lost(&link);
     if let Err(err) = core.schedule_alarm().await {
-        worker::console_error!("shard alarm: {err}");
+        crate::log::error(
+            "shard.alarm_failed",
+            serde_json::json!({"error": err.to_string()}),
+        );
     }
 }

@@ -116,7 +116,10 @@ impl Room {
         let up: Up = match serde_json::from_str(&text) {
             Ok(up) => up,
             Err(err) => {
-                worker::console_error!("shard link {}: {err}", link.shard);
+                crate::log::error(
+                    "shard.link_unreadable",
+                    json!({"shard": link.shard, "error": err.to_string()}),
+                );
                 return Ok(());
             }
         };

@@ -29,6 +29,8 @@ use crate::socketio::{self as sio, Session};
 
 pub struct Sockets {
     state: State,
+    /// Which kind of object holds them (`user`, `room`, `shard`), for the log.
+    object: &'static str,
     /// `None` until first read after the object started (or woke from hibernation).
     roster: RefCell<Option<Vec<(WebSocket, SocketInfo)>>>,
     /// How many users have an open socket, once counted; kept in step as sockets come and go,
@@ -37,9 +39,10 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    pub fn new(state: State) -> Self {
+    pub fn new(state: State, object: &'static str) -> Self {
         Self {
             state,
+            object,
             roster: RefCell::new(None),
             users: Cell::new(None),
         }
@@ -178,7 +181,46 @@ impl Sockets {
             roster.push((pair.server.clone(), info.clone()));
             Ok::<_, ApiError>(())
         })?;
+        self.log_opened(&info);
         Ok((pair, info))
+    }
+
+    /// `socket.opened` (info): who, which socket, which protocol.
+    fn log_opened(&self, info: &SocketInfo) {
+        crate::log::info(
+            "socket.opened",
+            json!({
+                "object": self.object,
+                "user_id": info.user_id,
+                "conn_id": info.conn_id,
+                "device": info.device,
+                "protocol": if info.sio.is_some() { "socketio" } else { "switchboard" },
+            }),
+        );
+    }
+
+    /// `socket.closed` (info) for a socket whose close event arrived: its code and reason as
+    /// the client sent them, and how long it was open. Counted by close code.
+    pub fn log_closed(&self, ws: &WebSocket, code: usize, reason: &str) {
+        let Some(info) = SocketInfo::of(ws) else {
+            return;
+        };
+        let seconds = (now_ms() - info.opened_at).max(0) / 1000;
+        let label = code.to_string();
+        crate::metrics::record(
+            crate::metrics::Point::new(crate::metrics::Kind::Close, &label).value(seconds as f64),
+        );
+        crate::log::info(
+            "socket.closed",
+            json!({
+                "object": self.object,
+                "user_id": info.user_id,
+                "conn_id": info.conn_id,
+                "code": code,
+                "reason": protocol::close_reason(reason),
+                "seconds": seconds,
+            }),
+        );
     }
 
     /// Writes a socket's changed state to its attachment and to the roster.
@@ -276,6 +318,7 @@ impl Sockets {
     /// room deleted, over the socket cap): told `io server disconnect`, it does not reconnect.
     pub fn close(&self, ws: &WebSocket, code: u16, reason: &str) {
         if let Some(info) = self.mark_closing(ws) {
+            self.log_closing(&info, code);
             if matches!(
                 code,
                 close::FORBIDDEN | close::ROOM_DELETED | close::TOO_MANY_SOCKETS
@@ -284,6 +327,34 @@ impl Sockets {
             }
         }
         let _ = ws.close(Some(code), Some(protocol::close_reason(reason)));
+    }
+
+    /// A close the gateway starts: `limit.hit` (warn) when a per-socket limit made it, else
+    /// `socket.closing` (debug).
+    fn log_closing(&self, info: &SocketInfo, code: u16) {
+        let limit = match code {
+            close::RATE_LIMITED => Some("frame_rate"),
+            close::TOO_BIG => Some("frame_size"),
+            close::TOO_MANY_SOCKETS => Some("socket_cap"),
+            _ => None,
+        };
+        let fields = json!({
+            "object": self.object,
+            "user_id": info.user_id,
+            "conn_id": info.conn_id,
+            "code": code,
+            "limit": limit,
+        });
+        match limit {
+            Some(limit) => {
+                crate::metrics::record(crate::metrics::Point::new(
+                    crate::metrics::Kind::Limit,
+                    limit,
+                ));
+                crate::log::warn("limit.hit", fields);
+            }
+            None => crate::log::debug("socket.closing", fields),
+        }
     }
 
     /// Marks a socket closing; its state, unless it was closing already.

@@ -173,16 +173,20 @@ pub struct UserHub {
 
 impl DurableObject for UserHub {
     fn new(state: State, env: Env) -> Self {
+        super::observe(&env);
         let local = Local::new(state.storage().sql());
         let new_storage = UserLog::new(&local).migrate().unwrap_or_else(|err| {
-            worker::console_error!("user hub schema: {err}");
+            crate::log::error(
+                "hub.schema_failed",
+                json!({"object": "user", "error": err.to_string()}),
+            );
             false
         });
         if let Ok(pair) = WebSocketRequestResponsePair::new(protocol::PING, protocol::PONG) {
             state.set_websocket_auto_response(&pair);
         }
         Self {
-            sockets: Sockets::new(state),
+            sockets: Sockets::new(state, "user"),
             env,
             local,
             gate: Gate::default(),
@@ -227,9 +231,10 @@ impl DurableObject for UserHub {
         &self,
         ws: WebSocket,
         code: usize,
-        _reason: String,
+        reason: String,
         _was_clean: bool,
     ) -> worker::Result<()> {
+        self.sockets.log_closed(&ws, code, &reason);
         super::sockets::reciprocate_close(&ws, code);
         self.on_socket_gone(&ws).await
     }
@@ -242,6 +247,16 @@ impl DurableObject for UserHub {
         self.alarm.fired();
         super::count_wake(&self.local)?;
         let now = now_ms();
+        super::log_wake(
+            "user",
+            &[
+                ("token_expiry", self.sockets.next_expiry()),
+                ("retention", self.log().prune_at()?),
+                ("socketio_ping", super::socketio::ping_at(self)?),
+                ("notify", self.notify_log().notify_at()?),
+            ],
+            now,
+        );
         super::expire_sockets(&self.sockets, now);
         super::socketio::ping_round(self, now)?;
         if self.log().prune_at()?.is_some_and(|due| due <= now) {
