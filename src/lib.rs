@@ -88,7 +88,9 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         }
     };
     if connect.is_none() {
-        res.headers_mut().set("x-request-id", &request_id)?;
+        // An answer passed through from a binding (a static asset) has immutable headers: it
+        // goes without the id rather than failing.
+        let _ = res.headers_mut().set("x-request-id", &request_id);
     }
     for (name, value) in cors_headers {
         res.headers_mut().set(name, &value)?;

@@ -59,18 +59,6 @@ impl Kind {
             Self::Close => "close",
         }
     }
-
-    /// What `double2` holds, for the exposition's help text.
-    pub fn value_help(self) -> &'static str {
-        match self {
-            Self::Connect | Self::Push | Self::Delivery => "milliseconds",
-            Self::Refusal => "HTTP status",
-            Self::Message => "body bytes",
-            Self::D1Copy => "seqs behind after the batch",
-            Self::Close => "seconds open",
-            Self::Alarm | Self::Limit | Self::Notification => "unused",
-        }
-    }
 }
 
 /// One event to record.
@@ -206,38 +194,47 @@ pub fn exposition(online: Online, counters: &[(Kind, String, Totals)]) -> String
             .push_str("# switchboard_online_users is missing: a directory shard did not answer\n"),
     }
     out.push_str("# switchboard_online_devices is not exported: the directory lists users, and counting devices would wake every online user's hub.\n");
-    out.push_str("# HELP switchboard_isolate_events_total Events this isolate recorded since it started, by kind and label (scope: the isolate that answered this request; other isolates and the Durable Objects count their own, and Analytics Engine has them all).\n");
-    out.push_str("# TYPE switchboard_isolate_events_total counter\n");
-    for (kind, label, totals) in counters {
-        out.push_str(&format!(
-            "switchboard_isolate_events_total{{kind=\"{}\",label=\"{}\"}} {}\n",
-            kind.as_str(),
-            escape(label),
-            totals.events
-        ));
-    }
-    out.push_str("# HELP switchboard_isolate_count_total The sum of each event's count (devices reached, messages copied, deliveries queued), by kind and label, in this isolate.\n");
-    out.push_str("# TYPE switchboard_isolate_count_total counter\n");
-    for (kind, label, totals) in counters {
-        out.push_str(&format!(
-            "switchboard_isolate_count_total{{kind=\"{}\",label=\"{}\"}} {}\n",
-            kind.as_str(),
-            escape(label),
-            totals.count
-        ));
-    }
-    out.push_str("# HELP switchboard_isolate_value_total The sum of each event's value, by kind and label, in this isolate; the unit is the kind's (connect, push, delivery: milliseconds; message: body bytes; close: seconds open; refusal: status; d1_copy: seqs behind).\n");
-    out.push_str("# TYPE switchboard_isolate_value_total counter\n");
-    for (kind, label, totals) in counters {
-        out.push_str(&format!(
-            "switchboard_isolate_value_total{{kind=\"{}\",label=\"{}\",unit=\"{}\"}} {}\n",
-            kind.as_str(),
-            escape(label),
-            kind.value_help(),
-            totals.value
-        ));
-    }
+    family(
+        &mut out,
+        "switchboard_isolate_events_total",
+        "Events this isolate recorded since it started, by kind and label (scope: the isolate that answered this request; other isolates and the Durable Objects count their own, and Analytics Engine has them all).",
+        counters,
+        |totals| totals.events as f64,
+    );
+    family(
+        &mut out,
+        "switchboard_isolate_count_total",
+        "The sum of each event's count (devices reached, messages copied, deliveries queued), by kind and label, in this isolate.",
+        counters,
+        |totals| totals.count,
+    );
+    family(
+        &mut out,
+        "switchboard_isolate_value_total",
+        "The sum of each event's value, by kind and label, in this isolate; the unit is the kind's (connect, push, delivery: milliseconds; message: body bytes; close: seconds open; refusal: status; d1_copy: seqs behind).",
+        counters,
+        |totals| totals.value,
+    );
     out
+}
+
+/// One counter family: its help, its type, and a sample per kind and label.
+fn family(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    counters: &[(Kind, String, Totals)],
+    value: impl Fn(&Totals) -> f64,
+) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+    for (kind, label, totals) in counters {
+        out.push_str(&format!(
+            "{name}{{kind=\"{}\",label=\"{}\"}} {}\n",
+            kind.as_str(),
+            escape(label),
+            value(totals)
+        ));
+    }
 }
 
 /// A label value as the text format wants it: backslash, quote and newline escaped.

@@ -95,7 +95,7 @@ async fn handle_configured(
         Route::Subscriptions => push_subscriptions::list(req, env, config).await,
         Route::Unsubscribe { id } => push_subscriptions::unsubscribe(req, env, config, &id).await,
         Route::RoomNotifications { room_id } => {
-            push_subscriptions::room_level(req, env, config, &room_id).await
+            rooms::notifications(req, env, config, &room_id).await
         }
         Route::CreateRoom => rooms::create(req, env, config).await,
         Route::ListRooms => rooms::list(req, env, config).await,

@@ -6,7 +6,6 @@
 //! keeps the gateway from being made to call other hosts), the keys a P-256 point and 16
 //! bytes — records in D1 that the endpoint now belongs to this user (a previous holder's hub is
 //! told to drop it) and stores it in the user's UserHub, where notifications are decided.
-//! `GET /v1/rooms/{id}/notifications` and `PUT` read and set the user's level for one room.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -14,9 +13,9 @@ use worker::{Env, Method, Request, Response};
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::hubs::notifier::{RoomLevel, SubscribeRequest, Subscribed, SubscriptionView};
+use crate::hubs::notifier::{SubscribeRequest, Subscribed, SubscriptionView};
 use crate::hubs::user;
-use crate::notify::{check_endpoint, subscription_id, Level, WebPushConfig};
+use crate::notify::{check_endpoint, subscription_id, WebPushConfig};
 use crate::store::{d1, push_endpoints};
 use crate::webpush::SubscriptionKeys;
 
@@ -138,42 +137,4 @@ pub async fn unsubscribe(
     }
     push_endpoints::release(&d1::db(env)?, &identity.user_id, Some(&[id.to_owned()])).await?;
     Ok(Response::empty()?.with_status(204))
-}
-
-/// `GET` / `PUT /v1/rooms/{id}/notifications` `{"level": "all" | "mentions" | "none"}`.
-pub async fn room_level(
-    mut req: Request,
-    env: &Env,
-    config: &Config,
-    room_id: &str,
-) -> Result<Response, ApiError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Body {
-        level: String,
-    }
-    let identity = super::authenticate(&req, env, config).await?;
-    crate::ids::validate_room_id(room_id)
-        .map_err(|why| ApiError::bad_request("validation", why))?;
-    let level = if req.method() == Method::Put {
-        let body: Body = crate::http::read_json(&mut req, 1024).await?;
-        Some(Level::parse(&body.level).ok_or_else(|| {
-            ApiError::bad_request("validation", "level must be all, mentions or none")
-        })?)
-    } else {
-        None
-    };
-    let request = RoomLevel {
-        room_id: room_id.to_owned(),
-        level,
-    };
-    let answer: RoomLevel = user::call(
-        env,
-        &identity.user_id,
-        Method::Post,
-        "/room-level",
-        Some(&request),
-    )
-    .await?;
-    Ok(crate::http::json(200, &answer)?)
 }

@@ -30,6 +30,7 @@ use crate::auth::jwt::Identity;
 use crate::config::Config;
 use crate::cursor::PageCursor;
 use crate::error::ApiError;
+use crate::hubs::notifier::RoomLevel;
 use crate::hubs::room::{
     self, Changed, EditRequest, MembersChange, Post, Posted, ReadOutcome, ReadRequest,
     RecallRequest,
@@ -37,6 +38,7 @@ use crate::hubs::room::{
 use crate::hubs::room_sockets::RoomPresence;
 use crate::hubs::user::PushRequest;
 use crate::message::Content;
+use crate::notify::Level;
 use crate::quota::Rate;
 use crate::store::d1;
 use crate::store::rooms::{self, DailyCap, Member, Room, MEMBER, OWNER};
@@ -193,6 +195,45 @@ impl Caller {
             ))
         }
     }
+}
+
+/// `GET` / `PUT /v1/rooms/{id}/notifications` `{"level": "all" | "mentions" | "none"}`: the
+/// caller's notification level for the room, kept in their UserHub (`hubs::notifier`), where
+/// it is read when the room tells them of activity. Members only; setting it is not acting in
+/// the room (a pending member stays pending).
+pub async fn notifications(
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    room_id: &str,
+) -> Result<Response, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        level: String,
+    }
+    let caller = Caller::of(&req, env, config, room_id).await?;
+    let level = if req.method() == Method::Put {
+        let body: Body = crate::http::read_json(&mut req, 1024).await?;
+        Some(Level::parse(&body.level).ok_or_else(|| {
+            ApiError::bad_request("validation", "level must be all, mentions or none")
+        })?)
+    } else {
+        None
+    };
+    let request = RoomLevel {
+        room_id: caller.room.id.clone(),
+        level,
+    };
+    let answer: RoomLevel = crate::hubs::user::call(
+        env,
+        &caller.me.user_id,
+        Method::Post,
+        "/room-level",
+        Some(&request),
+    )
+    .await?;
+    Ok(crate::http::json(200, &answer)?)
 }
 
 async fn existing_room(db: &D1Database, room_id: &str) -> Result<Room, ApiError> {

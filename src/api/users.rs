@@ -125,9 +125,7 @@ pub async fn disconnect(
     config: &Config,
     user_id: &str,
 ) -> Result<Response, ApiError> {
-    super::authenticate_internal(&req, config)?;
-    crate::ids::validate_user_id(user_id)
-        .map_err(|why| ApiError::bad_request("validation", why))?;
+    internal_user(&req, config, user_id)?;
     let body: DisconnectBody = crate::http::read_json(&mut req, 16 * 1024).await?;
     if body.reason.len() > 123 {
         return Err(ApiError::bad_request(
@@ -147,14 +145,18 @@ pub async fn delete(
     config: &Config,
     user_id: &str,
 ) -> Result<Response, ApiError> {
-    super::authenticate_internal(&req, config)?;
-    crate::ids::validate_user_id(user_id)
-        .map_err(|why| ApiError::bad_request("validation", why))?;
+    internal_user(&req, config, user_id)?;
     let body = DisconnectBody {
         reason: "account deleted".into(),
         revoke: true,
     };
     end_sessions(env, user_id, body, true).await
+}
+
+/// An internal call about one user: the internal token, and a well-formed user id.
+fn internal_user(req: &Request, config: &Config, user_id: &str) -> Result<(), ApiError> {
+    super::authenticate_internal(req, config)?;
+    crate::ids::validate_user_id(user_id).map_err(|why| ApiError::bad_request("validation", why))
 }
 
 /// Closes the user's sockets; when revoking, first records the cut-off in D1 and forgets the

@@ -15,8 +15,9 @@ import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { BASE, claims, internal, push, signHS256, uid } from './helpers.mjs';
+import {
+  BASE, claims, internal, launchChromium, push, signHS256, uid,
+} from './helpers.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ARTIFACTS = join(root, 'tests', 'artifacts');
@@ -28,11 +29,7 @@ const contexts = new Set();
 const pageErrors = [];
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--headless', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

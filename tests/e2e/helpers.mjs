@@ -337,3 +337,13 @@ export const alarmOf = async (kind, id) => {
   if (res.status !== 200) throw new Error(`alarm report: ${res.status} ${res.text}`);
   return res.body;
 };
+
+/** Debian's Chromium, headless, as every browser test drives it (`CHROMIUM_PATH` overrides). */
+export async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--headless', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+}

@@ -433,6 +433,10 @@ test('room levels: none never notifies, mentions only when mentioned, all always
   assert.equal(loud.status, 400);
   assert.equal(loud.body.error.code, 'validation');
   assert.equal((await http('GET', levelPath)).status, 401);
+  const stranger = await setLevel(uid('stranger'), 'all');
+  assert.equal(stranger.status, 403, 'only members have a level');
+  assert.equal(stranger.body.error.code, 'not_a_member');
+  assert.equal((await http('GET', '/v1/rooms/no-such-room/notifications', { tok: token(carol) })).status, 404);
 
   const [bobs, carols, daves, erins, franks] = await Promise.all([bob, carol, dave, erin, frank].map((u) => subscribed(u)));
   // Erin is on the room socket (gets the message itself); Frank on his user socket only (gets

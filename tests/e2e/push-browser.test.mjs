@@ -33,8 +33,9 @@ import assert from 'node:assert/strict';
 import { createECDH, createPublicKey, hkdfSync, createDecipheriv, verify } from 'node:crypto';
 import { createServer } from 'node:http';
 import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
-import { BASE, http, internal, token, uid, until } from './helpers.mjs';
+import {
+  BASE, http, internal, launchChromium, token, uid, until,
+} from './helpers.mjs';
 
 const WAIT = { timeout: 15_000 };
 const VAPID_PUBLIC_KEY = process.env.SB_VAPID_PUBLIC_KEY;
@@ -63,11 +64,7 @@ let PUSH_SERVICE;
 before(async () => {
   await new Promise((resolve) => pushService.listen(0, '127.0.0.1', resolve));
   PUSH_SERVICE = `http://127.0.0.1:${pushService.address().port}`;
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--headless', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -9,8 +9,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { BASE, push, token, uid } from './helpers.mjs';
+import {
+  BASE, launchChromium, push, token, uid,
+} from './helpers.mjs';
 import { hookServerFromEnv } from './hook-server.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -22,11 +23,7 @@ let hook;
 const members = new Map();
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--headless', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   hook = await hookServerFromEnv(async (call) => {
     if (call.event === 'join-room') {
       const room = members.get(call.data) ?? new Set();
