@@ -486,6 +486,34 @@ mod tests {
     }
 
     #[test]
+    fn the_development_vapid_key_pair_notifies_only_in_dev_mode() {
+        let vapid = ["VAPID_PUBLIC_KEY", "VAPID_PRIVATE_KEY", "VAPID_SUBJECT"].map(|name| {
+            (
+                name,
+                example_value(name).expect("the example has a VAPID pair"),
+            )
+        });
+        let pairs = [SECRET, vapid[0], vapid[1], vapid[2]];
+        let err = load(&pairs).err().unwrap();
+        assert!(
+            err.contains("VAPID_PRIVATE_KEY is the development value"),
+            "{err}"
+        );
+        let dev = load(&[SECRET, vapid[0], vapid[1], vapid[2], ("DEV_MODE", "true")]).unwrap();
+        assert!(
+            dev.notify.web_push.is_some(),
+            "make dev notifies out of the box"
+        );
+    }
+
+    #[test]
+    fn an_unknown_log_level_is_a_problem() {
+        let err = load(&[SECRET, ("LOG_LEVEL", "verbose")]).err().unwrap();
+        assert!(err.contains("LOG_LEVEL"), "{err}");
+        assert!(load(&[SECRET, ("LOG_LEVEL", "debug")]).is_ok());
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once() {
         let err = load(&[("INTERNAL_API_TOKEN", "x"), ("RETENTION_DAYS", "-1")])
             .err()
