@@ -195,7 +195,7 @@ impl Caller {
     }
 }
 
-async fn existing_room(db: &D1Database, room_id: &str) -> Result<Room, ApiError> {
+pub(super) async fn existing_room(db: &D1Database, room_id: &str) -> Result<Room, ApiError> {
     rooms::room(db, room_id)
         .await?
         .ok_or_else(|| no_room(room_id))

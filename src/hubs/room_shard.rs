@@ -175,7 +175,7 @@ impl Core {
 
         let max = self.limits().max_sockets_per_user;
         self.sockets.admit(&identity.user_id, max)?;
-        let (pair, mut info) = self.sockets.accept(&identity, device, None)?;
+        let (pair, mut info) = self.sockets.accept(&identity, device, None, None)?;
         let ws = pair.server;
         self.sockets.enforce_cap(&identity.user_id, max);
         let mut ready = welcome.ready.clone();
