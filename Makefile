@@ -50,11 +50,12 @@ node_modules/.installed: package.json package-lock.json
 .dev.vars:
 	cp .dev.vars.example .dev.vars
 
-## client: the SDK (client/src, TypeScript) compiled to client/dist, with the demo page beside it;
-## the gateway serves both in development (/client.js, /demo/).
+## client: the SDK (client/src, TypeScript) compiled to client/dist, with the demo page and the
+## operator page beside it; the gateway serves them in development (/client.js, /demo/, /ops/).
 client: node_modules/.installed
 	tsc -p client
 	rm -rf client/dist/demo && cp -r client/demo client/dist/demo
+	rm -rf client/dist/ops && cp -r client/ops client/dist/ops
 
 ## build: the Worker bundle in build/ and the client (wrangler runs this before dev and deploy).
 build: client

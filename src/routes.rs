@@ -48,6 +48,14 @@ pub enum Route {
     InternalDisconnect {
         user_id: String,
     },
+    /// An operator's report on one user (`hubs::inspect`).
+    InternalInspectUser {
+        user_id: String,
+    },
+    /// An operator's numbers for one room (`hubs::inspect`).
+    InternalRoomStats {
+        room_id: String,
+    },
     CreateRoom,
     ListRooms,
     GetRoom {
@@ -138,6 +146,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/client.js"),
     ("GET", "/demo/"),
     ("GET", "/demo/{file}"),
+    ("GET", "/ops/"),
+    ("GET", "/ops/{file}"),
     ("GET", "/dev/users/{id}/alarm"),
     ("GET", "/dev/rooms/{id}/alarm"),
     ("GET", "/v1/connect"),
@@ -150,6 +160,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/internal/v1/metrics"),
     ("POST", "/internal/v1/users/{id}/disconnect"),
     ("DELETE", "/internal/v1/users/{id}"),
+    ("GET", "/internal/v1/users/{id}"),
     ("GET", "/v1/push/public-key"),
     ("POST", "/v1/push-subscriptions"),
     ("GET", "/v1/push-subscriptions"),
@@ -177,6 +188,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/internal/v1/rooms/{id}/members/{user}"),
     ("POST", "/internal/v1/rooms/{id}/publish"),
     ("GET", "/internal/v1/rooms/{id}/shards"),
+    ("GET", "/internal/v1/rooms/{id}/stats"),
     ("POST", "/v1/messages"),
     ("GET", "/v1/messages/sent"),
     ("DELETE", "/v1/messages/sent/{id}"),
@@ -256,6 +268,8 @@ fn build(method: &str, pattern: &str, params: Vec<String>) -> Option<Route> {
         },
         (_, "/internal/v1/rooms/{id}/publish") => Route::InternalPublish { room_id: param()? },
         (_, "/internal/v1/rooms/{id}/shards") => Route::InternalRoomShards { room_id: param()? },
+        (_, "/internal/v1/rooms/{id}/stats") => Route::InternalRoomStats { room_id: param()? },
+        ("GET", "/internal/v1/users/{id}") => Route::InternalInspectUser { user_id: param()? },
         ("POST", "/v1/push-subscriptions") => Route::Subscribe,
         ("GET", "/v1/push-subscriptions") => Route::Subscriptions,
         (_, "/v1/push-subscriptions/{id}") => Route::Unsubscribe { id: param()? },
@@ -290,6 +304,12 @@ fn build_user_route(pattern: &str, mut params: std::vec::IntoIter<String>) -> Op
         },
         "/demo/{file}" => Route::DevAsset {
             path: format!("/demo/{}", params.next()?),
+        },
+        "/ops/" => Route::DevAsset {
+            path: "/ops/index.html".into(),
+        },
+        "/ops/{file}" => Route::DevAsset {
+            path: format!("/ops/{}", params.next()?),
         },
         "/dev/users/{id}/alarm" => Route::DevUserAlarm {
             user_id: params.next()?,
@@ -430,6 +450,49 @@ mod tests {
             resolve("POST", "/internal/v1/users/%zz/disconnect"),
             Resolution::NotFound
         );
+    }
+
+    #[test]
+    fn inspection_routes_and_the_operator_page() {
+        assert_eq!(
+            resolve("GET", "/internal/v1/users/al%40ice"),
+            Resolution::Found(Route::InternalInspectUser {
+                user_id: "al@ice".into()
+            })
+        );
+        assert_eq!(
+            resolve("DELETE", "/internal/v1/users/alice"),
+            Resolution::Found(Route::InternalDeleteUser {
+                user_id: "alice".into()
+            })
+        );
+        assert_eq!(
+            resolve("POST", "/internal/v1/users/alice"),
+            Resolution::MethodNotAllowed
+        );
+        assert_eq!(
+            resolve("GET", "/internal/v1/rooms/team/stats"),
+            Resolution::Found(Route::InternalRoomStats {
+                room_id: "team".into()
+            })
+        );
+        assert_eq!(
+            resolve("POST", "/internal/v1/rooms/team/stats"),
+            Resolution::MethodNotAllowed
+        );
+        assert_eq!(
+            resolve("GET", "/ops/"),
+            Resolution::Found(Route::DevAsset {
+                path: "/ops/index.html".into()
+            })
+        );
+        assert_eq!(
+            resolve("GET", "/ops/ops.js"),
+            Resolution::Found(Route::DevAsset {
+                path: "/ops/ops.js".into()
+            })
+        );
+        assert_eq!(resolve("GET", "/ops"), Resolution::NotFound);
     }
 
     #[test]

@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { createECDH, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import {
   GENEROUS_RATES, applyMigrations, build, envFileOf, freePort, prebuiltConfig, root, startWrangler, waitForHealth,
 } from './server.mjs';
@@ -125,7 +125,8 @@ async function main() {
     const dir = join(root, 'tests', 'e2e');
     const files = readdirSync(dir).filter((f) => f.endsWith('.test.mjs')).sort().map((f) => join(dir, f));
     const only = process.argv.slice(2);
-    const selected = only.length ? files.filter((f) => only.some((o) => f.includes(o))) : files;
+    // By file name: a checkout's own path (a worktree named after a test) must not select all.
+    const selected = only.length ? files.filter((f) => only.some((o) => basename(f).includes(o))) : files;
     const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=180000', ...selected], {
       cwd: root,
       stdio: 'inherit',

@@ -161,7 +161,8 @@ pub fn parse_since(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     .transpose()
 }
 
-/// The request a hub receives: an upgrade carrying the verified identity.
+/// The request a UserHub receives: an upgrade carrying the verified identity and how the token
+/// came (`hubs::CARRIER_HEADER`, kept in the socket's attachment for operators).
 pub fn upgrade_request(path: &str, admitted: &Admitted) -> Result<Request, ApiError> {
     upgrade_request_with(path, admitted, Headers::new())
 }
@@ -173,6 +174,7 @@ pub fn upgrade_request_with(
     headers: Headers,
 ) -> Result<Request, ApiError> {
     let subprotocol = admitted.carrier == Carrier::Subprotocol;
+    headers.set(crate::hubs::CARRIER_HEADER, admitted.carrier.as_str())?;
     crate::hubs::upgrade_request(path, &admitted.identity, subprotocol, headers)
 }
 

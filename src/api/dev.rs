@@ -1,7 +1,9 @@
 //! Development-only routes, answered only when `DEV_MODE=true` (404 otherwise):
 //! `POST /dev/token` mints tokens; `POST /dev/push` is `POST /internal/v1/push` without the
-//! internal token (the demo's "push from a backend" button); `GET /client.js` and `GET /demo/…`
-//! serve the built client SDK and the demo app (static assets from `client/dist`); and
+//! internal token (the demo's "push from a backend" button); `GET /client.js`, `GET /demo/…` and
+//! `GET /ops/…` serve the built client SDK, the demo app and the operator page (static assets
+//! from `client/dist`; the operator page asks for the internal token and calls the internal
+//! API's inspection routes with it); and
 //! `GET /dev/users/{id}/alarm` / `GET /dev/rooms/{id}/alarm` report a hub's alarm (when it is
 //! set, how often it has woken), so tests can prove a hub wakes only for work.
 //!
@@ -83,7 +85,8 @@ pub async fn push(req: Request, env: &Env, config: &Config) -> Result<Response, 
 }
 
 /// Serves one file of the built client from the `ASSETS` binding (`client/dist`, built by
-/// `make client`). `path` comes from the route table: `/switchboard.js` or `/demo/<file>`.
+/// `make client`). `path` comes from the route table: `/switchboard.js`, `/demo/<file>` or
+/// `/ops/<file>`.
 pub async fn asset(env: &Env, config: &Config, path: &str) -> Result<Response, ApiError> {
     dev_only(config)?;
     let file = path.rsplit('/').next().unwrap_or_default();

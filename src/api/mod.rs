@@ -4,6 +4,7 @@
 pub mod broadcast;
 pub mod connect;
 pub mod dev;
+pub mod inspect;
 pub mod me;
 pub mod messages;
 pub mod metrics;
@@ -90,6 +91,8 @@ async fn handle_configured(
             users::disconnect(req, env, config, &user_id).await
         }
         Route::InternalDeleteUser { user_id } => users::delete(req, env, config, &user_id).await,
+        Route::InternalInspectUser { user_id } => inspect::user(req, env, config, &user_id).await,
+        Route::InternalRoomStats { room_id } => inspect::room(req, env, config, &room_id).await,
         Route::PushPublicKey => push_subscriptions::public_key(config),
         Route::Subscribe => push_subscriptions::subscribe(req, env, config).await,
         Route::Subscriptions => push_subscriptions::list(req, env, config).await,

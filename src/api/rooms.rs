@@ -236,7 +236,7 @@ pub async fn notifications(
     Ok(crate::http::json(200, &answer)?)
 }
 
-async fn existing_room(db: &D1Database, room_id: &str) -> Result<Room, ApiError> {
+pub(super) async fn existing_room(db: &D1Database, room_id: &str) -> Result<Room, ApiError> {
     rooms::room(db, room_id)
         .await?
         .ok_or_else(|| no_room(room_id))

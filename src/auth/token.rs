@@ -4,12 +4,34 @@
 //! WebSocket, so they offer the subprotocol pair `bearer, <jwt>` (the 101 answer then selects
 //! `bearer`), or put the token in `?token=`. The first carrier found wins, in that order.
 
-/// How the token arrived; the subprotocol carrier obliges the upgrade to select `bearer`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use serde::{Deserialize, Serialize};
+
+/// How the token arrived; the subprotocol carrier obliges the upgrade to select `bearer`. A
+/// UserHub keeps it in the socket's attachment, for an operator's view of who uses which
+/// (`GET /internal/v1/users/{id}`: a token in the query can end up in proxies' logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Carrier {
     Header,
     Subprotocol,
     Query,
+}
+
+impl Carrier {
+    /// The name used on the wire between the Worker and a hub, and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Carrier::Header => "header",
+            Carrier::Subprotocol => "subprotocol",
+            Carrier::Query => "query",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Carrier> {
+        [Carrier::Header, Carrier::Subprotocol, Carrier::Query]
+            .into_iter()
+            .find(|carrier| carrier.as_str() == name)
+    }
 }
 
 /// The subprotocol name that introduces a token in `Sec-WebSocket-Protocol`.
@@ -144,6 +166,18 @@ mod tests {
             extract(None, Some("bearer"), None),
             Err(ExtractError::Missing)
         );
+    }
+
+    #[test]
+    fn carrier_names_round_trip() {
+        for carrier in [Carrier::Header, Carrier::Subprotocol, Carrier::Query] {
+            assert_eq!(Carrier::parse(carrier.as_str()), Some(carrier));
+            assert_eq!(
+                serde_json::to_value(carrier).unwrap(),
+                serde_json::json!(carrier.as_str())
+            );
+        }
+        assert_eq!(Carrier::parse("cookie"), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 pub mod direct;
 pub mod directory;
+pub mod inspect;
 pub mod notifier;
 pub mod peer;
 pub mod relay;
@@ -40,6 +41,7 @@ pub use peer::Peer;
 pub use sockets::Sockets;
 
 use crate::auth::jwt::Identity;
+use crate::auth::token::Carrier;
 use crate::config::{Config, Limits};
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, RequestId, ServerFrame};
@@ -74,6 +76,10 @@ pub struct SocketInfo {
     /// Present on a Socket.IO connection (`hubs::socketio`): its wire is Engine.IO packets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sio: Option<Session>,
+    /// How the client sent its token, when the Worker said ([`CARRIER_HEADER`]; user sockets):
+    /// an operator's report shows it. Absent in attachments made before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<Carrier>,
 }
 
 impl SocketInfo {
@@ -90,6 +96,13 @@ impl SocketInfo {
 pub const IDENTITY_HEADER: &str = "x-switchboard-identity";
 /// Set by the Worker when the client offered the `bearer` subprotocol.
 pub const SUBPROTOCOL_HEADER: &str = "x-switchboard-subprotocol";
+/// Set by the Worker on a user connect: how the token came (`header`, `subprotocol`, `query`).
+pub const CARRIER_HEADER: &str = "x-switchboard-carrier";
+
+/// How a connect's token came, as the Worker said ([`CARRIER_HEADER`]); `None` when it did not.
+pub fn carrier_of(req: &Request) -> Option<Carrier> {
+    crate::http::header(req, CARRIER_HEADER).and_then(|name| Carrier::parse(&name))
+}
 
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -287,6 +300,60 @@ impl Alarm {
     }
 }
 
+/// The pieces of work a hub's alarm waits for, each named, with its time: the alarm is set to
+/// the earliest, and an operator's report lists them all (why the alarm is set).
+pub struct AlarmPlan(Vec<(&'static str, i64)>);
+
+impl AlarmPlan {
+    /// The reasons that exist now (`None`: no such work).
+    pub fn of(reasons: &[(&'static str, Option<i64>)]) -> Self {
+        Self(
+            reasons
+                .iter()
+                .filter_map(|(reason, at)| at.map(|at| (*reason, at)))
+                .collect(),
+        )
+    }
+
+    /// The reasons due at `now`.
+    pub fn due(&self, now: i64) -> Vec<&'static str> {
+        self.0
+            .iter()
+            .filter(|(_, at)| *at <= now)
+            .map(|(reason, _)| *reason)
+            .collect()
+    }
+
+    /// When the alarm must fire: the earliest reason's time, or never.
+    pub fn earliest(&self) -> Option<i64> {
+        self.0.iter().map(|(_, at)| *at).min()
+    }
+
+    /// `[{"reason","at"}]`, soonest first.
+    pub fn reasons(&self) -> Value {
+        let mut reasons = self.0.clone();
+        reasons.sort_by_key(|(_, at)| *at);
+        reasons
+            .into_iter()
+            .map(|(reason, at)| json!({"reason": reason, "at": at}))
+            .collect()
+    }
+}
+
+/// A hub's alarm as an operator sees it: when it is set to fire, how often it has, and why it is
+/// set (`plan`, worked out now from what is stored).
+pub async fn alarm_view(
+    local: &Local,
+    sockets: &Sockets,
+    plan: &AlarmPlan,
+) -> worker::Result<Value> {
+    Ok(json!({
+        "at": sockets.storage().get_alarm().await?,
+        "wakes": local.meta(WAKES_KEY)?.unwrap_or(0),
+        "reasons": plan.reasons(),
+    }))
+}
+
 /// Counts a hub's alarm wakes in its `meta` table (read by the development route
 /// `GET /dev/hubs/...`, so tests can prove that a hub does not wake for nothing).
 /// What every Durable Object does as it is constructed: read the log level and find the metrics
@@ -296,19 +363,13 @@ pub fn observe(env: &Env) {
     crate::metrics::init(env);
 }
 
-/// Logs an alarm wake (`alarm`, with the pieces of work due now among `reasons`, each the time
-/// it is due) and counts it.
-pub fn log_wake(object: &'static str, reasons: &[(&'static str, Option<i64>)], now: i64) {
-    let due: Vec<&str> = reasons
-        .iter()
-        .filter(|(_, at)| at.is_some_and(|at| at <= now))
-        .map(|(name, _)| *name)
-        .collect();
+/// Logs an alarm wake (`alarm`, with the reasons of `plan` due now) and counts it.
+pub fn log_wake(object: &'static str, plan: &AlarmPlan, now: i64) {
     crate::metrics::record(crate::metrics::Point::new(
         crate::metrics::Kind::Alarm,
         object,
     ));
-    crate::log::info("alarm", json!({"object": object, "reasons": due}));
+    crate::log::info("alarm", json!({"object": object, "reasons": plan.due(now)}));
 }
 
 pub fn count_wake(local: &Local) -> worker::Result<()> {
@@ -318,6 +379,11 @@ pub fn count_wake(local: &Local) -> worker::Result<()> {
 /// Counts one D1 copy batch, for the same report (a room copies to D1; a UserHub never does).
 pub fn count_d1_batch(local: &Local) -> worker::Result<()> {
     count(local, D1_BATCHES_KEY)
+}
+
+/// D1 copy batches a room has made ([`count_d1_batch`]).
+pub fn d1_batches(local: &Local) -> worker::Result<i64> {
+    Ok(local.meta(D1_BATCHES_KEY)?.unwrap_or(0))
 }
 
 fn count(local: &Local, key: &str) -> worker::Result<()> {

@@ -22,6 +22,7 @@
 //! | `POST /renamed` (Worker)             | — (D1 has the name)                      | `room.updated {room_id, name}` to every socket |
 //! | `POST /delete` (Worker)              | messages, members and cursors dropped; members remembered as removed | every socket closed 4004, on every shard |
 //! | `POST /disconnect` (Worker)          | the user's revocation cut-off, when revoking | the user's sockets closed 4003 wherever they are, `user.left` |
+//! | `GET /stats` (Worker: an operator's `GET /internal/v1/rooms/{id}/stats`) | — (reads only) | sockets per shard, members, the window, the D1 copy's position and lag, pending notes, the alarm and why (`hubs::inspect`) |
 //! | alarm (only for work due then)       | see `hubs::room_copy`                    | `token.expired` + 4001; a large room's `presence.changed` |
 //!
 //! A message is durable here before it is acked or delivered, and sending never yields between
@@ -56,7 +57,7 @@ use super::replay::{self, Entry, Replays};
 use super::room_copy::COPY_BACKSTOP_MS;
 use super::room_sockets::{forget_unlinked_shards, PresenceChanges};
 use super::shard_link::{Down, Links};
-use super::{now_ms, Alarm, Gate, Peer, SocketInfo, Sockets};
+use super::{now_ms, Alarm, AlarmPlan, Gate, Peer, SocketInfo, Sockets};
 use crate::auth::jwt::Identity;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -298,6 +299,7 @@ impl DurableObject for Room {
                 (Method::Get, "/presence") => self.presence_response(),
                 (Method::Get, "/link") => self.accept_link(&req),
                 (Method::Get, "/shards") => self.shards(&room_id).await,
+                (Method::Get, "/stats") => self.stats(&room_id).await,
                 _ => Err(ApiError::not_found("no such room route")),
             },
             Err(err) => Err(err),
@@ -338,23 +340,7 @@ impl DurableObject for Room {
         self.alarm.fired();
         super::count_wake(&self.local)?;
         let now = now_ms();
-        let log = self.log();
-        let copy_due = if log.has_unflushed()? {
-            log.meta("flush_retry_at")?.or(log.meta("flush_due")?)
-        } else {
-            None
-        };
-        super::log_wake(
-            "room",
-            &[
-                ("d1_copy", copy_due),
-                ("activity", self.activity_due()?),
-                ("token_expiry", self.sockets.next_expiry()),
-                ("socketio_ping", super::socketio::ping_at(self)?),
-                ("presence", self.presence_changes.borrow().due),
-            ],
-            now,
-        );
+        super::log_wake("room", &self.alarm_plan(false)?, now);
         super::expire_sockets(&self.sockets, now);
         super::socketio::ping_round(self, now)?;
         if self
@@ -1024,39 +1010,50 @@ impl Room {
 
     /// Sets the alarm to the earliest piece of work that exists now — a token expiry of an
     /// open socket, a D1 copy (when it became due, or its retry), an activity note (when it
-    /// became due, at most one per interval) — or deletes it when there is none.
+    /// became due, at most one per interval), a Socket.IO ping round, a large room's presence
+    /// batch — or deletes it when there is none.
     pub(super) async fn schedule_alarm(&self) -> worker::Result<()> {
-        let log = self.log();
-        let flush = if log.has_unflushed()? {
-            // Work that no append planned (a moved cursor): at once, or when the interval since
-            // the last copy is up.
-            let due = match log.meta("flush_due")? {
-                Some(due) => due,
-                None => {
-                    let due = now_ms().max(self.next_copy_at());
-                    log.set_meta("flush_due", due)?;
-                    due
-                }
-            };
-            let due = log.meta("flush_retry_at")?.unwrap_or(due);
-            // A copy still running past its backstop: look again a backstop later, not at once.
-            Some(if self.copying.get() {
-                due.max(now_ms() + COPY_BACKSTOP_MS)
-            } else {
-                due
-            })
-        } else {
-            None
-        };
-        let activity = self.activity_due()?;
-        let expiry = self.sockets.next_expiry();
-        let ping = super::socketio::ping_at(self)?;
-        let presence = self.presence_changes.borrow().due;
-        let wanted = [flush, activity, expiry, ping, presence]
-            .into_iter()
-            .flatten()
-            .min();
+        let wanted = self.alarm_plan(true)?.earliest();
         self.alarm.plan(&self.sockets.storage(), wanted).await
+    }
+
+    /// The work the alarm waits for, each piece with its time (`GET /stats` lists them, with
+    /// `record` false: an operator's look writes nothing).
+    pub(super) fn alarm_plan(&self, record: bool) -> worker::Result<AlarmPlan> {
+        Ok(AlarmPlan::of(&[
+            ("d1_copy", self.flush_due(record)?),
+            ("activity_notes", self.activity_due()?),
+            ("token_expiry", self.sockets.next_expiry()),
+            ("socketio_ping", super::socketio::ping_at(self)?),
+            ("presence_batch", self.presence_changes.borrow().due),
+        ]))
+    }
+
+    /// When the D1 copy is due, if anything waits for it: as an append planned it, or its
+    /// retry. Work that no append planned (a moved cursor) is due at once, or when the interval
+    /// since the last copy is up; with `record`, that time is kept so later plans agree.
+    fn flush_due(&self, record: bool) -> worker::Result<Option<i64>> {
+        let log = self.log();
+        if !log.has_unflushed()? {
+            return Ok(None);
+        }
+        let due = match log.meta("flush_due")? {
+            Some(due) => due,
+            None => {
+                let due = now_ms().max(self.next_copy_at());
+                if record {
+                    log.set_meta("flush_due", due)?;
+                }
+                due
+            }
+        };
+        let due = log.meta("flush_retry_at")?.unwrap_or(due);
+        // A copy still running past its backstop: look again a backstop later, not at once.
+        Ok(Some(if self.copying.get() {
+            due.max(now_ms() + COPY_BACKSTOP_MS)
+        } else {
+            due
+        }))
     }
 }
 

@@ -149,11 +149,8 @@ impl DurableObject for RoomShard {
     async fn alarm(&self) -> worker::Result<Response> {
         self.core.alarm.fired();
         let now = now_ms();
-        super::log_wake(
-            "shard",
-            &[("token_expiry", self.core.sockets.next_expiry())],
-            now,
-        );
+        let plan = super::AlarmPlan::of(&[("token_expiry", self.core.sockets.next_expiry())]);
+        super::log_wake("shard", &plan, now);
         super::expire_sockets(&self.core.sockets, now);
         self.core.schedule_alarm().await?;
         Response::ok("")
@@ -183,7 +180,7 @@ impl Core {
 
         let max = self.limits().max_sockets_per_user;
         self.sockets.admit(&identity.user_id, max)?;
-        let (pair, mut info) = self.sockets.accept(&identity, device, None)?;
+        let (pair, mut info) = self.sockets.accept(&identity, device, None, None)?;
         let ws = pair.server;
         self.sockets.enforce_cap(&identity.user_id, max);
         let mut ready = welcome.ready.clone();

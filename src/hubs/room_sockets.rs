@@ -18,7 +18,7 @@
 //! | link: `resume {since, synced}`       | —                                        | the socket's replay batch and `synced`; without the client's `since`, what came after its `ready` |
 //! | link: `count {user, sockets}`        | the user's socket count                  | `user.left` when it was their last            |
 //! | link closes                          | the shard's users forgotten              | `user.left` for each                          |
-//! | `GET /shards` (Worker)               | —                                        | the objects holding the room's sockets, each asked for its count |
+//! | `GET /shards` (Worker; `GET /stats` too) | —                                    | the objects holding the room's sockets, each asked for its count |
 //! | a join or leave with `ROOM_PRESENCE_BATCH_USERS` present | noted in memory      | one `presence.changed {joined, left, count}` per second (alarm), not `user.joined` / `user.left` |
 //! | socket closes                        | alarm re-planned                         | `user.left` on a user's last socket           |
 //!
@@ -71,6 +71,14 @@ impl PresenceChanges {
         }
         self.due.get_or_insert(now + PRESENCE_INTERVAL_MS);
     }
+}
+
+/// The sockets of a [`Room::spread`], all objects together.
+pub(super) fn total_sockets(shards: &[Value]) -> u64 {
+    shards
+        .iter()
+        .filter_map(|shard| shard["sockets"].as_u64())
+        .sum()
 }
 
 /// A shard holds sockets only while its link is open, and links (hibernatable on this side)
@@ -199,6 +207,19 @@ impl Room {
     /// `GET /shards`: the objects holding the room's sockets and how many each holds (the
     /// shards asked, so the numbers are theirs).
     pub(super) async fn shards(&self, room_id: &str) -> Result<Response, ApiError> {
+        let shards = self.spread(room_id).await?;
+        let answer = json!({
+            "room_id": room_id,
+            "shard_sockets": self.limits().room_shard_sockets,
+            "sockets": total_sockets(&shards),
+            "shards": shards,
+        });
+        Ok(crate::http::json(200, &answer)?)
+    }
+
+    /// Each object holding the room's sockets (`{shard, sockets, users}`, shard 0 this one),
+    /// every shard asked for its own count. `GET /shards` and `GET /stats` show it.
+    pub(super) async fn spread(&self, room_id: &str) -> Result<Vec<Value>, ApiError> {
         let loads = RoomShards::new(&self.local).loads()?;
         let mut shards = vec![json!({
             "shard": 0,
@@ -215,17 +236,7 @@ impl Room {
                 .map_or(0, |load| load.users);
             shards.push(json!({"shard": shard, "sockets": count.sockets, "users": users}));
         }
-        let sockets: u64 = shards
-            .iter()
-            .filter_map(|shard| shard["sockets"].as_u64())
-            .sum();
-        let answer = json!({
-            "room_id": room_id,
-            "shard_sockets": self.limits().room_shard_sockets,
-            "sockets": sockets,
-            "shards": shards,
-        });
-        Ok(crate::http::json(200, &answer)?)
+        Ok(shards)
     }
 
     /// Accepts a member's socket. The Worker has checked membership and revocation in D1; the
@@ -253,7 +264,8 @@ impl Room {
         if crate::http::query_param(req, "dialect").as_deref() == Some("socketio") {
             self.sockets
                 .admit(&user_id, self.limits().max_sockets_per_user)?;
-            let pair = super::socketio::accept(self, &identity, device, Some(room_id.into()))?;
+            let pair =
+                super::socketio::accept(self, &identity, device, Some(room_id.into()), None)?;
             self.announce_join(&user_id)?;
             self.schedule_alarm().await?;
             return super::upgrade_response(req, pair.client);
@@ -264,7 +276,7 @@ impl Room {
         }
         self.sockets
             .admit(&user_id, self.limits().max_sockets_per_user)?;
-        let (pair, info) = self.sockets.accept(&identity, device, None)?;
+        let (pair, info) = self.sockets.accept(&identity, device, None, None)?;
         let ws = pair.server;
         self.sockets
             .enforce_cap(&user_id, self.limits().max_sockets_per_user);

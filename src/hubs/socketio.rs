@@ -27,6 +27,7 @@ use worker::{Env, WebSocket, WebSocketIncomingMessage, WebSocketPair};
 
 use super::{now_ms, Admitted, Gate, SocketInfo, Sockets};
 use crate::auth::jwt::Identity;
+use crate::auth::token::Carrier;
 use crate::config::{Config, Limits};
 use crate::error::ApiError;
 use crate::protocol::{close, code, ClientFrame, ServerFrame};
@@ -81,12 +82,13 @@ pub(super) fn accept(
     identity: &Identity,
     device: Option<String>,
     room_id: Option<String>,
+    carrier: Option<Carrier>,
 ) -> Result<WebSocketPair, ApiError> {
     let now = now_ms();
     let mut session = Session::new(identity.clone(), now);
     session.room_id = room_id;
     let sockets = host.sockets();
-    let (pair, info) = sockets.accept(identity, device, Some(session))?;
+    let (pair, info) = sockets.accept(identity, device, Some(session), carrier)?;
     let limits = host.limits();
     sockets.enforce_cap(&info.user_id, limits.max_sockets_per_user);
     let _ = pair.server.send_with_str(engine::open(

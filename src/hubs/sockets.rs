@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 
 use super::{now_ms, SocketInfo};
 use crate::auth::jwt::Identity;
+use crate::auth::token::Carrier;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
@@ -154,12 +155,19 @@ impl Sockets {
         })
     }
 
-    /// Accepts a new hibernatable socket for a verified identity and attaches its state.
+    /// Every socket in the roster, closing ones too, with its state (an operator's report).
+    pub fn all(&self) -> Vec<SocketInfo> {
+        self.with(|roster| roster.iter().map(|(_, info)| info.clone()).collect())
+    }
+
+    /// Accepts a new hibernatable socket for a verified identity and attaches its state
+    /// (`carrier`: how its token came, when the Worker said).
     pub fn accept(
         &self,
         identity: &Identity,
         device: Option<String>,
         sio: Option<Session>,
+        carrier: Option<Carrier>,
     ) -> Result<(WebSocketPair, SocketInfo), ApiError> {
         let pair = WebSocketPair::new()?;
         let info = SocketInfo {
@@ -172,6 +180,7 @@ impl Sockets {
             opened_at: now_ms(),
             admin: identity.is_admin(),
             sio,
+            carrier,
         };
         // Inside `with`: the roster is loaded before the new socket exists, so it is added once.
         self.with(|roster| {

@@ -4,7 +4,7 @@
 //!
 //! | arrives                              | stored                                  | sent                                   |
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
-//! | `GET /connect` (verified by Worker)  | socket attachment (user, conn, device, expiry) | `ready`; with `since`: one replay batch, `synced`; 401 `token_revoked` for a revoked token; the user's oldest socket closed 4009 beyond the cap; the directory shard's `join` unless listed since waking (`hubs::directory`) |
+//! | `GET /connect` (verified by Worker)  | socket attachment (user, conn, device, expiry, how the token came) | `ready`; with `since`: one replay batch, `synced`; 401 `token_revoked` for a revoked token; the user's oldest socket closed 4009 beyond the cap; the directory shard's `join` unless listed since waking (`hubs::directory`) |
 //! | frame `sync {since}`                 | — (the socket pages while `more`)       | the next replay batch, `synced`, once the user's replay budget allows (`hubs::replay`) |
 //! | `POST /push` (a backend's or a chat event) | event with the next seq and its class; idempotency key; older `room.updated` it supersedes deleted; its class's oldest events pruned beyond the byte bound | the event to every device not paging a resume |
 //! | frame `ack {seq}`                    | the device's cursor (forward only)      | `ack` when the frame had an id          |
@@ -14,6 +14,7 @@
 //! | `POST /disconnect`                   | revocation cut-off, when revoking       | close 4003 with the reason             |
 //! | `POST /redact` (direct message deleted) | the message's events become tombstones; `message.deleted` in this stream | `message.deleted` to every device |
 //! | `POST /activity` (from a room)       | —                                       | `room.activity` to every device        |
+//! | `GET /inspect` (Worker: an operator's `GET /internal/v1/users/{id}`) | — (reads only; no table is made) | the report: devices (with how each token came), stream counters, cursors, revocation, push state, the alarm and why (`hubs::inspect`) |
 //! | `POST /broadcast` (from a directory shard) | — (not in the stream: no seq)     | the event with `broadcast: true` to every device (Socket.IO: EVENT on each namespace); `{devices}`, and at 0 the hub knows itself unlisted |
 //! | socket closes                        | `last_seen` when the last device leaves; alarm re-planned | the directory shard's `leave` when the last device leaves |
 //! | frames over the rate limit           | —                                       | close 4008                             |
@@ -42,7 +43,9 @@ use worker::{
 use super::directory::{Announcement, HubReach, Listing};
 use super::replay::{self, Entry, Replays};
 use super::user_socketio::Follows;
-use super::{now_ms, send, send_ack, send_error, Alarm, Gate, Peer, SocketInfo, Sockets};
+use super::{
+    now_ms, send, send_ack, send_error, Alarm, AlarmPlan, Gate, Peer, SocketInfo, Sockets,
+};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::notify::{NotifyRequest, Preview};
@@ -151,7 +154,7 @@ pub async fn call<T: DeserializeOwned>(
 }
 
 /// The user a hub request is for, as [`call`] names it.
-fn user_of(req: &Request) -> Result<String, ApiError> {
+pub(super) fn user_of(req: &Request) -> Result<String, ApiError> {
     crate::http::header(req, USER_HEADER)
         .ok_or_else(|| ApiError::bad_request(code::VALIDATION, "a hub call must name its user"))
 }
@@ -211,6 +214,7 @@ impl DurableObject for UserHub {
             (Method::Post, "/broadcast") => self.broadcast(req).await,
             (Method::Post, "/redact") => self.redact(req).await,
             (Method::Get, "/alarm") => super::alarm_report(&self.local, &self.sockets).await,
+            (Method::Get, "/inspect") => self.inspect(&req).await,
             _ => Err(ApiError::not_found("no such hub route")),
         };
         result.or_else(super::error_response)
@@ -247,16 +251,7 @@ impl DurableObject for UserHub {
         self.alarm.fired();
         super::count_wake(&self.local)?;
         let now = now_ms();
-        super::log_wake(
-            "user",
-            &[
-                ("token_expiry", self.sockets.next_expiry()),
-                ("retention", self.log().prune_at()?),
-                ("socketio_ping", super::socketio::ping_at(self)?),
-                ("notify", self.notify_log().notify_at()?),
-            ],
-            now,
-        );
+        super::log_wake("user", &self.alarm_plan()?, now);
         super::expire_sockets(&self.sockets, now);
         super::socketio::ping_round(self, now)?;
         if self.log().prune_at()?.is_some_and(|due| due <= now) {
@@ -291,7 +286,8 @@ impl UserHub {
         if crate::http::query_param(req, "dialect").as_deref() == Some("socketio") {
             return self.accept_socketio(req, identity, device).await;
         }
-        let (pair, info) = self.sockets.accept(&identity, device, None)?;
+        let carrier = super::carrier_of(req);
+        let (pair, info) = self.sockets.accept(&identity, device, None, carrier)?;
         let ws = pair.server;
         self.sockets
             .enforce_cap(&info.user_id, self.limits().max_sockets_per_user);
@@ -686,18 +682,20 @@ impl UserHub {
     }
 
     /// Sets the alarm to the earliest piece of work that exists now: the next token expiry of an
-    /// open socket or the next retention pass; deletes it when there is none.
+    /// open socket, the next retention pass, a Socket.IO ping round or a notification look;
+    /// deletes it when there is none.
     pub(super) async fn schedule_alarm(&self) -> worker::Result<()> {
-        let next_expiry = self.sockets.next_expiry();
-        let wanted = [
-            next_expiry,
-            self.log().prune_at()?,
-            super::socketio::ping_at(self)?,
-            self.notify_log().notify_at()?,
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        let wanted = self.alarm_plan()?.earliest();
         self.alarm.plan(&self.sockets.storage(), wanted).await
+    }
+
+    /// The work the alarm waits for, each piece with its time (`GET /inspect` lists them).
+    pub(super) fn alarm_plan(&self) -> worker::Result<AlarmPlan> {
+        Ok(AlarmPlan::of(&[
+            ("token_expiry", self.sockets.next_expiry()),
+            ("retention", self.log().prune_at()?),
+            ("socketio_ping", super::socketio::ping_at(self)?),
+            ("notifications", self.notify_log().notify_at()?),
+        ]))
     }
 }

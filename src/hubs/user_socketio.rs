@@ -215,7 +215,8 @@ impl UserHub {
         identity: Identity,
         device: Option<String>,
     ) -> Result<Response, ApiError> {
-        let pair = shared::accept(self, &identity, device, None)?;
+        let carrier = super::carrier_of(req);
+        let pair = shared::accept(self, &identity, device, None, carrier)?;
         self.schedule_alarm().await?;
         self.listing.join(&self.env, &identity.user_id).await;
         super::upgrade_response(req, pair.client)

@@ -246,6 +246,29 @@ impl<'a> NotifyLog<'a> {
             .collect())
     }
 
+    /// How many notifications are pending (no read when none ever was).
+    pub fn pending_count(&self) -> worker::Result<i64> {
+        self.count(&PENDING)
+    }
+
+    /// How many deliveries are queued (no read when none ever was).
+    pub fn queued_count(&self) -> worker::Result<i64> {
+        self.count(&OUTBOX)
+    }
+
+    fn count(&self, table: &LazyTable) -> worker::Result<i64> {
+        if !self.local.has_table(table)? {
+            return Ok(0);
+        }
+        Ok(self
+            .local
+            .int(
+                &format!("SELECT COUNT(*) AS value FROM {}", table.name),
+                vec![],
+            )?
+            .unwrap_or(0))
+    }
+
     pub fn forget_pending(&self, ids: &[i64]) -> worker::Result<()> {
         for id in ids {
             self.sql.exec(

@@ -481,6 +481,42 @@ impl<'a> RoomLog<'a> {
         Ok(Some(through))
     }
 
+    /// The messages kept here: the oldest one's seq (none when empty) and how many.
+    pub fn window(&self) -> worker::Result<(Option<i64>, i64)> {
+        #[derive(Deserialize)]
+        struct Row {
+            oldest: Option<i64>,
+            kept: i64,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec(
+                "SELECT MIN(seq) AS oldest, COUNT(*) AS kept FROM messages",
+                None,
+            )?
+            .to_array()?;
+        Ok(rows.first().map_or((None, 0), |row| (row.oldest, row.kept)))
+    }
+
+    /// When the oldest message D1 does not have yet was stored (unix ms), if any.
+    pub fn oldest_uncopied_at(&self) -> worker::Result<Option<i64>> {
+        self.local.int(
+            "SELECT created_at AS value FROM messages WHERE seq > ? ORDER BY seq LIMIT 1",
+            vec![self.flushed_through()?.into()],
+        )
+    }
+
+    /// Read cursors moved since D1 last got them.
+    pub fn dirty_cursor_count(&self) -> worker::Result<i64> {
+        Ok(self
+            .local
+            .int(
+                "SELECT COUNT(*) AS value FROM members WHERE read_dirty = 1",
+                vec![],
+            )?
+            .unwrap_or(0))
+    }
+
     pub fn flushed_through(&self) -> worker::Result<i64> {
         Ok(self.meta("flushed_through")?.unwrap_or(0))
     }

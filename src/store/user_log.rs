@@ -27,7 +27,7 @@
 //! Every function is synchronous: SQLite storage calls do not yield, so a caller that appends and
 //! then sends, or replays and then sends, cannot be interleaved with another request.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use worker::{SqlStorage, SqlStorageValue};
 
@@ -95,6 +95,23 @@ impl StoredEvent {
     pub fn data_value(&self) -> Value {
         serde_json::from_str(&self.data).unwrap_or(Value::Null)
     }
+}
+
+/// What one class of the stream holds, from its counters (an operator's report).
+#[derive(Debug, Serialize)]
+pub struct ClassStats {
+    pub events: i64,
+    pub bytes: i64,
+    /// The highest seq of the class pruned.
+    pub pruned_through: i64,
+}
+
+/// One device's acknowledged position.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeviceCursor {
+    pub device: String,
+    pub seq: i64,
+    pub updated_at: i64,
 }
 
 /// An event just appended: its seq, and the bytes its class now stores.
@@ -169,6 +186,15 @@ impl<'a> UserLog<'a> {
     /// The highest seq of `class` pruned (every event of the class up to it is gone).
     fn class_pruned(&self, class: Class) -> worker::Result<i64> {
         Ok(self.meta(keys(class).pruned)?.unwrap_or(0))
+    }
+
+    /// The counters of `class` (a stream that never had an event reads none).
+    pub fn class_stats(&self, class: Class) -> worker::Result<ClassStats> {
+        Ok(ClassStats {
+            events: self.stored_events(class)?,
+            bytes: self.stored_bytes(class)?,
+            pruned_through: self.class_pruned(class)?,
+        })
     }
 
     /// Appends an event: the counters come from the in-memory `meta`, then two statements (the
@@ -407,6 +433,25 @@ impl<'a> UserLog<'a> {
         Ok(self
             .int("SELECT MAX(seq) AS value FROM cursors", vec![])?
             .unwrap_or(0))
+    }
+
+    /// The devices' cursors, most recently moved first, at most `limit`, and how many there
+    /// are; none read when no device ever acknowledged (the table is never made here).
+    pub fn cursors(&self, limit: i64) -> worker::Result<(Vec<DeviceCursor>, i64)> {
+        if !self.local.has_table(&CURSORS)? {
+            return Ok((Vec::new(), 0));
+        }
+        let cursors = self
+            .sql
+            .exec(
+                "SELECT device, seq, updated_at FROM cursors ORDER BY updated_at DESC, device LIMIT ?",
+                vec![limit.into()],
+            )?
+            .to_array()?;
+        let count = self
+            .int("SELECT COUNT(*) AS value FROM cursors", vec![])?
+            .unwrap_or(0);
+        Ok((cursors, count))
     }
 
     /// Moves a device's cursor forward (never back); returns the stored cursor.
