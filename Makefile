@@ -16,7 +16,7 @@ export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: dev test tools browser client build lint unit dry-run e2e bench bench-socketio bench-broadcast bench-rooms profile reset
+.PHONY: dev test tools browser client build lint unit dry-run e2e bench bench-socketio bench-broadcast bench-notify bench-rooms profile reset
 
 ## dev: build and serve the gateway on 127.0.0.1:$(PORT) with a local D1 and .dev.vars.
 dev: tools .dev.vars
@@ -90,6 +90,13 @@ bench-socketio: tools build
 ## BROADCAST_BENCH_ARGS="--users 1000 --runs 5".
 bench-broadcast: tools build
 	node bench/broadcast.mjs $(BROADCAST_BENCH_ARGS)
+
+## bench-notify: what "deliver or notify" costs an offline user (issue #14): alarm wakes and Web
+## Push POSTs per user with no subscription, one, a burst of 10 events, a device that acks, and a
+## second notification, against a local push service; 200 users each, median of three;
+## NOTIFY_BENCH_ARGS="--users 500 --offline closed".
+bench-notify: tools build
+	node bench/notify.mjs $(NOTIFY_BENCH_ARGS)
 
 ## bench-rooms: one large room's join phase and fan-out (issue #13): one object vs shards at 1,000
 ## members (5 msg/s), and 10,000 / 19,500 members over shards (1 msg/s); medians of three.

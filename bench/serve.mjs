@@ -3,8 +3,9 @@
 // logging and file watching. The port given is a direct workerd socket to the Worker (Miniflare's
 // `unsafeDirectSockets`), so not even Miniflare's own entry worker sits in front of it. SQLite-backed Durable Objects USER_HUB/ROOM (and DIRECTORY for switchboard), a local D1 `DB` with the
 // project's migrations applied, the [vars] of wrangler.toml (each overridable by an environment
-// variable of the same name) and the secrets from the environment. State lives in a throwaway
-// directory that is removed on exit. Binds to 127.0.0.1 only.
+// variable of the same name), the secrets from the environment, and from the environment too the
+// settings wrangler.toml only names in comments (DEV_MODE, VAPID_SUBJECT, NOTIFY_WEBHOOK_URL)
+// when set. State lives in a throwaway directory that is removed on exit. Binds to 127.0.0.1 only.
 //
 //   JWT_SECRET=… INTERNAL_API_TOKEN=… node bench/serve.mjs --target switchboard|floor \
 //     [--port 8790] [--inspector-port 9229]
@@ -20,7 +21,12 @@ import { parseArgs } from 'node:util';
 import { Miniflare } from 'miniflare';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const SECRETS = ['JWT_SECRET', 'JWT_PUBLIC_KEYS', 'INTERNAL_API_TOKEN'];
+const SECRETS = [
+  'JWT_SECRET', 'JWT_PUBLIC_KEYS', 'INTERNAL_API_TOKEN',
+  'VAPID_PUBLIC_KEY', 'VAPID_PRIVATE_KEY', 'NOTIFY_WEBHOOK_SECRET',
+];
+/** Settings that are not in wrangler.toml's [vars] (commented out there, or development-only). */
+const UNLISTED_VARS = ['DEV_MODE', 'VAPID_SUBJECT', 'NOTIFY_WEBHOOK_URL'];
 
 const { values: args } = parseArgs({
   options: {
@@ -86,7 +92,7 @@ async function main() {
   const { compatibilityDate, vars } = wranglerConfig();
   const bindings = {};
   for (const [name, value] of Object.entries(vars)) bindings[name] = process.env[name] ?? value;
-  for (const name of SECRETS) if (process.env[name]) bindings[name] = process.env[name];
+  for (const name of [...SECRETS, ...UNLISTED_VARS]) if (process.env[name]) bindings[name] = process.env[name];
 
   const state = mkdtempSync(join(tmpdir(), `switchboard-bench-${args.target}-`));
   const port = Number(args.port);
