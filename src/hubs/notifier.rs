@@ -205,9 +205,39 @@ impl UserHub {
         }
     }
 
-    /// A device connected: it will see its rooms' unread counts, so room notes are moot.
-    pub(super) fn on_device_connected(&self) -> worker::Result<()> {
-        self.notify_log().forget_room_notes()
+    /// A device acknowledged everything through `cursor`: pending events it covers are taken
+    /// now rather than at their due time, and when nothing else waits the alarm is not woken
+    /// for them. Reads nothing while nothing is pending (`notify_at` is in memory).
+    pub(super) async fn on_acked(&self, cursor: i64) -> Result<(), ApiError> {
+        let log = self.notify_log();
+        if log.notify_at()?.is_none() {
+            return Ok(());
+        }
+        let taken: Vec<i64> = log
+            .pending()?
+            .into_iter()
+            .filter(|pending| pending.preview.seq.is_some_and(|seq| seq <= cursor))
+            .map(|pending| pending.id)
+            .collect();
+        if taken.is_empty() {
+            return Ok(());
+        }
+        log.forget_pending(&taken)?;
+        self.replan(&*self.config()?)?;
+        self.schedule_alarm().await?;
+        Ok(())
+    }
+
+    /// A device connected: it will see its rooms' unread counts, so room notes are moot (the
+    /// accept plans the alarm afterwards, from what is left).
+    pub(super) fn on_device_connected(&self) -> Result<(), ApiError> {
+        let log = self.notify_log();
+        if log.notify_at()?.is_none() {
+            return Ok(());
+        }
+        log.forget_room_notes()?;
+        self.replan(&*self.config()?)?;
+        Ok(())
     }
 
     /// Sets `notify_at` from what is stored now.

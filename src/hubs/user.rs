@@ -283,6 +283,7 @@ impl UserHub {
 
         self.sockets
             .admit(&identity.user_id, self.limits().max_sockets_per_user)?;
+        self.on_device_connected()?;
         if crate::http::query_param(req, "dialect").as_deref() == Some("socketio") {
             return self.accept_socketio(req, identity, device).await;
         }
@@ -300,7 +301,6 @@ impl UserHub {
             "expires_at": info.expires_at,
         });
         send(&ws, &ServerFrame::event("ready", ready));
-        self.on_device_connected()?;
         if let Some(since) = since {
             self.replay(&ws, &info.user_id, since.max(0))?;
         }
@@ -561,7 +561,7 @@ impl UserHub {
         frame: &ClientFrame,
     ) -> Result<Value, ApiError> {
         match frame.event.as_str() {
-            "ack" => self.on_ack(&info, frame),
+            "ack" => self.on_ack(&info, frame).await,
             "auth" => self.on_auth(ws, info, frame).await,
             "message.send" => self.on_message_send(&info, frame).await,
             other => Err(ApiError::bad_request(
@@ -572,7 +572,7 @@ impl UserHub {
     }
 
     /// `ack {seq}`: the device has everything through `seq`.
-    fn on_ack(&self, info: &SocketInfo, frame: &ClientFrame) -> Result<Value, ApiError> {
+    async fn on_ack(&self, info: &SocketInfo, frame: &ClientFrame) -> Result<Value, ApiError> {
         let seq = frame
             .data
             .get("seq")
@@ -590,6 +590,7 @@ impl UserHub {
             ));
         }
         let cursor = log.advance_cursor(&info.device, seq, now_ms())?;
+        self.on_acked(cursor).await?;
         Ok(json!({"cursor": cursor}))
     }
 

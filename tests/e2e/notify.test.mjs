@@ -317,6 +317,11 @@ test('a device acking in time takes the event; the next event, unacked and offli
   const first = await dm(alice, bob, 'are you there?');
   const frame = await device.next((f) => f.event === 'message' && f.data.id === first.id);
   assert.deepEqual((await device.request('ack', { seq: frame.seq })).data, { cursor: frame.seq });
+  // The ack takes the pending event at once: nothing waits, and the alarm is not woken for it.
+  const report = (await internal('GET', `/internal/v1/users/${bob}`)).body;
+  assert.equal(report.push.pending, 0, 'the ack took the pending event');
+  assert.equal(report.push.notify_at, null);
+  assert.ok(!report.alarm.reasons.some((r) => r.reason === 'notifications'), JSON.stringify(report.alarm));
   await quietSince(firstAt);
   assert.equal(sub.attempts.length, 0, 'acked in time: no notification');
 
