@@ -14,13 +14,14 @@
 // Prints a markdown table of every run and the median.
 
 import { spawn } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
+
+import { log, sleep, median, freePort, tokens } from './common.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -35,24 +36,10 @@ const USERS = +opt.users, RUNS = +opt.runs, CONC = +opt.conc, WARMUP = +opt.warm
 const JWT_SECRET = randomBytes(32).toString('hex');
 const INTERNAL = randomBytes(32).toString('hex');
 
-const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
-function token(sub) {
-  const now = Math.floor(Date.now() / 1000);
-  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, iat: now - 5, exp: now + 3600 })}`;
-  return `${head}.${createHmac('sha256', JWT_SECRET).update(head).digest('base64url')}`;
-}
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+const token = tokens(JWT_SECRET);
 
 async function startServer() {
-  const port = await new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
+  const port = await freePort();
   const env = { ...process.env, JWT_SECRET, INTERNAL_API_TOKEN: INTERNAL };
   const child = spawn('node', [join(root, 'bench/serve.mjs'), '--target', 'switchboard', '--port', String(port)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let buf = '';

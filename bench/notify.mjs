@@ -32,16 +32,18 @@
 // scenarios, a warmup (20 users, half subscribed, one event each) runs the paths once, untimed.
 
 import { spawn } from 'node:child_process';
-import { createDecipheriv, createECDH, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createECDH, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import ece from 'http_ece';
 import WebSocket from 'ws';
+
+import { log, sleep, median, freePort, tokens } from './common.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -68,18 +70,7 @@ const EXPECTED = { A: [0, 0], B: [1, 1], C: [1, 1], D: [0, 0], E: [1, 1] };
 const JWT_SECRET = randomBytes(32).toString('hex');
 const INTERNAL = randomBytes(32).toString('hex');
 
-const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
-function token(sub) {
-  const now = Math.floor(Date.now() / 1000);
-  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, iat: now - 5, exp: now + 3600 })}`;
-  return `${head}.${createHmac('sha256', JWT_SECRET).update(head).digest('base64url')}`;
-}
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+const token = tokens(JWT_SECRET);
 const quantile = (xs, q) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
@@ -91,12 +82,6 @@ const spread = (xs) => {
   return [...counts].sort((a, b) => a[0] - b[0]).map(([v, n]) => `${v} ×${n}`).join(', ');
 };
 
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
 
 function vapidKeys() {
   const ecdh = createECDH('prime256v1');
@@ -104,25 +89,12 @@ function vapidKeys() {
   return { public: ecdh.getPublicKey().toString('base64url'), private: ecdh.getPrivateKey().toString('base64url') };
 }
 
-/** RFC 8291 aes128gcm, one record: the plaintext, or null if it does not open. */
+/** The payload of a push body (RFC 8291 aes128gcm, opened with http_ece as the notify tests do), or
+ *  null if it does not open. */
 function decrypt(body, sub) {
   try {
-    const salt = body.subarray(0, 16);
-    const idlen = body[20];
-    const asPublic = body.subarray(21, 21 + idlen);
-    const ciphertext = body.subarray(21 + idlen);
-    const secret = sub.ecdh.computeSecret(asPublic);
-    const keyInfo = Buffer.concat([Buffer.from('WebPush: info\0'), sub.ecdh.getPublicKey(), asPublic]);
-    const ikm = Buffer.from(hkdfSync('sha256', secret, sub.auth, keyInfo, 32));
-    const cek = Buffer.from(hkdfSync('sha256', ikm, salt, Buffer.from('Content-Encoding: aes128gcm\0'), 16));
-    const nonce = Buffer.from(hkdfSync('sha256', ikm, salt, Buffer.from('Content-Encoding: nonce\0'), 12));
-    const decipher = createDecipheriv('aes-128-gcm', cek, nonce);
-    decipher.setAuthTag(ciphertext.subarray(ciphertext.length - 16));
-    const padded = Buffer.concat([decipher.update(ciphertext.subarray(0, ciphertext.length - 16)), decipher.final()]);
-    let end = padded.length - 1;
-    while (end >= 0 && padded[end] === 0) end--;
-    if (padded[end] !== 2) return null;
-    return JSON.parse(padded.subarray(0, end).toString('utf8'));
+    const plain = ece.decrypt(body, { version: 'aes128gcm', privateKey: sub.ecdh, authSecret: sub.auth.toString('base64url') });
+    return JSON.parse(plain.toString('utf8'));
   } catch {
     return null;
   }

@@ -35,7 +35,7 @@
 // brackets) with socket.io ÷ raw; writes both to --out (default bench/results/sio-<time>/).
 
 import { spawn, execFileSync } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -44,6 +44,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
+
+import { freePort, log, sleep, tokens } from './common.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -78,14 +80,7 @@ const INTERNAL = process.env.INTERNAL_API_TOKEN ?? randomBytes(32).toString('hex
 const HZ = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const PIN = !opt['no-pin'] && cpus().length >= 2;
 
-const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
-function token(sub) {
-  const now = Math.floor(Date.now() / 1000);
-  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, iat: now - 5, exp: now + 3600 })}`;
-  return `${head}.${createHmac('sha256', JWT_SECRET).update(head).digest('base64url')}`;
-}
+const token = tokens(JWT_SECRET);
 
 // ---- the server's process tree and its CPU ----
 function treePids(pid) {
@@ -124,12 +119,7 @@ async function settle(pid) {
 
 // ---- the server ----
 async function startServer() {
-  const port = await new Promise((resolve) => {
-    import('node:net').then(({ createServer }) => {
-      const s = createServer();
-      s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-    });
-  });
+  const port = await freePort();
   const env = {
     ...process.env, JWT_SECRET, INTERNAL_API_TOKEN: INTERNAL,
     MAX_SOCKETS_PER_USER: process.env.MAX_SOCKETS_PER_USER ?? '1000',

@@ -30,12 +30,13 @@
 //   the notification's URL in a new page.
 
 import assert from 'node:assert/strict';
-import { createECDH, createPublicKey, hkdfSync, createDecipheriv, verify } from 'node:crypto';
+import { createECDH } from 'node:crypto';
 import { createServer } from 'node:http';
 import { after, before, test } from 'node:test';
 import {
   BASE, http, internal, launchChromium, token, uid, until,
 } from './helpers.mjs';
+import { decryptBody, verifyVapid } from './push-service.mjs';
 
 const WAIT = { timeout: 15_000 };
 const VAPID_PUBLIC_KEY = process.env.SB_VAPID_PUBLIC_KEY;
@@ -213,55 +214,6 @@ function nextPush(path, timeoutMs = 20_000) {
   });
 }
 
-/** Checks `Authorization: vapid t=<ES256 JWT>, k=<key>` as a push service would. */
-function checkVapid(header, endpoint) {
-  const m = /^vapid t=([^,\s]+),\s*k=([A-Za-z0-9_-]+)$/.exec(header ?? '');
-  assert.ok(m, `Authorization: ${header}`);
-  const [, jwt, k] = m;
-  assert.equal(k, VAPID_PUBLIC_KEY, 'k is the gateway VAPID public key');
-  const [head, body, sig] = jwt.split('.');
-  assert.equal(JSON.parse(Buffer.from(head, 'base64url')).alg, 'ES256');
-  const claims = JSON.parse(Buffer.from(body, 'base64url'));
-  assert.equal(claims.aud, new URL(endpoint).origin);
-  const now = Math.floor(Date.now() / 1000);
-  assert.ok(claims.exp > now && claims.exp <= now + 24 * 3600 + 60, `exp ${claims.exp}`);
-  assert.match(claims.sub, /^(mailto:|https:)/);
-  const point = Buffer.from(k, 'base64url');
-  const key = createPublicKey({
-    key: { kty: 'EC', crv: 'P-256', x: point.subarray(1, 33).toString('base64url'), y: point.subarray(33, 65).toString('base64url') },
-    format: 'jwk',
-  });
-  assert.ok(verify('sha256', Buffer.from(`${head}.${body}`), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(sig, 'base64url')),
-    'the VAPID JWT verifies with the public key');
-}
-
-/** RFC 8291 / RFC 8188 aes128gcm, one record: what the browser does with a push body. */
-function decryptPush(body, privateJwk, subscriptionJson) {
-  const salt = body.subarray(0, 16);
-  const rs = body.readUInt32BE(16);
-  const idlen = body[20];
-  const asPublic = body.subarray(21, 21 + idlen);
-  const ciphertext = body.subarray(21 + idlen);
-  assert.equal(rs, 4096, 'record size');
-  assert.equal(idlen, 65, 'keyid is an uncompressed P-256 point');
-  assert.ok(ciphertext.length <= rs, 'one record');
-  const ecdh = createECDH('prime256v1');
-  ecdh.setPrivateKey(Buffer.from(privateJwk.d, 'base64url'));
-  const uaPublic = Buffer.from(subscriptionJson.keys.p256dh, 'base64url');
-  const auth = Buffer.from(subscriptionJson.keys.auth, 'base64url');
-  const secret = ecdh.computeSecret(asPublic);
-  const keyInfo = Buffer.concat([Buffer.from('WebPush: info\0'), uaPublic, asPublic]);
-  const ikm = Buffer.from(hkdfSync('sha256', secret, auth, keyInfo, 32));
-  const cek = Buffer.from(hkdfSync('sha256', ikm, salt, Buffer.from('Content-Encoding: aes128gcm\0'), 16));
-  const nonce = Buffer.from(hkdfSync('sha256', ikm, salt, Buffer.from('Content-Encoding: nonce\0'), 12));
-  const decipher = createDecipheriv('aes-128-gcm', cek, nonce);
-  decipher.setAuthTag(ciphertext.subarray(ciphertext.length - 16));
-  const padded = Buffer.concat([decipher.update(ciphertext.subarray(0, ciphertext.length - 16)), decipher.final()]);
-  let end = padded.length - 1;
-  while (end >= 0 && padded[end] === 0) end--;
-  assert.equal(padded[end], 2, 'the last record ends with the 0x02 delimiter');
-  return padded.subarray(0, end).toString('utf8');
-}
 
 test('sw.js is served as JavaScript at /demo/ and the demo registers it for the whole demo', async () => {
   const res = await fetch(`${BASE}/demo/sw.js`);
@@ -449,10 +401,16 @@ test('registerPush end to end: the gateway lists the subscription, pushes to it 
   assert.equal(request.headers.ttl, '86400');
   assert.equal(request.headers.urgency, 'high');
   assert.ok(request.body.length <= 4096, `body ${request.body.length} bytes`);
-  checkVapid(request.headers.authorization, json.endpoint);
+  // The same checks the notify suite's push service makes (tests/e2e/push-service.mjs): the VAPID
+  // JWT verifies with the gateway's key, and the body opens with the independent http_ece — here
+  // with the key the page generated, as the browser would.
+  verifyVapid(request.headers.authorization, json.endpoint, VAPID_PUBLIC_KEY);
   const privateJwk = await page.evaluate(() => window.__pushStandIn.privateJwk);
-  const plaintext = decryptPush(request.body, privateJwk, json);
-  const payload = JSON.parse(plaintext);
+  const ecdh = createECDH('prime256v1');
+  ecdh.setPrivateKey(Buffer.from(privateJwk.d, 'base64url'));
+  const { payload, rs } = decryptBody(request.body, ecdh, json.keys.auth);
+  assert.equal(rs, 4096, 'record size');
+  const plaintext = JSON.stringify(payload);
   assert.equal(payload.kind, 'message');
   assert.equal(payload.sender_id, bob);
   assert.equal(payload.count, 1);

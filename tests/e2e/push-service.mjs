@@ -108,8 +108,11 @@ function checkHeaders(headers) {
   if (!/^[A-Za-z0-9_-]{1,32}$/.test(headers.topic ?? '')) throw new Error(`Topic is missing or not ≤ 32 base64url characters: ${JSON.stringify(headers.topic)}`);
 }
 
-/** Decrypts an aes128gcm Web Push body (RFC 8291) for `sub` with http_ece; returns its details. */
-function decryptBody(body, sub) {
+/**
+ * Decrypts an aes128gcm Web Push body (RFC 8291) with http_ece, as the browser holding `ecdh`
+ * (the subscription's P-256 key) and `authSecret` (base64url) would; returns its details.
+ */
+export function decryptBody(body, ecdh, authSecret) {
   if (body.length > MAX_BODY_BYTES) throw new Error(`body is ${body.length} bytes, over ${MAX_BODY_BYTES}`);
   if (body.length < 21) throw new Error(`body is ${body.length} bytes, too short for the aes128gcm header`);
   const rs = body.readUInt32BE(16);
@@ -119,7 +122,7 @@ function decryptBody(body, sub) {
   p256PublicKey(keyid);
   let plain;
   try {
-    plain = ece.decrypt(body, { version: 'aes128gcm', privateKey: sub.ecdh, authSecret: sub.json.keys.auth });
+    plain = ece.decrypt(body, { version: 'aes128gcm', privateKey: ecdh, authSecret });
   } catch (err) {
     throw new Error(`the body does not decrypt: ${err.message}`);
   }
@@ -257,7 +260,7 @@ export function startPushService({ vapidPublicKey = process.env.SB_VAPID_PUBLIC_
     try {
       const { header, claims } = verifyVapid(req.headers.authorization, sub.endpoint, vapidPublicKey, at / 1000);
       checkHeaders(req.headers);
-      const decrypted = decryptBody(body, sub);
+      const decrypted = decryptBody(body, sub.ecdh, sub.json.keys.auth);
       record = { headers: req.headers, at, bodyBytes: body.length, jwt: { header, claims }, ...decrypted };
     } catch (err) {
       const entry = { reason: err.message, endpoint: sub.endpoint, headers: req.headers, at };
