@@ -19,9 +19,7 @@ pub async fn user(
     config: &Config,
     user_id: &str,
 ) -> Result<Response, ApiError> {
-    super::authenticate_internal(&req, config)?;
-    crate::ids::validate_user_id(user_id)
-        .map_err(|why| ApiError::bad_request("validation", why))?;
+    super::users::internal_user(&req, config, user_id)?;
     let report: Value =
         crate::hubs::user::call(env, user_id, Method::Get, "/inspect", None::<&()>).await?;
     Ok(crate::http::json(200, &report)?)
@@ -34,11 +32,5 @@ pub async fn room(
     config: &Config,
     room_id: &str,
 ) -> Result<Response, ApiError> {
-    super::authenticate_internal(&req, config)?;
-    crate::ids::validate_room_id(room_id)
-        .map_err(|why| ApiError::bad_request("validation", why))?;
-    super::rooms::existing_room(&crate::store::d1::db(env)?, room_id).await?;
-    let stats: Value =
-        crate::hubs::room::call(env, room_id, Method::Get, "/stats", None::<&()>).await?;
-    Ok(crate::http::json(200, &stats)?)
+    super::rooms::internal_view(req, env, config, room_id, "/stats").await
 }

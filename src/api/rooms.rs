@@ -236,7 +236,7 @@ pub async fn notifications(
     Ok(crate::http::json(200, &answer)?)
 }
 
-pub(super) async fn existing_room(db: &D1Database, room_id: &str) -> Result<Room, ApiError> {
+async fn existing_room(db: &D1Database, room_id: &str) -> Result<Room, ApiError> {
     rooms::room(db, room_id)
         .await?
         .ok_or_else(|| no_room(room_id))
@@ -732,11 +732,23 @@ pub async fn internal_shards(
     config: &Config,
     room_id: &str,
 ) -> Result<Response, ApiError> {
+    internal_view(req, env, config, room_id, "/shards").await
+}
+
+/// An internal look at a room: the internal token, a room D1 knows (404 otherwise, and no Room
+/// object is addressed), and the Room's JSON answer to `GET <path>`.
+pub(super) async fn internal_view(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    room_id: &str,
+    path: &str,
+) -> Result<Response, ApiError> {
     super::authenticate_internal(&req, config)?;
     let room_id = self::room_id(room_id)?;
     existing_room(&d1::db(env)?, room_id).await?;
-    let shards: Value = room::call(env, room_id, Method::Get, "/shards", None::<&()>).await?;
-    Ok(crate::http::json(200, &shards)?)
+    let view: Value = room::call(env, room_id, Method::Get, path, None::<&()>).await?;
+    Ok(crate::http::json(200, &view)?)
 }
 
 /// Reads a publish body: the content fields, `sender` (optional) and `idempotency_key`

@@ -154,7 +154,7 @@ pub async fn delete(
 }
 
 /// An internal call about one user: the internal token, and a well-formed user id.
-fn internal_user(req: &Request, config: &Config, user_id: &str) -> Result<(), ApiError> {
+pub(super) fn internal_user(req: &Request, config: &Config, user_id: &str) -> Result<(), ApiError> {
     super::authenticate_internal(req, config)?;
     crate::ids::validate_user_id(user_id).map_err(|why| ApiError::bad_request("validation", why))
 }
