@@ -130,6 +130,9 @@ async function main() {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // Miniflare's own signal hook may exit the process before `stop` has finished: the state
+  // directory goes on any exit.
+  process.on('exit', () => rmSync(state, { recursive: true, force: true }));
 
   await mf.ready;
   const url = await mf.unsafeGetDirectURL();
