@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 
-import { log, sleep, median, freePort, tokens } from './common.mjs';
+import { freePort, log, median, pool, sleep, tokens } from './common.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -81,15 +81,6 @@ function connect(server, user) {
     ws.on('error', (e) => { clearTimeout(timer); reject(e); });
     ws.on('unexpected-response', (_req, res) => { clearTimeout(timer); reject(new Error(`${user}: HTTP ${res.statusCode}`)); });
   });
-}
-
-async function pool(n, c, task) {
-  const out = new Array(n);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(c, n) }, async () => {
-    while (next < n) { const i = next++; out[i] = await task(i); }
-  }));
-  return out;
 }
 
 /** Sends broadcast `run` and waits until every socket has it (or 60 s). */

@@ -1,6 +1,6 @@
-// What the load scripts of bench/ share: a timestamped log on stderr, a sleep, the median, a free
-// port, and HS256 tokens for the server's secret (the scripts start servers with secrets of
-// their own; they never read the project's).
+// What the load scripts of bench/ share: a timestamped log on stderr, a sleep, the median, a
+// bounded pool of tasks, a free port, and HS256 tokens for the server's secret (the scripts
+// start servers with secrets of their own; they never read the project's).
 
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:net';
@@ -12,6 +12,16 @@ export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
+
+/** Runs `task(i)` for i in 0..n with at most `c` at once; the results in order. */
+export async function pool(n, c, task) {
+  const out = new Array(n);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(c, n) }, async () => {
+    while (next < n) { const i = next++; out[i] = await task(i); }
+  }));
+  return out;
+}
 
 /** A TCP port free on 127.0.0.1 now. */
 export function freePort() {

@@ -43,7 +43,7 @@ import { parseArgs } from 'node:util';
 import ece from 'http_ece';
 import WebSocket from 'ws';
 
-import { log, sleep, median, freePort, tokens } from './common.mjs';
+import { freePort, log, median, pool, sleep, tokens } from './common.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -162,15 +162,6 @@ async function call(server, method, path, { bearer = INTERNAL, body } = {}) {
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
   return text ? JSON.parse(text) : null;
-}
-
-async function pool(n, c, task) {
-  const out = new Array(n);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(c, n) }, async () => {
-    while (next < n) { const i = next++; out[i] = await task(i); }
-  }));
-  return out;
 }
 
 /** A raw socket of `user`, resolved at `ready`; with `acking`, acks every stream event (with an id,

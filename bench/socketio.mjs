@@ -45,7 +45,7 @@ import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
 
-import { freePort, log, sleep, tokens } from './common.mjs';
+import { freePort, log, pool, sleep, tokens } from './common.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -193,15 +193,6 @@ function sioOpen(server, user, timeoutMs = 20_000, room = null) {
 }
 const openUser = (proto, server, user) => (proto === 'raw' ? rawOpen(server, '/v1/connect', user) : sioOpen(server, user));
 
-/** Runs `n` tasks with at most `c` at once. */
-async function pool(n, c, task) {
-  const out = new Array(n);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(c, n) }, async () => {
-    while (next < n) { const i = next++; out[i] = await task(i); }
-  }));
-  return out;
-}
 function pct(values, p) {
   if (!values.length) return null;
   const s = [...values].sort((a, b) => a - b);

@@ -148,17 +148,25 @@ pub fn record(point: Point<'_>) {
 fn count(point: &Point<'_>) {
     COUNTERS.with(|counters| {
         let mut counters = counters.borrow_mut();
-        let labels = counters
-            .keys()
-            .filter(|(kind, _)| *kind == point.kind)
-            .count();
-        let known = counters.contains_key(&(point.kind, point.label.to_owned()));
-        let label = if known || labels < MAX_LABELS {
-            point.label
-        } else {
-            "other"
+        let found = counters
+            .iter_mut()
+            .find(|((kind, label), _)| *kind == point.kind && label == point.label)
+            .map(|(_, totals)| totals);
+        let totals = match found {
+            Some(totals) => totals,
+            None => {
+                let labels = counters
+                    .keys()
+                    .filter(|(kind, _)| *kind == point.kind)
+                    .count();
+                let label = if labels < MAX_LABELS {
+                    point.label
+                } else {
+                    "other"
+                };
+                counters.entry((point.kind, label.to_owned())).or_default()
+            }
         };
-        let totals = counters.entry((point.kind, label.to_owned())).or_default();
         totals.events += 1;
         totals.count += point.count;
         totals.value += point.value;
