@@ -94,6 +94,13 @@ pub struct Limits {
     /// ...and a client that has not answered for the interval plus this long is closed; the
     /// client gives the server as long before it reconnects.
     pub socketio_ping_timeout_ms: u64,
+    /// Namespaces one Socket.IO connection may connect at once; a CONNECT beyond is refused
+    /// with `too_many_namespaces`.
+    pub socketio_max_namespaces: usize,
+    /// Sockets the Worker holds at once for one client address before (or instead of)
+    /// admitting them: a refused Socket.IO handshake held to tell the client why. Beyond it the
+    /// upgrade is `429 too_many_pending`.
+    pub max_pending_per_address: usize,
 }
 
 impl Default for Limits {
@@ -121,6 +128,8 @@ impl Default for Limits {
             recall_window_secs: 900,
             socketio_ping_interval_ms: 25_000,
             socketio_ping_timeout_ms: 20_000,
+            socketio_max_namespaces: 8,
+            max_pending_per_address: 32,
         }
     }
 }
@@ -414,6 +423,20 @@ fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<Limits, String> {
             defaults.socketio_ping_timeout_ms,
             1000,
             300_000,
+        )?,
+        socketio_max_namespaces: number(
+            &get,
+            "SOCKETIO_MAX_NAMESPACES",
+            defaults.socketio_max_namespaces,
+            1,
+            32,
+        )?,
+        max_pending_per_address: number(
+            &get,
+            "MAX_PENDING_PER_ADDRESS",
+            defaults.max_pending_per_address,
+            1,
+            100_000,
         )?,
     };
     Ok(limits)

@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod me;
 pub mod messages;
 pub mod metrics;
+pub mod pending;
 pub mod push;
 pub mod push_subscriptions;
 pub mod rooms;

@@ -4,28 +4,36 @@
 //! WebSocket upgrade on Engine.IO 4 (else 400 with socket.io's own `Transport unknown` or
 //! `Unsupported protocol version` body, which is also what HTTP long-polling, the client's
 //! default first transport, gets), an allowed Origin (else 403), a token that verifies, the
-//! connect rate. An admitted client's socket goes to the user's UserHub, or with `room_id` in
-//! the query to that Room, as the room's own socket (a member's only, like a room socket).
+//! connect rate (else a plain `429 rate_limited`: the client's reconnection backs off and tries
+//! again, which is what a rate asks of it). An admitted client's socket goes to the user's
+//! UserHub, or with `room_id` in the query to that Room, as the room's own socket (a member's
+//! only, like a room socket).
 //!
 //! A refused token is different. An HTTP 401 on the upgrade reaches a socket.io client as a
 //! bare `websocket error`, without status or body, and the client retries it forever. So the
 //! Worker itself answers the handshake on a socket no Durable Object ever sees, answers each
-//! namespace CONNECT with CONNECT_ERROR (`connect_error` whose message is the code:
+//! namespace's first CONNECT with CONNECT_ERROR (`connect_error` whose message is the code:
 //! `token_expired`, `token_invalid`, `token_revoked` and `not_a_member` come from the hubs,
-//! `rate_limited`, …,
-//! with `{code, message}` as its `data`), which stops the client's retries, and closes the
-//! socket once the client lets go, or after [`REFUSAL_LINGER_MS`].
+//! …, with `{code, message, status}` as its `data`), which stops the client's retries, and
+//! closes the socket once the client lets go, or after [`REFUSAL_LINGER_MS`]. Such a socket is
+//! bounded like any other: the frame rate and `MAX_FRAME_BYTES` apply (4008 / 1009), it answers
+//! at most `SOCKETIO_MAX_NAMESPACES` namespaces once each and nothing else, and it counts
+//! against its address's `MAX_PENDING_PER_ADDRESS` until the client lets go of it
+//! ([`super::pending`]).
 
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
-use serde_json::json;
+use serde_json::{json, Value};
 use worker::{Delay, Env, Request, Response, WebSocket, WebSocketPair, WebsocketEvent};
 
 use super::connect;
+use super::pending::{client_address, Pending};
 use crate::auth::token::{self, Carrier};
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::error::ApiError;
 use crate::http::{header, query_param};
+use crate::protocol::close;
+use crate::ratelimit::Bucket;
 use crate::socketio::{engine, packet};
 
 /// How long a refused client's socket is held for its CONNECT packets.
@@ -66,7 +74,7 @@ pub async fn connect(req: Request, env: &Env, config: &Config) -> Result<Respons
                 Err(err) => Err(err),
             }
         }
-        Err(err) if err.status == 401 || err.status == 429 => refuse(&req, err, config),
+        Err(err) if err.status == 401 => refuse(&req, err, config),
         Err(err) => Err(err),
     }
 }
@@ -92,13 +100,15 @@ fn engine_error(body: &str) -> Result<Response, ApiError> {
     Ok(res)
 }
 
-/// Accepts the socket only to say why the client is refused, in the client's own terms.
+/// Accepts the socket only to say why the client is refused, in the client's own terms; a
+/// `429 too_many_pending` instead when its address holds too many such sockets already.
 fn refuse(req: &Request, err: ApiError, config: &Config) -> Result<Response, ApiError> {
+    let limits = &config.limits;
+    let pending = Pending::hold(client_address(req), limits.max_pending_per_address)?;
     let pair = WebSocketPair::new()?;
     let server = pair.server;
     server.accept()?;
     let sid = uuid::Uuid::new_v4().simple().to_string();
-    let limits = &config.limits;
     server.send_with_str(engine::open(
         &sid,
         limits.socketio_ping_interval_ms,
@@ -106,7 +116,8 @@ fn refuse(req: &Request, err: ApiError, config: &Config) -> Result<Response, Api
         limits.max_frame_bytes,
     ))?;
     let code = err.code;
-    worker::wasm_bindgen_futures::spawn_local(answer_connects(server, err));
+    let refusal = Refusal::new(err, limits.clone());
+    worker::wasm_bindgen_futures::spawn_local(refusal.run(server, pending));
     let mut res = Response::from_websocket(pair.client)?;
     res.headers_mut().set(connect::REFUSAL_HEADER, code)?;
     if offered_subprotocol(req) {
@@ -121,50 +132,171 @@ fn offered_subprotocol(req: &Request) -> bool {
         .is_ok_and(|extracted| extracted.carrier == Carrier::Subprotocol)
 }
 
-/// Answers every CONNECT with CONNECT_ERROR until the client closes or the linger ends.
-async fn answer_connects(server: WebSocket, err: ApiError) {
-    let data = json!({"code": err.code, "message": err.message, "status": err.status});
-    if let Ok(mut events) = server.events() {
+/// A refused client's socket: what it was refused with, and what it has been answered.
+struct Refusal {
+    code: &'static str,
+    data: Value,
+    limits: Limits,
+    bucket: Bucket,
+    /// The namespaces answered (each once).
+    answered: Vec<String>,
+}
+
+/// What a refused client's frame calls for.
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// Send this CONNECT_ERROR.
+    Answer(String),
+    /// Nothing to say (not a CONNECT, or a namespace answered already).
+    Ignore,
+    /// Close with this code and reason: over the frame rate or size, or past the namespaces.
+    Close(u16, &'static str),
+}
+
+impl Refusal {
+    fn new(err: ApiError, limits: Limits) -> Self {
+        let data = json!({"code": err.code, "message": err.message, "status": err.status});
+        let bucket = Bucket::full(limits.rate_limit_burst, crate::hubs::now_ms());
+        Self {
+            code: err.code,
+            data,
+            limits,
+            bucket,
+            answered: Vec::new(),
+        }
+    }
+
+    /// Answers CONNECTs until the client closes, breaks a limit or the linger ends; then closes
+    /// and waits for the client to let go, holding its address's count until it does.
+    async fn run(mut self, server: WebSocket, pending: Pending) {
+        let Ok(mut events) = server.events() else {
+            return;
+        };
         let mut deadline = Box::pin(Delay::from(std::time::Duration::from_millis(
             REFUSAL_LINGER_MS,
         )));
-        while let Either::Left((Some(Ok(WebsocketEvent::Message(message))), rest)) =
-            select(events.next(), deadline).await
-        {
-            deadline = rest;
-            let reply = message
-                .text()
-                .and_then(|text| refusal_for(&text, err.code, &data));
-            if let Some(reply) = reply {
-                let _ = server.send_with_str(reply);
+        let (code, reason) = loop {
+            match select(events.next(), deadline).await {
+                Either::Left((Some(Ok(WebsocketEvent::Message(message))), rest)) => {
+                    deadline = rest;
+                    let step = self.step(message.text().as_deref(), crate::hubs::now_ms());
+                    match step {
+                        Step::Answer(reply) => {
+                            let _ = server.send_with_str(reply);
+                        }
+                        Step::Ignore => {}
+                        Step::Close(code, reason) => break (code, reason),
+                    }
+                }
+                Either::Left(_) => return,
+                Either::Right(_) => break (close::FORBIDDEN, self.code),
+            }
+        };
+        let _ = server.close(Some(code), Some(reason));
+        while let Some(Ok(event)) = events.next().await {
+            if matches!(event, WebsocketEvent::Close(_)) {
+                break;
             }
         }
+        drop(pending);
     }
-    let _ = server.close(Some(4003), Some(err.code));
+
+    /// One frame: counted against the frame rate and size like any socket's, and answered when
+    /// it is the first CONNECT of its namespace.
+    fn step(&mut self, text: Option<&str>, now: i64) -> Step {
+        let limits = &self.limits;
+        if !self
+            .bucket
+            .take(now, limits.rate_limit_per_second, limits.rate_limit_burst)
+        {
+            return Step::Close(close::RATE_LIMITED, "rate limited");
+        }
+        let Some(text) = text else {
+            return Step::Ignore;
+        };
+        if text.len() > limits.max_frame_bytes {
+            return Step::Close(close::TOO_BIG, "frame too big");
+        }
+        let Some(nsp) = connect_namespace(text) else {
+            return Step::Ignore;
+        };
+        if self.answered.contains(&nsp) {
+            return Step::Ignore;
+        }
+        if self.answered.len() >= limits.socketio_max_namespaces {
+            return Step::Close(close::FORBIDDEN, self.code);
+        }
+        let reply = engine::message(&packet::connect_error(&nsp, self.code, &self.data));
+        self.answered.push(nsp);
+        Step::Answer(reply)
+    }
 }
 
-/// The CONNECT_ERROR for a client's CONNECT; nothing for any other packet.
-fn refusal_for(text: &str, code: &str, data: &serde_json::Value) -> Option<String> {
+/// The namespace of a client's CONNECT; nothing for any other packet.
+fn connect_namespace(text: &str) -> Option<String> {
     let engine::Packet::Message(inner) = engine::parse(text).ok()? else {
         return None;
     };
     let packet = packet::parse(inner).ok()?;
-    (packet.kind == packet::Kind::Connect)
-        .then(|| engine::message(&packet::connect_error(&packet.nsp, code, data)))
+    (packet.kind == packet::Kind::Connect).then_some(packet.nsp)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn refusal(limits: Limits) -> Refusal {
+        Refusal::new(ApiError::unauthorized("token_expired", "expired"), limits)
+    }
+
     #[test]
-    fn each_connect_is_refused_in_its_namespace() {
-        let data = json!({"code": "token_expired"});
+    fn each_namespace_is_refused_once_in_its_own_terms() {
+        let mut refusal = refusal(Limits::default());
+        let Step::Answer(reply) = refusal.step(Some("40/chat,{\"token\":\"x\"}"), 0) else {
+            panic!("no answer");
+        };
         assert_eq!(
-            refusal_for("40/chat,{\"token\":\"x\"}", "token_expired", &data).as_deref(),
-            Some(r#"44/chat,{"data":{"code":"token_expired"},"message":"token_expired"}"#)
+            reply,
+            r#"44/chat,{"data":{"code":"token_expired","message":"expired","status":401},"message":"token_expired"}"#
         );
-        assert!(refusal_for("3", "token_expired", &data).is_none());
-        assert!(refusal_for("42[\"x\"]", "token_expired", &data).is_none());
+        assert_eq!(refusal.step(Some("40/chat,"), 0), Step::Ignore);
+        assert_eq!(refusal.step(Some("3"), 0), Step::Ignore);
+        assert_eq!(refusal.step(Some("42[\"x\"]"), 0), Step::Ignore);
+        assert_eq!(refusal.step(None, 0), Step::Ignore);
+        assert!(matches!(refusal.step(Some("40"), 0), Step::Answer(_)));
+    }
+
+    #[test]
+    fn a_refused_socket_keeps_the_frame_rate_the_size_and_the_namespace_cap() {
+        let limits = Limits {
+            rate_limit_burst: 3,
+            rate_limit_per_second: 1,
+            socketio_max_namespaces: 2,
+            max_frame_bytes: 1024,
+            ..Limits::default()
+        };
+        let mut flood = refusal(limits.clone());
+        for _ in 0..3 {
+            assert_eq!(flood.step(Some("3"), 0), Step::Ignore);
+        }
+        assert_eq!(
+            flood.step(Some("3"), 0),
+            Step::Close(close::RATE_LIMITED, "rate limited")
+        );
+
+        let mut big = refusal(limits.clone());
+        let huge = format!("40/a,{{\"x\":\"{}\"}}", "y".repeat(2000));
+        assert_eq!(
+            big.step(Some(&huge), 0),
+            Step::Close(close::TOO_BIG, "frame too big")
+        );
+
+        let mut many = refusal(limits);
+        assert!(matches!(many.step(Some("40/a,"), 0), Step::Answer(_)));
+        assert!(matches!(many.step(Some("40/b,"), 0), Step::Answer(_)));
+        assert_eq!(
+            many.step(Some("40/c,"), 0),
+            Step::Close(close::FORBIDDEN, "token_expired")
+        );
     }
 }

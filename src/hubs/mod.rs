@@ -413,13 +413,14 @@ pub fn send(ws: &WebSocket, frame: &ServerFrame<'_>) {
     }
 }
 
-/// Sends an event in the socket's own protocol: on a Socket.IO connection, to every namespace
-/// it connected (without a recovery offset: see `hubs::socketio` for stream events).
+/// Sends an event in the socket's own protocol: on a Socket.IO connection, on its main
+/// namespace ([`Session::main`]; without a recovery offset: see `hubs::socketio` for stream
+/// events), and nothing before one is connected.
 pub fn emit(ws: &WebSocket, info: &SocketInfo, frame: &ServerFrame<'_>) {
     match &info.sio {
         None => send(ws, frame),
         Some(session) => {
-            for nsp in &session.namespaces {
+            if let Some(nsp) = session.main() {
                 let packet = sio::packet::event(&nsp.name, frame.event, &frame.data, None);
                 let _ = ws.send_with_str(sio::engine::message(&packet));
             }

@@ -3,8 +3,9 @@
 //! socket.io users join many rooms on one socket; a room's members and stream live in that
 //! room's Durable Object, and the connection lives in the user's UserHub. So for each room a
 //! Socket.IO namespace joins, the hub opens a socket of its own to the room, the same member
-//! socket a device opens with `GET /v1/rooms/{id}/connect` (same admission, same limits, same
-//! replay with `since`, same presence), and relays what travels on it:
+//! socket a device opens with `GET /v1/rooms/{id}/connect` (same admission, counted against the
+//! same `CONNECT_RATE`, same limits, same replay with `since`, same presence), and relays what
+//! travels on it:
 //!
 //! - room → client: every frame becomes an EVENT on the namespace with `room_id` in its data;
 //!   a stream frame also moves the namespace's recovery offset ([`Position`]); the room's
@@ -28,6 +29,7 @@ use worker::{Env, WebSocket, WebsocketEvent};
 use crate::auth::jwt::Identity;
 use crate::error::ApiError;
 use crate::protocol::close;
+use crate::quota::Rate;
 use crate::socketio::offset::{Position, MAX_ROOMS};
 use crate::socketio::{self as sio, engine, packet};
 
@@ -116,6 +118,8 @@ impl Follow {
                 format!("a connection follows at most {MAX_ROOMS} rooms at once"),
             ));
         }
+        // A relay is a room connect like any other: it counts against the user's connect rate.
+        crate::quota::check(env, Rate::Connect, &identity.user_id).await?;
         let mut path = format!("/connect?device={device}");
         if let Some(since) = since {
             path.push_str(&format!("&since={since}"));

@@ -5,10 +5,10 @@
 //!
 //! | arrives                              | stored                                  | sent                                   |
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
-//! | CONNECT `nsp` (checked by `hubs::socketio`) | the namespace and its `pid`       | CONNECT `{sid, pid}`, `ready`, `presence`; on recovery (offset = the room's seq) the missed messages and changes |
+//! | CONNECT `nsp` (checked by `hubs::socketio`) | the namespace and its `pid`       | CONNECT `{sid, pid}`, `ready`, `presence`; on recovery of the main namespace (offset = the room's seq) the missed messages and changes |
 //! | EVENT `room.send`, `room.typing`, `room.read`, `room.edit`, `room.delete`, `auth` | as the room socket's `send`, `typing`, `read`, `edit`, `delete`, `auth` | their `ack` / `error` as the client's ack (`socketio::Reply`) |
 //! | EVENT of any other name              | —                                       | to the backend hook, its answer the ack |
-//! | every room event                     | —                                       | EVENT `[event, data + room_id, seq]` (`Sockets::fan_out`) |
+//! | every room event                     | —                                       | EVENT `[event, data + room_id, seq]` on the main namespace (`Sockets::fan_out`) |
 
 use serde_json::{json, Value};
 use worker::{Env, WebSocket};
@@ -19,7 +19,7 @@ use super::{SocketInfo, Sockets};
 use crate::error::ApiError;
 use crate::protocol::{code, ClientFrame, RequestId, ServerFrame};
 use crate::socketio::packet::Packet;
-use crate::socketio::{self as sio, Namespace, Reply};
+use crate::socketio::{self as sio, Namespace, Reply, Session};
 use crate::store::local::Local;
 use crate::stream::plan_replay;
 
@@ -48,7 +48,9 @@ impl Host for Room {
         resume: Option<(&str, &str)>,
     ) -> Result<(), ApiError> {
         let room_id = self.room_id()?.unwrap_or_default();
+        let main = info.sio.as_ref().and_then(Session::main).is_none();
         let missed = match resume {
+            Some((pid, _)) if !main => Some((pid.to_owned(), Vec::new())),
             Some((pid, offset)) => self
                 .recover(&room_id, &info.user_id, nsp, offset)?
                 .map(|texts| (pid.to_owned(), texts)),
@@ -61,7 +63,7 @@ impl Host for Room {
         let namespace = Namespace {
             name: nsp.to_owned(),
             pid: pid.clone(),
-            rooms: Vec::new(),
+            has_rooms: false,
         };
         let info = shared::add_namespace(&self.sockets, ws, info, namespace)?;
         shared::reply_connect(ws, nsp, &info.conn_id, &pid);
@@ -152,7 +154,7 @@ impl Host for Room {
 impl Room {
     /// The room's entries after an offset (the room's seq), encoded for `nsp`, when they are
     /// all still kept and fit one replay batch within the member's budget: then the connection
-    /// is recovered.
+    /// is recovered. Only the main namespace is: another one never gets the room's events.
     fn recover(
         &self,
         room_id: &str,

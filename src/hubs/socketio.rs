@@ -9,14 +9,16 @@
 //! | arrives                              | stored                                  | sent                                   |
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
 //! | an admitted Socket.IO upgrade        | socket attachment with a [`Session`]    | Engine.IO open; the hub's ping round planned |
-//! | CONNECT `nsp` (+ `token`, `pid`, `offset`) | the namespace and its `pid`       | CONNECT_ERROR for a namespace not served, another user's or a bad token; else the hub's [`Host::open_namespace`] |
+//! | CONNECT `nsp` (+ `token`, `pid`, `offset`) | the namespace and its `pid`       | CONNECT_ERROR for a namespace not served, one past `SOCKETIO_MAX_NAMESPACES`, another user's or a bad token; else the hub's [`Host::open_namespace`] |
 //! | EVENT                                | —                                       | the hub's [`Host::on_event`]            |
 //! | `3` (pong)                           | `last_pong`                             | —                                       |
 //! | alarm (every ping interval while any Socket.IO socket is open) | the next ping time | `2` (ping) to each; a socket silent for the interval plus the timeout is closed |
-//! | DISCONNECT `nsp`                     | the namespace removed                   | —                                       |
-//! | a malformed packet, a binary frame   | —                                       | `error` event `bad_frame` on every namespace |
+//! | DISCONNECT `nsp`, Engine.IO close    | the namespace removed; the hub's [`Host::ended_by_client`] | —                         |
+//! | a malformed packet, a binary frame   | —                                       | `error` event `bad_frame` on the main namespace |
 //!
-//! Final closes (revocation, removal, deletion, the socket cap) send DISCONNECT for every
+//! A connection's own stream, broadcasts and notices travel on its main namespace alone (the
+//! first it connected: `Session::main`), so a client that opens many namespaces costs what one
+//! does. Final closes (revocation, removal, deletion, the socket cap) send DISCONNECT for every
 //! namespace first (`Sockets::close`), so the client stops reconnecting (`io server
 //! disconnect`), as socket.io's own server does.
 
@@ -65,6 +67,9 @@ pub(super) trait Host {
     async fn on_event(&self, ws: &WebSocket, info: SocketInfo, nsp: &Namespace, packet: Packet);
     /// A namespace ended (`Some`) or the whole connection (`None`): what memory holds for it goes.
     fn forget(&self, conn_id: &str, nsp: Option<&str>);
+    /// The client itself ended a namespace (`Some`, DISCONNECT) or the connection (`None`,
+    /// Engine.IO close): nothing of it is recovered later. After [`Host::forget`].
+    fn ended_by_client(&self, _info: &SocketInfo, _nsp: Option<&str>) {}
 }
 
 /// Sends DISCONNECT for every namespace of a Socket.IO socket (nothing for any other socket):
@@ -173,6 +178,7 @@ async fn on_text(host: &impl Host, ws: &WebSocket, info: SocketInfo, text: &str)
         }
         Ok(engine::Packet::Close) => {
             host.forget(&info.conn_id, None);
+            host.ended_by_client(&info, None);
             host.sockets().close(ws, close::NORMAL, "client closed");
         }
         Ok(engine::Packet::Upgrade | engine::Packet::Noop) => {}
@@ -207,6 +213,7 @@ async fn on_packet(host: &impl Host, ws: &WebSocket, info: SocketInfo, packet: P
         }
         Kind::Disconnect => {
             host.forget(&info.conn_id, Some(&packet.nsp));
+            host.ended_by_client(&info, Some(&packet.nsp));
             remove_namespace(host.sockets(), ws, info, &packet.nsp);
         }
         Kind::Event => {
@@ -248,9 +255,21 @@ async fn connect(
         let revoked_before = host.revoked_before(&info.user_id)?;
         super::sockets::verify_for(token, &info.user_id, &config, revoked_before)?;
     }
-    if let Some(known) = info.sio.as_ref().and_then(|s| s.namespace(&packet.nsp)) {
+    let Some(session) = info.sio.as_ref() else {
+        return Err(ApiError::internal("not a Socket.IO socket"));
+    };
+    if let Some(known) = session.namespace(&packet.nsp) {
         reply_connect(ws, &packet.nsp, &info.conn_id, &known.pid);
         return Ok(());
+    }
+    let max = host.limits().socketio_max_namespaces;
+    if session.namespaces.len() >= max {
+        return Err(ApiError::bad_request(
+            "too_many_namespaces",
+            format!(
+                "a connection connects at most {max} namespaces at once (SOCKETIO_MAX_NAMESPACES)"
+            ),
+        ));
     }
     let resume = text("pid").zip(text("offset"));
     host.open_namespace(ws, info, &packet.nsp, resume).await
@@ -333,8 +352,8 @@ pub(super) fn room_id_of(data: &Value) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::bad_request(code::VALIDATION, "data.room_id is required"))
 }
 
-/// A frame that is not a packet the gateway takes: an `error` event on every namespace the
-/// socket connected; the socket stays open.
+/// A frame that is not a packet the gateway takes: an `error` event on the main namespace (once,
+/// however many the socket connected); the socket stays open.
 fn refuse_frame(ws: &WebSocket, info: &SocketInfo, why: &str) {
     super::emit(
         ws,

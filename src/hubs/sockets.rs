@@ -282,8 +282,9 @@ impl Sockets {
 
     /// Sends a frame to every open socket, except those of `except_user` and, for a stream
     /// entry, those still paging a resume (their next batch carries it); returns how many. A
-    /// room's own Socket.IO sockets get it as an EVENT (`socketio::room_event`); a UserHub's
-    /// are the UserHub's to serve (`hubs::socketio`: their offsets are per connection).
+    /// room's own Socket.IO sockets get it as an EVENT on their main namespace
+    /// (`socketio::room_event`); a UserHub's are the UserHub's to serve (`hubs::socketio`: their
+    /// offsets are per connection).
     pub fn fan_out(&self, frame: &ServerFrame<'_>, except_user: Option<&str>) -> usize {
         let text = frame.to_text();
         let is_stream = frame.seq.is_some();
@@ -299,20 +300,18 @@ impl Sockets {
                         let _ = ws.send_with_str(&text);
                     }
                     Some(session) => {
-                        let Some(room_id) = &session.room_id else {
+                        let (Some(room_id), Some(nsp)) = (&session.room_id, session.main()) else {
                             continue;
                         };
-                        for nsp in &session.namespaces {
-                            let packet = match packets.iter().find(|(name, _)| *name == nsp.name) {
-                                Some((_, packet)) => packet,
-                                None => {
-                                    let packet = sio::room_event(&nsp.name, room_id, frame);
-                                    packets.push((nsp.name.clone(), packet));
-                                    &packets[packets.len() - 1].1
-                                }
-                            };
-                            let _ = ws.send_with_str(packet);
-                        }
+                        let packet = match packets.iter().find(|(name, _)| *name == nsp.name) {
+                            Some((_, packet)) => packet,
+                            None => {
+                                let packet = sio::room_event(&nsp.name, room_id, frame);
+                                packets.push((nsp.name.clone(), packet));
+                                &packets[packets.len() - 1].1
+                            }
+                        };
+                        let _ = ws.send_with_str(packet);
                     }
                 }
                 sent += 1;

@@ -3,11 +3,13 @@
 //!
 //! | arrives                              | stored                                  | sent                                   |
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
-//! | CONNECT `nsp` (checked by `hubs::socketio`) | the namespace, its `pid` and rooms | CONNECT `{sid, pid}`; on recovery the missed user events, then each room rejoined from its offset |
+//! | CONNECT `nsp` (checked by `hubs::socketio`) | the namespace and its `pid` | CONNECT `{sid, pid}`; on recovery the missed user events (main namespace), then each room of the offset this `pid` had joined, rejoined from its seq |
 //! | EVENT `message.send`, `ack`, `auth`  | as `hubs::user`                         | the ack: the same data, or `{error}`    |
-//! | EVENT `room.join` … `room.delete`    | the namespace's rooms                   | relayed to the room; its answer is the ack |
+//! | EVENT `room.join`, `room.leave`      | the `pid`'s rooms (`store::joined_rooms`) | relayed to the room; its answer is the ack |
+//! | EVENT `room.send` … `room.delete`    | —                                       | relayed to the room; its answer is the ack |
 //! | EVENT of any other name              | —                                       | to the backend hook (`hook`), its answer the ack; `unknown_event` without one |
-//! | a stream event (`POST /push`, …)     | —                                       | EVENT `[event, data, offset]` on every namespace |
+//! | DISCONNECT `nsp`, or Engine.IO close (the client's own end) | the `pid`'s rooms forgotten | — |
+//! | a stream event (`POST /push`, …)     | —                                       | EVENT `[event, data, offset]` on the main namespace |
 //!
 //! A connection's position in its streams lives in memory ([`Follows`]), stamped on every event
 //! as its recovery offset. Without rooms it is just the event's seq, so nothing is lost when the
@@ -31,7 +33,8 @@ use crate::error::ApiError;
 use crate::protocol::{close, code, ClientFrame, ServerFrame};
 use crate::socketio::offset::Position;
 use crate::socketio::packet::Packet;
-use crate::socketio::{self as sio, engine, packet, Namespace};
+use crate::socketio::{self as sio, engine, packet, Namespace, Session};
+use crate::store::joined_rooms::JoinedRooms;
 use crate::store::local::Local;
 use crate::stream::plan_sparse_replay;
 
@@ -115,9 +118,10 @@ impl Host for UserHub {
         nsp: &str,
         resume: Option<(&str, &str)>,
     ) -> Result<(), ApiError> {
+        let main = info.sio.as_ref().and_then(Session::main).is_none();
         let recovery = match resume {
             Some((pid, offset)) => self
-                .recover(&info.user_id, nsp, offset)?
+                .recover(&info.user_id, nsp, pid, offset, main)?
                 .map(|found| (pid.to_owned(), found)),
             None => None,
         };
@@ -132,11 +136,7 @@ impl Host for UserHub {
         let namespace = Namespace {
             name: nsp.to_owned(),
             pid: pid.clone(),
-            rooms: position
-                .rooms
-                .iter()
-                .map(|(room, _)| room.clone())
-                .collect(),
+            has_rooms: !position.rooms.is_empty(),
         };
         let info = shared::add_namespace(&self.sockets, ws, info, namespace)?;
         let follow = Follow::new(ws.clone(), nsp, position);
@@ -152,7 +152,7 @@ impl Host for UserHub {
             return Ok(());
         };
         for (room_id, seq) in position.rooms {
-            self.rejoin(&follow, &identity, &info.device, &room_id, seq)
+            self.rejoin(&follow, &identity, &info.device, &pid, &room_id, seq)
                 .await;
         }
         Ok(())
@@ -167,8 +167,11 @@ impl Host for UserHub {
         };
         let data = args.first().cloned().unwrap_or(Value::Null);
         let result = match name {
-            "room.join" => self.join_room(ws, &info, &follow, &data, packet.id).await,
-            "room.leave" => self.leave_room(ws, &follow, &data).map(Some),
+            "room.join" => {
+                self.join_room(ws, &info, nsp, &follow, &data, packet.id)
+                    .await
+            }
+            "room.leave" => self.leave_room(ws, nsp, &follow, &data).map(Some),
             "room.send" | "room.typing" | "room.read" | "room.edit" | "room.delete" => {
                 room_request(&follow, name, data, packet.id).map(|()| None)
             }
@@ -205,6 +208,15 @@ impl Host for UserHub {
             None => self.follows.forget(conn_id),
         }
     }
+
+    fn ended_by_client(&self, info: &SocketInfo, nsp: Option<&str>) {
+        let joined = JoinedRooms::new(&self.local);
+        for ended in info.sio.iter().flat_map(|session| &session.namespaces) {
+            if nsp.is_none_or(|nsp| nsp == ended.name) {
+                let _ = joined.forget(&ended.pid);
+            }
+        }
+    }
 }
 
 impl UserHub {
@@ -222,19 +234,19 @@ impl UserHub {
         super::upgrade_response(req, pair.client)
     }
 
-    /// Delivers a frame to every Socket.IO socket, on every namespace it connected; a stream
-    /// event carries the recovery offset. Returns how many sockets got it.
+    /// Delivers a frame to every Socket.IO socket, on its main namespace ([`Session::main`]); a
+    /// stream event carries the recovery offset. Returns how many sockets got it.
     pub(super) fn deliver_socketio(&self, frame: &ServerFrame<'_>) -> usize {
         let mut sent = 0;
         for (ws, info) in self.sockets.socketio() {
-            let Some(session) = &info.sio else { continue };
-            for nsp in &session.namespaces {
-                let Some(follow) = self.follow(&ws, &info, nsp) else {
-                    continue;
-                };
-                let offset = frame.seq.map(|seq| follow.offset_after_user(seq));
-                follow.emit(frame.event, &frame.data, offset.as_deref());
-            }
+            let Some(nsp) = info.sio.as_ref().and_then(Session::main) else {
+                continue;
+            };
+            let Some(follow) = self.follow(&ws, &info, nsp) else {
+                continue;
+            };
+            let offset = frame.seq.map(|seq| follow.offset_after_user(seq));
+            follow.emit(frame.event, &frame.data, offset.as_deref());
             sent += 1;
         }
         sent
@@ -247,7 +259,7 @@ impl UserHub {
         if let Some(follow) = self.follows.get(&info.conn_id, &nsp.name) {
             return Some(follow);
         }
-        if !nsp.rooms.is_empty() {
+        if nsp.has_rooms {
             self.sockets.close(
                 ws,
                 close::SERVICE_RESTART,
@@ -261,12 +273,14 @@ impl UserHub {
         Some(follow)
     }
 
-    /// A room of a recovered connection, joined again from its seq; `room.left` if it cannot be.
+    /// A room of a recovered connection, joined again from its seq; `room.left` if it cannot be
+    /// (and the room is forgotten for `pid`, so a later recovery does not ask again).
     async fn rejoin(
         &self,
         follow: &Rc<Follow>,
         identity: &Identity,
         device: &str,
+        pid: &str,
         room_id: &str,
         seq: i64,
     ) {
@@ -275,19 +289,36 @@ impl UserHub {
             .await;
         if let Err(err) = joined {
             follow.leave(room_id);
+            let _ = JoinedRooms::new(&self.local).remove(pid, room_id);
             let left = json!({"room_id": room_id, "code": err.code, "reason": err.message});
             follow.emit("room.left", &left, None);
         }
     }
 
-    /// The user events after an offset, encoded for `nsp` with their offsets, when they are
-    /// all still kept and fit one replay batch within the user's budget: then the connection is
-    /// recovered, at the newest seq.
-    fn recover(&self, user: &str, nsp: &str, offset: &str) -> Result<Option<Recovered>, ApiError> {
+    /// Where a reconnecting namespace resumes from its offset: the rooms of the offset that
+    /// `pid` had joined (the offset may say where the client is in a room, never which rooms to
+    /// enter) and, on the main namespace, the user events after it, encoded for `nsp` with
+    /// their offsets — when they are all still kept and fit one replay batch within the user's
+    /// budget; else `None`, a clean start. Another namespace follows no user stream: it resumes
+    /// its rooms alone, at the stream's newest seq.
+    fn recover(
+        &self,
+        user: &str,
+        nsp: &str,
+        pid: &str,
+        offset: &str,
+        main: bool,
+    ) -> Result<Option<Recovered>, ApiError> {
         let Ok(mut position) = Position::parse(offset) else {
             return Ok(None);
         };
+        let joined = JoinedRooms::new(&self.local).rooms(pid)?;
+        position.rooms.retain(|(room, _)| joined.contains(room));
         let log = self.log();
+        if !main {
+            position.user = log.last_seq()?;
+            return Ok(Some((position, Vec::new())));
+        }
         let plan = plan_sparse_replay(position.user, log.last_seq()?, log.pruned_through()?);
         let newest = plan.through;
         let read = |from, through, n| {
@@ -311,11 +342,13 @@ impl UserHub {
         Ok(Some((position, missed)))
     }
 
-    /// `room.join {room_id, since?}`: the ack follows when the room accepts the relay.
+    /// `room.join {room_id, since?}`: the ack follows when the room accepts the relay; the room
+    /// is recorded as the namespace's `pid`'s, for its recovery.
     async fn join_room(
         &self,
         ws: &WebSocket,
         info: &SocketInfo,
+        nsp: &Namespace,
         follow: &Rc<Follow>,
         data: &Value,
         ack: Option<u64>,
@@ -335,33 +368,41 @@ impl UserHub {
         follow
             .join(&self.env, &identity, &info.device, &room_id, since, ack)
             .await?;
+        JoinedRooms::new(&self.local).add(&nsp.pid, &room_id, super::now_ms())?;
         self.remember_rooms(ws, follow);
         Ok(None)
     }
 
     /// `room.leave {room_id}`.
-    fn leave_room(&self, ws: &WebSocket, follow: &Follow, data: &Value) -> Result<Value, ApiError> {
+    fn leave_room(
+        &self,
+        ws: &WebSocket,
+        nsp: &Namespace,
+        follow: &Follow,
+        data: &Value,
+    ) -> Result<Value, ApiError> {
         let room_id = shared::room_id_of(data)?;
         let left = follow.leave(&room_id);
+        JoinedRooms::new(&self.local).remove(&nsp.pid, &room_id)?;
         self.remember_rooms(ws, follow);
         Ok(json!({"room_id": room_id, "left": left}))
     }
 
-    /// Writes the namespace's rooms to the attachment: after a restart, a namespace that had
-    /// rooms is told to recover (see [`UserHub::follow`]).
+    /// Writes whether the namespace has rooms to the attachment: after a restart, a namespace
+    /// that had rooms is told to recover (see [`UserHub::follow`]).
     fn remember_rooms(&self, ws: &WebSocket, follow: &Follow) {
         let Some(mut info) = SocketInfo::of(ws) else {
             return;
         };
-        let rooms = follow.rooms();
+        let has_rooms = !follow.rooms().is_empty();
         if let Some(nsp) = info.sio.as_mut().and_then(|session| {
             session
                 .namespaces
                 .iter_mut()
                 .find(|n| n.name == follow.nsp())
         }) {
-            if nsp.rooms != rooms {
-                nsp.rooms = rooms;
+            if nsp.has_rooms != has_rooms {
+                nsp.has_rooms = has_rooms;
                 let _ = self.sockets.save(ws, &info);
             }
         }

@@ -12,7 +12,7 @@
 //! |-------------------------------------|------------------------------------------------|
 //! | CONNECT `nsp` (+ `auth.token`, `pid`, `offset`) | accepted: CONNECT `{sid, pid}`; with a `pid` and an offset the gateway can replay, the missed events follow and `socket.recovered` is true |
 //! | EVENT `name`, args, ack id          | the request `name` with `data` = the first argument; its `ack` data, or `{"error":{code,message}}`, is the ack's argument |
-//! | every stream event                  | EVENT `[event, data, offset]` on every connected namespace |
+//! | every stream event                  | EVENT `[event, data, offset]` on the main namespace (the first connected) |
 //! | server `ping` every interval        | the heartbeat the client expects; the client's `pong` is its liveness |
 //! | close 4001 / 4003 / 4009 …          | forced ends send DISCONNECT first (`io server disconnect`: no reconnect) |
 //!
@@ -79,7 +79,8 @@ pub struct Session {
     /// The verified identity of the connection's token (refreshed by `auth`): room relays
     /// present it to each room.
     pub identity: Identity,
-    /// The namespaces connected, each with its recovery id.
+    /// The namespaces connected, each with its recovery id, in the order they connected. The
+    /// first is the connection's main namespace ([`Session::main`]).
     #[serde(default)]
     pub namespaces: Vec<Namespace>,
     /// Unix ms of the client's last pong (or of the open).
@@ -95,10 +96,11 @@ pub struct Namespace {
     pub name: String,
     /// The recovery id this namespace was given: a reconnect presenting it may recover.
     pub pid: String,
-    /// The rooms it joined when last written: their relays live in the hub's memory, so a
-    /// hub that finds rooms here and no relays has restarted.
+    /// Whether it had rooms joined when last written: their relays live in the hub's memory,
+    /// so a hub that finds this set and no relays has restarted. (Which rooms is the hub's to
+    /// keep, `store::joined_rooms`: an attachment holds at most 16 KiB.)
     #[serde(default)]
-    pub rooms: Vec<String>,
+    pub has_rooms: bool,
 }
 
 impl Session {
@@ -113,6 +115,13 @@ impl Session {
 
     pub fn namespace(&self, name: &str) -> Option<&Namespace> {
         self.namespaces.iter().find(|nsp| nsp.name == name)
+    }
+
+    /// The main namespace: the first connected. The connection's own stream (the user's on a
+    /// user connection, the room's on a room connection), broadcasts and notices travel on it
+    /// alone, so what a connection costs does not grow with the namespaces it opens.
+    pub fn main(&self) -> Option<&Namespace> {
+        self.namespaces.first()
     }
 
     /// A client that missed its pongs for longer than the interval and the timeout is gone.

@@ -4,6 +4,7 @@
 
 pub mod d1;
 pub mod direct;
+pub mod joined_rooms;
 pub mod local;
 pub mod notify_log;
 pub mod online;

@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { io } from 'socket.io-client';
 import { open, uid } from './helpers.mjs';
 import { ownGateway } from '../server.mjs';
 
@@ -144,6 +145,46 @@ test('connect attempts over the rate are refused with 429 before the upgrade', a
   assert.equal(refusal.status, 429);
   assert.equal(refusal.body.error.code, 'rate_limited');
   sockets.push(await socket('/v1/connect', bob));
+  inWindow();
+  for (const client of sockets) client.close();
+});
+
+test('room admissions over Socket.IO count against the connect rate: room.join is a room connect', async () => {
+  const [alice, bob] = [uid('qj'), uid('qk')];
+  const roomId = `${alice}-joins`;
+  const made = await gw.call('POST', '/internal/v1/rooms', { id: roomId, name: 'j', owner: bob, members: [alice] }, gw.internalToken);
+  assert.equal(made.status, 201);
+  const inWindow = await windowStart();
+  const sio = io(gw.base, { transports: ['websocket'], forceNew: true, reconnection: false, query: { token: gw.tok(alice) } });
+  await new Promise((resolve, reject) => { sio.once('connect', resolve); sio.once('connect_error', reject); });
+  // The connection itself was one connect; every join is one more, however soon it is left.
+  let joins = 0;
+  for (;;) {
+    const joined = await sio.emitWithAck('room.join', { room_id: roomId });
+    if (joined.error) {
+      assert.equal(joined.error.code, 'rate_limited');
+      break;
+    }
+    joins += 1;
+    assert.ok(joins < RATES.CONNECT_RATE, 'a join over the rate was admitted');
+    const left = await sio.emitWithAck('room.leave', { room_id: roomId });
+    assert.equal(left.left, true);
+  }
+  assert.equal(joins, RATES.CONNECT_RATE - 1);
+  const raw = await socket(`/v1/rooms/${roomId}/connect`, alice).then((c) => { c.close(); return null; }, (err) => err);
+  assert.equal(raw?.status, 429, 'a room connect after them is over the rate too');
+  inWindow();
+  sio.disconnect();
+});
+
+test('a Socket.IO upgrade over the connect rate is a plain 429, and no socket', async () => {
+  const alice = uid('ql');
+  const inWindow = await windowStart();
+  const sockets = [];
+  for (let i = 0; i < RATES.CONNECT_RATE; i++) sockets.push(await socket('/v1/connect', alice));
+  const refusal = await socket(`/socket.io/?EIO=4&transport=websocket`, alice).then((c) => { c.close(); return null; }, (err) => err);
+  assert.equal(refusal?.status, 429);
+  assert.equal(refusal.body.error.code, 'rate_limited');
   inWindow();
   for (const client of sockets) client.close();
 });
