@@ -1,4 +1,5 @@
-//! The route table: every HTTP route the gateway answers, in one list.
+//! The route table: every HTTP route the gateway answers, in one list ([`ROUTES`]), each row its
+//! method, its pattern and the [`Route`] it makes; `api::handle` runs each.
 //!
 //! Matching is pure (method + path → [`Route`]) so it is unit-tested on the host, and the same
 //! list is checked against the OpenAPI document, so the document can never miss a route.
@@ -137,70 +138,189 @@ pub enum Route {
     },
 }
 
-/// Every route as (method, path pattern). `{name}` is a path parameter.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/health"),
-    ("GET", "/openapi.json"),
-    ("POST", "/dev/token"),
-    ("POST", "/dev/push"),
-    ("GET", "/client.js"),
-    ("GET", "/demo/"),
-    ("GET", "/demo/{file}"),
-    ("GET", "/ops/"),
-    ("GET", "/ops/{file}"),
-    ("GET", "/dev/users/{id}/alarm"),
-    ("GET", "/dev/rooms/{id}/alarm"),
-    ("GET", "/v1/connect"),
-    ("GET", "/socket.io/"),
-    ("GET", "/v1/presence"),
-    ("GET", "/v1/me"),
-    ("POST", "/internal/v1/push"),
-    ("POST", "/internal/v1/broadcast"),
-    ("GET", "/internal/v1/online"),
-    ("GET", "/internal/v1/metrics"),
-    ("POST", "/internal/v1/users/{id}/disconnect"),
-    ("DELETE", "/internal/v1/users/{id}"),
-    ("GET", "/internal/v1/users/{id}"),
-    ("GET", "/v1/push/public-key"),
-    ("POST", "/v1/push-subscriptions"),
-    ("GET", "/v1/push-subscriptions"),
-    ("DELETE", "/v1/push-subscriptions/{id}"),
-    ("GET", "/v1/rooms/{id}/notifications"),
-    ("PUT", "/v1/rooms/{id}/notifications"),
-    ("POST", "/v1/rooms"),
-    ("GET", "/v1/rooms"),
-    ("GET", "/v1/rooms/{id}"),
-    ("PATCH", "/v1/rooms/{id}"),
-    ("DELETE", "/v1/rooms/{id}"),
-    ("POST", "/v1/rooms/{id}/members"),
-    ("DELETE", "/v1/rooms/{id}/members/{user}"),
-    ("GET", "/v1/rooms/{id}/members"),
-    ("GET", "/v1/rooms/{id}/messages"),
-    ("POST", "/v1/rooms/{id}/messages"),
-    ("PATCH", "/v1/rooms/{id}/messages/{message}"),
-    ("DELETE", "/v1/rooms/{id}/messages/{message}"),
-    ("POST", "/v1/rooms/{id}/read"),
-    ("GET", "/v1/unread"),
-    ("GET", "/v1/rooms/{id}/connect"),
-    ("POST", "/internal/v1/rooms"),
-    ("DELETE", "/internal/v1/rooms/{id}"),
-    ("POST", "/internal/v1/rooms/{id}/members"),
-    ("DELETE", "/internal/v1/rooms/{id}/members/{user}"),
-    ("POST", "/internal/v1/rooms/{id}/publish"),
-    ("GET", "/internal/v1/rooms/{id}/shards"),
-    ("GET", "/internal/v1/rooms/{id}/stats"),
-    ("POST", "/v1/messages"),
-    ("GET", "/v1/messages/sent"),
-    ("DELETE", "/v1/messages/sent/{id}"),
-    ("POST", "/v1/messages/sent/delete"),
-    ("GET", "/v1/messages/received"),
-    ("GET", "/v1/messages/received/{id}"),
-    ("POST", "/v1/messages/received/read"),
-    ("DELETE", "/v1/messages/received/{id}"),
-    ("POST", "/v1/messages/received/delete"),
-    ("GET", "/v1/messages/unread-count"),
-    ("GET", "/v1/admin/messages"),
-    ("DELETE", "/v1/admin/messages/{id}"),
+/// The parameters of a matched path, in order.
+pub type Params = std::vec::IntoIter<String>;
+
+/// How a row's [`Route`] is made from its path's parameters.
+pub type Build = fn(&mut Params) -> Option<Route>;
+
+/// Every route, each once: its method, its path pattern (`{name}` is a parameter) and how its
+/// [`Route`] is made from the parameters.
+pub const ROUTES: &[(&str, &str, Build)] = &[
+    ("GET", "/health", |_| Some(Route::Health)),
+    ("GET", "/openapi.json", |_| Some(Route::OpenApi)),
+    ("POST", "/dev/token", |_| Some(Route::DevToken)),
+    ("POST", "/dev/push", |_| Some(Route::DevPush)),
+    ("GET", "/client.js", |_| {
+        Some(Route::DevAsset {
+            path: "/switchboard.js".into(),
+        })
+    }),
+    ("GET", "/demo/", |_| {
+        Some(Route::DevAsset {
+            path: "/demo/index.html".into(),
+        })
+    }),
+    ("GET", "/demo/{file}", |p| {
+        Some(Route::DevAsset {
+            path: format!("/demo/{}", p.next()?),
+        })
+    }),
+    ("GET", "/ops/", |_| {
+        Some(Route::DevAsset {
+            path: "/ops/index.html".into(),
+        })
+    }),
+    ("GET", "/ops/{file}", |p| {
+        Some(Route::DevAsset {
+            path: format!("/ops/{}", p.next()?),
+        })
+    }),
+    ("GET", "/dev/users/{id}/alarm", |p| {
+        Some(Route::DevUserAlarm { user_id: p.next()? })
+    }),
+    ("GET", "/dev/rooms/{id}/alarm", |p| {
+        Some(Route::DevRoomAlarm { room_id: p.next()? })
+    }),
+    ("GET", "/v1/connect", |_| Some(Route::Connect)),
+    ("GET", "/socket.io/", |_| Some(Route::SocketIo)),
+    ("GET", "/v1/presence", |_| Some(Route::Presence)),
+    ("GET", "/v1/me", |_| Some(Route::Me)),
+    ("POST", "/internal/v1/push", |_| Some(Route::InternalPush)),
+    ("POST", "/internal/v1/broadcast", |_| {
+        Some(Route::InternalBroadcast)
+    }),
+    ("GET", "/internal/v1/online", |_| {
+        Some(Route::InternalOnline)
+    }),
+    ("GET", "/internal/v1/metrics", |_| {
+        Some(Route::InternalMetrics)
+    }),
+    ("POST", "/internal/v1/users/{id}/disconnect", |p| {
+        Some(Route::InternalDisconnect { user_id: p.next()? })
+    }),
+    ("DELETE", "/internal/v1/users/{id}", |p| {
+        Some(Route::InternalDeleteUser { user_id: p.next()? })
+    }),
+    ("GET", "/internal/v1/users/{id}", |p| {
+        Some(Route::InternalInspectUser { user_id: p.next()? })
+    }),
+    ("GET", "/v1/push/public-key", |_| Some(Route::PushPublicKey)),
+    ("POST", "/v1/push-subscriptions", |_| Some(Route::Subscribe)),
+    ("GET", "/v1/push-subscriptions", |_| {
+        Some(Route::Subscriptions)
+    }),
+    ("DELETE", "/v1/push-subscriptions/{id}", |p| {
+        Some(Route::Unsubscribe { id: p.next()? })
+    }),
+    ("GET", "/v1/rooms/{id}/notifications", |p| {
+        Some(Route::RoomNotifications { room_id: p.next()? })
+    }),
+    ("PUT", "/v1/rooms/{id}/notifications", |p| {
+        Some(Route::RoomNotifications { room_id: p.next()? })
+    }),
+    ("POST", "/v1/rooms", |_| Some(Route::CreateRoom)),
+    ("GET", "/v1/rooms", |_| Some(Route::ListRooms)),
+    ("GET", "/v1/rooms/{id}", |p| {
+        Some(Route::GetRoom { room_id: p.next()? })
+    }),
+    ("PATCH", "/v1/rooms/{id}", |p| {
+        Some(Route::RenameRoom { room_id: p.next()? })
+    }),
+    ("DELETE", "/v1/rooms/{id}", |p| {
+        Some(Route::DeleteRoom { room_id: p.next()? })
+    }),
+    ("POST", "/v1/rooms/{id}/members", |p| {
+        Some(Route::AddMembers { room_id: p.next()? })
+    }),
+    ("DELETE", "/v1/rooms/{id}/members/{user}", |p| {
+        Some(Route::RemoveMember {
+            room_id: p.next()?,
+            user_id: p.next()?,
+        })
+    }),
+    ("GET", "/v1/rooms/{id}/members", |p| {
+        Some(Route::ListMembers { room_id: p.next()? })
+    }),
+    ("GET", "/v1/rooms/{id}/messages", |p| {
+        Some(Route::RoomMessages { room_id: p.next()? })
+    }),
+    ("POST", "/v1/rooms/{id}/messages", |p| {
+        Some(Route::SendRoomMessage { room_id: p.next()? })
+    }),
+    ("PATCH", "/v1/rooms/{id}/messages/{message}", |p| {
+        Some(Route::EditRoomMessage {
+            room_id: p.next()?,
+            message_id: p.next()?,
+        })
+    }),
+    ("DELETE", "/v1/rooms/{id}/messages/{message}", |p| {
+        Some(Route::DeleteRoomMessage {
+            room_id: p.next()?,
+            message_id: p.next()?,
+        })
+    }),
+    ("POST", "/v1/rooms/{id}/read", |p| {
+        Some(Route::ReadRoom { room_id: p.next()? })
+    }),
+    ("GET", "/v1/unread", |_| Some(Route::Unread)),
+    ("GET", "/v1/rooms/{id}/connect", |p| {
+        Some(Route::RoomConnect { room_id: p.next()? })
+    }),
+    ("POST", "/internal/v1/rooms", |_| {
+        Some(Route::InternalCreateRoom)
+    }),
+    ("DELETE", "/internal/v1/rooms/{id}", |p| {
+        Some(Route::InternalDeleteRoom { room_id: p.next()? })
+    }),
+    ("POST", "/internal/v1/rooms/{id}/members", |p| {
+        Some(Route::InternalAddMembers { room_id: p.next()? })
+    }),
+    ("DELETE", "/internal/v1/rooms/{id}/members/{user}", |p| {
+        Some(Route::InternalRemoveMember {
+            room_id: p.next()?,
+            user_id: p.next()?,
+        })
+    }),
+    ("POST", "/internal/v1/rooms/{id}/publish", |p| {
+        Some(Route::InternalPublish { room_id: p.next()? })
+    }),
+    ("GET", "/internal/v1/rooms/{id}/shards", |p| {
+        Some(Route::InternalRoomShards { room_id: p.next()? })
+    }),
+    ("GET", "/internal/v1/rooms/{id}/stats", |p| {
+        Some(Route::InternalRoomStats { room_id: p.next()? })
+    }),
+    ("POST", "/v1/messages", |_| Some(Route::SendMessage)),
+    ("GET", "/v1/messages/sent", |_| Some(Route::SentMessages)),
+    ("DELETE", "/v1/messages/sent/{id}", |p| {
+        Some(Route::DeleteSent { id: p.next()? })
+    }),
+    ("POST", "/v1/messages/sent/delete", |_| {
+        Some(Route::DeleteSentMany)
+    }),
+    ("GET", "/v1/messages/received", |_| {
+        Some(Route::ReceivedMessages)
+    }),
+    ("GET", "/v1/messages/received/{id}", |p| {
+        Some(Route::ReadMessage { id: p.next()? })
+    }),
+    ("POST", "/v1/messages/received/read", |_| {
+        Some(Route::ReadMany)
+    }),
+    ("DELETE", "/v1/messages/received/{id}", |p| {
+        Some(Route::DeleteReceived { id: p.next()? })
+    }),
+    ("POST", "/v1/messages/received/delete", |_| {
+        Some(Route::DeleteReceivedMany)
+    }),
+    ("GET", "/v1/messages/unread-count", |_| {
+        Some(Route::UnreadCount)
+    }),
+    ("GET", "/v1/admin/messages", |_| Some(Route::AdminMessages)),
+    ("DELETE", "/v1/admin/messages/{id}", |p| {
+        Some(Route::AdminDelete { id: p.next()? })
+    }),
 ];
 
 #[derive(Debug, PartialEq, Eq)]
@@ -212,7 +332,7 @@ pub enum Resolution {
 
 pub fn resolve(method: &str, path: &str) -> Resolution {
     let mut path_matched = false;
-    for (route_method, pattern) in ROUTES {
+    for (route_method, pattern, build) in ROUTES {
         let Some(params) = match_path(pattern, path) else {
             continue;
         };
@@ -220,7 +340,7 @@ pub fn resolve(method: &str, path: &str) -> Resolution {
         if *route_method != method {
             continue;
         }
-        if let Some(route) = build(method, pattern, params) {
+        if let Some(route) = build(&mut params.into_iter()) {
             return Resolution::Found(route);
         }
     }
@@ -231,118 +351,13 @@ pub fn resolve(method: &str, path: &str) -> Resolution {
     }
 }
 
-fn build(method: &str, pattern: &str, params: Vec<String>) -> Option<Route> {
-    let mut params = params.into_iter();
-    let mut param = || params.next();
-    Some(match (method, pattern) {
-        ("POST", "/v1/rooms") => Route::CreateRoom,
-        ("GET", "/v1/rooms") => Route::ListRooms,
-        ("GET", "/v1/rooms/{id}") => Route::GetRoom { room_id: param()? },
-        ("PATCH", "/v1/rooms/{id}") => Route::RenameRoom { room_id: param()? },
-        (_, "/v1/rooms/{id}") => Route::DeleteRoom { room_id: param()? },
-        ("POST", "/v1/rooms/{id}/members") => Route::AddMembers { room_id: param()? },
-        ("GET", "/v1/rooms/{id}/members") => Route::ListMembers { room_id: param()? },
-        (_, "/v1/rooms/{id}/members/{user}") => Route::RemoveMember {
-            room_id: param()?,
-            user_id: param()?,
-        },
-        ("GET", "/v1/rooms/{id}/messages") => Route::RoomMessages { room_id: param()? },
-        (_, "/v1/rooms/{id}/messages") => Route::SendRoomMessage { room_id: param()? },
-        ("PATCH", "/v1/rooms/{id}/messages/{message}") => Route::EditRoomMessage {
-            room_id: param()?,
-            message_id: param()?,
-        },
-        (_, "/v1/rooms/{id}/messages/{message}") => Route::DeleteRoomMessage {
-            room_id: param()?,
-            message_id: param()?,
-        },
-        (_, "/v1/rooms/{id}/read") => Route::ReadRoom { room_id: param()? },
-        (_, "/v1/unread") => Route::Unread,
-        (_, "/v1/rooms/{id}/connect") => Route::RoomConnect { room_id: param()? },
-        (_, "/internal/v1/rooms") => Route::InternalCreateRoom,
-        (_, "/internal/v1/rooms/{id}") => Route::InternalDeleteRoom { room_id: param()? },
-        (_, "/internal/v1/rooms/{id}/members") => Route::InternalAddMembers { room_id: param()? },
-        (_, "/internal/v1/rooms/{id}/members/{user}") => Route::InternalRemoveMember {
-            room_id: param()?,
-            user_id: param()?,
-        },
-        (_, "/internal/v1/rooms/{id}/publish") => Route::InternalPublish { room_id: param()? },
-        (_, "/internal/v1/rooms/{id}/shards") => Route::InternalRoomShards { room_id: param()? },
-        (_, "/internal/v1/rooms/{id}/stats") => Route::InternalRoomStats { room_id: param()? },
-        ("GET", "/internal/v1/users/{id}") => Route::InternalInspectUser { user_id: param()? },
-        ("POST", "/v1/push-subscriptions") => Route::Subscribe,
-        ("GET", "/v1/push-subscriptions") => Route::Subscriptions,
-        (_, "/v1/push-subscriptions/{id}") => Route::Unsubscribe { id: param()? },
-        (_, "/v1/rooms/{id}/notifications") => Route::RoomNotifications { room_id: param()? },
-        (_, "/v1/messages") => Route::SendMessage,
-        (_, "/v1/messages/sent") => Route::SentMessages,
-        (_, "/v1/messages/sent/{id}") => Route::DeleteSent { id: param()? },
-        (_, "/v1/messages/sent/delete") => Route::DeleteSentMany,
-        (_, "/v1/messages/received") => Route::ReceivedMessages,
-        ("GET", "/v1/messages/received/{id}") => Route::ReadMessage { id: param()? },
-        (_, "/v1/messages/received/{id}") => Route::DeleteReceived { id: param()? },
-        (_, "/v1/messages/received/read") => Route::ReadMany,
-        (_, "/v1/messages/received/delete") => Route::DeleteReceivedMany,
-        (_, "/v1/messages/unread-count") => Route::UnreadCount,
-        (_, "/v1/admin/messages") => Route::AdminMessages,
-        (_, "/v1/admin/messages/{id}") => Route::AdminDelete { id: param()? },
-        (_, pattern) => return build_user_route(pattern, params),
-    })
-}
-
-fn build_user_route(pattern: &str, mut params: std::vec::IntoIter<String>) -> Option<Route> {
-    Some(match pattern {
-        "/health" => Route::Health,
-        "/openapi.json" => Route::OpenApi,
-        "/dev/token" => Route::DevToken,
-        "/dev/push" => Route::DevPush,
-        "/client.js" => Route::DevAsset {
-            path: "/switchboard.js".into(),
-        },
-        "/demo/" => Route::DevAsset {
-            path: "/demo/index.html".into(),
-        },
-        "/demo/{file}" => Route::DevAsset {
-            path: format!("/demo/{}", params.next()?),
-        },
-        "/ops/" => Route::DevAsset {
-            path: "/ops/index.html".into(),
-        },
-        "/ops/{file}" => Route::DevAsset {
-            path: format!("/ops/{}", params.next()?),
-        },
-        "/dev/users/{id}/alarm" => Route::DevUserAlarm {
-            user_id: params.next()?,
-        },
-        "/dev/rooms/{id}/alarm" => Route::DevRoomAlarm {
-            room_id: params.next()?,
-        },
-        "/v1/connect" => Route::Connect,
-        "/socket.io/" => Route::SocketIo,
-        "/v1/presence" => Route::Presence,
-        "/v1/me" => Route::Me,
-        "/internal/v1/push" => Route::InternalPush,
-        "/internal/v1/broadcast" => Route::InternalBroadcast,
-        "/internal/v1/online" => Route::InternalOnline,
-        "/internal/v1/metrics" => Route::InternalMetrics,
-        "/internal/v1/users/{id}/disconnect" => Route::InternalDisconnect {
-            user_id: params.next()?,
-        },
-        "/internal/v1/users/{id}" => Route::InternalDeleteUser {
-            user_id: params.next()?,
-        },
-        "/v1/push/public-key" => Route::PushPublicKey,
-        _ => return None,
-    })
-}
-
 /// The route pattern `path` matches (`/v1/rooms/{id}`), for logs: searchable, and never a
 /// client's raw path. `unknown` when none does.
 pub fn pattern_of(path: &str) -> &'static str {
     ROUTES
         .iter()
-        .find(|(_, pattern)| match_path(pattern, path).is_some())
-        .map_or("unknown", |(_, pattern)| *pattern)
+        .find(|(_, pattern, _)| match_path(pattern, path).is_some())
+        .map_or("unknown", |(_, pattern, _)| *pattern)
 }
 
 /// Matches `path` against `pattern`, returning the decoded parameters in order.
@@ -497,7 +512,7 @@ mod tests {
 
     #[test]
     fn every_pattern_builds_a_route() {
-        for (method, pattern) in ROUTES {
+        for (method, pattern, _) in ROUTES {
             let path = pattern.replace("{id}", "x").replace("{user}", "y");
             assert!(
                 matches!(resolve(method, &path), Resolution::Found(_)),
