@@ -37,101 +37,93 @@ fn example_value(name: &str) -> Option<&'static str> {
         .map(|(_, value)| value.trim())
 }
 
-/// Numeric limits and retention, with their defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
+/// Declares every numeric limit once: its field and doc, its variable, its default and its
+/// bounds `[min, max]`. Makes [`Limits`], its `Default` and the function that reads and checks them.
+macro_rules! limits {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty = $var:ident, $default:expr, [$min:expr, $max:expr];)*) => {
+        /// Numeric limits and retention, with their defaults.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Limits {
+            $($(#[$doc])* pub $field: $ty,)*
+        }
+
+        impl Default for Limits {
+            fn default() -> Self {
+                Self { $($field: $default,)* }
+            }
+        }
+
+        /// The numeric limits, each within its bounds.
+        fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<Limits, String> {
+            Ok(Limits {
+                $($field: number(get, stringify!($var), $default, $min, $max)?,)*
+            })
+        }
+    };
+}
+
+limits! {
     /// Largest accepted WebSocket text frame; larger ones close the socket with 1009.
-    pub max_frame_bytes: usize,
+    max_frame_bytes: usize = MAX_FRAME_BYTES, 64 * 1024, [1024, 1 << 20];
     /// Largest accepted HTTP body.
-    pub max_body_bytes: usize,
+    max_body_bytes: usize = MAX_BODY_BYTES, 1024 * 1024, [1024, 8 << 20];
     /// Per-user stream retention, for each class of event on its own: keep at least this many
     /// newest events...
-    pub retention_events: i64,
+    retention_events: i64 = RETENTION_EVENTS, 1000, [1, 1_000_000];
     /// ...and at least every event younger than this many days.
-    pub retention_days: i64,
+    retention_days: i64 = RETENTION_DAYS, 7, [0, 3650];
     /// How often a hub with stored events runs its retention pass.
-    pub prune_interval_secs: i64,
+    prune_interval_secs: i64 = PRUNE_INTERVAL_SECONDS, 3600, [1, 86_400];
     /// A user who reconnects within this many seconds never appears offline.
-    pub presence_grace_secs: i64,
+    presence_grace_secs: i64 = PRESENCE_GRACE_SECONDS, 10, [0, 3600];
     /// Frames a socket may send at once...
-    pub rate_limit_burst: u32,
+    rate_limit_burst: u32 = RATE_LIMIT_BURST, 100, [1, 100_000];
     /// ...and per second after that; beyond it the socket is closed with 4008.
-    pub rate_limit_per_second: u32,
+    rate_limit_per_second: u32 = RATE_LIMIT_PER_SECOND, 20, [1, 100_000];
     /// A resume sends at most this many stream entries before `synced {more:true}`...
-    pub replay_batch_events: i64,
+    replay_batch_events: i64 = REPLAY_BATCH_EVENTS, 500, [1, 10_000];
     /// ...and at most this many bytes of frames (one entry always goes, whatever its size).
-    pub replay_batch_bytes: usize,
+    replay_batch_bytes: usize = REPLAY_BATCH_BYTES, 1024 * 1024, [4096, 8 << 20];
     /// Replay bytes (resumes and `sync` pages) one user may draw from one hub or room per
     /// second, with a burst of one second's worth or one batch, whichever is larger; a `sync`
     /// beyond it waits its turn (`hubs::replay`).
-    pub replay_bytes_per_second: usize,
+    replay_bytes_per_second: usize = REPLAY_BYTES_PER_SECOND, 1024 * 1024, [4096, 1 << 30];
     /// A user stream keeps at most this many bytes of events of each class, whatever their age.
-    pub retention_bytes: i64,
+    retention_bytes: i64 = RETENTION_BYTES, 16 * 1024 * 1024, [64 * 1024, 1 << 30];
     /// A room keeps this many newest messages in its own storage (older ones, once D1 has
     /// them, are read from D1).
-    pub room_window_messages: i64,
+    room_window_messages: i64 = ROOM_WINDOW_MESSAGES, 10_000, [10, 1_000_000];
     /// Sockets one user may hold on one hub or room; a new one closes the oldest with 4009.
-    pub max_sockets_per_user: usize,
+    max_sockets_per_user: usize = MAX_SOCKETS_PER_USER, 20, [1, 1000];
     /// A member's repeated `typing` start is forwarded at most once per this many
     /// milliseconds, and at most three starts per interval (a stop only after a forwarded start:
     /// `typing`).
-    pub typing_interval_ms: i64,
+    typing_interval_ms: i64 = TYPING_INTERVAL_MS, 3000, [0, 60_000];
     /// Members one room may have (its sockets spread over shards: `room_shard_sockets`).
-    pub max_room_members: usize,
+    max_room_members: usize = MAX_ROOM_MEMBERS, 100_000, [2, 1_000_000];
     /// Sockets one room object holds before new connects go to its shards (`hubs::room_shard`).
-    pub room_shard_sockets: usize,
+    room_shard_sockets: usize = ROOM_SHARD_SOCKETS, 1000, [1, 30_000];
     /// From this many users present in a room, joins and leaves go out batched, as one
     /// `presence.changed` per second, and `presence` on open carries the count, not the list.
-    pub room_presence_batch_users: usize,
+    room_presence_batch_users: usize = ROOM_PRESENCE_BATCH_USERS, 100, [1, 1_000_000];
     /// Rooms one user may create over REST in 24 hours.
-    pub max_rooms_per_day: i64,
+    max_rooms_per_day: i64 = MAX_ROOMS_PER_DAY, 100, [1, 1_000_000];
     /// A sender may recall (delete for everyone) a room or direct message this long after
     /// sending it; room owners and admins may delete any room message at any time.
-    pub recall_window_secs: i64,
+    recall_window_secs: i64 = RECALL_WINDOW_SECONDS, 900, [0, 30 * 24 * 3600];
     /// Socket.IO connections: the server pings every this many ms (one alarm wake per hub and
     /// one pong wake per connection each time: docs/ARCHITECTURE.md)...
-    pub socketio_ping_interval_ms: u64,
+    socketio_ping_interval_ms: u64 = SOCKETIO_PING_INTERVAL_MS, 25_000, [1000, 600_000];
     /// ...and a client that has not answered for the interval plus this long is closed; the
     /// client gives the server as long before it reconnects.
-    pub socketio_ping_timeout_ms: u64,
+    socketio_ping_timeout_ms: u64 = SOCKETIO_PING_TIMEOUT_MS, 20_000, [1000, 300_000];
     /// Namespaces one Socket.IO connection may connect at once; a CONNECT beyond is refused
     /// with `too_many_namespaces`.
-    pub socketio_max_namespaces: usize,
+    socketio_max_namespaces: usize = SOCKETIO_MAX_NAMESPACES, 8, [1, 32];
     /// Sockets the Worker holds at once for one client address before (or instead of)
     /// admitting them: a refused Socket.IO handshake held to tell the client why. Beyond it the
     /// upgrade is `429 too_many_pending`.
-    pub max_pending_per_address: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_frame_bytes: 64 * 1024,
-            max_body_bytes: 1024 * 1024,
-            retention_events: 1000,
-            retention_days: 7,
-            prune_interval_secs: 3600,
-            presence_grace_secs: 10,
-            rate_limit_burst: 100,
-            rate_limit_per_second: 20,
-            replay_batch_events: 500,
-            replay_batch_bytes: 1024 * 1024,
-            replay_bytes_per_second: 1024 * 1024,
-            retention_bytes: 16 * 1024 * 1024,
-            room_window_messages: 10_000,
-            max_sockets_per_user: 20,
-            typing_interval_ms: 3000,
-            max_room_members: 100_000,
-            room_shard_sockets: 1000,
-            room_presence_batch_users: 100,
-            max_rooms_per_day: 100,
-            recall_window_secs: 900,
-            socketio_ping_interval_ms: 25_000,
-            socketio_ping_timeout_ms: 20_000,
-            socketio_max_namespaces: 8,
-            max_pending_per_address: 32,
-        }
-    }
+    max_pending_per_address: usize = MAX_PENDING_PER_ADDRESS, 32, [1, 100_000];
 }
 
 /// Everything wrong with a configuration, one sentence per problem, naming variables (never
@@ -270,176 +262,6 @@ impl Config {
             notify,
         })
     }
-}
-
-/// The numeric limits, each within its bounds.
-fn limits(get: &impl Fn(&str) -> Option<String>) -> Result<Limits, String> {
-    let defaults = Limits::default();
-    let limits = Limits {
-        max_frame_bytes: number(
-            &get,
-            "MAX_FRAME_BYTES",
-            defaults.max_frame_bytes,
-            1024,
-            1 << 20,
-        )?,
-        max_body_bytes: number(
-            &get,
-            "MAX_BODY_BYTES",
-            defaults.max_body_bytes,
-            1024,
-            8 << 20,
-        )?,
-        retention_events: number(
-            &get,
-            "RETENTION_EVENTS",
-            defaults.retention_events,
-            1,
-            1_000_000,
-        )?,
-        retention_days: number(&get, "RETENTION_DAYS", defaults.retention_days, 0, 3650)?,
-        prune_interval_secs: number(
-            &get,
-            "PRUNE_INTERVAL_SECONDS",
-            defaults.prune_interval_secs,
-            1,
-            86_400,
-        )?,
-        presence_grace_secs: number(
-            &get,
-            "PRESENCE_GRACE_SECONDS",
-            defaults.presence_grace_secs,
-            0,
-            3600,
-        )?,
-        rate_limit_burst: number(
-            &get,
-            "RATE_LIMIT_BURST",
-            defaults.rate_limit_burst,
-            1,
-            100_000,
-        )?,
-        rate_limit_per_second: number(
-            &get,
-            "RATE_LIMIT_PER_SECOND",
-            defaults.rate_limit_per_second,
-            1,
-            100_000,
-        )?,
-        replay_batch_events: number(
-            &get,
-            "REPLAY_BATCH_EVENTS",
-            defaults.replay_batch_events,
-            1,
-            10_000,
-        )?,
-        replay_batch_bytes: number(
-            &get,
-            "REPLAY_BATCH_BYTES",
-            defaults.replay_batch_bytes,
-            4096,
-            8 << 20,
-        )?,
-        replay_bytes_per_second: number(
-            &get,
-            "REPLAY_BYTES_PER_SECOND",
-            defaults.replay_bytes_per_second,
-            4096,
-            1 << 30,
-        )?,
-        retention_bytes: number(
-            &get,
-            "RETENTION_BYTES",
-            defaults.retention_bytes,
-            64 * 1024,
-            1 << 30,
-        )?,
-        room_window_messages: number(
-            &get,
-            "ROOM_WINDOW_MESSAGES",
-            defaults.room_window_messages,
-            10,
-            1_000_000,
-        )?,
-        max_sockets_per_user: number(
-            &get,
-            "MAX_SOCKETS_PER_USER",
-            defaults.max_sockets_per_user,
-            1,
-            1000,
-        )?,
-        typing_interval_ms: number(
-            &get,
-            "TYPING_INTERVAL_MS",
-            defaults.typing_interval_ms,
-            0,
-            60_000,
-        )?,
-        max_room_members: number(
-            &get,
-            "MAX_ROOM_MEMBERS",
-            defaults.max_room_members,
-            2,
-            1_000_000,
-        )?,
-        room_shard_sockets: number(
-            &get,
-            "ROOM_SHARD_SOCKETS",
-            defaults.room_shard_sockets,
-            1,
-            30_000,
-        )?,
-        room_presence_batch_users: number(
-            &get,
-            "ROOM_PRESENCE_BATCH_USERS",
-            defaults.room_presence_batch_users,
-            1,
-            1_000_000,
-        )?,
-        max_rooms_per_day: number(
-            &get,
-            "MAX_ROOMS_PER_DAY",
-            defaults.max_rooms_per_day,
-            1,
-            1_000_000,
-        )?,
-        recall_window_secs: number(
-            &get,
-            "RECALL_WINDOW_SECONDS",
-            defaults.recall_window_secs,
-            0,
-            30 * 24 * 3600,
-        )?,
-        socketio_ping_interval_ms: number(
-            &get,
-            "SOCKETIO_PING_INTERVAL_MS",
-            defaults.socketio_ping_interval_ms,
-            1000,
-            600_000,
-        )?,
-        socketio_ping_timeout_ms: number(
-            &get,
-            "SOCKETIO_PING_TIMEOUT_MS",
-            defaults.socketio_ping_timeout_ms,
-            1000,
-            300_000,
-        )?,
-        socketio_max_namespaces: number(
-            &get,
-            "SOCKETIO_MAX_NAMESPACES",
-            defaults.socketio_max_namespaces,
-            1,
-            32,
-        )?,
-        max_pending_per_address: number(
-            &get,
-            "MAX_PENDING_PER_ADDRESS",
-            defaults.max_pending_per_address,
-            1,
-            100_000,
-        )?,
-    };
-    Ok(limits)
 }
 
 pub(crate) fn number<T>(
