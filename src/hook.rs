@@ -181,19 +181,16 @@ pub struct HookCall<'a> {
     pub args: &'a [Value],
 }
 
-/// The JSON body of the POST: `user_id`, `conn_id`, `namespace`, `event`, `data` (the first
-/// argument, or `null`), `args` (all of them) and `sent_at` (unix ms). Key order is not part of
-/// the contract; the signature covers the exact bytes.
+/// The JSON body of the POST: `user_id`, `conn_id`, `namespace`, `event`, `args` (every
+/// argument, once: a handler's first argument is `args[0]`) and `sent_at` (unix ms), so the
+/// body is the client's arguments plus a small envelope. Key order is not part of the
+/// contract; the signature covers the exact bytes.
 pub fn request_body(call: &HookCall<'_>, now_ms: i64) -> String {
     let mut body = Map::new();
     body.insert("user_id".into(), Value::from(call.user_id));
     body.insert("conn_id".into(), Value::from(call.conn_id));
     body.insert("namespace".into(), Value::from(call.namespace));
     body.insert("event".into(), Value::from(call.event));
-    body.insert(
-        "data".into(),
-        call.args.first().cloned().unwrap_or(Value::Null),
-    );
     body.insert("args".into(), Value::Array(call.args.to_vec()));
     body.insert("sent_at".into(), Value::from(now_ms));
     Value::Object(body).to_string()
@@ -626,14 +623,27 @@ mod tests {
                 "conn_id": "c-1",
                 "namespace": "/chat",
                 "event": "send-message",
-                "data": {"room": "r1", "text": "hi"},
                 "args": [{"room": "r1", "text": "hi"}, 2],
                 "sent_at": 1_700_000_000_123_i64,
             })
         );
         let none = HookCall { args: &[], ..call };
         let body: Value = serde_json::from_str(&request_body(&none, 0)).unwrap();
-        assert_eq!((&body["data"], &body["args"]), (&Value::Null, &json!([])));
+        assert_eq!(body["args"], json!([]));
+    }
+
+    #[test]
+    fn each_argument_is_sent_once() {
+        let large = [json!("x".repeat(40_000))];
+        let call = HookCall {
+            user_id: "alice",
+            conn_id: "c-1",
+            namespace: "/",
+            event: "upload",
+            args: &large,
+        };
+        let bytes = request_body(&call, 0).len();
+        assert!((40_000..40_200).contains(&bytes), "{bytes} bytes");
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! hands the gateway its `PushSubscription` (`POST /v1/push-subscriptions`). The Worker checks
 //! it — the endpoint must be a known push service (`notify::check_endpoint`: this is what
 //! keeps the gateway from being made to call other hosts), the keys a P-256 point and 16
-//! bytes — records in D1 that the endpoint now belongs to this user (a previous holder's hub is
-//! told to drop it) and stores it in the user's UserHub, where notifications are decided.
+//! bytes — and from then on knows the endpoint only in its canonical spelling, so every
+//! spelling of one endpoint is one subscription with one id. It records in D1 that the endpoint
+//! now belongs to this user (a previous holder's hub is told to drop it) and stores it in the
+//! user's UserHub, where notifications are decided.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -15,7 +17,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::hubs::notifier::{SubscribeRequest, Subscribed, SubscriptionView};
 use crate::hubs::user;
-use crate::notify::{check_endpoint, subscription_id, WebPushConfig};
+use crate::notify::{check_endpoint, WebPushConfig};
 use crate::store::{d1, push_endpoints};
 use crate::webpush::SubscriptionKeys;
 
@@ -59,8 +61,8 @@ pub async fn subscribe(mut req: Request, env: &Env, config: &Config) -> Result<R
     let identity = super::authenticate(&req, env, config).await?;
     let web_push = web_push(config)?;
     let body: SubscriptionBody = crate::http::read_json(&mut req, 8 * 1024).await?;
-    check_endpoint(&body.endpoint, &web_push.hosts, config.dev_mode)
-        .map_err(|why| ApiError::bad_request("endpoint_not_allowed", why))?;
+    let endpoint = check_endpoint(&body.endpoint, &web_push.hosts, config.dev_mode)
+        .map_err(|err| ApiError::bad_request(err.code(), err.reason()))?;
     SubscriptionKeys::parse(&body.keys.p256dh, &body.keys.auth)
         .map_err(|why| ApiError::bad_request("validation", why))?;
     if let Some(device) = &body.device {
@@ -68,12 +70,12 @@ pub async fn subscribe(mut req: Request, env: &Env, config: &Config) -> Result<R
             .map_err(|why| ApiError::bad_request("validation", format!("device: {why}")))?;
     }
     let user_id = &identity.user_id;
-    let id = subscription_id(&body.endpoint);
+    let id = endpoint.id();
     let db = d1::db(env)?;
     let previous = push_endpoints::claim(&db, &id, user_id, crate::hubs::now_ms()).await?;
     let request = SubscribeRequest {
         id: id.clone(),
-        endpoint: body.endpoint,
+        endpoint: endpoint.as_str().to_owned(),
         p256dh: body.keys.p256dh,
         auth: body.keys.auth,
         device: body.device,

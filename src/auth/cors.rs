@@ -14,7 +14,8 @@
 
 use crate::auth::origin::OriginPolicy;
 
-/// Methods the public API uses.
+/// Methods the public API's routes use, and the preflight itself (a unit test holds it to the
+/// route table).
 pub const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 /// Request headers a page may send: the token and JSON bodies.
 pub const ALLOW_HEADERS: &str = "authorization, content-type";
@@ -116,6 +117,21 @@ mod tests {
         assert_eq!(value(&headers, "access-control-max-age"), Some("600"));
         let refused = preflight_headers(&policy, "/v1/messages", Some("https://evil.test"));
         assert_eq!(names(&refused), vec!["vary"]);
+    }
+
+    #[test]
+    fn the_methods_are_exactly_those_of_the_public_routes() {
+        let mut used: Vec<&str> = crate::routes::ROUTES
+            .iter()
+            .filter(|(_, path)| applies_to(path))
+            .map(|(method, _)| *method)
+            .chain(["OPTIONS"])
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        let mut listed: Vec<&str> = ALLOW_METHODS.split(", ").collect();
+        listed.sort_unstable();
+        assert_eq!(listed, used);
     }
 
     #[test]

@@ -391,10 +391,14 @@ impl UserHub {
         else {
             return Answer::Refused(0);
         };
-        let Ok(url) = check_endpoint(&subscription.endpoint, &web_push.hosts, config.dev_mode)
-        else {
-            return Answer::Gone;
-        };
+        // Called only as stored, and only when stored in its canonical spelling: a row stored
+        // before endpoints were made canonical may be a second name for another row's endpoint.
+        let endpoint =
+            match check_endpoint(&subscription.endpoint, &web_push.hosts, config.dev_mode) {
+                Ok(endpoint) if endpoint.as_str() == subscription.endpoint => endpoint,
+                _ => return Answer::Gone,
+            };
+        let url = endpoint.url();
         let Ok(keys) = SubscriptionKeys::parse(&subscription.p256dh, &subscription.auth) else {
             return Answer::Gone;
         };
@@ -417,7 +421,7 @@ impl UserHub {
             ("authorization", authorization),
         ];
         let body = worker::js_sys::Uint8Array::from(body.as_slice());
-        post(&url, &headers, body.into(), true).await
+        post(url, &headers, body.into(), true).await
     }
 
     /// One webhook call: the notification with its id, the user and how many subscriptions

@@ -1,8 +1,11 @@
 // The browser-facing REST surface: CORS for /v1 routes driven by ALLOWED_ORIGINS (the runner
-// allows https://allowed.test), and GET /v1/me, which tells a client why a token is refused.
+// allows https://allowed.test), with the preflight's methods held to what docs/PROTOCOL.md
+// promises and docs/openapi.json routes, and GET /v1/me, which tells a client why a token is
+// refused.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { claims, http, signHS256, token, uid } from './helpers.mjs';
 
 const ALLOWED = 'https://allowed.test';
@@ -27,6 +30,42 @@ test('a preflight from an allowed origin is 204 with methods, headers and max-ag
   assert.match(res.headers.get('access-control-allow-headers'), /content-type/);
   assert.equal(res.headers.get('access-control-max-age'), '600');
   assert.equal(res.headers.get('access-control-allow-credentials'), null);
+});
+
+/** A comma-separated method list as a sorted array. */
+const methods = (list) => list.split(',').map((m) => m.trim()).filter(Boolean).sort();
+
+/** The Access-Control-Allow-Methods list docs/PROTOCOL.md promises (its CORS section). */
+function documentedMethods() {
+  const doc = readFileSync(new URL('../../docs/PROTOCOL.md', import.meta.url), 'utf8');
+  const section = doc.slice(doc.indexOf('### CORS'));
+  const match = /`Access-Control-Allow-Methods:\s*([^`]+)`/.exec(section);
+  assert.ok(match, 'PROTOCOL.md names Access-Control-Allow-Methods in its CORS section');
+  return methods(match[1]);
+}
+
+/** Every method docs/openapi.json gives a /v1 path, and OPTIONS (the preflight's own). */
+function routedMethods() {
+  const api = JSON.parse(readFileSync(new URL('../../docs/openapi.json', import.meta.url), 'utf8'));
+  const used = new Set(['OPTIONS']);
+  for (const [path, operations] of Object.entries(api.paths)) {
+    if (path.startsWith('/v1/')) for (const method of Object.keys(operations)) used.add(method.toUpperCase());
+  }
+  return [...used].sort();
+}
+
+test('the preflight allows exactly the methods PROTOCOL.md lists, which are those of the /v1 routes', async () => {
+  const documented = documentedMethods();
+  assert.deepEqual(documented, routedMethods(), 'the documented list is what the routes take');
+  for (const path of ['/v1/rooms/r1', '/v1/rooms/r1/notifications', '/v1/messages', '/v1/no-such-route']) {
+    for (const method of documented) {
+      const res = await http('OPTIONS', path, {
+        headers: { origin: ALLOWED, 'access-control-request-method': method, 'access-control-request-headers': 'authorization' },
+      });
+      assert.equal(res.status, 204, `${method} ${path}`);
+      assert.deepEqual(methods(res.headers.get('access-control-allow-methods') ?? ''), documented, `${method} ${path}`);
+    }
+  }
 });
 
 test('a disallowed origin gets no CORS headers, on the preflight or the call', async () => {

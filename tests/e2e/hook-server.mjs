@@ -44,7 +44,8 @@ export function verifySignature(rawBody, header, secret, nowSecs = Date.now() / 
  * string or Buffer is sent as is (for answers that are not JSON, or too large), anything else as
  * JSON; `delayMs` waits before answering (to outlast EVENT_HOOK_TIMEOUT_MS). A handler that
  * throws answers 500. `call` is the parsed body (`user_id`, `conn_id`, `namespace`, `event`,
- * `data`, `args`, `sent_at`) plus `t` (the signature's timestamp), `path`, `headers` and `raw`.
+ * `args` — every argument, so a handler's first is `args[0]` — and `sent_at`) plus `t` (the
+ * signature's timestamp), `path`, `headers` and `raw` (the body as received).
  *
  * Resolves to `{url, port, calls, rejected, setHandler(fn), close()}`: `calls` lists verified
  * calls in arrival order, `rejected` the `{path, headers, raw}` of calls refused with 401.

@@ -249,6 +249,77 @@ test(`beyond MAX_PUSH_SUBSCRIPTIONS (${MAX_SUBS}) the oldest goes; a second user
   assert.equal((await list(thief)).length, 1);
 });
 
+/**
+ * Spellings of `endpoint` (`http://127.0.0.1:<port>/push/<id>`) that name the same endpoint: a
+ * URL parser (and so the gateway's fetch) turns each into the endpoint itself.
+ */
+function spellingsOf(endpoint) {
+  const { port, pathname } = new URL(endpoint);
+  const id = pathname.split('/').pop();
+  return [
+    endpoint,
+    endpoint.replace('http://', 'HTTP://'),
+    `http://0x7f.0.0.1:${port}/push/${id}`,
+    `http://127.1:0${port}/push/${id}`,
+    `http://127.0.0.1:${port}/push/./${id}`,
+    `http://127.0.0.1:${port}/push/x/../${id}`,
+    `http://127.0.0.1:${port}/push/%2e/${id}`,
+    `http://127.0.0.1:${port}/pu\tsh/${id}`,
+    `http:\\127.0.0.1:${port}\\push\\${id}`,
+    `http://127.0.0.1:${port}/%70ush/${id}`,
+  ];
+}
+
+test('one endpoint under many spellings is one subscription: an event notifying every registrant is one POST to it, from the last registrant', async () => {
+  const sub = service.subscribe();
+  const spellings = spellingsOf(sub.endpoint);
+  const users = spellings.map(() => uid('spell'));
+  const ids = [];
+  for (const [i, endpoint] of spellings.entries()) {
+    const res = await register(users[i], { ...sub.json, endpoint });
+    assert.equal(res.status, 201, `${JSON.stringify(endpoint)}: ${res.text}`);
+    ids.push(res.body.id);
+  }
+  const last = users.at(-1);
+  const again = await register(last, sub.json);
+
+  // One direct message notifies every one of them: the push service must hear of it once.
+  const sentAt = Date.now();
+  await dm(uid('sender'), users, 'to everyone who claimed the endpoint');
+  const note = await sub.notification(1);
+  await quietSince(sentAt);
+  assert.equal(sub.attempts.length, 1, `one POST to the endpoint, not one per spelling (got ${sub.attempts.length})`);
+  assert.equal(note.payload.user_id, last, 'sent for the last registrant');
+  assert.deepEqual(service.unknown.filter((u) => u.path.endsWith(sub.id)), [], 'nothing was sent to a spelling the push service does not know');
+
+  assert.equal(new Set(ids).size, 1, `one id for every spelling: ${ids.join(', ')}`);
+  assert.equal(again.status, 200, `the last registrant's endpoint again, in another spelling, is the same subscription: ${again.text}`);
+  assert.equal(again.body.id, ids[0]);
+  assert.deepEqual(await list(last), [{ ...again.body }], 'the last registrant holds it');
+  assert.equal(again.body.endpoint, sub.endpoint, 'stored and shown in its canonical spelling');
+  for (const user of users.slice(0, -1)) assert.deepEqual(await list(user), [], `${user} no longer holds it`);
+});
+
+test('an endpoint without one spelling (a fragment, an empty path segment, an empty query, a stray %) is 400 validation saying why', async () => {
+  const user = uid('sub');
+  const sub = service.subscribe();
+  const { origin, pathname } = new URL(sub.endpoint);
+  for (const [endpoint, why] of [
+    [`${sub.endpoint}#a`, /fragment/],
+    [`${sub.endpoint}#`, /fragment/],
+    [`${origin}/push//${pathname.split('/').pop()}`, /empty path segment/],
+    [`${origin}/${pathname}`, /empty path segment/],
+    [`${sub.endpoint}?`, /empty query/],
+    [`${sub.endpoint}%zz`, /not followed by two hex digits/],
+  ]) {
+    const res = await register(user, { ...sub.json, endpoint });
+    assert.equal(res.status, 400, `${endpoint}: ${res.text}`);
+    assert.equal(res.body.error.code, 'validation', endpoint);
+    assert.match(res.body.error.message, why, endpoint);
+  }
+  assert.deepEqual(await list(user), [], 'nothing was registered');
+});
+
 // --- Web Push -----------------------------------------------------------------------------
 
 test('an offline user\'s direct message is one encrypted, VAPID-signed notification after the delay', async () => {

@@ -25,14 +25,15 @@ const members = new Map();
 before(async () => {
   browser = await launchChromium();
   hook = await hookServerFromEnv(async (call) => {
+    const [data] = call.args;
     if (call.event === 'join-room') {
-      const room = members.get(call.data) ?? new Set();
+      const room = members.get(data) ?? new Set();
       room.add(call.user_id);
-      members.set(call.data, room);
-      return { body: { joined: call.data } };
+      members.set(data, room);
+      return { body: { joined: data } };
     }
     if (call.event === 'send-message') {
-      const { roomId, message } = call.data;
+      const { roomId, message } = data;
       if (!members.get(roomId)?.has(call.user_id)) return { status: 403, body: { error: { code: 'not_in_room', message: 'join first' } } };
       const msg = { roomId, message, from: call.user_id, at: Date.now() };
       const res = await push([...members.get(roomId)], 'new-message', msg);

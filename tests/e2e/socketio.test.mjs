@@ -258,7 +258,7 @@ test('socket.io: an event the gateway does not know goes to the backend hook as 
   hook.setHandler((call) => {
     if (call.event === 'fail') return { status: 409, body: { error: { code: 'room_full', message: 'no seats' } } };
     if (call.event === 'slow') return { delayMs: 2000, body: { late: true } };
-    return { body: { echoed: call.data, by: call.user_id, nsp: call.namespace } };
+    return { body: { echoed: call.args[0], by: call.user_id, nsp: call.namespace } };
   });
   const socket = await connected(client('/chat', { query: { token: token(user) } }));
   const answer = await socket.emitWithAck('send-message', { text: 'hi', user_id: 'someone-else' });
@@ -269,6 +269,19 @@ test('socket.io: an event the gateway does not know goes to the backend hook as 
   assert.equal((await socket.emitWithAck('fail', {})).error.code, 'room_full');
   assert.equal((await socket.emitWithAck('slow', {})).error.code, 'hook_timeout');
   assert.equal(hook.rejected.length, 0);
+});
+
+test('socket.io: the hook POST carries each argument once: a 40 KB argument makes a body under 60 KB', async () => {
+  hook.setHandler((call) => ({ body: { bytes: Buffer.byteLength(call.raw) } }));
+  const socket = await connected(client('/', { query: { token: token(uid()) } }));
+  const large = { text: 'x'.repeat(40_000) };
+  const answer = await socket.emitWithAck('upload', large, 'small');
+  const call = hook.calls.at(-1);
+  assert.equal(call.event, 'upload');
+  assert.equal(answer.bytes, Buffer.byteLength(call.raw));
+  assert.ok(answer.bytes > 40_000 && answer.bytes < 60_000, `the body is one copy of the argument and an envelope: ${answer.bytes} bytes`);
+  assert.deepEqual(call.args, [large, 'small'], 'every argument, in order');
+  assert.ok(!('data' in call), 'no second copy of the first argument');
 });
 
 test('socket.io: the Origin rule holds, a token refreshed in band keeps the connection and its rooms, an expired one ends it', async () => {
