@@ -551,7 +551,9 @@ pub fn decide(
         .iter()
         .partition(|pending| pending.preview.seq.is_some_and(|seq| seq <= acked));
     let mut forget: Vec<i64> = taken.iter().map(|pending| pending.id).collect();
-    let Some(earliest) = untaken.iter().map(|pending| pending.due_at).min() else {
+    let earliest = untaken.iter().map(|pending| pending.due_at).min();
+    let latest = untaken.iter().max_by_key(|pending| pending.id);
+    let (Some(earliest), Some(latest)) = (earliest, latest) else {
         return Decision {
             forget,
             send: None,
@@ -567,10 +569,6 @@ pub fn decide(
             next_at: Some(ready_at),
         };
     }
-    let latest = untaken
-        .iter()
-        .max_by_key(|pending| pending.id)
-        .expect("untaken is not empty");
     let urgent = untaken.iter().any(|pending| pending.preview.urgent);
     forget.extend(untaken.iter().map(|pending| pending.id));
     Decision {
