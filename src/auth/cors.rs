@@ -123,8 +123,8 @@ mod tests {
     fn the_methods_are_exactly_those_of_the_public_routes() {
         let mut used: Vec<&str> = crate::routes::ROUTES
             .iter()
-            .filter(|(_, path)| applies_to(path))
-            .map(|(method, _)| *method)
+            .filter(|(_, path, _)| applies_to(path))
+            .map(|(method, _, _)| *method)
             .chain(["OPTIONS"])
             .collect();
         used.sort_unstable();
