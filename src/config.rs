@@ -9,7 +9,7 @@
 //! Some combinations are refused because they fail open: public keys without `JWT_AUDIENCE`
 //! (an identity provider shared with other applications mints tokens this gateway would accept),
 //! the development secrets of `.dev.vars.example` without `DEV_MODE`, and an
-//! `INTERNAL_API_TOKEN` shorter than [`MIN_INTERNAL_TOKEN_BYTES`]. Every problem is reported at
+//! `INTERNAL_API_TOKEN` shorter than [`MIN_SECRET_BYTES`]. Every problem is reported at
 //! once, so an operator fixes them in one pass.
 
 use std::cell::RefCell;
@@ -18,10 +18,7 @@ use std::rc::Rc;
 use crate::auth::jwt::Verifier;
 use crate::auth::origin::OriginPolicy;
 use crate::socketio::Namespaces;
-
-/// The shortest `INTERNAL_API_TOKEN` accepted: it is the one secret that guards every backend
-/// route, and it is compared as a bearer token.
-pub const MIN_INTERNAL_TOKEN_BYTES: usize = 32;
+use crate::vars::{number, MIN_SECRET_BYTES};
 
 /// The committed development values, refused as secrets unless `DEV_MODE` is on.
 const DEV_VARS_EXAMPLE: &str = include_str!("../.dev.vars.example");
@@ -199,10 +196,10 @@ impl Config {
         }
         if internal_token
             .as_ref()
-            .is_some_and(|token| token.len() < MIN_INTERNAL_TOKEN_BYTES)
+            .is_some_and(|token| token.len() < MIN_SECRET_BYTES)
         {
             problems.push(format!(
-                "INTERNAL_API_TOKEN must be at least {MIN_INTERNAL_TOKEN_BYTES} bytes"
+                "INTERNAL_API_TOKEN must be at least {MIN_SECRET_BYTES} bytes"
             ));
         }
         if !dev_mode {
@@ -261,25 +258,6 @@ impl Config {
             hook,
             notify,
         })
-    }
-}
-
-pub(crate) fn number<T>(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &str,
-    default: T,
-    min: T,
-    max: T,
-) -> Result<T, String>
-where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
-{
-    let Some(raw) = get(name) else {
-        return Ok(default);
-    };
-    match raw.trim().parse::<T>() {
-        Ok(value) if value >= min && value <= max => Ok(value),
-        _ => Err(format!("{name} must be a whole number from {min} to {max}")),
     }
 }
 

@@ -43,14 +43,11 @@ use worker::{
     Response, ResponseBody, Url,
 };
 
-use crate::config::number;
 use crate::error::ApiError;
+use crate::vars::{number, MIN_SECRET_BYTES};
 
 /// The header that carries the signature.
 pub const SIGNATURE_HEADER: &str = "x-switchboard-signature";
-/// The shortest `EVENT_HOOK_SECRET` accepted, as for `INTERNAL_API_TOKEN`: a short HMAC key can
-/// be guessed offline from one signed request.
-pub const MIN_SECRET_BYTES: usize = 32;
 /// Longest error code a backend may choose; a longer or malformed one becomes `hook_refused`.
 pub const MAX_CODE_CHARS: usize = 64;
 

@@ -29,6 +29,7 @@ pub mod socketio;
 pub mod store;
 pub mod stream;
 pub mod typing;
+pub mod vars;
 pub mod webpush;
 
 use worker::{event, Context, Env, Request, Response};

@@ -17,8 +17,7 @@
 use serde::{Deserialize, Serialize};
 use worker::Url;
 
-use crate::config::number;
-use crate::hook::MIN_SECRET_BYTES;
+use crate::vars::{number, MIN_SECRET_BYTES};
 use crate::webpush::Vapid;
 
 /// Push services browsers use today; `PUSH_SERVICE_HOSTS` replaces the list. A `*.` entry

@@ -12,6 +12,7 @@
 //! configured; `roles` is an optional array of strings (`admin` unlocks the admin API). A header
 //! with `crit` is refused: this verifier understands no extension (RFC 7515 §4.1.11).
 
+use crate::vars::MIN_SECRET_BYTES;
 use chrono::{DateTime, Duration, Utc};
 use jwt_compact::alg::{Es256, Hs256, Hs256Key, Rsa, RsaPublicKey};
 use jwt_compact::jwk::JsonWebKey;
@@ -26,8 +27,6 @@ pub const LEEWAY_SECS: i64 = 30;
 pub const IAT_LEEWAY_SECS: i64 = 5;
 /// Longer tokens are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
-/// The shortest `JWT_SECRET` accepted: HS256 with a short secret is guessable offline.
-pub const MIN_SECRET_BYTES: usize = 32;
 
 type Es256Key = <Es256 as jwt_compact::Algorithm>::VerifyingKey;
 
