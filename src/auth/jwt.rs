@@ -12,7 +12,6 @@
 //! configured; `roles` is an optional array of strings (`admin` unlocks the admin API). A header
 //! with `crit` is refused: this verifier understands no extension (RFC 7515 §4.1.11).
 
-use crate::vars::MIN_SECRET_BYTES;
 use chrono::{DateTime, Duration, Utc};
 use jwt_compact::alg::{Es256, Hs256, Hs256Key, Rsa, RsaPublicKey};
 use jwt_compact::jwk::JsonWebKey;
@@ -20,6 +19,7 @@ use jwt_compact::{AlgorithmExt, Claims, Header, UntrustedToken, ValidationError}
 use serde::{Deserialize, Serialize};
 
 use crate::ids::validate_user_id;
+use crate::vars::MIN_SECRET_BYTES;
 
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECS: i64 = 30;
