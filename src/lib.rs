@@ -22,6 +22,7 @@ pub mod notify;
 pub mod placement;
 pub mod presence;
 pub mod protocol;
+pub mod push_endpoint;
 pub mod quota;
 pub mod ratelimit;
 pub mod routes;

@@ -2,7 +2,7 @@
 //!
 //! A browser subscribes with the gateway's VAPID public key (`GET /v1/push/public-key`), then
 //! hands the gateway its `PushSubscription` (`POST /v1/push-subscriptions`). The Worker checks
-//! it — the endpoint must be a known push service (`notify::check_endpoint`: this is what
+//! it — the endpoint must be a known push service (`push_endpoint::check_endpoint`: this is what
 //! keeps the gateway from being made to call other hosts), the keys a P-256 point and 16
 //! bytes — and from then on knows the endpoint only in its canonical spelling, so every
 //! spelling of one endpoint is one subscription with one id. It records in D1 that the endpoint
@@ -17,7 +17,8 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::hubs::notifier::{SubscribeRequest, Subscribed, SubscriptionView};
 use crate::hubs::user;
-use crate::notify::{check_endpoint, WebPushConfig};
+use crate::notify::WebPushConfig;
+use crate::push_endpoint::check_endpoint;
 use crate::store::{d1, push_endpoints};
 use crate::webpush::SubscriptionKeys;
 

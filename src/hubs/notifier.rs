@@ -29,9 +29,10 @@ use crate::config::Config;
 use crate::direct::DirectMessage;
 use crate::error::ApiError;
 use crate::notify::{
-    self, check_endpoint, decide, next_look, retry_at, Answer, Kind, Level, Notification, Preview,
-    WebPushConfig, WebhookConfig,
+    self, decide, next_look, retry_at, Answer, Kind, Level, Notification, Preview, WebPushConfig,
+    WebhookConfig,
 };
+use crate::push_endpoint::check_endpoint;
 use crate::store::notify_log::{Delivery, NotifyLog, Subscription, WEBHOOK};
 use crate::webpush::{self, SubscriptionKeys};
 
@@ -529,7 +530,7 @@ async fn post(
     body: worker::wasm_bindgen::JsValue,
     push_service: bool,
 ) -> Answer {
-    let shown = notify::shown(url);
+    let shown = crate::push_endpoint::shown(url);
     let request = (|| {
         let map = Headers::new();
         for (name, value) in headers {
