@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod command;
 pub mod config;
 pub mod cursor;
 pub mod direct;
