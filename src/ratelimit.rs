@@ -1,5 +1,5 @@
-//! Rate limiting in hub memory: a token bucket per socket for frames, and a byte budget per
-//! user for replays.
+//! Rate limiting in hub memory: a token bucket per socket for frames, and budgets for replays
+//! (bytes per user, `sync` answers per socket).
 //!
 //! Each socket may send `burst` frames at once and `per_second` frames a second after that; a
 //! socket over its allowance is closed with 4008. Heartbeats answered by the runtime's
@@ -37,16 +37,17 @@ impl Bucket {
     }
 }
 
-/// A byte budget that refills at `per_second` up to `capacity` and may go into debt: a spender
-/// takes what it needs (one replay batch always goes whole), and the next one waits until the
-/// debt is repaid. Over any stretch of time, at most `capacity + per_second * seconds` is spent.
+/// A budget that refills at `per_second` up to `capacity` and may go into debt: a spender books
+/// what it needs at once (into debt if need be) and is served once the balance covers it, so
+/// whoever books next waits behind it. Over any stretch of time, at most `capacity + per_second
+/// * seconds` is served. Replays keep one of bytes per user and one of `sync` answers per socket.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ByteBudget {
+pub struct Budget {
     balance: f64,
     updated_ms: i64,
 }
 
-impl ByteBudget {
+impl Budget {
     pub fn full(capacity: usize, now_ms: i64) -> Self {
         Self {
             balance: capacity as f64,
@@ -66,17 +67,37 @@ impl ByteBudget {
         self.balance.max(0.0) as usize
     }
 
-    /// Milliseconds until something may be spent again (0: now).
-    pub fn wait_ms(&mut self, now_ms: i64, per_second: usize, capacity: usize) -> i64 {
-        self.refill(now_ms, per_second, capacity);
-        if self.balance > 0.0 {
-            return 0;
-        }
-        ((-self.balance + 1.0) * 1000.0 / per_second.max(1) as f64).ceil() as i64
+    /// Whether it is full: then it says nothing a new one would not.
+    pub fn is_full(&mut self, now_ms: i64, per_second: usize, capacity: usize) -> bool {
+        self.available(now_ms, per_second, capacity) >= capacity
     }
 
-    pub fn spend(&mut self, bytes: usize) {
-        self.balance -= bytes as f64;
+    /// What a booking made now is covered for within `within_ms`: the balance and what refills
+    /// meanwhile (0 or less when the debt alone takes longer).
+    pub fn reach(
+        &mut self,
+        now_ms: i64,
+        per_second: usize,
+        capacity: usize,
+        within_ms: i64,
+    ) -> i64 {
+        self.refill(now_ms, per_second, capacity);
+        (self.balance + per_second as f64 * within_ms as f64 / 1000.0).floor() as i64
+    }
+
+    /// Books `amount`: the milliseconds until the balance covers it (0: now).
+    pub fn book(&mut self, now_ms: i64, per_second: usize, capacity: usize, amount: usize) -> i64 {
+        self.refill(now_ms, per_second, capacity);
+        self.balance -= amount as f64;
+        (-self.balance * 1000.0 / per_second.max(1) as f64)
+            .ceil()
+            .max(0.0) as i64
+    }
+
+    /// Settles a booking: what was booked and not spent comes back, what was spent beyond it is
+    /// taken.
+    pub fn settle(&mut self, booked: usize, spent: usize) {
+        self.balance += booked as f64 - spent as f64;
     }
 }
 
@@ -109,33 +130,89 @@ mod tests {
     }
 
     #[test]
-    fn a_budget_spends_into_debt_and_waits_it_out() {
+    fn a_booking_is_covered_after_the_debt_it_makes_is_repaid() {
         let (rate, cap) = (1000, 2000);
-        let mut budget = ByteBudget::full(cap, 0);
-        assert_eq!(budget.available(0, rate, cap), 2000);
-        budget.spend(2500);
-        assert_eq!(budget.available(0, rate, cap), 0);
-        assert_eq!(budget.wait_ms(0, rate, cap), 501);
-        assert_eq!(budget.wait_ms(400, rate, cap), 101);
-        assert_eq!(budget.wait_ms(501, rate, cap), 0);
+        let mut budget = Budget::full(cap, 0);
+        assert_eq!(budget.book(0, rate, cap, 1500), 0, "covered at once");
+        assert_eq!(budget.available(0, rate, cap), 500);
         assert_eq!(
-            budget.available(10_000, rate, cap),
+            budget.book(0, rate, cap, 1000),
+            500,
+            "500 short: half a second"
+        );
+        assert_eq!(budget.available(0, rate, cap), 0, "nothing while in debt");
+        assert_eq!(
+            budget.book(100, rate, cap, 1000),
+            1400,
+            "behind the first booking"
+        );
+        assert_eq!(budget.available(1500, rate, cap), 0);
+        assert_eq!(
+            budget.available(60_000, rate, cap),
             cap,
             "never more than the capacity"
         );
     }
 
     #[test]
-    fn spending_is_bounded_by_capacity_plus_rate() {
+    fn reach_is_what_a_booking_now_gets_within_the_wait() {
         let (rate, cap) = (1000, 2000);
-        let mut budget = ByteBudget::full(cap, 0);
-        let mut spent = 0;
+        let mut budget = Budget::full(cap, 0);
+        assert_eq!(budget.reach(0, rate, cap, 10_000), 12_000);
+        let wait = budget.book(0, rate, cap, 12_000);
+        assert_eq!(
+            wait, 10_000,
+            "a booking of the whole reach waits exactly that long"
+        );
+        assert_eq!(budget.reach(0, rate, cap, 10_000), 0, "then nothing more");
+        assert_eq!(
+            budget.reach(-5, rate, cap, 10_000),
+            0,
+            "a clock going back mints nothing"
+        );
+        assert_eq!(budget.reach(500, rate, cap, 10_000), 500);
+    }
+
+    #[test]
+    fn settling_gives_back_what_was_not_spent_and_takes_what_was() {
+        let (rate, cap) = (1000, 2000);
+        let mut budget = Budget::full(cap, 0);
+        budget.book(0, rate, cap, 1500);
+        budget.settle(1500, 1000);
+        assert_eq!(budget.available(0, rate, cap), 1000);
+        budget.settle(0, 1200);
+        assert_eq!(
+            budget.book(0, rate, cap, 0),
+            200,
+            "an overdraft is repaid first"
+        );
+    }
+
+    #[test]
+    fn full_is_full_again_once_refilled() {
+        let (rate, cap) = (10, 100);
+        let mut budget = Budget::full(cap, 0);
+        assert!(budget.is_full(0, rate, cap));
+        budget.book(0, rate, cap, 2);
+        assert!(!budget.is_full(100, rate, cap));
+        assert!(budget.is_full(200, rate, cap));
+    }
+
+    #[test]
+    fn what_is_served_is_bounded_by_capacity_plus_rate() {
+        let (rate, cap) = (1000, 2000);
+        let mut budget = Budget::full(cap, 0);
+        let mut served = 0;
+        let mut busy_until = 0;
         for now in (0..10_000).step_by(10) {
-            if budget.wait_ms(now, rate, cap) == 0 {
-                budget.spend(700);
-                spent += 700;
+            if now >= busy_until {
+                busy_until = now + budget.book(now, rate, cap, 700);
+                if busy_until <= 10_000 {
+                    served += 700;
+                }
             }
         }
-        assert!(spent <= cap + rate * 10 + 700, "{spent}");
+        assert!(served <= cap + rate * 10, "{served}");
+        assert!(served >= rate * 10, "and the rate is served: {served}");
     }
 }

@@ -53,7 +53,7 @@ use worker::{
     WebSocketIncomingMessage, WebSocketRequestResponsePair,
 };
 
-use super::replay::{self, Entry, Replays};
+use super::replay::{Entry, Replays, Resume, Source};
 use super::room_copy::COPY_BACKSTOP_MS;
 use super::room_sockets::{forget_unlinked_shards, PresenceChanges};
 use super::shard_link::{Down, Links};
@@ -68,7 +68,7 @@ use crate::store::local::Local;
 use crate::store::room_log::{RoomEntry, RoomLog};
 use crate::store::room_shards::RoomShards;
 use crate::store::rooms;
-use crate::stream::plan_replay;
+use crate::stream::{plan_replay, ReplayPlan};
 use crate::typing::Typing;
 
 /// The header carrying the room id on every request the Worker makes to a room.
@@ -416,9 +416,9 @@ impl Room {
         }
     }
 
-    /// Sends one batch of the messages after `since`, then `synced`; beyond the room's window
-    /// `synced` says `recovered:false` and names the REST route that pages back through D1.
-    /// As much as `user`'s replay budget allows. Does not yield.
+    /// Sends the first batch of a resume after `since` (when `user`'s replay budget covers it),
+    /// then `synced`; beyond the room's window `synced` says `recovered:false` and names the
+    /// REST route that pages back through D1. Does not yield.
     pub(super) fn replay(
         &self,
         peer: &Peer,
@@ -426,50 +426,45 @@ impl Room {
         user: &str,
         since: i64,
     ) -> Result<(), ApiError> {
-        let log = self.log();
-        let plan = plan_replay(since, log.last_seq()?, log.pruned_through()?);
-        let limits = self.limits();
-        let limit = self.replays.limit(user, &limits);
-        let read = |from, through, n| {
-            Ok(log
-                .entries(room_id, from, through, n)?
-                .iter()
-                .map(|entry| Entry {
-                    seq: entry.seq(),
-                    text: entry_frame(room_id, entry).to_text(),
-                })
-                .collect())
-        };
-        // Room ids are path-safe (`ids::validate_room_id`).
-        let history = format!("/v1/rooms/{room_id}/messages?before_seq={}", plan.from);
-        let sent = replay::replay_batch(
-            &self.sockets,
+        let to = Resume {
+            sockets: &self.sockets,
             peer,
-            plan,
-            limit,
-            read,
-            json!({ "history": history }),
-        )?;
-        self.replays.spend(user, sent, &limits);
-        Ok(())
+            user,
+            limits: &self.limits(),
+            source: &Messages {
+                log: self.log(),
+                room_id,
+            },
+        };
+        self.replays.resume(&to, since)
     }
 
-    /// `sync {since}`: the next batch of a resume, once the member's replay budget allows (and
-    /// if they are still a member then).
+    /// `sync {since}`: the next batch of a resume, once the member's replay budget covers it
+    /// (and if they are still a member then).
     async fn on_sync(
         &self,
         peer: &Peer,
         info: &SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
-        let Some(since) = self.replays.sync(peer, info, frame, &self.limits()).await? else {
+        let room_id = self.room_id()?.unwrap_or_default();
+        let to = Resume {
+            sockets: &self.sockets,
+            peer,
+            user: &info.user_id,
+            limits: &self.limits(),
+            source: &Messages {
+                log: self.log(),
+                room_id: &room_id,
+            },
+        };
+        let Some(turn) = self.replays.sync(&to, info, frame).await? else {
             return Ok(());
         };
         if !self.log().is_member(&info.user_id)? {
             return Ok(());
         }
-        let room_id = self.room_id()?.unwrap_or_default();
-        self.replay(peer, &room_id, &info.user_id, since)?;
+        self.replays.serve(&to, turn)?;
         peer.ack(frame.id.as_ref(), json!({}));
         Ok(())
     }
@@ -1088,4 +1083,41 @@ fn message_id_of(frame: &ClientFrame) -> Result<String, ApiError> {
 
 fn not_a_member() -> ApiError {
     ApiError::forbidden("not_a_member", "you are not a member of this room")
+}
+
+/// A room's stream as a replay reads it.
+struct Messages<'a> {
+    log: RoomLog<'a>,
+    room_id: &'a str,
+}
+
+impl Source for Messages<'_> {
+    fn plan(&self, since: i64) -> Result<ReplayPlan, ApiError> {
+        Ok(plan_replay(
+            since,
+            self.log.last_seq()?,
+            self.log.pruned_through()?,
+        ))
+    }
+
+    fn read(&self, from: i64, through: i64, n: i64) -> Result<Vec<Entry>, ApiError> {
+        Ok(self
+            .log
+            .entries(self.room_id, from, through, n)?
+            .iter()
+            .map(|entry| Entry {
+                seq: entry.seq(),
+                text: entry_frame(self.room_id, entry).to_text(),
+            })
+            .collect())
+    }
+
+    /// Where to page back through D1 (room ids are path-safe: `ids::validate_room_id`).
+    fn unrecovered(&self, plan: &ReplayPlan) -> Value {
+        let history = format!(
+            "/v1/rooms/{}/messages?before_seq={}",
+            self.room_id, plan.from
+        );
+        json!({ "history": history })
+    }
 }

@@ -41,7 +41,7 @@ use worker::{
 };
 
 use super::directory::{Announcement, HubReach, Listing};
-use super::replay::{self, Entry, Replays};
+use super::replay::{Entry, Replays, Resume, Source};
 use super::user_socketio::Follows;
 use super::{
     now_ms, send, send_ack, send_error, Alarm, AlarmPlan, Gate, Peer, SocketInfo, Sockets,
@@ -52,7 +52,7 @@ use crate::notify::{NotifyRequest, Preview};
 use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
 use crate::store::local::Local;
 use crate::store::user_log::{UserLog, IDEMPOTENCY_MS};
-use crate::stream::{coalescing_room, plan_sparse_replay, Class};
+use crate::stream::{coalescing_room, plan_sparse_replay, Class, ReplayPlan};
 
 /// An event for the stream: a backend's, as the Worker forwards it after validation, or a chat
 /// event the gateway makes.
@@ -309,51 +309,37 @@ impl UserHub {
         super::upgrade_response(req, pair.client)
     }
 
-    /// Sends one batch of the events after `since` (as much as `user`'s replay budget allows),
+    /// Sends the first batch of a resume after `since` (when `user`'s replay budget covers it),
     /// then `synced`. Does not yield.
     fn replay(&self, ws: &WebSocket, user: &str, since: i64) -> Result<(), ApiError> {
-        let log = self.log();
-        let plan = plan_sparse_replay(since, log.last_seq()?, log.pruned_through()?);
-        let limits = self.limits();
-        let limit = self.replays.limit(user, &limits);
-        let read = |from, through, n| {
-            Ok(log
-                .range(from, through, n)?
-                .into_iter()
-                .map(|event| Entry {
-                    seq: event.seq,
-                    text: ServerFrame::stream(&event.event, event.seq, event.data_value())
-                        .to_text(),
-                })
-                .collect())
+        let to = Resume {
+            sockets: &self.sockets,
+            peer: &Peer::Socket(ws.clone()),
+            user,
+            limits: &self.limits(),
+            source: &Events(self.log()),
         };
-        let sent = replay::replay_batch(
-            &self.sockets,
-            &Peer::Socket(ws.clone()),
-            plan,
-            limit,
-            read,
-            Value::Null,
-        )?;
-        self.replays.spend(user, sent, &limits);
-        Ok(())
+        self.replays.resume(&to, since)
     }
 
-    /// `sync {since}`: the next batch of a resume, once the user's replay budget allows.
+    /// `sync {since}`: the next batch of a resume, once the user's replay budget covers it.
     async fn on_sync(
         &self,
         ws: &WebSocket,
         info: &SocketInfo,
         frame: &ClientFrame,
     ) -> Result<(), ApiError> {
-        let Some(since) = self
-            .replays
-            .sync(&Peer::Socket(ws.clone()), info, frame, &self.limits())
-            .await?
-        else {
+        let to = Resume {
+            sockets: &self.sockets,
+            peer: &Peer::Socket(ws.clone()),
+            user: &info.user_id,
+            limits: &self.limits(),
+            source: &Events(self.log()),
+        };
+        let Some(turn) = self.replays.sync(&to, info, frame).await? else {
             return Ok(());
         };
-        self.replay(ws, &info.user_id, since)?;
+        self.replays.serve(&to, turn)?;
         send_ack(ws, frame.id.as_ref(), json!({}));
         Ok(())
     }
@@ -698,5 +684,35 @@ impl UserHub {
             ("socketio_ping", super::socketio::ping_at(self)?),
             ("notifications", self.notify_log().notify_at()?),
         ]))
+    }
+}
+
+/// The user's stream as a replay reads it.
+struct Events<'a>(UserLog<'a>);
+
+impl Source for Events<'_> {
+    fn plan(&self, since: i64) -> Result<ReplayPlan, ApiError> {
+        let log = &self.0;
+        Ok(plan_sparse_replay(
+            since,
+            log.last_seq()?,
+            log.pruned_through()?,
+        ))
+    }
+
+    fn read(&self, from: i64, through: i64, n: i64) -> Result<Vec<Entry>, ApiError> {
+        Ok(self
+            .0
+            .range(from, through, n)?
+            .into_iter()
+            .map(|event| Entry {
+                seq: event.seq,
+                text: ServerFrame::stream(&event.event, event.seq, event.data_value()).to_text(),
+            })
+            .collect())
+    }
+
+    fn unrecovered(&self, _plan: &ReplayPlan) -> Value {
+        Value::Null
     }
 }
