@@ -13,9 +13,8 @@
 use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Env, Request, Response};
 
-use crate::config::Config;
+use super::{ok, Answer, Call};
 use crate::error::ApiError;
 use crate::hubs::directory::{self, BroadcastRequest, ShardReach, SHARDS};
 
@@ -32,15 +31,14 @@ pub struct BroadcastBody {
     pub idempotency_key: Option<String>,
 }
 
-pub async fn broadcast(mut req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    super::authenticate_internal(&req, config)?;
-    let body: BroadcastBody =
-        crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
+pub async fn broadcast(mut call: Call<'_>) -> Answer {
+    call.internal()?;
+    let body: BroadcastBody = call.body().await?;
     super::push::validate_event(
         &body.event,
         &body.data,
         body.idempotency_key.as_deref(),
-        config.limits.max_frame_bytes - 512,
+        call.config.limits.max_frame_bytes - 512,
     )?;
     let request = BroadcastRequest {
         event: body.event,
@@ -48,7 +46,7 @@ pub async fn broadcast(mut req: Request, env: &Env, config: &Config) -> Result<R
         idempotency_key: body.idempotency_key,
     };
     let started = crate::hubs::now_ms();
-    let outcomes = directory::broadcast(env, &request).await;
+    let outcomes = directory::broadcast(call.env, &request).await;
     let failed = outcomes.iter().filter(|outcome| outcome.is_err()).count();
     let reached: i64 = outcomes.iter().flatten().map(|reach| reach.devices).sum();
     crate::log::info(
@@ -76,7 +74,7 @@ pub async fn broadcast(mut req: Request, env: &Env, config: &Config) -> Result<R
         "devices": reaches.iter().map(|r| r.devices).sum::<i64>(),
         "duplicate": request.idempotency_key.is_some() && reaches.iter().all(|r| r.duplicate),
     });
-    Ok(crate::http::json(200, &answer)?)
+    ok(&answer)
 }
 
 /// Where a listing of online users continues: after `user` in shard `shard`. On the wire it is
@@ -105,20 +103,10 @@ impl OnlineCursor {
 
 /// `GET /internal/v1/online?limit=&cursor=`: the count of online users over every shard, and a
 /// page of them in shard order, then user order.
-pub async fn online(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    super::authenticate_internal(&req, config)?;
-    let limit = crate::http::page_limit(
-        crate::http::query_param(&req, "limit").as_deref(),
-        DEFAULT_ONLINE_PAGE,
-        MAX_ONLINE_PAGE,
-    )?;
-    let cursor = crate::http::query_param(&req, "cursor")
-        .map(|raw| {
-            OnlineCursor::decode(&raw).ok_or_else(|| {
-                ApiError::bad_request("validation", "cursor: not a cursor this API gave out")
-            })
-        })
-        .transpose()?;
+pub async fn online(call: Call<'_>) -> Answer {
+    call.internal()?;
+    let limit = call.limit_within(DEFAULT_ONLINE_PAGE, MAX_ONLINE_PAGE)?;
+    let cursor = call.cursor(OnlineCursor::decode)?;
     let start = cursor.as_ref().map_or(0, |c| c.shard);
     let after = |k: usize| {
         cursor
@@ -130,7 +118,7 @@ pub async fn online(req: Request, env: &Env, config: &Config) -> Result<Response
     // than the page holds, which tells whether a next page exists.
     let pages = join_all((0..SHARDS).map(|k| {
         let wanted = if k < start { 0 } else { limit + 1 };
-        directory::page(env, k, after(k), wanted)
+        directory::page(call.env, k, after(k), wanted)
     }))
     .await;
     let mut count = 0;
@@ -154,10 +142,7 @@ pub async fn online(req: Request, env: &Env, config: &Config) -> Result<Response
     listed.truncate(limit as usize);
     let next_cursor = listed.last().filter(|_| more).map(OnlineCursor::encode);
     let users: Vec<String> = listed.into_iter().map(|entry| entry.user).collect();
-    Ok(crate::http::json(
-        200,
-        &json!({"count": count, "users": users, "next_cursor": next_cursor}),
-    )?)
+    ok(&json!({"count": count, "users": users, "next_cursor": next_cursor}))
 }
 
 #[cfg(test)]

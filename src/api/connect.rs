@@ -6,10 +6,10 @@
 //! called, with the verified identity in a header it alone trusts.
 
 use serde_json::json;
-use worker::{Env, Headers, Request, Response};
+use worker::{Headers, Request, Response};
 
-use crate::auth::token::{self, Carrier, ExtractError};
-use crate::config::Config;
+use super::{validation, Answer, Call};
+use crate::auth::token::{self, Carrier, ExtractError, Extracted};
 use crate::error::ApiError;
 use crate::http::{header, query_param};
 use crate::metrics::{self, Kind, Point};
@@ -33,12 +33,7 @@ pub fn kind_of(route: &Route) -> Option<&'static str> {
 /// How the request carries its token (`header`, `subprotocol`, `query` or `none`), without
 /// verifying it: for the log, which never shows the token itself.
 pub fn carrier_hint(req: &Request) -> &'static str {
-    let extracted = token::extract(
-        header(req, "authorization").as_deref(),
-        header(req, "sec-websocket-protocol").as_deref(),
-        query_param(req, "token").as_deref(),
-    );
-    match extracted.map(|extracted| extracted.carrier) {
+    match extract_token(req).map(|extracted| extracted.carrier) {
         Ok(Carrier::Header) => "header",
         Ok(Carrier::Subprotocol) => "subprotocol",
         Ok(Carrier::Query) => "query",
@@ -80,22 +75,21 @@ pub fn log_outcome(
     }
 }
 
-pub async fn user(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let admitted = admit(&req, env, config).await?;
-    let path = hub_path(&req)?;
-    let stub = crate::hubs::user::stub(env, &admitted.identity.user_id)?;
+pub async fn user(call: Call<'_>) -> Answer {
+    let admitted = admit(&call).await?;
+    let path = hub_path(&call)?;
+    let stub = crate::hubs::user::stub(call.env, &admitted.identity.user_id)?;
     crate::http::call_hub(&stub, upgrade_request(&path, &admitted)?).await
 }
 
 /// The hub's connect path, carrying a validated `since` and `device`.
-pub fn hub_path(req: &Request) -> Result<String, ApiError> {
+pub fn hub_path(call: &Call<'_>) -> Result<String, ApiError> {
     let mut path = String::from("/connect?");
-    if let Some(since) = parse_since(query_param(req, "since").as_deref())? {
+    if let Some(since) = parse_since(call.query("since").as_deref())? {
         path.push_str(&format!("since={since}&"));
     }
-    if let Some(device) = query_param(req, "device") {
-        crate::ids::validate_device_id(&device)
-            .map_err(|why| ApiError::bad_request("validation", why))?;
+    if let Some(device) = call.query("device") {
+        crate::ids::validate_device_id(&device).map_err(validation)?;
         path.push_str(&format!("device={device}"));
     }
     Ok(path)
@@ -108,7 +102,8 @@ pub struct Admitted {
 }
 
 /// The checks every connect route shares.
-pub async fn admit(req: &Request, env: &Env, config: &Config) -> Result<Admitted, ApiError> {
+pub async fn admit(call: &Call<'_>) -> Result<Admitted, ApiError> {
+    let (req, config) = (&call.req, call.config);
     let is_upgrade = header(req, "upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if !is_upgrade {
         return Err(ApiError::new(
@@ -127,12 +122,7 @@ pub async fn admit(req: &Request, env: &Env, config: &Config) -> Result<Admitted
             "this Origin is not in ALLOWED_ORIGINS",
         ));
     }
-    let extracted = token::extract(
-        header(req, "authorization").as_deref(),
-        header(req, "sec-websocket-protocol").as_deref(),
-        query_param(req, "token").as_deref(),
-    )
-    .map_err(|err| match err {
+    let extracted = extract_token(req).map_err(|err| match err {
         ExtractError::Missing => ApiError::unauthorized(
             "token_missing",
             "send a token: Authorization: Bearer, the subprotocol pair 'bearer, <jwt>', or ?token=",
@@ -143,11 +133,21 @@ pub async fn admit(req: &Request, env: &Env, config: &Config) -> Result<Admitted
         .verifier
         .verify(&extracted.token, chrono::Utc::now())
         .map_err(|err| ApiError::unauthorized(err.code(), err.message()))?;
-    crate::quota::check(env, Rate::Connect, &identity.user_id).await?;
+    crate::quota::check(call.env, Rate::Connect, &identity.user_id).await?;
     Ok(Admitted {
         identity,
         carrier: extracted.carrier,
     })
+}
+
+/// The connect token wherever the request carries it: `Authorization: Bearer`, the subprotocol
+/// pair, or `?token=`.
+fn extract_token(req: &Request) -> Result<Extracted, ExtractError> {
+    token::extract(
+        header(req, "authorization").as_deref(),
+        header(req, "sec-websocket-protocol").as_deref(),
+        query_param(req, "token").as_deref(),
+    )
 }
 
 /// `since` is a whole number >= 0 when present.

@@ -14,8 +14,9 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use worker::{Env, Method, Request, Response};
+use worker::Method;
 
+use super::{ok, validation, Answer, Call};
 use crate::config::Config;
 use crate::error::ApiError;
 
@@ -36,19 +37,18 @@ fn default_ttl() -> i64 {
     3600
 }
 
-pub async fn token(mut req: Request, config: &Config) -> Result<Response, ApiError> {
+pub async fn token(mut call: Call<'_>) -> Answer {
+    let config = call.config;
     let secret = match (&config.jwt_secret, config.dev_mode) {
         (Some(secret), true) => secret,
         _ => return Err(ApiError::not_found("no such route")),
     };
-    let body: TokenRequest = crate::http::read_json(&mut req, 16 * 1024).await?;
-    crate::ids::validate_user_id(&body.sub)
-        .map_err(|why| ApiError::bad_request("validation", format!("sub: {why}")))?;
+    let body: TokenRequest = call.body_within(16 * 1024).await?;
+    crate::ids::validate_user_id(&body.sub).map_err(|why| validation(format!("sub: {why}")))?;
     if !(1..=MAX_TTL_SECS).contains(&body.ttl) {
-        return Err(ApiError::bad_request(
-            "validation",
-            format!("ttl must be 1 to {MAX_TTL_SECS} seconds"),
-        ));
+        return Err(validation(format!(
+            "ttl must be 1 to {MAX_TTL_SECS} seconds"
+        )));
     }
     let now = chrono::Utc::now();
     let expires_at = now + chrono::Duration::seconds(body.ttl);
@@ -65,10 +65,7 @@ pub async fn token(mut req: Request, config: &Config) -> Result<Response, ApiErr
     }
     let token = crate::auth::jwt::mint_hs256(secret, &claims, expires_at, now)
         .map_err(ApiError::internal)?;
-    Ok(crate::http::json(
-        200,
-        &serde_json::json!({"token": token, "expires_at": expires_at.timestamp()}),
-    )?)
+    ok(&serde_json::json!({"token": token, "expires_at": expires_at.timestamp()}))
 }
 
 fn dev_only(config: &Config) -> Result<(), ApiError> {
@@ -79,22 +76,23 @@ fn dev_only(config: &Config) -> Result<(), ApiError> {
     }
 }
 
-pub async fn push(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    dev_only(config)?;
-    super::push::deliver(req, env, config).await
+pub async fn push(call: Call<'_>) -> Answer {
+    dev_only(call.config)?;
+    super::push::deliver(call).await
 }
 
 /// Serves one file of the built client from the `ASSETS` binding (`client/dist`, built by
 /// `make client`). `path` comes from the route table: `/switchboard.js`, `/demo/<file>` or
 /// `/ops/<file>`.
-pub async fn asset(env: &Env, config: &Config, path: &str) -> Result<Response, ApiError> {
-    dev_only(config)?;
+pub async fn asset(call: Call<'_>, path: &str) -> Answer {
+    dev_only(call.config)?;
     let file = path.rsplit('/').next().unwrap_or_default();
     let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
     if file.is_empty() || file.starts_with('.') || !file.chars().all(plain) {
         return Err(ApiError::not_found("no such file"));
     }
-    let assets = env
+    let assets = call
+        .env
         .assets("ASSETS")
         .map_err(|_| ApiError::not_found("the client is not built here (run `make client`)"))?;
     let res = assets
@@ -107,20 +105,18 @@ pub async fn asset(env: &Env, config: &Config, path: &str) -> Result<Response, A
     }
 }
 
-pub async fn user_alarm(env: &Env, config: &Config, user_id: &str) -> Result<Response, ApiError> {
-    dev_only(config)?;
-    crate::ids::validate_user_id(user_id)
-        .map_err(|why| ApiError::bad_request("validation", why))?;
+pub async fn user_alarm(call: Call<'_>, user_id: &str) -> Answer {
+    dev_only(call.config)?;
+    crate::ids::validate_user_id(user_id).map_err(validation)?;
     let report: Value =
-        crate::hubs::user::call(env, user_id, Method::Get, "/alarm", None::<&()>).await?;
-    Ok(crate::http::json(200, &report)?)
+        crate::hubs::user::call(call.env, user_id, Method::Get, "/alarm", None::<&()>).await?;
+    ok(&report)
 }
 
-pub async fn room_alarm(env: &Env, config: &Config, room_id: &str) -> Result<Response, ApiError> {
-    dev_only(config)?;
-    crate::ids::validate_room_id(room_id)
-        .map_err(|why| ApiError::bad_request("validation", why))?;
+pub async fn room_alarm(call: Call<'_>, room_id: &str) -> Answer {
+    dev_only(call.config)?;
+    crate::ids::validate_room_id(room_id).map_err(validation)?;
     let report: Value =
-        crate::hubs::room::call(env, room_id, Method::Get, "/alarm", None::<&()>).await?;
-    Ok(crate::http::json(200, &report)?)
+        crate::hubs::room::call(call.env, room_id, Method::Get, "/alarm", None::<&()>).await?;
+    ok(&report)
 }

@@ -7,30 +7,19 @@
 //! hub answers an empty report, and creates nothing for the asking.
 
 use serde_json::Value;
-use worker::{Env, Method, Request, Response};
+use worker::Method;
 
-use crate::config::Config;
-use crate::error::ApiError;
+use super::{ok, Answer, Call};
 
 /// `GET /internal/v1/users/{id}`.
-pub async fn user(
-    req: Request,
-    env: &Env,
-    config: &Config,
-    user_id: &str,
-) -> Result<Response, ApiError> {
-    super::users::internal_user(&req, config, user_id)?;
+pub async fn user(call: Call<'_>, user_id: &str) -> Answer {
+    super::users::internal_user(&call, user_id)?;
     let report: Value =
-        crate::hubs::user::call(env, user_id, Method::Get, "/inspect", None::<&()>).await?;
-    Ok(crate::http::json(200, &report)?)
+        crate::hubs::user::call(call.env, user_id, Method::Get, "/inspect", None::<&()>).await?;
+    ok(&report)
 }
 
 /// `GET /internal/v1/rooms/{id}/stats`.
-pub async fn room(
-    req: Request,
-    env: &Env,
-    config: &Config,
-    room_id: &str,
-) -> Result<Response, ApiError> {
-    super::rooms::internal_view(req, env, config, room_id, "/stats").await
+pub async fn room(call: Call<'_>, room_id: &str) -> Answer {
+    super::rooms::internal_view(call, room_id, "/stats").await
 }

@@ -7,19 +7,14 @@
 //! can stop and surface the reason instead of reconnecting forever.
 
 use serde_json::json;
-use worker::{Env, Request, Response};
 
-use crate::config::Config;
-use crate::error::ApiError;
+use super::{ok, Answer, Call};
 
-pub async fn me(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let identity = super::authenticate(&req, env, config).await?;
-    Ok(crate::http::json(
-        200,
-        &json!({
-            "user_id": identity.user_id,
-            "roles": identity.roles,
-            "expires_at": identity.expires_at,
-        }),
-    )?)
+pub async fn me(call: Call<'_>) -> Answer {
+    let identity = call.user().await?;
+    ok(&json!({
+        "user_id": identity.user_id,
+        "roles": identity.roles,
+        "expires_at": identity.expires_at,
+    }))
 }

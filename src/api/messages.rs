@@ -5,10 +5,10 @@
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Value};
-use worker::{Env, Request, Response};
+use worker::Env;
 
+use super::{ok, respond, validation, Answer, Call};
 use crate::auth::jwt::Identity;
-use crate::config::Config;
 use crate::cursor::PageCursor;
 use crate::direct::{DirectMessage, IdsBody};
 use crate::error::ApiError;
@@ -18,23 +18,15 @@ use crate::store::d1;
 use crate::store::direct::{self as store, AdminFilter, Party};
 use crate::stream::Class;
 
-fn field_error(err: crate::message::FieldError) -> ApiError {
-    ApiError::bad_request("validation", err.to_string())
-}
-
-fn validation(why: impl Into<String>) -> ApiError {
-    ApiError::bad_request("validation", why)
-}
-
-pub async fn send(mut req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, env, config).await?;
-    let body: Value = crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
-    let outcome = direct::send(env, &me.user_id, body, None).await?;
+pub async fn send(mut call: Call<'_>) -> Answer {
+    let me = call.user().await?;
+    let body: Value = call.body().await?;
+    let outcome = direct::send(call.env, &me.user_id, body, None).await?;
     let status = if outcome.duplicate { 200 } else { 201 };
-    Ok(crate::http::json(
+    respond(
         status,
         &json!({"message": outcome.message, "duplicate": outcome.duplicate}),
-    )?)
+    )
 }
 
 fn message_id(raw: &str) -> Result<&str, ApiError> {
@@ -42,9 +34,10 @@ fn message_id(raw: &str) -> Result<&str, ApiError> {
     Ok(raw)
 }
 
-async fn ids(req: &mut Request, config: &Config) -> Result<Vec<String>, ApiError> {
-    let body: IdsBody = crate::http::read_json(req, config.limits.max_body_bytes).await?;
-    body.validate().map_err(field_error)
+/// The ids a bulk call names (`{"ids": [...]}`): valid, deduplicated, 1 to `MAX_IDS` of them.
+async fn ids(call: &mut Call<'_>) -> Result<Vec<String>, ApiError> {
+    let body: IdsBody = call.body().await?;
+    body.validate().map_err(|err| validation(err.to_string()))
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -52,76 +45,55 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// A page of messages, newest first, with the cursor of the next page when it was full.
-fn listing<T: Serialize>(
+fn messages<T: Serialize>(
     list: &[T],
     limit: i64,
     message: impl Fn(&T) -> &DirectMessage,
-) -> Result<Response, ApiError> {
-    let next = PageCursor::next(list, limit, |row| {
+) -> Answer {
+    super::listing("messages", list, limit, |row| {
         let m = message(row);
         PageCursor::new(m.created_at, m.id.clone())
-    });
-    Ok(crate::http::json(
-        200,
-        &json!({"messages": list, "next_cursor": next}),
-    )?)
+    })
 }
 
 /// Deletes one message for the caller as `party`; 404 when it is not theirs (or already gone).
-pub async fn delete_one(
-    req: Request,
-    env: &Env,
-    config: &Config,
-    party: Party,
-    id: &str,
-) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, env, config).await?;
+pub async fn delete_one(call: Call<'_>, party: Party, id: &str) -> Answer {
+    let me = call.user().await?;
     let id = message_id(id)?;
-    let ids = [id.to_owned()];
-    let deleted = store::delete(
-        &d1::db(env)?,
-        party,
-        &me.user_id,
-        &ids,
-        crate::hubs::now_ms(),
-    )
-    .await?;
+    let deleted = delete(call.env, party, &me, &[id.to_owned()]).await?;
     if deleted.is_empty() {
         return Err(not_found(id));
     }
-    Ok(crate::http::json(200, &json!({"deleted": deleted}))?)
+    ok(&json!({"deleted": deleted}))
 }
 
 /// Deletes up to 100 messages for the caller as `party`.
-pub async fn delete_many(
-    mut req: Request,
+pub async fn delete_many(mut call: Call<'_>, party: Party) -> Answer {
+    let me = call.user().await?;
+    let ids = ids(&mut call).await?;
+    let deleted = delete(call.env, party, &me, &ids).await?;
+    ok(&bulk_answer("deleted", &ids, deleted))
+}
+
+/// Deletes `ids` for `me` as `party`; the ids that were theirs and are now gone.
+async fn delete(
     env: &Env,
-    config: &Config,
     party: Party,
-) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, env, config).await?;
-    let ids = ids(&mut req, config).await?;
-    let deleted = store::delete(
-        &d1::db(env)?,
-        party,
-        &me.user_id,
-        &ids,
-        crate::hubs::now_ms(),
-    )
-    .await?;
-    Ok(crate::http::json(
-        200,
-        &bulk_answer("deleted", &ids, deleted),
-    )?)
+    me: &Identity,
+    ids: &[String],
+) -> Result<Vec<String>, ApiError> {
+    let db = d1::db(env)?;
+    Ok(store::delete(&db, party, &me.user_id, ids, crate::hubs::now_ms()).await?)
 }
 
 // ----- the sender -----
 
-pub async fn sent(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, env, config).await?;
-    let page = super::page(&req)?;
-    let list = store::sent(&d1::db(env)?, &me.user_id, page.cursor.as_ref(), page.limit).await?;
-    listing(&list, page.limit, |m| &m.message)
+pub async fn sent(call: Call<'_>) -> Answer {
+    let me = call.user().await?;
+    let page = call.page()?;
+    let db = d1::db(call.env)?;
+    let list = store::sent(&db, &me.user_id, page.cursor.as_ref(), page.limit).await?;
+    messages(&list, page.limit, |m| &m.message)
 }
 
 /// `{"<verb>": [...], "not_found": [...]}`: which ids changed and which were not the caller's
@@ -133,34 +105,30 @@ fn bulk_answer(verb: &str, asked: &[String], changed: Vec<String>) -> Value {
 
 // ----- the receiver -----
 
-pub async fn received(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, env, config).await?;
-    let page = super::page(&req)?;
-    let unread_only = match crate::http::query_param(&req, "unread").as_deref() {
+pub async fn received(call: Call<'_>) -> Answer {
+    let me = call.user().await?;
+    let page = call.page()?;
+    let unread_only = match call.query("unread").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => return Err(validation("unread must be true or false")),
     };
     let list = store::received(
-        &d1::db(env)?,
+        &d1::db(call.env)?,
         &me.user_id,
         unread_only,
         page.cursor.as_ref(),
         page.limit,
     )
     .await?;
-    listing(&list, page.limit, |m| &m.message)
+    messages(&list, page.limit, |m| &m.message)
 }
 
 /// Reads one received message, marking it read (and telling its sender) the first time.
-pub async fn read_one(
-    req: Request,
-    env: &Env,
-    config: &Config,
-    id: &str,
-) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, env, config).await?;
+pub async fn read_one(call: Call<'_>, id: &str) -> Answer {
+    let me = call.user().await?;
     let id = message_id(id)?;
+    let env = call.env;
     let db = d1::db(env)?;
     let mut found = store::received_one(&db, &me.user_id, id)
         .await?
@@ -171,17 +139,17 @@ pub async fn read_one(
         tell_senders(env, &me, &newly, now).await;
         found.read_at = Some(now);
     }
-    Ok(crate::http::json(200, &found)?)
+    ok(&found)
 }
 
-pub async fn read_many(mut req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, env, config).await?;
-    let ids = ids(&mut req, config).await?;
+pub async fn read_many(mut call: Call<'_>) -> Answer {
+    let me = call.user().await?;
+    let ids = ids(&mut call).await?;
     let now = crate::hubs::now_ms();
-    let newly = store::mark_read(&d1::db(env)?, &me.user_id, &ids, now).await?;
-    tell_senders(env, &me, &newly, now).await;
+    let newly = store::mark_read(&d1::db(call.env)?, &me.user_id, &ids, now).await?;
+    tell_senders(call.env, &me, &newly, now).await;
     let changed = newly.iter().map(|n| n.message_id.clone()).collect();
-    Ok(crate::http::json(200, &bulk_answer("read", &ids, changed))?)
+    ok(&bulk_answer("read", &ids, changed))
 }
 
 /// Pushes `message.read` to each sender whose messages were newly read, one event per sender.
@@ -216,16 +184,16 @@ async fn tell_senders(env: &Env, reader: &Identity, newly: &[store::NewlyRead], 
         .await;
 }
 
-pub async fn unread_count(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, env, config).await?;
-    let unread = store::unread_count(&d1::db(env)?, &me.user_id).await?;
-    Ok(crate::http::json(200, &json!({"unread": unread}))?)
+pub async fn unread_count(call: Call<'_>) -> Answer {
+    let me = call.user().await?;
+    let unread = store::unread_count(&d1::db(call.env)?, &me.user_id).await?;
+    ok(&json!({"unread": unread}))
 }
 
 // ----- admins (`roles` contains `admin`) -----
 
-async fn admin(req: &Request, env: &Env, config: &Config) -> Result<Identity, ApiError> {
-    let me = super::authenticate(req, env, config).await?;
+async fn admin(call: &Call<'_>) -> Result<Identity, ApiError> {
+    let me = call.user().await?;
     if !me.is_admin() {
         return Err(ApiError::forbidden(
             "forbidden",
@@ -235,8 +203,8 @@ async fn admin(req: &Request, env: &Env, config: &Config) -> Result<Identity, Ap
     Ok(me)
 }
 
-fn time_param(req: &Request, name: &str) -> Result<Option<i64>, ApiError> {
-    crate::http::query_param(req, name)
+fn time_param(call: &Call<'_>, name: &str) -> Result<Option<i64>, ApiError> {
+    call.query(name)
         .map(|raw| {
             raw.parse::<i64>()
                 .ok()
@@ -246,63 +214,54 @@ fn time_param(req: &Request, name: &str) -> Result<Option<i64>, ApiError> {
         .transpose()
 }
 
-fn user_param(req: &Request, name: &str) -> Result<Option<String>, ApiError> {
-    let value = crate::http::query_param(req, name);
+fn user_param(call: &Call<'_>, name: &str) -> Result<Option<String>, ApiError> {
+    let value = call.query(name);
     if let Some(user) = &value {
         crate::ids::validate_user_id(user).map_err(|why| validation(format!("{name}: {why}")))?;
     }
     Ok(value)
 }
 
-pub async fn admin_list(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    admin(&req, env, config).await?;
-    let page = super::page(&req)?;
+pub async fn admin_list(call: Call<'_>) -> Answer {
+    admin(&call).await?;
+    let page = call.page()?;
     let filter = AdminFilter {
-        sender: user_param(&req, "sender")?,
-        receiver: user_param(&req, "receiver")?,
-        from: time_param(&req, "from")?,
-        until: time_param(&req, "until")?,
+        sender: user_param(&call, "sender")?,
+        receiver: user_param(&call, "receiver")?,
+        from: time_param(&call, "from")?,
+        until: time_param(&call, "until")?,
     };
-    let list = store::admin_list(&d1::db(env)?, &filter, page.cursor.as_ref(), page.limit).await?;
-    listing(&list, page.limit, |m| &m.message)
+    let db = d1::db(call.env)?;
+    let list = store::admin_list(&db, &filter, page.cursor.as_ref(), page.limit).await?;
+    messages(&list, page.limit, |m| &m.message)
 }
 
-pub async fn admin_delete(
-    req: Request,
-    env: &Env,
-    config: &Config,
-    id: &str,
-) -> Result<Response, ApiError> {
-    admin(&req, env, config).await?;
+pub async fn admin_delete(call: Call<'_>, id: &str) -> Answer {
+    admin(&call).await?;
     let id = message_id(id)?;
-    delete_for_everyone(env, id).await
+    delete_for_everyone(call.env, id).await
 }
 
 /// `DELETE /v1/messages/sent/{id}?everyone=true`: the sender recalls a message within
 /// `RECALL_WINDOW_SECONDS`, exactly as an admin deletes one.
-pub async fn recall(
-    req: Request,
-    env: &Env,
-    config: &Config,
-    id: &str,
-) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, env, config).await?;
+pub async fn recall(call: Call<'_>, id: &str) -> Answer {
+    let me = call.user().await?;
     let id = message_id(id)?;
-    let sent_at = store::sent_at(&d1::db(env)?, &me.user_id, id)
+    let sent_at = store::sent_at(&d1::db(call.env)?, &me.user_id, id)
         .await?
         .ok_or_else(|| not_found(id))?;
     crate::message::within_recall_window(
         sent_at,
         crate::hubs::now_ms(),
-        config.limits.recall_window_secs,
+        call.config.limits.recall_window_secs,
     )?;
-    delete_for_everyone(env, id).await
+    delete_for_everyone(call.env, id).await
 }
 
 /// Deletes a direct message for everyone: D1 first (REST forgets it; its row stays as a
 /// tombstone for a retry of its `client_id`), then every party's stream (tombstones,
 /// `message.deleted`).
-async fn delete_for_everyone(env: &Env, id: &str) -> Result<Response, ApiError> {
+async fn delete_for_everyone(env: &Env, id: &str) -> Answer {
     let parties = store::admin_delete(&d1::db(env)?, id, crate::hubs::now_ms())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no message '{id}'")))?;
@@ -317,5 +276,5 @@ async fn delete_for_everyone(env: &Env, id: &str) -> Result<Response, ApiError> 
             ),
         ));
     }
-    Ok(crate::http::json(200, &json!({"deleted": [id]}))?)
+    ok(&json!({"deleted": [id]}))
 }

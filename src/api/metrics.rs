@@ -7,16 +7,15 @@
 //! the directory lists users, and counting devices would mean asking every online user's hub.
 
 use futures_util::future::join_all;
-use worker::{Env, Request, Response};
+use worker::Response;
 
-use crate::config::Config;
-use crate::error::ApiError;
+use super::{Answer, Call};
 use crate::hubs::directory::{self, SHARDS};
 use crate::metrics::{self, Online};
 
-pub async fn metrics(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    super::authenticate_internal(&req, config)?;
-    let counts = join_all((0..SHARDS).map(|k| directory::page(env, k, None, 0))).await;
+pub async fn metrics(call: Call<'_>) -> Answer {
+    call.internal()?;
+    let counts = join_all((0..SHARDS).map(|k| directory::page(call.env, k, None, 0))).await;
     let users = counts
         .into_iter()
         .map(|page| page.ok().map(|page| page.count.max(0) as u64))

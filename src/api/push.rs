@@ -7,9 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use worker::{Env, Request, Response};
 
-use crate::config::Config;
+use super::{respond, Answer, Call};
 use crate::error::ApiError;
 use crate::hubs::user::{PushOutcome, PushRequest};
 use crate::metrics::{self, Kind, Point};
@@ -109,15 +108,15 @@ pub fn validate_event(
     Ok(())
 }
 
-pub async fn push(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    super::authenticate_internal(&req, config)?;
-    deliver(req, env, config).await
+pub async fn push(call: Call<'_>) -> Answer {
+    call.internal()?;
+    deliver(call).await
 }
 
 /// Validates a push body and delivers it to every user's hub; the answer lists each outcome.
-pub async fn deliver(mut req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let body: PushBody = crate::http::read_json(&mut req, config.limits.max_body_bytes).await?;
-    let users = validate(&body, config.limits.max_frame_bytes - 512)?;
+pub async fn deliver(mut call: Call<'_>) -> Answer {
+    let body: PushBody = call.body().await?;
+    let users = validate(&body, call.config.limits.max_frame_bytes - 512)?;
     let request = PushRequest {
         event: body.event,
         data: body.data,
@@ -127,7 +126,7 @@ pub async fn deliver(mut req: Request, env: &Env, config: &Config) -> Result<Res
     };
     let started = crate::hubs::now_ms();
     let bytes = request.data.to_string().len();
-    let outcomes = crate::hubs::user::push_all(env, &users, &request).await;
+    let outcomes = crate::hubs::user::push_all(call.env, &users, &request).await;
     observe(
         &request,
         &users,
@@ -159,10 +158,7 @@ pub async fn deliver(mut req: Request, env: &Env, config: &Config) -> Result<Res
         .iter()
         .all(|r| matches!(r, UserResult::Delivered { .. }));
     let status = if all_delivered { 200 } else { 502 };
-    Ok(crate::http::json(
-        status,
-        &serde_json::json!({"results": results}),
-    )?)
+    respond(status, &serde_json::json!({"results": results}))
 }
 
 /// `push` (info) with the event name, recipients, outcome, size and time (never the data), and

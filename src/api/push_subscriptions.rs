@@ -11,8 +11,9 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use worker::{Env, Method, Request, Response};
+use worker::{Env, Method, Response};
 
+use super::{ok, respond, validation, Answer, Call};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hubs::notifier::{SubscribeRequest, Subscribed, SubscriptionView};
@@ -49,26 +50,23 @@ fn web_push(config: &Config) -> Result<&WebPushConfig, ApiError> {
 }
 
 /// `GET /v1/push/public-key`: the key for `pushManager.subscribe({applicationServerKey})`.
-pub fn public_key(config: &Config) -> Result<Response, ApiError> {
-    let web_push = web_push(config)?;
-    Ok(crate::http::json(
-        200,
-        &json!({"public_key": web_push.vapid.public_key()}),
-    )?)
+pub fn public_key(call: Call<'_>) -> Answer {
+    let web_push = web_push(call.config)?;
+    ok(&json!({"public_key": web_push.vapid.public_key()}))
 }
 
 /// `POST /v1/push-subscriptions`: 201 with the subscription, 200 when this user had it.
-pub async fn subscribe(mut req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let identity = super::authenticate(&req, env, config).await?;
+pub async fn subscribe(mut call: Call<'_>) -> Answer {
+    let identity = call.user().await?;
+    let (env, config) = (call.env, call.config);
     let web_push = web_push(config)?;
-    let body: SubscriptionBody = crate::http::read_json(&mut req, 8 * 1024).await?;
+    let body: SubscriptionBody = call.body_within(8 * 1024).await?;
     let endpoint = check_endpoint(&body.endpoint, &web_push.hosts, config.dev_mode)
         .map_err(|err| ApiError::bad_request(err.code(), err.reason()))?;
-    SubscriptionKeys::parse(&body.keys.p256dh, &body.keys.auth)
-        .map_err(|why| ApiError::bad_request("validation", why))?;
+    SubscriptionKeys::parse(&body.keys.p256dh, &body.keys.auth).map_err(validation)?;
     if let Some(device) = &body.device {
         crate::ids::validate_device_id(device)
-            .map_err(|why| ApiError::bad_request("validation", format!("device: {why}")))?;
+            .map_err(|why| validation(format!("device: {why}")))?;
     }
     let user_id = &identity.user_id;
     let id = endpoint.id();
@@ -90,7 +88,7 @@ pub async fn subscribe(mut req: Request, env: &Env, config: &Config) -> Result<R
         push_endpoints::release(&db, user_id, Some(&stored.dropped)).await?;
     }
     let status = if stored.created { 201 } else { 200 };
-    Ok(crate::http::json(status, &stored.subscription)?)
+    respond(status, &stored.subscription)
 }
 
 /// Tells `user`'s hub to forget subscription `id`; whether it had it.
@@ -111,30 +109,23 @@ async fn drop_from(env: &Env, user: &str, id: &str) -> Result<bool, ApiError> {
 }
 
 /// `GET /v1/push-subscriptions`: the caller's subscriptions, oldest first.
-pub async fn list(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let identity = super::authenticate(&req, env, config).await?;
+pub async fn list(call: Call<'_>) -> Answer {
+    let identity = call.user().await?;
     let subscriptions: Vec<SubscriptionView> = user::call(
-        env,
+        call.env,
         &identity.user_id,
         Method::Get,
         "/subscriptions",
         None::<&()>,
     )
     .await?;
-    Ok(crate::http::json(
-        200,
-        &json!({"subscriptions": subscriptions}),
-    )?)
+    ok(&json!({"subscriptions": subscriptions}))
 }
 
 /// `DELETE /v1/push-subscriptions/{id}`: 204, or 404 when the caller has no such subscription.
-pub async fn unsubscribe(
-    req: Request,
-    env: &Env,
-    config: &Config,
-    id: &str,
-) -> Result<Response, ApiError> {
-    let identity = super::authenticate(&req, env, config).await?;
+pub async fn unsubscribe(call: Call<'_>, id: &str) -> Answer {
+    let identity = call.user().await?;
+    let env = call.env;
     if !drop_from(env, &identity.user_id, id).await? {
         return Err(ApiError::not_found("no such push subscription"));
     }

@@ -28,10 +28,11 @@ use worker::{Delay, Env, Request, Response, WebSocket, WebSocketPair, WebsocketE
 
 use super::connect;
 use super::pending::{client_address, Pending};
+use super::{validation, Answer, Call};
 use crate::auth::token::{self, Carrier};
-use crate::config::{Config, Limits};
+use crate::config::Limits;
 use crate::error::ApiError;
-use crate::http::{header, query_param};
+use crate::http::header;
 use crate::protocol::close;
 use crate::ratelimit::Bucket;
 use crate::socketio::{engine, packet};
@@ -39,42 +40,41 @@ use crate::socketio::{engine, packet};
 /// How long a refused client's socket is held for its CONNECT packets.
 pub const REFUSAL_LINGER_MS: u64 = 10_000;
 
-pub async fn connect(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    if query_param(&req, "EIO").as_deref() != Some("4") {
+pub async fn connect(call: Call<'_>) -> Answer {
+    if call.query("EIO").as_deref() != Some("4") {
         return engine_error(engine::UNSUPPORTED_VERSION);
     }
-    let is_upgrade = header(&req, "upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if query_param(&req, "transport").as_deref() != Some("websocket") || !is_upgrade {
+    let is_upgrade = call
+        .header("upgrade")
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if call.query("transport").as_deref() != Some("websocket") || !is_upgrade {
         return engine_error(engine::UNKNOWN_TRANSPORT);
     }
-    match connect::admit(&req, env, config).await {
+    match connect::admit(&call).await {
         Ok(admitted) => {
             let mut path = String::from("/connect?dialect=socketio");
-            if let Some(device) = query_param(&req, "device") {
-                crate::ids::validate_device_id(&device)
-                    .map_err(|why| ApiError::bad_request("validation", why))?;
+            if let Some(device) = call.query("device") {
+                crate::ids::validate_device_id(&device).map_err(validation)?;
                 path.push_str(&format!("&device={device}"));
             }
-            let opened = match query_param(&req, "room_id") {
-                Some(room_id) => open_room(env, &admitted, &room_id, &path).await,
+            let opened = match call.query("room_id") {
+                Some(room_id) => open_room(call.env, &admitted, &room_id, &path).await,
                 None => {
-                    let stub = crate::hubs::user::stub(env, &admitted.identity.user_id)?;
+                    let stub = crate::hubs::user::stub(call.env, &admitted.identity.user_id)?;
                     let upgrade = connect::upgrade_request(&path, &admitted)?;
                     crate::http::call_hub(&stub, upgrade).await
                 }
             };
             match opened {
                 Ok(res) if matches!(res.status_code(), 401 | 403 | 404 | 429) => {
-                    refuse(&req, crate::http::error_of(res).await, config)
+                    refuse(&call, crate::http::error_of(res).await)
                 }
                 Ok(res) => Ok(res),
-                Err(err) if matches!(err.status, 400 | 401 | 403 | 404 | 429) => {
-                    refuse(&req, err, config)
-                }
+                Err(err) if matches!(err.status, 400 | 401 | 403 | 404 | 429) => refuse(&call, err),
                 Err(err) => Err(err),
             }
         }
-        Err(err) if err.status == 401 => refuse(&req, err, config),
+        Err(err) if err.status == 401 => refuse(&call, err),
         Err(err) => Err(err),
     }
 }
@@ -87,14 +87,13 @@ async fn open_room(
     room_id: &str,
     path: &str,
 ) -> Result<Response, ApiError> {
-    crate::ids::validate_room_id(room_id)
-        .map_err(|why| ApiError::bad_request("validation", why))?;
+    crate::ids::validate_room_id(room_id).map_err(validation)?;
     let subprotocol = admitted.carrier == Carrier::Subprotocol;
     crate::hubs::room::open_socket(env, &admitted.identity, room_id, path, subprotocol).await
 }
 
 /// socket.io's own answer to a request it cannot take over HTTP: 400 and a small JSON body.
-fn engine_error(body: &str) -> Result<Response, ApiError> {
+fn engine_error(body: &str) -> Answer {
     let mut res = Response::ok(body)?.with_status(400);
     res.headers_mut().set("content-type", "application/json")?;
     Ok(res)
@@ -102,9 +101,9 @@ fn engine_error(body: &str) -> Result<Response, ApiError> {
 
 /// Accepts the socket only to say why the client is refused, in the client's own terms; a
 /// `429 too_many_pending` instead when its address holds too many such sockets already.
-fn refuse(req: &Request, err: ApiError, config: &Config) -> Result<Response, ApiError> {
-    let limits = &config.limits;
-    let pending = Pending::hold(client_address(req), limits.max_pending_per_address)?;
+fn refuse(call: &Call<'_>, err: ApiError) -> Answer {
+    let limits = &call.config.limits;
+    let pending = Pending::hold(client_address(&call.req), limits.max_pending_per_address)?;
     let pair = WebSocketPair::new()?;
     let server = pair.server;
     server.accept()?;
@@ -120,7 +119,7 @@ fn refuse(req: &Request, err: ApiError, config: &Config) -> Result<Response, Api
     worker::wasm_bindgen_futures::spawn_local(refusal.run(server, pending));
     let mut res = Response::from_websocket(pair.client)?;
     res.headers_mut().set(connect::REFUSAL_HEADER, code)?;
-    if offered_subprotocol(req) {
+    if offered_subprotocol(&call.req) {
         res.headers_mut()
             .set("sec-websocket-protocol", token::SUBPROTOCOL)?;
     }

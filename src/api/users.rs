@@ -15,8 +15,9 @@ use futures_util::future::join_all;
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
-use worker::{Env, Method, Request, Response};
+use worker::{Env, Method};
 
+use super::{ok, validation, Answer, Call};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hubs::room::DisconnectUser;
@@ -30,20 +31,20 @@ const ROOM_FAN_OUT: usize = 50;
 /// Users one presence query may ask about.
 pub const MAX_PRESENCE_USERS: usize = 100;
 
-pub async fn presence(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    let me = super::authenticate(&req, env, config).await?;
-    let users = parse_user_list(crate::http::query_param(&req, "users").as_deref())?;
+pub async fn presence(call: Call<'_>) -> Answer {
+    let me = call.user().await?;
+    let users = parse_user_list(call.query("users").as_deref())?;
     let others: Vec<String> = users
         .iter()
         .filter(|u| **u != me.user_id)
         .cloned()
         .collect();
-    let visible = rooms::sharing_a_room(&d1::db(env)?, &me.user_id, &others).await?;
-    let out = presence_of_users(env, config, &users, |user| {
+    let visible = rooms::sharing_a_room(&d1::db(call.env)?, &me.user_id, &others).await?;
+    let out = presence_of_users(call.env, call.config, &users, |user| {
         user == me.user_id || visible.iter().any(|v| v == user)
     })
     .await?;
-    Ok(crate::http::json(200, &json!({"users": out}))?)
+    ok(&json!({"users": out}))
 }
 
 /// Each user's presence, asked of their UserHubs at once; a user `visible` refuses is answered
@@ -119,55 +120,39 @@ fn default_reason() -> String {
     "disconnected by the server".into()
 }
 
-pub async fn disconnect(
-    mut req: Request,
-    env: &Env,
-    config: &Config,
-    user_id: &str,
-) -> Result<Response, ApiError> {
-    internal_user(&req, config, user_id)?;
-    let body: DisconnectBody = crate::http::read_json(&mut req, 16 * 1024).await?;
+pub async fn disconnect(mut call: Call<'_>, user_id: &str) -> Answer {
+    internal_user(&call, user_id)?;
+    let body: DisconnectBody = call.body_within(16 * 1024).await?;
     if body.reason.len() > 123 {
-        return Err(ApiError::bad_request(
-            "validation",
+        return Err(validation(
             "reason must be at most 123 bytes (a close reason)",
         ));
     }
-    end_sessions(env, user_id, body, false).await
+    end_sessions(call.env, user_id, body, false).await
 }
 
 /// `DELETE /internal/v1/users/{id}`: account deletion. Revokes every token issued until now,
 /// closes every socket (4003 `account deleted`), and forgets the user's push subscriptions,
 /// pending notifications and room levels. Messages stay in D1 for their other parties.
-pub async fn delete(
-    req: Request,
-    env: &Env,
-    config: &Config,
-    user_id: &str,
-) -> Result<Response, ApiError> {
-    internal_user(&req, config, user_id)?;
+pub async fn delete(call: Call<'_>, user_id: &str) -> Answer {
+    internal_user(&call, user_id)?;
     let body = DisconnectBody {
         reason: "account deleted".into(),
         revoke: true,
     };
-    end_sessions(env, user_id, body, true).await
+    end_sessions(call.env, user_id, body, true).await
 }
 
 /// An internal call about one user: the internal token, and a well-formed user id.
-pub(super) fn internal_user(req: &Request, config: &Config, user_id: &str) -> Result<(), ApiError> {
-    super::authenticate_internal(req, config)?;
-    crate::ids::validate_user_id(user_id).map_err(|why| ApiError::bad_request("validation", why))
+pub(super) fn internal_user(call: &Call<'_>, user_id: &str) -> Result<(), ApiError> {
+    call.internal()?;
+    crate::ids::validate_user_id(user_id).map_err(validation)
 }
 
 /// Closes the user's sockets; when revoking, first records the cut-off in D1 and forgets the
 /// user's push endpoints (their hub forgets the subscriptions); `forget` also drops the
 /// user's room levels.
-async fn end_sessions(
-    env: &Env,
-    user_id: &str,
-    body: DisconnectBody,
-    forget: bool,
-) -> Result<Response, ApiError> {
+async fn end_sessions(env: &Env, user_id: &str, body: DisconnectBody, forget: bool) -> Answer {
     let now = crate::hubs::now_ms();
     let revoke_before = body.revoke.then(|| crate::auth::revocation::cutoff_at(now));
     let db = d1::db(env)?;
@@ -209,16 +194,13 @@ async fn end_sessions(
     for answer in room_answers {
         room_sockets += answer?.sockets;
     }
-    Ok(crate::http::json(
-        200,
-        &json!({
-            "user": user_id,
-            "devices": devices,
-            "room_sockets": room_sockets,
-            "sockets": devices + room_sockets,
-            "revoked_before": revoke_before,
-        }),
-    )?)
+    ok(&json!({
+        "user": user_id,
+        "devices": devices,
+        "room_sockets": room_sockets,
+        "sockets": devices + room_sockets,
+        "revoked_before": revoke_before,
+    }))
 }
 
 #[cfg(test)]
