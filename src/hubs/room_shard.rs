@@ -13,15 +13,16 @@
 //!
 //! | arrives                                   | stored                          | sent |
 //! |-------------------------------------------|---------------------------------|------|
-//! | `GET /connect` (placed by the room)        | socket attachment (paging until the room answers) | the link opened first if it is not; `ready`, `presence` (the room's, in the request); `resume` to the room (from `since`, or from `ready`'s seq), whose batch comes back on the link; the user's oldest socket here closed 4009 beyond the cap |
+//! | `GET /connect` (placed by the room)        | socket attachment (paging until the room answers) | the link opened first if it is not; `ready`, `presence` (the room's, in the request); `resume` to the room (from `since`, or from `ready`'s seq, with the token's `iat`), whose batch comes back on the link; the user's oldest socket here closed 4009 beyond the cap |
 //! | frame `ping`                               | —                               | `pong` |
 //! | any other frame, screened (open, rate, size, JSON) | —                      | `act` to the room, which answers on the link |
 //! | link: `deliver {frame, except}`            | —                               | the frame to every open socket (not `except`'s; a stream entry not to a socket paging a resume) |
 //! | link: `to {conn, text}`                    | —                               | the text to that socket |
-//! | link: `close` / `close_user` / `close_all` | the sockets marked closing      | close with the room's code |
+//! | link: `close` / `close_user` / `close_all` | the sockets marked closing      | close with the room's code; `count` |
 //! | link: `save {info}`                        | the socket's attachment (`syncing`, expiry, role) | — |
 //! | link closes or fails                       | every socket marked closing     | close 1012: clients resume from the room's stream |
-//! | socket closes                              | alarm re-planned                | `count {user, sockets}` to the room |
+//! | a socket closed here (4008, 1009, 1007, 4009, 4001, or the room's close) | the socket marked closing | `count {user, sockets, held}` to the room: it no longer counts in presence, but still toward the cap while the client holds it |
+//! | socket closes                              | alarm re-planned                | `count {user, sockets, held}` to the room |
 //! | alarm (token expiry)                       | —                               | `token.expired` + 4001 |
 //!
 //! The shard holds sockets only while its link is open. The link keeps the shard awake (an
@@ -96,7 +97,7 @@ impl DurableObject for RoomShard {
         }
         Self {
             core: Rc::new(Core {
-                sockets: Sockets::new(state, "shard"),
+                sockets: Sockets::new(state, "shard").reporting_closes(),
                 env,
                 gate: Gate::default(),
                 alarm: Alarm::new(false),
@@ -152,6 +153,7 @@ impl DurableObject for RoomShard {
         let plan = super::AlarmPlan::of(&[("token_expiry", self.core.sockets.next_expiry())]);
         super::log_wake("shard", &plan, now);
         super::expire_sockets(&self.core.sockets, now);
+        self.core.report(Vec::new());
         self.core.schedule_alarm().await?;
         Response::ok("")
     }
@@ -203,8 +205,10 @@ impl Core {
             info,
             since: since.unwrap_or(told).max(0),
             synced: since.is_some(),
+            issued_at: identity.issued_at,
         };
         let _ = link.send_with_str(resume.text());
+        self.report(Vec::new());
         self.schedule_alarm().await?;
         super::upgrade_response(req, pair.client)
     }
@@ -228,8 +232,14 @@ impl Core {
         Ok(link)
     }
 
-    /// A frame from a socket: a ping is answered here, anything else goes to the room.
+    /// A frame from a socket: a ping is answered here, anything else goes to the room; a
+    /// socket the screening closed is reported.
     fn on_message(&self, ws: &WebSocket, message: WebSocketIncomingMessage) {
+        self.forward(ws, message);
+        self.report(Vec::new());
+    }
+
+    fn forward(&self, ws: &WebSocket, message: WebSocketIncomingMessage) {
         let limits = self.limits();
         let Some(admitted) = self.gate.admit(&self.sockets, ws, message, &limits) else {
             return;
@@ -258,16 +268,34 @@ impl Core {
     async fn on_socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
         if let Some(info) = self.sockets.gone(ws) {
             self.gate.forget(&info.conn_id);
-            let sockets = self.sockets.of_user(&info.user_id).len();
-            if let Some(link) = self.link.borrow().as_ref() {
-                let count = Up::Count {
-                    user: info.user_id,
-                    sockets,
-                };
-                let _ = link.send_with_str(count.text());
-            }
+            self.report(vec![info.user_id]);
         }
         self.schedule_alarm().await
+    }
+
+    /// Tells the room how many sockets each of `users`, and each user whose socket was closed
+    /// here since the last report, has here now: open ones (presence, load) and held ones (open
+    /// and closing: while the client holds any, the room sends the user's next connect here,
+    /// where they count toward the socket cap).
+    fn report(&self, mut users: Vec<String>) {
+        users.extend(self.sockets.take_closed());
+        if users.is_empty() {
+            return;
+        }
+        users.sort_unstable();
+        users.dedup();
+        let link = self.link.borrow();
+        let Some(link) = link.as_ref() else {
+            return;
+        };
+        for user in users {
+            let count = Up::Count {
+                sockets: self.sockets.count_of(&user),
+                held: self.sockets.held_of(&user),
+                user,
+            };
+            let _ = link.send_with_str(count.text());
+        }
     }
 
     /// What the room sent on the link.
@@ -301,6 +329,7 @@ impl Core {
                 }
             }
         }
+        self.report(Vec::new());
     }
 
     fn close_all(&self, code: u16, reason: &str) {
@@ -316,6 +345,8 @@ impl Core {
         if current.is_some_and(|held| same_socket(&held, link)) {
             self.link.borrow_mut().take();
             self.close_all(close::SERVICE_RESTART, "room link lost; resume");
+            // No room to tell: it forgets this shard's users with the link.
+            self.sockets.take_closed();
         }
     }
 

@@ -15,8 +15,8 @@
 //! | `GET /connect` otherwise             | the user's shard and socket count (`store::room_shards`), before the shard answers | the connect handed to the shard with what the socket is told on open; `user.joined` as above |
 //! | `GET /link` (a shard)                | the link socket                          | from then on every frame for the shard's sockets, in order |
 //! | link: `act {info, text}`             | as for a frame from a socket here        | the answer to that socket through the link    |
-//! | link: `resume {since, synced}`       | —                                        | the socket's replay batch and `synced`; without the client's `since`, what came after its `ready` |
-//! | link: `count {user, sockets}`        | the user's socket count                  | `user.left` when it was their last            |
+//! | link: `resume {since, synced, issued_at}` | —                                   | the socket's replay batch and `synced`; without the client's `since`, what came after its `ready`; close 4003 instead when the user was removed or the token revoked while the connect travelled |
+//! | link: `count {user, sockets, held}`  | the user's open socket count; the row forgotten once the shard holds none | `user.left` when it was their last open one |
 //! | link closes                          | the shard's users forgotten              | `user.left` for each                          |
 //! | `GET /shards` (Worker; `GET /stats` too) | —                                    | the objects holding the room's sockets, each asked for its count |
 //! | a join or leave with `ROOM_PRESENCE_BATCH_USERS` present | noted in memory      | one `presence.changed {joined, left, count}` per second (alarm), not `user.joined` / `user.left` |
@@ -146,24 +146,53 @@ impl Room {
                 info,
                 since,
                 synced,
+                issued_at,
             } => {
                 let peer = Peer::Shard {
                     link: ws.clone(),
                     info: Box::new(info.clone()),
                 };
+                if let Some(reason) = self.refused_since_placed(&info.user_id, issued_at)? {
+                    peer.close(&self.sockets, close::FORBIDDEN, reason);
+                    return Ok(());
+                }
                 if let Err(err) = self.resume_remote(&peer, &info, since, synced) {
                     peer.error(None, err.code, &err.message);
                 }
             }
-            Up::Count { user, sockets } => {
-                let had = RoomShards::new(&self.local).set(&user, link.shard, sockets as i64)?;
-                if had && sockets == 0 {
+            Up::Count {
+                user,
+                sockets,
+                held,
+            } => {
+                let shards = RoomShards::new(&self.local);
+                if shards.set(&user, link.shard, sockets as i64, held as i64)? {
                     self.after_last_socket(&user)?;
                     self.schedule_alarm().await?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Why a socket a shard just accepted may not stay open, if it may not: the room checked
+    /// membership and revocation before it placed the connect, but a removal or a revocation
+    /// that landed while the connect travelled to the shard closed the user's sockets before
+    /// this one existed there. The shard's `resume` is the room's first word of the socket, and
+    /// anything the room sends after it reaches the socket.
+    fn refused_since_placed(
+        &self,
+        user: &str,
+        issued_at: Option<i64>,
+    ) -> worker::Result<Option<&'static str>> {
+        let log = self.log();
+        if !log.is_member(user)? {
+            return Ok(Some("removed from the room"));
+        }
+        if crate::auth::revocation::is_revoked(issued_at, log.revoked_before(user)?) {
+            return Ok(Some("token revoked"));
+        }
+        Ok(None)
     }
 
     /// The first batch of a resume for a socket a shard just accepted (`since` the client's,
@@ -303,11 +332,13 @@ impl Room {
         super::upgrade_response(req, pair.client)
     }
 
-    /// Which object takes `user`'s new socket (`placement`): 0 for this one.
+    /// Which object takes `user`'s new socket (`placement`): 0 for this one. Sockets of the
+    /// user the gateway closed and the client holds on to keep the user where they are, so
+    /// they count toward the user's cap ("Closing sockets count").
     pub(super) fn place(&self, user: &str) -> Result<u32, ApiError> {
         let cap = self.limits().room_shard_sockets;
         let here = self.sockets.count();
-        let user_here = self.sockets.count_of(user) > 0;
+        let user_here = self.sockets.held_of(user) > 0;
         let shards = RoomShards::new(&self.local);
         let user_shard = shards.of(user)?.map(|(shard, _)| shard);
         let load = |shard| shards.load(shard).unwrap_or(0);
@@ -316,7 +347,7 @@ impl Room {
 
     /// Hands a connect to shard `shard` with what the socket is told on open. The socket is
     /// counted there before the shard answers, so the user's next connect follows it; a refusal
-    /// takes it back.
+    /// takes it back (and the row, if this connect made it).
     pub(super) async fn connect_on_shard(
         &self,
         req: &Request,
@@ -326,7 +357,8 @@ impl Room {
     ) -> Result<Response, ApiError> {
         let user_id = &identity.user_id;
         let shards = RoomShards::new(&self.local);
-        shards.add(user_id, shard, 1)?;
+        let made = shards.of(user_id)?.is_none();
+        shards.add(user_id, shard)?;
         match self.hand_over(req, room_id, identity, shard).await {
             Ok(res) if res.status_code() == 101 => {
                 self.announce_join(user_id)?;
@@ -334,7 +366,7 @@ impl Room {
                 Ok(res)
             }
             answer => {
-                shards.add(user_id, shard, -1)?;
+                shards.unplace(user_id, shard, made)?;
                 answer
             }
         }
@@ -481,7 +513,7 @@ impl Room {
             self.sockets.close(&ws, close::FORBIDDEN, reason);
             closed += 1;
         }
-        if let Some((shard, sockets)) = RoomShards::new(&self.local).remove(user)? {
+        if let Some((shard, sockets)) = RoomShards::new(&self.local).close(user)? {
             if let Some(link) = self.links.of(&self.sockets, shard) {
                 let down = Down::CloseUser {
                     user: user.to_owned(),

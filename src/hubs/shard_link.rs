@@ -70,14 +70,22 @@ pub enum Up {
     Act { info: SocketInfo, text: String },
     /// A socket the shard just accepted resumes after `since`: the client's, answered with a
     /// replay batch and `synced`; or (`synced: false`) the `ready` seq it was told, answered with
-    /// what came after it while the connect travelled.
+    /// what came after it while the connect travelled. `issued_at` is its token's `iat`: the
+    /// room closes the socket instead when a removal or a revocation landed meanwhile.
     Resume {
         info: SocketInfo,
         since: i64,
         synced: bool,
+        #[serde(default)]
+        issued_at: Option<i64>,
     },
-    /// How many sockets `user` now has in the shard (after one closed).
-    Count { user: String, sockets: usize },
+    /// How many sockets `user` now has in the shard after one closed or went: `sockets` open,
+    /// `held` in all (closing ones the client has not let go of too).
+    Count {
+        user: String,
+        sockets: usize,
+        held: usize,
+    },
 }
 
 /// A frame the room fans out, owned so that it can travel.
@@ -274,8 +282,12 @@ mod tests {
         let up = Up::Count {
             user: "ann".into(),
             sockets: 0,
+            held: 1,
         };
-        assert_eq!(up.text(), r#"{"op":"count","user":"ann","sockets":0}"#);
+        assert_eq!(
+            up.text(),
+            r#"{"op":"count","user":"ann","sockets":0,"held":1}"#
+        );
         assert!(serde_json::from_str::<Up>(r#"{"op":"nope"}"#).is_err());
     }
 }

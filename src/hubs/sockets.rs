@@ -37,6 +37,9 @@ pub struct Sockets {
     /// How many users have an open socket, once counted; kept in step as sockets come and go,
     /// forgotten when one is marked closing (a large room's joins and leaves ask for it each).
     users: Cell<Option<usize>>,
+    /// The users whose sockets were marked closing since [`Sockets::take_closed`] last asked,
+    /// when the owner wants to know ([`Sockets::reporting_closes`]: a shard tells its room).
+    closed: Option<RefCell<Vec<String>>>,
 }
 
 impl Sockets {
@@ -46,7 +49,26 @@ impl Sockets {
             object,
             roster: RefCell::new(None),
             users: Cell::new(None),
+            closed: None,
         }
+    }
+
+    /// Keeps the users whose sockets this object starts closing, for [`Sockets::take_closed`].
+    pub fn reporting_closes(mut self) -> Self {
+        self.closed = Some(RefCell::default());
+        self
+    }
+
+    /// The users (each once) whose sockets were marked closing since the last call.
+    pub fn take_closed(&self) -> Vec<String> {
+        let mut users = self
+            .closed
+            .as_ref()
+            .map(|closed| std::mem::take(&mut *closed.borrow_mut()))
+            .unwrap_or_default();
+        users.sort_unstable();
+        users.dedup();
+        users
     }
 
     pub fn storage(&self) -> Storage {
@@ -114,6 +136,17 @@ impl Sockets {
     pub fn count_of(&self, user_id: &str) -> usize {
         self.with(|roster| {
             open_in(roster)
+                .filter(|(_, info)| info.user_id == user_id)
+                .count()
+        })
+    }
+
+    /// How many sockets of `user_id` the object holds: open ones and those it is closing that
+    /// the client has not let go of.
+    pub fn held_of(&self, user_id: &str) -> usize {
+        self.with(|roster| {
+            roster
+                .iter()
                 .filter(|(_, info)| info.user_id == user_id)
                 .count()
         })
@@ -327,6 +360,9 @@ impl Sockets {
     pub fn close(&self, ws: &WebSocket, code: u16, reason: &str) {
         if let Some(info) = self.mark_closing(ws) {
             self.log_closing(&info, code);
+            if let Some(closed) = &self.closed {
+                closed.borrow_mut().push(info.user_id.clone());
+            }
             if matches!(
                 code,
                 close::FORBIDDEN | close::ROOM_DELETED | close::TOO_MANY_SOCKETS

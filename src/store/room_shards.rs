@@ -7,7 +7,12 @@
 //! and a removal's closes are the shard's own business, and presence needs one row per user.
 //! A row is written when the room places a socket (before the shard has answered, so two
 //! connects of one user racing each other land together) and when the shard reports a socket
-//! gone; the rows of a shard whose link closes are dropped with it.
+//! closed or gone; the rows of a shard whose link closes are dropped with it.
+//!
+//! `sockets` counts the user's open sockets there (presence, a shard's load). The row itself
+//! stays as long as the shard holds any socket of the user, closing ones too: sockets the gateway
+//! closed and the client never lets go count toward the user's socket cap where they are held,
+//! so the user's next connect must go there, not to whichever shard has room then.
 
 use serde::Deserialize;
 use worker::SqlStorage;
@@ -78,58 +83,84 @@ impl<'a> RoomShards<'a> {
         Ok(rows.into_iter().next().map(|row| (row.shard, row.sockets)))
     }
 
-    /// One more (or, with -1, one fewer) socket of `user` on `shard`.
-    pub fn add(&self, user: &str, shard: u32, delta: i64) -> worker::Result<()> {
+    /// One more socket of `user` on `shard` (placed there; the shard has not answered yet).
+    pub fn add(&self, user: &str, shard: u32) -> worker::Result<()> {
         self.local.create_table(&PLACED)?;
         let before = self.of(user)?.map_or(0, |(_, n)| n);
-        let after = (before + delta).max(0);
-        self.count(shard, before, after)?;
+        self.count(shard, before, before + 1)?;
         self.sql.exec(
-            "INSERT INTO placed (user_id, shard, sockets) VALUES (?, ?, ?)
-             ON CONFLICT(user_id) DO UPDATE SET sockets = sockets + excluded.sockets",
-            vec![user.into(), i64::from(shard).into(), delta.into()],
-        )?;
-        self.sql.exec(
-            "DELETE FROM placed WHERE user_id = ? AND sockets <= 0",
-            vec![user.into()],
+            "INSERT INTO placed (user_id, shard, sockets) VALUES (?, ?, 1)
+             ON CONFLICT(user_id) DO UPDATE SET sockets = sockets + 1",
+            vec![user.into(), i64::from(shard).into()],
         )?;
         Ok(())
     }
 
-    /// `user` has `sockets` on `shard` now, as the shard reports; false when the room had no
-    /// such row (the user's sockets were closed by a removal, which forgot it).
-    pub fn set(&self, user: &str, shard: u32, sockets: i64) -> worker::Result<bool> {
+    /// Takes back a placement the shard refused: one socket fewer of `user` on `shard`. The row
+    /// goes only if this placement `made` it: one that was there before may stand for sockets
+    /// the shard closed and still holds (a refusal for too many of them is one), which go on
+    /// counting there.
+    pub fn unplace(&self, user: &str, shard: u32, made: bool) -> worker::Result<()> {
+        let Some((placed, before)) = self.of(user)? else {
+            return Ok(());
+        };
+        if placed != shard {
+            return Ok(());
+        }
+        let after = (before - 1).max(0);
+        self.count(shard, before, after)?;
+        if made && after == 0 {
+            self.sql
+                .exec("DELETE FROM placed WHERE user_id = ?", vec![user.into()])?;
+        } else {
+            self.sql.exec(
+                "UPDATE placed SET sockets = ? WHERE user_id = ?",
+                vec![after.into(), user.into()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `user` has `sockets` open on `shard` now and `held` in all (closing ones too), as the
+    /// shard reports; true when that took the user's last open socket in the room. The row goes
+    /// once the shard holds none.
+    pub fn set(&self, user: &str, shard: u32, sockets: i64, held: i64) -> worker::Result<bool> {
         let Some((placed, before)) = self.of(user)? else {
             return Ok(false);
         };
         if placed != shard {
             return Ok(false);
         }
-        self.count(shard, before, sockets.max(0))?;
-        if sockets <= 0 {
+        let after = sockets.max(0);
+        self.count(shard, before, after)?;
+        if held <= 0 {
             self.sql
                 .exec("DELETE FROM placed WHERE user_id = ?", vec![user.into()])?;
-        } else {
+        } else if after != before {
             self.sql.exec(
                 "UPDATE placed SET sockets = ? WHERE user_id = ?",
-                vec![sockets.into(), user.into()],
+                vec![after.into(), user.into()],
             )?;
         }
-        Ok(true)
+        Ok(before > 0 && after == 0)
     }
 
-    /// Forgets `user`'s row (their sockets are being closed); where it was.
-    pub fn remove(&self, user: &str) -> worker::Result<Option<(u32, i64)>> {
+    /// `user`'s sockets are being closed (a removal, a revocation): none of them is open now.
+    /// The row stays until the shard says it holds none; where it was and how many were open.
+    pub fn close(&self, user: &str) -> worker::Result<Option<(u32, i64)>> {
         let placed = self.of(user)?;
         if let Some((shard, before)) = placed {
             self.count(shard, before, 0)?;
-            self.sql
-                .exec("DELETE FROM placed WHERE user_id = ?", vec![user.into()])?;
+            self.sql.exec(
+                "UPDATE placed SET sockets = 0 WHERE user_id = ?",
+                vec![user.into()],
+            )?;
         }
         Ok(placed)
     }
 
-    /// Drops every row of `shard` (its link closed, so it holds no socket); their users.
+    /// Drops every row of `shard` (its link closed, so it holds no socket); the users who had
+    /// an open socket there.
     pub fn drop_shard(&self, shard: u32) -> worker::Result<Vec<String>> {
         if !self.exists()? {
             return Ok(Vec::new());
@@ -141,11 +172,16 @@ impl<'a> RoomShards<'a> {
                 vec![i64::from(shard).into()],
             )?
             .to_array()?;
+        let present: Vec<String> = rows
+            .into_iter()
+            .filter(|row| row.sockets > 0)
+            .map(|row| row.user_id)
+            .collect();
         let users = self.local.meta(USERS_KEY)?.unwrap_or(0);
         self.local
-            .set_meta(USERS_KEY, (users - rows.len() as i64).max(0))?;
+            .set_meta(USERS_KEY, (users - present.len() as i64).max(0))?;
         self.local.clear_meta(&load_key(shard))?;
-        Ok(rows.into_iter().map(|row| row.user_id).collect())
+        Ok(present)
     }
 
     /// Drops every row (the room was deleted).
@@ -181,27 +217,30 @@ impl<'a> RoomShards<'a> {
         Ok(())
     }
 
-    /// Every shard's load, in shard order.
+    /// Every shard's load (users: those with an open socket there), in shard order.
     pub fn loads(&self) -> worker::Result<Vec<ShardLoad>> {
         if !self.exists()? {
             return Ok(Vec::new());
         }
         self.sql
             .exec(
-                "SELECT shard, SUM(sockets) AS sockets, COUNT(*) AS users FROM placed GROUP BY shard ORDER BY shard",
+                "SELECT shard, SUM(sockets) AS sockets, SUM(sockets > 0) AS users FROM placed GROUP BY shard ORDER BY shard",
                 None,
             )?
             .to_array()
     }
 
-    /// Users with sockets on shards, and how many each.
+    /// Users with open sockets on shards, and how many each.
     pub fn users(&self) -> worker::Result<Vec<(String, i64)>> {
         if !self.exists()? {
             return Ok(Vec::new());
         }
         let rows: Vec<UserRow> = self
             .sql
-            .exec("SELECT user_id, sockets FROM placed", None)?
+            .exec(
+                "SELECT user_id, sockets FROM placed WHERE sockets > 0",
+                None,
+            )?
             .to_array()?;
         Ok(rows
             .into_iter()
