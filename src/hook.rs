@@ -33,15 +33,11 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::time::Duration;
 
-use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
-use worker::{
-    AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
-    Response, ResponseBody, Url,
-};
+use worker::{Headers, Response, ResponseBody, Url};
 
 use crate::error::ApiError;
 use crate::vars::{number, MIN_SECRET_BYTES};
@@ -310,51 +306,45 @@ pub async fn call(config: &HookConfig, call: &HookCall<'_>) -> Result<Value, Hoo
     let now_ms = chrono::Utc::now().timestamp_millis();
     let body = request_body(call, now_ms);
     let signature = sign(&config.secret, now_ms.div_euclid(1000), &body);
-    let request = build_request(config, body, &signature).map_err(|err| {
-        crate::log::error(
-            "hook.request_failed",
-            serde_json::json!({"url": redacted(&config.url), "error": err.to_string()}),
-        );
-        HookError::failed("the event hook request could not be built")
-    })?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let exchange = Box::pin(async {
-        let response = Fetch::Request(request)
-            .send_with_signal(&signal)
-            .await
-            .map_err(|err| {
-                crate::log::warn(
-                    "hook.unreachable",
-                    serde_json::json!({"url": redacted(&config.url), "error": err.to_string()}),
-                );
-                HookError::failed("the event hook could not be reached")
-            })?;
-        let status = response.status_code();
-        let answer = read_capped(response, config.max_answer_bytes).await?;
-        outcome(status, &answer)
-    });
-    let deadline = Box::pin(Delay::from(Duration::from_millis(config.timeout_ms)));
-    let result = match select(exchange, deadline).await {
-        Either::Left((result, _)) => result,
-        Either::Right(_) => Err(HookError::timeout(config.timeout_ms)),
+    let exchange = async {
+        let headers = Headers::new();
+        headers.set("content-type", "application/json")?;
+        headers.set("accept", "application/json")?;
+        headers.set(SIGNATURE_HEADER, &signature)?;
+        let deadline = Duration::from_millis(config.timeout_ms);
+        crate::http::post_within(config.url.as_str(), &headers, body.into(), deadline, |answer| {
+            read_answer(config, answer)
+        })
+        .await
     };
-    // Frees the connection of a call still under way (timed out, or its answer too large).
-    controller.abort();
-    result
+    match exchange.await {
+        Ok(Some(result)) => result,
+        Ok(None) => Err(HookError::timeout(config.timeout_ms)),
+        Err(err) => {
+            crate::log::error(
+                "hook.request_failed",
+                serde_json::json!({"url": redacted(&config.url), "error": err.to_string()}),
+            );
+            Err(HookError::failed("the event hook request could not be built"))
+        }
+    }
 }
 
-fn build_request(config: &HookConfig, body: String, signature: &str) -> worker::Result<Request> {
-    let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
-    headers.set("accept", "application/json")?;
-    headers.set(SIGNATURE_HEADER, signature)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_redirect(RequestRedirect::Manual)
-        .with_body(Some(body.into()));
-    Request::new_with_init(config.url.as_str(), &init)
+/// The backend's answer as the client's ack: read within `EVENT_HOOK_MAX_BYTES`.
+async fn read_answer(
+    config: &HookConfig,
+    answer: worker::Result<Response>,
+) -> Result<Value, HookError> {
+    let response = answer.map_err(|err| {
+        crate::log::warn(
+            "hook.unreachable",
+            serde_json::json!({"url": redacted(&config.url), "error": err.to_string()}),
+        );
+        HookError::failed("the event hook could not be reached")
+    })?;
+    let status = response.status_code();
+    let answer = read_capped(response, config.max_answer_bytes).await?;
+    outcome(status, &answer)
 }
 
 /// The answer's bytes, at most `max_bytes`: refused at once when `content-length` says more,

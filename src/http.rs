@@ -143,13 +143,50 @@ pub fn hub_request(
 
 /// Calls a Durable Object with [`HUB_DEADLINE`].
 pub async fn call_hub(stub: &Stub, req: Request) -> Result<Response, ApiError> {
-    let call = Box::pin(stub.fetch_with_request(req));
-    let deadline = Box::pin(Delay::from(HUB_DEADLINE));
-    match select(call, deadline).await {
-        Either::Left((Ok(res), _)) => Ok(res),
-        Either::Left((Err(err), _)) => Err(err.into()),
-        Either::Right(_) => Err(ApiError::unavailable("a hub did not answer in time")),
+    match within(HUB_DEADLINE, stub.fetch_with_request(req)).await {
+        Some(answer) => Ok(answer?),
+        None => Err(ApiError::unavailable("a hub did not answer in time")),
     }
+}
+
+/// `work`'s outcome, or `None` when `deadline` passed first (what is left of `work` is dropped).
+pub async fn within<T>(deadline: Duration, work: impl std::future::Future<Output = T>) -> Option<T> {
+    match select(Box::pin(work), Box::pin(Delay::from(deadline))).await {
+        Either::Left((outcome, _)) => Some(outcome),
+        Either::Right(_) => None,
+    }
+}
+
+/// POSTs `body` to `url` once, following no redirect (a 3xx is the answer: what was meant for
+/// one URL goes nowhere else), and reads the answer with `read`; `None` when the exchange took
+/// longer than `deadline`. The request is then aborted, so its connection is freed.
+pub async fn post_within<T, F>(
+    url: &str,
+    headers: &Headers,
+    body: worker::wasm_bindgen::JsValue,
+    deadline: Duration,
+    read: impl FnOnce(worker::Result<Response>) -> F,
+) -> worker::Result<Option<T>>
+where
+    F: std::future::Future<Output = T>,
+{
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers.clone())
+        .with_redirect(worker::RequestRedirect::Manual)
+        .with_body(Some(body));
+    let request = Request::new_with_init(url, &init)?;
+    let controller = worker::AbortController::default();
+    let signal = controller.signal();
+    let exchange = async {
+        let answer = worker::Fetch::Request(request)
+            .send_with_signal(&signal)
+            .await;
+        read(answer).await
+    };
+    let outcome = within(deadline, exchange).await;
+    controller.abort();
+    Ok(outcome)
 }
 
 /// Calls a Durable Object with a JSON body and reads its JSON answer; a non-2xx answer that

@@ -15,13 +15,10 @@
 
 use std::time::Duration;
 
-use futures_util::future::{join_all, select, Either};
+use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use worker::{
-    AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
-    Response, Url,
-};
+use worker::{Headers, Request, Response, Url};
 
 use super::now_ms;
 use super::user::{PushRequest, UserHub};
@@ -531,45 +528,36 @@ async fn post(
     push_service: bool,
 ) -> Answer {
     let shown = crate::push_endpoint::shown(url);
-    let request = (|| {
-        let map = Headers::new();
-        for (name, value) in headers {
-            map.set(name, value)?;
+    let map = Headers::new();
+    for (name, value) in headers {
+        if map.set(name, value).is_err() {
+            return Answer::Refused(0);
         }
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(map)
-            .with_redirect(RequestRedirect::Manual)
-            .with_body(Some(body));
-        Request::new_with_init(url.as_str(), &init)
-    })();
-    let Ok(request) = request else {
-        return Answer::Refused(0);
+    }
+    let deadline = Duration::from_millis(notify::SEND_TIMEOUT_MS);
+    let read = |answer: worker::Result<Response>| async {
+        match answer {
+            Ok(response) => answer_of(&response, push_service),
+            Err(err) => {
+                crate::log::warn(
+                    "notify.unreachable",
+                    json!({"host": shown, "error": err.to_string()}),
+                );
+                Answer::Retry { after_secs: None }
+            }
+        }
     };
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(request);
-    let exchange = Box::pin(fetch.send_with_signal(&signal));
-    let deadline = Box::pin(Delay::from(Duration::from_millis(notify::SEND_TIMEOUT_MS)));
-    let answer = match select(exchange, deadline).await {
-        Either::Left((Ok(response), _)) => answer_of(&response, push_service),
-        Either::Left((Err(err), _)) => {
-            crate::log::warn(
-                "notify.unreachable",
-                json!({"host": shown, "error": err.to_string()}),
-            );
-            Answer::Retry { after_secs: None }
-        }
-        Either::Right(_) => {
+    match crate::http::post_within(url.as_str(), &map, body, deadline, read).await {
+        Ok(Some(answer)) => answer,
+        Ok(None) => {
             crate::log::warn(
                 "notify.timeout",
                 json!({"host": shown, "ms": notify::SEND_TIMEOUT_MS}),
             );
             Answer::Retry { after_secs: None }
         }
-    };
-    controller.abort();
-    answer
+        Err(_) => Answer::Refused(0),
+    }
 }
 
 fn answer_of(response: &Response, push_service: bool) -> Answer {
