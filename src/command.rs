@@ -15,6 +15,26 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::message::Content;
+use crate::protocol::{FrameError, RequestId};
+
+/// A request: its command, and where its answer goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: Option<RequestId>,
+    pub command: Command,
+}
+
+impl Request {
+    /// A frame of the gateway's own protocol, read once; what cannot be read is a `bad_frame`
+    /// with the id when it could be recovered.
+    pub fn parse(text: &str) -> Result<Self, FrameError> {
+        let frame = crate::protocol::parse_client_frame(text)?;
+        Ok(Self {
+            id: frame.id,
+            command: Command::parse(&frame.event, frame.data),
+        })
+    }
+}
 
 /// One request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,7 +64,7 @@ pub enum Command {
     /// An event the gateway has no meaning for: a backend hook's, on a Socket.IO connection.
     Unknown { event: String },
     /// A known request whose data does not fit it: `validation`, with this message.
-    Invalid { act: bool, message: String },
+    Invalid { event: String, message: String },
 }
 
 impl Command {
@@ -67,19 +87,32 @@ impl Command {
             }),
         };
         parsed.unwrap_or_else(|message| Self::Invalid {
-            act: matches!(event, "send" | "edit" | "delete"),
+            event: event.to_owned(),
             message,
         })
     }
 
-    /// Whether it changes the room's stream in the sender's name: counted against the send
-    /// rate, in one queue so that arrival order is kept.
-    pub fn is_act(&self) -> bool {
+    /// The request's event, as the client named it.
+    pub fn event(&self) -> &str {
         match self {
-            Self::Send { .. } | Self::Edit { .. } | Self::Delete { .. } => true,
-            Self::Invalid { act, .. } => *act,
-            _ => false,
+            Self::Ping => "ping",
+            Self::Sync { .. } => "sync",
+            Self::Auth { .. } => "auth",
+            Self::Ack { .. } => "ack",
+            Self::MessageSend { .. } => "message.send",
+            Self::Send { .. } => "send",
+            Self::Edit { .. } => "edit",
+            Self::Delete { .. } => "delete",
+            Self::Typing { .. } => "typing",
+            Self::Read { .. } => "read",
+            Self::Unknown { event } | Self::Invalid { event, .. } => event,
         }
+    }
+
+    /// Whether it changes the room's stream in the sender's name: counted against the send
+    /// rate, in one queue so that arrival order is kept (valid or not).
+    pub fn is_act(&self) -> bool {
+        matches!(self.event(), "send" | "edit" | "delete")
     }
 }
 
@@ -177,9 +210,12 @@ mod tests {
 
     #[test]
     fn data_that_does_not_fit_is_invalid_with_the_message_clients_know() {
-        let invalid = |event: &str, data: Value| match Command::parse(event, data) {
-            Command::Invalid { act, message } => (act, message),
-            other => panic!("{event}: {other:?}"),
+        let invalid = |event: &str, data: Value| {
+            let command = Command::parse(event, data);
+            match &command {
+                Command::Invalid { message, .. } => (command.is_act(), message.clone()),
+                other => panic!("{event}: {other:?}"),
+            }
         };
         assert_eq!(
             invalid("sync", json!({"since": -1})),

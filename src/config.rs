@@ -123,6 +123,16 @@ limits! {
     max_pending_per_address: usize = MAX_PENDING_PER_ADDRESS, 32, [1, 100_000];
 }
 
+impl Limits {
+    /// The isolate's limits; the defaults when the configuration cannot be read (an object
+    /// must still close expired sockets and run its alarm).
+    pub fn of(env: &worker::Env) -> Self {
+        Config::shared(env)
+            .map(|config| config.limits.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// Everything wrong with a configuration, one sentence per problem, naming variables (never
 /// their values).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -312,9 +312,13 @@ pub async fn call(config: &HookConfig, call: &HookCall<'_>) -> Result<Value, Hoo
         headers.set("accept", "application/json")?;
         headers.set(SIGNATURE_HEADER, &signature)?;
         let deadline = Duration::from_millis(config.timeout_ms);
-        crate::http::post_within(config.url.as_str(), &headers, body.into(), deadline, |answer| {
-            read_answer(config, answer)
-        })
+        crate::http::post_within(
+            config.url.as_str(),
+            &headers,
+            body.into(),
+            deadline,
+            |answer| read_answer(config, answer),
+        )
         .await
     };
     match exchange.await {
@@ -325,7 +329,9 @@ pub async fn call(config: &HookConfig, call: &HookCall<'_>) -> Result<Value, Hoo
                 "hook.request_failed",
                 serde_json::json!({"url": redacted(&config.url), "error": err.to_string()}),
             );
-            Err(HookError::failed("the event hook request could not be built"))
+            Err(HookError::failed(
+                "the event hook request could not be built",
+            ))
         }
     }
 }

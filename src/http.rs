@@ -150,7 +150,10 @@ pub async fn call_hub(stub: &Stub, req: Request) -> Result<Response, ApiError> {
 }
 
 /// `work`'s outcome, or `None` when `deadline` passed first (what is left of `work` is dropped).
-pub async fn within<T>(deadline: Duration, work: impl std::future::Future<Output = T>) -> Option<T> {
+pub async fn within<T>(
+    deadline: Duration,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
     match select(Box::pin(work), Box::pin(Delay::from(deadline))).await {
         Either::Left((outcome, _)) => Some(outcome),
         Either::Right(_) => None,

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod clock;
 pub mod command;
 pub mod config;
 pub mod cursor;
@@ -45,7 +46,7 @@ use crate::routes::{resolve, Resolution};
 pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     log::init(&env);
     metrics::init(&env);
-    let started = hubs::now_ms();
+    let started = crate::clock::now_ms();
     let request_id = request_id(&req);
     let path = req.path();
     let origin = http::header(&req, "origin");
@@ -79,7 +80,7 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         )),
         Resolution::NotFound => Err(ApiError::not_found("no such route")),
     };
-    let elapsed = hubs::now_ms() - started;
+    let elapsed = crate::clock::now_ms() - started;
     if let Some((kind, carrier)) = connect {
         api::connect::log_outcome(kind, carrier, origin.as_deref(), &result, elapsed);
     }

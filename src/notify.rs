@@ -17,6 +17,7 @@
 use serde::{Deserialize, Serialize};
 use worker::Url;
 
+use crate::direct::DirectMessage;
 use crate::push_endpoint::{is_local_http, shown, DEFAULT_PUSH_SERVICE_HOSTS};
 use crate::vars::{number, MIN_SECRET_BYTES};
 use crate::webpush::Vapid;
@@ -465,6 +466,53 @@ pub fn retry_at(attempts: i64, after_secs: Option<i64>, now: i64) -> Option<i64>
     let backoff = 1000i64 << (attempts - 1).clamp(0, 20);
     let asked = after_secs.unwrap_or(0).clamp(0, MAX_RETRY_WAIT_MS / 1000) * 1000;
     Some(now + backoff.max(asked).min(MAX_RETRY_WAIT_MS))
+}
+
+/// The preview of a stream event, if it asks to notify `user`: a direct message someone else
+/// sent, or a backend push with `notify`. Its seq is set once appended.
+pub fn preview_of(
+    user: &str,
+    event: &str,
+    data: &serde_json::Value,
+    asked: Option<&NotifyRequest>,
+) -> Option<Preview> {
+    if let Some(asked) = asked {
+        return Some(Preview {
+            kind: Kind::Push,
+            title: asked.title.clone(),
+            body: asked.body.clone(),
+            url: asked.url.clone(),
+            sender_id: None,
+            room_id: None,
+            message_id: None,
+            seq: None,
+            urgent: false,
+        });
+    }
+    if event != "message" {
+        return None;
+    }
+    let message: DirectMessage = serde_json::from_value(data.clone()).ok()?;
+    if message.sender_id == user {
+        return None;
+    }
+    let content = message.content;
+    let body = if content.body.is_empty() {
+        format!("[{}]", content.kind)
+    } else {
+        content.body
+    };
+    Some(Preview {
+        kind: Kind::Message,
+        title: content.title.unwrap_or_else(|| message.sender_id.clone()),
+        body,
+        url: None,
+        sender_id: Some(message.sender_id),
+        room_id: None,
+        message_id: Some(message.id),
+        seq: None,
+        urgent: true,
+    })
 }
 
 #[cfg(test)]

@@ -3,6 +3,11 @@
 //! A user is online while at least one device socket is open, and for a grace period after the
 //! last one closes, so a phone that drops and reconnects (a tunnel, a network switch, a page
 //! reload) never flickers offline. `last_seen` is when the user was last known online.
+//!
+//! A large room tells its audience who came and went in batches ([`PresenceChanges`]): one
+//! `presence.changed` a second instead of one frame per socket for each join and leave.
+
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
@@ -33,6 +38,34 @@ pub fn presence(
         } else {
             last_seen_ms
         },
+    }
+}
+
+/// A large room's joins and leaves go out together at most this often (`presence.changed`).
+pub const PRESENCE_INTERVAL_MS: i64 = 1000;
+
+/// Who came and went since the last `presence.changed`: net of each other, so a user who
+/// left and came back within the interval is in neither.
+#[derive(Default)]
+pub struct PresenceChanges {
+    pub joined: BTreeSet<String>,
+    pub left: BTreeSet<String>,
+    /// When the next `presence.changed` is due, if anything is noted.
+    pub due: Option<i64>,
+}
+
+impl PresenceChanges {
+    /// `user` joined (or left) at `now`.
+    pub fn note(&mut self, user: &str, joined: bool, now: i64) {
+        let (to, from) = if joined {
+            (&mut self.joined, &mut self.left)
+        } else {
+            (&mut self.left, &mut self.joined)
+        };
+        if !from.remove(user) {
+            to.insert(user.to_owned());
+        }
+        self.due.get_or_insert(now + PRESENCE_INTERVAL_MS);
     }
 }
 

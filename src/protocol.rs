@@ -101,7 +101,18 @@ pub enum RequestId {
     Number(i64),
     Text(String),
     #[serde(skip)]
-    SocketIo(crate::socketio::Reply),
+    SocketIo(Reply),
+}
+
+/// Where the answer to a Socket.IO request goes: its namespace, its ack id (none when the client
+/// asked for no ack), and its event (an error with no ack to travel in names it). Carried as the
+/// request's id through the gateway's own handlers, so their `ack` and `error` answers come out
+/// as Socket.IO packets (`hubs::common::dialect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub nsp: String,
+    pub id: Option<u64>,
+    pub event: String,
 }
 
 /// Why a text frame could not be read as a [`ClientFrame`]. The id is kept when it could be
@@ -182,12 +193,9 @@ impl<'a> ServerFrame<'a> {
         }
     }
 
-    /// The frame as text; an answer to a Socket.IO request as that protocol's packet (empty
-    /// when the request wanted no ack and the answer is not an error: nothing is sent).
+    /// The frame as the gateway's own protocol writes it (an answer to a Socket.IO request is
+    /// written by `hubs::common::dialect`).
     pub fn to_text(&self) -> String {
-        if let Some(RequestId::SocketIo(reply)) = self.id {
-            return crate::socketio::reply_text(reply, self.event, &self.data);
-        }
         serde_json::to_string(self).unwrap_or_else(|_| {
             r#"{"event":"error","data":{"code":"internal","message":"unserialisable frame"}}"#
                 .to_owned()

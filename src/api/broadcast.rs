@@ -14,9 +14,9 @@ use futures_util::future::join_all;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{ok, Answer, Call};
+use super::call::{ok, Answer, Call};
 use crate::error::ApiError;
-use crate::hubs::directory::{self, BroadcastRequest, ShardReach, SHARDS};
+use crate::hubs::stubs::directory::{self, BroadcastRequest, ShardReach, SHARDS};
 
 /// Users `GET /internal/v1/online` lists per page by default, and at most.
 pub const DEFAULT_ONLINE_PAGE: i64 = 100;
@@ -45,7 +45,7 @@ pub async fn broadcast(mut call: Call<'_>) -> Answer {
         data: body.data,
         idempotency_key: body.idempotency_key,
     };
-    let started = crate::hubs::now_ms();
+    let started = crate::clock::now_ms();
     let outcomes = directory::broadcast(call.env, &request).await;
     let failed = outcomes.iter().filter(|outcome| outcome.is_err()).count();
     let reached: i64 = outcomes.iter().flatten().map(|reach| reach.devices).sum();
@@ -56,7 +56,7 @@ pub async fn broadcast(mut call: Call<'_>) -> Answer {
             "bytes": request.data.to_string().len(),
             "devices": reached,
             "shards_failed": failed,
-            "ms": crate::hubs::now_ms() - started,
+            "ms": crate::clock::now_ms() - started,
         }),
     );
     if failed > 0 {

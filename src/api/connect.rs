@@ -6,9 +6,9 @@
 //! called, with the verified identity in a header it alone trusts.
 
 use serde_json::json;
-use worker::{Headers, Request, Response};
+use worker::{Env, Headers, Request, Response};
 
-use super::{validation, Answer, Call};
+use super::call::{validation, Answer, Call};
 use crate::auth::token::{self, Carrier, ExtractError, Extracted};
 use crate::error::ApiError;
 use crate::http::{header, query_param};
@@ -76,23 +76,22 @@ pub fn log_outcome(
 }
 
 pub async fn user(call: Call<'_>) -> Answer {
-    let admitted = admit(&call).await?;
-    let path = hub_path(&call)?;
-    let stub = crate::hubs::user::stub(call.env, &admitted.identity.user_id)?;
-    crate::http::call_hub(&stub, upgrade_request(&path, &admitted)?).await
+    let admitted = authenticate(&call).await?;
+    let query = hub_query(&call)?;
+    admitted.open_user_socket(call.env, &query).await
 }
 
-/// The hub's connect path, carrying a validated `since` and `device`.
-pub fn hub_path(call: &Call<'_>) -> Result<String, ApiError> {
-    let mut path = String::from("/connect?");
+/// The object's connect query, carrying a validated `since` and `device`.
+pub fn hub_query(call: &Call<'_>) -> Result<String, ApiError> {
+    let mut query = String::new();
     if let Some(since) = parse_since(call.query("since").as_deref())? {
-        path.push_str(&format!("since={since}&"));
+        query.push_str(&format!("since={since}&"));
     }
     if let Some(device) = call.query("device") {
         crate::ids::validate_device_id(&device).map_err(validation)?;
-        path.push_str(&format!("device={device}"));
+        query.push_str(&format!("device={device}"));
     }
-    Ok(path)
+    Ok(query)
 }
 
 /// A client that passed every check.
@@ -101,8 +100,9 @@ pub struct Admitted {
     pub carrier: Carrier,
 }
 
-/// The checks every connect route shares.
-pub async fn admit(call: &Call<'_>) -> Result<Admitted, ApiError> {
+/// The checks every connect route shares: an upgrade, an allowed Origin, a token that
+/// verifies, the user's connect rate.
+pub async fn authenticate(call: &Call<'_>) -> Result<Admitted, ApiError> {
     let (req, config) = (&call.req, call.config);
     let is_upgrade = header(req, "upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if !is_upgrade {
@@ -161,21 +161,27 @@ pub fn parse_since(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     .transpose()
 }
 
-/// The request a UserHub receives: an upgrade carrying the verified identity and how the token
-/// came (`hubs::CARRIER_HEADER`, kept in the socket's attachment for operators).
-pub fn upgrade_request(path: &str, admitted: &Admitted) -> Result<Request, ApiError> {
-    upgrade_request_with(path, admitted, Headers::new())
-}
+impl Admitted {
+    /// Whether the client offered the `bearer` subprotocol (the 101 must select it).
+    pub fn subprotocol(&self) -> bool {
+        self.carrier == Carrier::Subprotocol
+    }
 
-/// [`upgrade_request`] with extra headers.
-pub fn upgrade_request_with(
-    path: &str,
-    admitted: &Admitted,
-    headers: Headers,
-) -> Result<Request, ApiError> {
-    let subprotocol = admitted.carrier == Carrier::Subprotocol;
-    headers.set(crate::hubs::CARRIER_HEADER, admitted.carrier.as_str())?;
-    crate::hubs::upgrade_request(path, &admitted.identity, subprotocol, headers)
+    /// Opens a device socket in the user's UserHub (`query` the hub's: `since`, `device`,
+    /// `dialect`), telling it how the token came (an operator's report shows it).
+    pub async fn open_user_socket(&self, env: &Env, query: &str) -> Answer {
+        let headers = Headers::new();
+        headers.set(crate::hubs::stubs::CARRIER_HEADER, self.carrier.as_str())?;
+        crate::hubs::stubs::user::connect(env, &self.identity, query, self.subprotocol(), headers)
+            .await
+    }
+
+    /// Opens a member socket in `room_id` (`query` the room's), through the room's admission.
+    pub async fn open_room_socket(&self, env: &Env, room_id: &str, query: &str) -> Answer {
+        let subprotocol = self.subprotocol();
+        crate::hubs::stubs::room::open_socket(env, &self.identity, room_id, query, subprotocol)
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -13,12 +13,12 @@
 //! minted on a development gateway that shares a secret with production is useless there.
 
 use serde::Deserialize;
-use serde_json::Value;
-use worker::Method;
 
-use super::{ok, validation, Answer, Call};
+use super::call::{ok, validation, Answer, Call};
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::hubs::stubs::room::{self, RoomCall};
+use crate::hubs::stubs::user;
 
 /// Longest development token lifetime: 30 days.
 const MAX_TTL_SECS: i64 = 30 * 24 * 60 * 60;
@@ -108,15 +108,11 @@ pub async fn asset(call: Call<'_>, path: &str) -> Answer {
 pub async fn user_alarm(call: Call<'_>, user_id: &str) -> Answer {
     dev_only(call.config)?;
     crate::ids::validate_user_id(user_id).map_err(validation)?;
-    let report: Value =
-        crate::hubs::user::call(call.env, user_id, Method::Get, "/alarm", None::<&()>).await?;
-    ok(&report)
+    ok(&user::alarm(call.env, user_id).await?)
 }
 
 pub async fn room_alarm(call: Call<'_>, room_id: &str) -> Answer {
     dev_only(call.config)?;
     crate::ids::validate_room_id(room_id).map_err(validation)?;
-    let report: Value =
-        crate::hubs::room::call(call.env, room_id, Method::Get, "/alarm", None::<&()>).await?;
-    ok(&report)
+    ok(&room::view(call.env, room_id, RoomCall::Alarm).await?)
 }

@@ -8,7 +8,7 @@
 
 use serde_json::json;
 
-use super::{ok, Answer, Call};
+use super::call::{ok, Answer, Call};
 
 pub async fn me(call: Call<'_>) -> Answer {
     let identity = call.user().await?;

@@ -7,13 +7,13 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use worker::Env;
 
-use super::{ok, respond, validation, Answer, Call};
+use super::call::{ok, respond, validation, Answer, Call};
 use crate::auth::jwt::Identity;
 use crate::cursor::PageCursor;
 use crate::direct::{DirectMessage, IdsBody};
 use crate::error::ApiError;
-use crate::hubs::direct::{self, FAN_OUT};
-use crate::hubs::user::{self, PushRequest};
+use crate::hubs::stubs::user::{self, PushRequest};
+use crate::hubs::user::direct::{self, FAN_OUT};
 use crate::store::d1;
 use crate::store::direct::{self as store, AdminFilter, Party};
 use crate::stream::Class;
@@ -50,7 +50,7 @@ fn messages<T: Serialize>(
     limit: i64,
     message: impl Fn(&T) -> &DirectMessage,
 ) -> Answer {
-    super::listing("messages", list, limit, |row| {
+    super::call::listing("messages", list, limit, |row| {
         let m = message(row);
         PageCursor::new(m.created_at, m.id.clone())
     })
@@ -83,7 +83,7 @@ async fn delete(
     ids: &[String],
 ) -> Result<Vec<String>, ApiError> {
     let db = d1::db(env)?;
-    Ok(store::delete(&db, party, &me.user_id, ids, crate::hubs::now_ms()).await?)
+    Ok(store::delete(&db, party, &me.user_id, ids, crate::clock::now_ms()).await?)
 }
 
 // ----- the sender -----
@@ -134,7 +134,7 @@ pub async fn read_one(call: Call<'_>, id: &str) -> Answer {
         .await?
         .ok_or_else(|| not_found(id))?;
     if found.read_at.is_none() {
-        let now = crate::hubs::now_ms();
+        let now = crate::clock::now_ms();
         let newly = store::mark_read(&db, &me.user_id, &[id.to_owned()], now).await?;
         tell_senders(env, &me, &newly, now).await;
         found.read_at = Some(now);
@@ -145,7 +145,7 @@ pub async fn read_one(call: Call<'_>, id: &str) -> Answer {
 pub async fn read_many(mut call: Call<'_>) -> Answer {
     let me = call.user().await?;
     let ids = ids(&mut call).await?;
-    let now = crate::hubs::now_ms();
+    let now = crate::clock::now_ms();
     let newly = store::mark_read(&d1::db(call.env)?, &me.user_id, &ids, now).await?;
     tell_senders(call.env, &me, &newly, now).await;
     let changed = newly.iter().map(|n| n.message_id.clone()).collect();
@@ -252,7 +252,7 @@ pub async fn recall(call: Call<'_>, id: &str) -> Answer {
         .ok_or_else(|| not_found(id))?;
     crate::message::within_recall_window(
         sent_at,
-        crate::hubs::now_ms(),
+        crate::clock::now_ms(),
         call.config.limits.recall_window_secs,
     )?;
     delete_for_everyone(call.env, id).await
@@ -262,7 +262,7 @@ pub async fn recall(call: Call<'_>, id: &str) -> Answer {
 /// tombstone for a retry of its `client_id`), then every party's stream (tombstones,
 /// `message.deleted`).
 async fn delete_for_everyone(env: &Env, id: &str) -> Answer {
-    let parties = store::admin_delete(&d1::db(env)?, id, crate::hubs::now_ms())
+    let parties = store::admin_delete(&d1::db(env)?, id, crate::clock::now_ms())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no message '{id}'")))?;
     let unreached = direct::recall(env, id, parties).await;

@@ -9,8 +9,8 @@
 use futures_util::future::join_all;
 use worker::Response;
 
-use super::{Answer, Call};
-use crate::hubs::directory::{self, SHARDS};
+use super::call::{Answer, Call};
+use crate::hubs::stubs::directory::{self, SHARDS};
 use crate::metrics::{self, Online};
 
 pub async fn metrics(call: Call<'_>) -> Answer {

@@ -20,13 +20,12 @@ pub mod rooms;
 pub mod socketio;
 pub mod users;
 
-pub use call::{listing, ok, respond, validation, Answer, Call, Page};
-
 use std::rc::Rc;
 
 use serde_json::json;
 use worker::{Env, Request, Response};
 
+use self::call::{ok, respond, Answer, Call};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::routes::Route;

@@ -8,9 +8,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{respond, Answer, Call};
+use super::call::{respond, Answer, Call};
 use crate::error::ApiError;
-use crate::hubs::user::{PushOutcome, PushRequest};
+use crate::hubs::stubs::user::{PushOutcome, PushRequest};
 use crate::metrics::{self, Kind, Point};
 use crate::notify::NotifyRequest;
 use crate::stream::Class;
@@ -124,15 +124,15 @@ pub async fn deliver(mut call: Call<'_>) -> Answer {
         class: Class::Backend,
         notify: body.notify,
     };
-    let started = crate::hubs::now_ms();
+    let started = crate::clock::now_ms();
     let bytes = request.data.to_string().len();
-    let outcomes = crate::hubs::user::push_all(call.env, &users, &request).await;
+    let outcomes = crate::hubs::stubs::user::push_all(call.env, &users, &request).await;
     observe(
         &request,
         &users,
         &outcomes,
         bytes,
-        crate::hubs::now_ms() - started,
+        crate::clock::now_ms() - started,
     );
     let results: Vec<UserResult> = users
         .into_iter()

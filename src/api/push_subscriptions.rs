@@ -11,13 +11,12 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use worker::{Env, Method, Response};
+use worker::{Env, Response};
 
-use super::{ok, respond, validation, Answer, Call};
+use super::call::{ok, respond, validation, Answer, Call};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::hubs::notifier::{SubscribeRequest, Subscribed, SubscriptionView};
-use crate::hubs::user;
+use crate::hubs::stubs::user::{self, SubscribeRequest};
 use crate::notify::WebPushConfig;
 use crate::push_endpoint::check_endpoint;
 use crate::store::{d1, push_endpoints};
@@ -71,7 +70,7 @@ pub async fn subscribe(mut call: Call<'_>) -> Answer {
     let user_id = &identity.user_id;
     let id = endpoint.id();
     let db = d1::db(env)?;
-    let previous = push_endpoints::claim(&db, &id, user_id, crate::hubs::now_ms()).await?;
+    let previous = push_endpoints::claim(&db, &id, user_id, crate::clock::now_ms()).await?;
     let request = SubscribeRequest {
         id: id.clone(),
         endpoint: endpoint.as_str().to_owned(),
@@ -79,8 +78,7 @@ pub async fn subscribe(mut call: Call<'_>) -> Answer {
         auth: body.keys.auth,
         device: body.device,
     };
-    let stored: Subscribed =
-        user::call(env, user_id, Method::Post, "/subscriptions", Some(&request)).await?;
+    let stored = user::subscribe(env, user_id, &request).await?;
     if let Some(previous) = previous {
         drop_from(env, &previous, &id).await?;
     }
@@ -93,32 +91,13 @@ pub async fn subscribe(mut call: Call<'_>) -> Answer {
 
 /// Tells `user`'s hub to forget subscription `id`; whether it had it.
 async fn drop_from(env: &Env, user: &str, id: &str) -> Result<bool, ApiError> {
-    #[derive(Deserialize)]
-    struct Found {
-        found: bool,
-    }
-    let answer: Found = user::call(
-        env,
-        user,
-        Method::Post,
-        "/unsubscribe",
-        Some(&json!({"id": id})),
-    )
-    .await?;
-    Ok(answer.found)
+    user::unsubscribe(env, user, id).await
 }
 
 /// `GET /v1/push-subscriptions`: the caller's subscriptions, oldest first.
 pub async fn list(call: Call<'_>) -> Answer {
     let identity = call.user().await?;
-    let subscriptions: Vec<SubscriptionView> = user::call(
-        call.env,
-        &identity.user_id,
-        Method::Get,
-        "/subscriptions",
-        None::<&()>,
-    )
-    .await?;
+    let subscriptions = user::subscriptions(call.env, &identity.user_id).await?;
     ok(&json!({"subscriptions": subscriptions}))
 }
 

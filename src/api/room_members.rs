@@ -17,19 +17,17 @@ use std::collections::HashSet;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{D1Database, Env, Method};
+use worker::{D1Database, Env};
 
-use super::rooms::{existing_room, room_added, room_full, room_id, tell, Caller};
-use super::{ok, validation, Answer, Call};
+use super::call::{ok, validation, Answer, Call};
+use super::rooms::{
+    existing_room, room_added, room_full, room_id, tell, user_list, Caller, MAX_ADD,
+    MAX_ADD_INTERNAL,
+};
 use crate::error::ApiError;
-use crate::hubs::room::{self, MembersChange};
-use crate::hubs::room_sockets::RoomPresence;
+use crate::hubs::stubs::room::{self, MembersChange};
 use crate::store::d1;
 use crate::store::rooms::{self, Member, Room, MEMBER, OWNER};
-
-/// Users one call may add (internal calls may add more: backends seed large rooms).
-pub const MAX_ADD: usize = 100;
-pub const MAX_ADD_INTERNAL: usize = 1000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,25 +41,6 @@ pub struct AddMembersBody {
     /// wakes); they find the room in `GET /v1/rooms`.
     #[serde(default)]
     pub notify: Option<bool>,
-}
-
-/// Valid, distinct user ids, 1 to `max` of them, leaving out `except`.
-pub fn user_list(
-    users: &[String],
-    max: usize,
-    except: Option<&str>,
-) -> Result<Vec<String>, ApiError> {
-    if users.len() > max {
-        return Err(validation(format!("users: at most {max} per call")));
-    }
-    let mut out: Vec<String> = Vec::with_capacity(users.len());
-    for user in users {
-        crate::ids::validate_user_id(user).map_err(|why| validation(format!("users: {why}")))?;
-        if Some(user.as_str()) != except && !out.contains(user) {
-            out.push(user.clone());
-        }
-    }
-    Ok(out)
 }
 
 // ----- the members' REST -----
@@ -115,8 +94,7 @@ pub async fn list(call: Call<'_>, room_id: &str) -> Answer {
     let pending = |user: &str| page.iter().any(|m| m.user_id == user && m.pending);
     let presence =
         super::users::presence_of_users(env, call.config, &users, |user| !pending(user)).await?;
-    let in_room: RoomPresence =
-        room::call(env, room_id, Method::Get, "/presence", None::<&()>).await?;
+    let in_room = room::presence(env, room_id).await?;
     let out: Vec<Value> = page
         .iter()
         .zip(presence)
@@ -217,7 +195,7 @@ async fn add_to(
         .filter(|user| !already.contains(user))
         .cloned()
         .collect();
-    let now = crate::hubs::now_ms();
+    let now = crate::clock::now_ms();
     let members: Vec<Member> = joining
         .iter()
         .map(|user| Member {
@@ -249,7 +227,7 @@ async fn add_to(
         role: role.to_owned(),
         ..MembersChange::default()
     };
-    room::call::<Value>(env, &room.id, Method::Post, "/members", Some(&change)).await?;
+    room::members(env, &room.id, &change).await?;
     let mut unnotified = if notify {
         tell(env, &added, "room.added", room_added(room, role)).await
     } else {
@@ -271,23 +249,10 @@ async fn remove_from(env: &Env, db: &D1Database, room_id: &str, user_id: &str) -
         remove: vec![user_id.to_owned()],
         ..MembersChange::default()
     };
-    room::call::<Value>(env, room_id, Method::Post, "/members", Some(&change)).await?;
+    room::members(env, room_id, &change).await?;
     rooms::remove_member(db, room_id, user_id).await?;
     let user = [user_id.to_owned()];
     let gone = json!({"room_id": room_id, "reason": "removed"});
     let unnotified = tell(env, &user, "room.removed", gone).await;
     ok(&json!({"room_id": room_id, "removed": user_id, "unnotified": unnotified}))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_lists_dedupe_and_drop_the_caller() {
-        let users = vec!["a".into(), "b".into(), "a".into(), "me".into()];
-        assert_eq!(user_list(&users, 10, Some("me")).unwrap(), vec!["a", "b"]);
-        assert!(user_list(&["a/b".into()], 10, None).is_err());
-        assert!(user_list(&vec!["a".into(); 11], 10, None).is_err());
-    }
 }

@@ -7,14 +7,12 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use worker::{Env, Method, Response};
+use worker::{Env, Response};
 
+use super::call::{ok, respond, validation, Answer, Call};
 use super::rooms::{existing_room, room_id, Caller};
-use super::{ok, respond, validation, Answer, Call};
 use crate::error::ApiError;
-use crate::hubs::room::{
-    self, Changed, EditRequest, Post, Posted, ReadOutcome, ReadRequest, RecallRequest,
-};
+use crate::hubs::stubs::room::{self, EditRequest, Post, ReadRequest, RecallRequest};
 use crate::message::Content;
 use crate::quota::Rate;
 use crate::store::d1;
@@ -84,9 +82,7 @@ pub async fn edit(mut call: Call<'_>, room_id: &str, message_id: &str) -> Answer
         message_id: message_id.to_owned(),
         body: body.body,
     };
-    let changed: Changed =
-        room::call(env, &caller.room.id, Method::Post, "/edit", Some(&request)).await?;
-    ok(&changed)
+    ok(&room::edit(env, &caller.room.id, &request).await?)
 }
 
 /// `DELETE /v1/rooms/{id}/messages/{message}`: the sender recalls within
@@ -103,15 +99,7 @@ pub async fn delete(call: Call<'_>, room_id: &str, message_id: &str) -> Answer {
         user_id: caller.me.user_id,
         message_id: message_id.to_owned(),
     };
-    let changed: Changed = room::call(
-        env,
-        &caller.room.id,
-        Method::Post,
-        "/recall",
-        Some(&request),
-    )
-    .await?;
-    ok(&changed)
+    ok(&room::recall(env, &caller.room.id, &request).await?)
 }
 
 /// `POST /v1/rooms/{id}/read {"seq"}`: the socket `read` over REST.
@@ -126,15 +114,7 @@ pub async fn read(mut call: Call<'_>, room_id: &str) -> Answer {
         user_id: caller.me.user_id,
         seq: body.seq,
     };
-    let outcome: ReadOutcome = room::call(
-        call.env,
-        &caller.room.id,
-        Method::Post,
-        "/read",
-        Some(&request),
-    )
-    .await?;
-    ok(&outcome)
+    ok(&room::read(call.env, &caller.room.id, &request).await?)
 }
 
 // ----- the backends' internal API -----
@@ -156,7 +136,7 @@ pub async fn internal_publish(mut call: Call<'_>, room_id: &str) -> Answer {
             )
         })?;
     }
-    let started = crate::hubs::now_ms();
+    let started = crate::clock::now_ms();
     let answer = post_to_room(call.env, room_id, &post).await;
     crate::log::info(
         "publish",
@@ -164,7 +144,7 @@ pub async fn internal_publish(mut call: Call<'_>, room_id: &str) -> Answer {
             "room_id": room_id,
             "status": answer.as_ref().map_or_else(|err| err.status, Response::status_code),
             "bytes": post.content.body.len(),
-            "ms": crate::hubs::now_ms() - started,
+            "ms": crate::clock::now_ms() - started,
         }),
     );
     answer
@@ -207,7 +187,7 @@ async fn sends(env: &Env, caller: &Caller) -> Result<(), ApiError> {
 /// Stores a message in the room (which delivers it to every socket): 201, or 200 with the
 /// original for a repeated `client_id`.
 async fn post_to_room(env: &Env, room_id: &str, post: &Post) -> Answer {
-    let posted: Posted = room::call(env, room_id, Method::Post, "/post", Some(post)).await?;
+    let posted = room::post(env, room_id, post).await?;
     respond(if posted.duplicate { 200 } else { 201 }, &posted)
 }
 

@@ -15,15 +15,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use worker::{D1Database, Env, Method};
 
-use super::room_members::{user_list, MAX_ADD, MAX_ADD_INTERNAL};
-use super::{listing, ok, respond, validation, Answer, Call};
+use super::call::{listing, ok, respond, validation, Answer, Call};
 use crate::auth::jwt::Identity;
 use crate::config::Config;
 use crate::cursor::PageCursor;
 use crate::error::ApiError;
-use crate::hubs::notifier::RoomLevel;
-use crate::hubs::room::{self, MembersChange};
-use crate::hubs::user::PushRequest;
+use crate::hubs::stubs::room::{self, MembersChange, RoomCall};
+use crate::hubs::stubs::user::{self, PushRequest, RoomLevel};
 use crate::notify::Level;
 use crate::store::d1;
 use crate::store::rooms::{self, DailyCap, Member, Room, MEMBER, OWNER};
@@ -34,6 +32,29 @@ pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_UNREAD_ROOMS: i64 = 1000;
 /// The window `MAX_ROOMS_PER_DAY` counts in.
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Users one call may add (internal calls may add more: backends seed large rooms).
+pub const MAX_ADD: usize = 100;
+pub const MAX_ADD_INTERNAL: usize = 1000;
+
+/// Valid, distinct user ids, 1 to `max` of them, leaving out `except`.
+pub fn user_list(
+    users: &[String],
+    max: usize,
+    except: Option<&str>,
+) -> Result<Vec<String>, ApiError> {
+    if users.len() > max {
+        return Err(validation(format!("users: at most {max} per call")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(users.len());
+    for user in users {
+        crate::ids::validate_user_id(user).map_err(|why| validation(format!("users: {why}")))?;
+        if Some(user.as_str()) != except && !out.contains(user) {
+            out.push(user.clone());
+        }
+    }
+    Ok(out)
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,7 +147,7 @@ impl Caller {
 }
 
 /// `GET` / `PUT /v1/rooms/{id}/notifications` `{"level": "all" | "mentions" | "none"}`: the
-/// caller's notification level for the room, kept in their UserHub (`hubs::notifier`), where
+/// caller's notification level for the room, kept in their UserHub (`hubs::user::notifier`), where
 /// it is read when the room tells them of activity. Members only; setting it is not acting in
 /// the room (a pending member stays pending).
 pub async fn notifications(mut call: Call<'_>, room_id: &str) -> Answer {
@@ -149,15 +170,7 @@ pub async fn notifications(mut call: Call<'_>, room_id: &str) -> Answer {
         room_id: caller.room.id.clone(),
         level,
     };
-    let answer: RoomLevel = crate::hubs::user::call(
-        call.env,
-        &caller.me.user_id,
-        Method::Post,
-        "/room-level",
-        Some(&request),
-    )
-    .await?;
-    ok(&answer)
+    ok(&user::room_level(call.env, &caller.me.user_id, &request).await?)
 }
 
 /// The room `room_id`, or 404.
@@ -200,7 +213,7 @@ pub async fn create(mut call: Call<'_>) -> Answer {
 /// `MAX_ROOMS_PER_DAY`'s 429 with `Retry-After` (until the oldest of the user's rooms of the last
 /// 24 hours is a day old); rooms a backend created with them as owner count too.
 async fn over_daily_rooms(db: &D1Database, config: &Config, user_id: &str) -> ApiError {
-    let now = crate::hubs::now_ms();
+    let now = crate::clock::now_ms();
     let oldest = match rooms::created_since(db, user_id, now - DAY_MS).await {
         Ok((_, oldest)) => oldest,
         Err(err) => return err.into(),
@@ -215,7 +228,7 @@ async fn over_daily_rooms(db: &D1Database, config: &Config, user_id: &str) -> Ap
 
 pub async fn list(call: Call<'_>) -> Answer {
     let me = call.user().await?;
-    let super::Page { cursor, limit } = call.page()?;
+    let super::call::Page { cursor, limit } = call.page()?;
     let db = d1::db(call.env)?;
     let page = rooms::list_for_user(&db, &me.user_id, cursor.as_ref(), limit).await?;
     listing("rooms", &page, limit, |room| {
@@ -238,7 +251,7 @@ pub async fn rename(mut call: Call<'_>, room_id: &str) -> Answer {
     let (env, room_id) = (call.env, caller.room.id.as_str());
     rooms::rename(&caller.db, room_id, &name).await?;
     let update = json!({"room_id": room_id, "name": name});
-    room::call::<Value>(env, room_id, Method::Post, "/renamed", Some(&update)).await?;
+    room::renamed(env, room_id, &update).await?;
     let members = rooms::member_ids(&caller.db, room_id).await?;
     let unnotified = tell(env, &members, "room.updated", update).await;
     let mut out = room_json(
@@ -275,11 +288,10 @@ pub async fn unread(call: Call<'_>) -> Answer {
 }
 
 pub async fn connect(call: Call<'_>, room_id: &str) -> Answer {
-    let admitted = super::connect::admit(&call).await?;
+    let admitted = super::connect::authenticate(&call).await?;
     let room_id = self::room_id(room_id)?;
-    let path = super::connect::hub_path(&call)?;
-    let subprotocol = admitted.carrier == crate::auth::token::Carrier::Subprotocol;
-    room::open_socket(call.env, &admitted.identity, room_id, &path, subprotocol).await
+    let query = super::connect::hub_query(&call)?;
+    admitted.open_room_socket(call.env, room_id, &query).await
 }
 
 // ----- the backends' internal API -----
@@ -315,17 +327,16 @@ pub async fn internal_delete(call: Call<'_>, room_id: &str) -> Answer {
 }
 
 /// `GET /internal/v1/rooms/{id}/shards`: the objects holding the room's sockets (the room's
-/// own is shard 0) and how many sockets each holds (`hubs::room_shard`).
+/// own is shard 0) and how many sockets each holds (`hubs::room::shard`).
 pub async fn internal_shards(call: Call<'_>, room_id: &str) -> Answer {
-    internal_view(call, room_id, "/shards").await
+    internal_view(call, room_id, RoomCall::Shards).await
 }
 
 /// An internal look at a room: the internal token, a room D1 knows (404 otherwise, and no Room
-/// object is addressed), and the Room's JSON answer to `GET <path>`.
-pub(super) async fn internal_view(call: Call<'_>, room_id: &str, path: &str) -> Answer {
+/// object is addressed), and the Room's JSON answer to `view` (`Shards`, `Stats`).
+pub(super) async fn internal_view(call: Call<'_>, room_id: &str, view: RoomCall) -> Answer {
     let (_, room_id) = internal_room(&call, room_id).await?;
-    let view: Value = room::call(call.env, room_id, Method::Get, path, None::<&()>).await?;
-    ok(&view)
+    ok(&room::view(call.env, room_id, view).await?)
 }
 
 // ----- shared steps -----
@@ -342,7 +353,7 @@ pub(super) async fn tell(env: &Env, users: &[String], event: &str, data: Value) 
         class: Class::Chat,
         notify: None,
     };
-    let outcomes = crate::hubs::user::push_all(env, users, &request).await;
+    let outcomes = user::push_all(env, users, &request).await;
     users
         .iter()
         .zip(outcomes)
@@ -374,7 +385,7 @@ async fn create_room(
     if members.len() + usize::from(owner.is_some()) > max {
         return Err(room_full(max));
     }
-    let now = crate::hubs::now_ms();
+    let now = crate::clock::now_ms();
     let room = Room {
         id: id.clone(),
         name,
@@ -420,7 +431,7 @@ async fn create_room(
         role: MEMBER.into(),
         ..MembersChange::default()
     };
-    room::call::<Value>(env, &id, Method::Post, "/members", Some(&change)).await?;
+    room::members(env, &id, &change).await?;
     let mut unnotified = Vec::new();
     for role in [OWNER, MEMBER] {
         let users: Vec<String> = list
@@ -458,7 +469,7 @@ pub(super) fn room_full(max: usize) -> ApiError {
 /// stream gets `room.removed`. A retry after a failure repeats what is left.
 async fn delete_room(env: &Env, db: &D1Database, room_id: &str) -> Answer {
     let members = rooms::member_ids(db, room_id).await?;
-    room::call::<Value>(env, room_id, Method::Post, "/delete", None::<&()>).await?;
+    room::delete(env, room_id).await?;
     rooms::delete(db, room_id).await?;
     let gone = json!({"room_id": room_id, "reason": "deleted"});
     let unnotified = tell(env, &members, "room.removed", gone).await;
@@ -470,6 +481,14 @@ async fn delete_room(env: &Env, db: &D1Database, room_id: &str) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_lists_dedupe_and_drop_the_caller() {
+        let users = vec!["a".into(), "b".into(), "a".into(), "me".into()];
+        assert_eq!(user_list(&users, 10, Some("me")).unwrap(), vec!["a", "b"]);
+        assert!(user_list(&["a/b".into()], 10, None).is_err());
+        assert!(user_list(&vec!["a".into(); 11], 10, None).is_err());
+    }
 
     fn create_body(value: Value) -> CreateRoomBody {
         serde_json::from_value(value).unwrap()

@@ -26,9 +26,9 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use worker::{Delay, Env, Request, Response, WebSocket, WebSocketPair, WebsocketEvent};
 
+use super::call::{validation, Answer, Call};
 use super::connect;
 use super::pending::{client_address, Pending};
-use super::{validation, Answer, Call};
 use crate::auth::token::{self, Carrier};
 use crate::config::Limits;
 use crate::error::ApiError;
@@ -50,20 +50,16 @@ pub async fn connect(call: Call<'_>) -> Answer {
     if call.query("transport").as_deref() != Some("websocket") || !is_upgrade {
         return engine_error(engine::UNKNOWN_TRANSPORT);
     }
-    match connect::admit(&call).await {
+    match connect::authenticate(&call).await {
         Ok(admitted) => {
-            let mut path = String::from("/connect?dialect=socketio");
+            let mut query = String::from("dialect=socketio");
             if let Some(device) = call.query("device") {
                 crate::ids::validate_device_id(&device).map_err(validation)?;
-                path.push_str(&format!("&device={device}"));
+                query.push_str(&format!("&device={device}"));
             }
             let opened = match call.query("room_id") {
-                Some(room_id) => open_room(call.env, &admitted, &room_id, &path).await,
-                None => {
-                    let stub = crate::hubs::user::stub(call.env, &admitted.identity.user_id)?;
-                    let upgrade = connect::upgrade_request(&path, &admitted)?;
-                    crate::http::call_hub(&stub, upgrade).await
-                }
+                Some(room_id) => open_room(call.env, &admitted, &room_id, &query).await,
+                None => admitted.open_user_socket(call.env, &query).await,
             };
             match opened {
                 Ok(res) if matches!(res.status_code(), 401 | 403 | 404 | 429) => {
@@ -85,11 +81,10 @@ async fn open_room(
     env: &Env,
     admitted: &connect::Admitted,
     room_id: &str,
-    path: &str,
+    query: &str,
 ) -> Result<Response, ApiError> {
     crate::ids::validate_room_id(room_id).map_err(validation)?;
-    let subprotocol = admitted.carrier == Carrier::Subprotocol;
-    crate::hubs::room::open_socket(env, &admitted.identity, room_id, path, subprotocol).await
+    admitted.open_room_socket(env, room_id, query).await
 }
 
 /// socket.io's own answer to a request it cannot take over HTTP: 400 and a small JSON body.
@@ -155,7 +150,7 @@ enum Step {
 impl Refusal {
     fn new(err: ApiError, limits: Limits) -> Self {
         let data = json!({"code": err.code, "message": err.message, "status": err.status});
-        let bucket = Bucket::full(limits.rate_limit_burst, crate::hubs::now_ms());
+        let bucket = Bucket::full(limits.rate_limit_burst, crate::clock::now_ms());
         Self {
             code: err.code,
             data,
@@ -178,7 +173,7 @@ impl Refusal {
             match select(events.next(), deadline).await {
                 Either::Left((Some(Ok(WebsocketEvent::Message(message))), rest)) => {
                     deadline = rest;
-                    let step = self.step(message.text().as_deref(), crate::hubs::now_ms());
+                    let step = self.step(message.text().as_deref(), crate::clock::now_ms());
                     match step {
                         Step::Answer(reply) => {
                             let _ = server.send_with_str(reply);

@@ -15,13 +15,13 @@ use futures_util::future::join_all;
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
-use worker::{Env, Method};
+use worker::Env;
 
-use super::{ok, validation, Answer, Call};
+use super::call::{ok, validation, Answer, Call};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::hubs::room::DisconnectUser;
-use crate::hubs::user::{self, DisconnectRequest, Disconnected, HubPresence};
+use crate::hubs::stubs::room::{self, DisconnectUser};
+use crate::hubs::stubs::user::{self, DisconnectRequest, Disconnected};
 use crate::presence::{presence as presence_of, Presence};
 use crate::store::{d1, push_endpoints, revocations, rooms};
 
@@ -61,16 +61,14 @@ pub async fn presence_of_users(
             if !asked {
                 return Ok(None);
             }
-            user::call::<HubPresence>(env, user, Method::Get, "/presence", None::<&()>)
-                .await
-                .map(Some)
+            user::presence(env, user).await.map(Some)
         }
     }))
     .await;
-    let now = crate::hubs::now_ms();
+    let now = crate::clock::now_ms();
     let mut out = Vec::with_capacity(users.len());
     for (user, answer) in users.iter().zip(answers) {
-        let hub = answer?.unwrap_or(HubPresence {
+        let hub = answer?.unwrap_or(crate::hubs::stubs::user::HubPresence {
             devices: 0,
             last_seen: None,
         });
@@ -153,7 +151,7 @@ pub(super) fn internal_user(call: &Call<'_>, user_id: &str) -> Result<(), ApiErr
 /// user's push endpoints (their hub forgets the subscriptions); `forget` also drops the
 /// user's room levels.
 async fn end_sessions(env: &Env, user_id: &str, body: DisconnectBody, forget: bool) -> Answer {
-    let now = crate::hubs::now_ms();
+    let now = crate::clock::now_ms();
     let revoke_before = body.revoke.then(|| crate::auth::revocation::cutoff_at(now));
     let db = d1::db(env)?;
     if let Some(cutoff) = revoke_before {
@@ -165,13 +163,7 @@ async fn end_sessions(env: &Env, user_id: &str, body: DisconnectBody, forget: bo
         revoke_before,
         forget,
     };
-    let hub = user::call::<Disconnected>(
-        env,
-        user_id,
-        Method::Post,
-        "/disconnect",
-        Some(&hub_request),
-    );
+    let hub = user::disconnect(env, user_id, &hub_request);
     let room_request = DisconnectUser {
         user_id: user_id.to_owned(),
         reason: body.reason,
@@ -181,10 +173,7 @@ async fn end_sessions(env: &Env, user_id: &str, body: DisconnectBody, forget: bo
     let room_calls = stream::iter(rooms)
         .map(|room_id| {
             let request = &room_request;
-            async move {
-                crate::hubs::room::call(env, &room_id, Method::Post, "/disconnect", Some(request))
-                    .await
-            }
+            async move { room::disconnect(env, &room_id, request).await }
         })
         .buffer_unordered(ROOM_FAN_OUT)
         .collect::<Vec<Result<Disconnected, ApiError>>>();

@@ -22,17 +22,19 @@
 //! namespace first (`Sockets::close`), so the client stops reconnecting (`io server
 //! disconnect`), as socket.io's own server does.
 
-use std::rc::Rc;
-
 use serde_json::{json, Value};
-use worker::{Env, WebSocket, WebSocketIncomingMessage, WebSocketPair};
+use worker::{Env, WebSocket, WebSocketPair};
 
-use super::{now_ms, Admitted, Gate, SocketInfo, Sockets};
+use super::common::attachment::SocketInfo;
+use super::common::dialect;
+use super::common::object;
+use super::common::sockets::Sockets;
 use crate::auth::jwt::Identity;
 use crate::auth::token::Carrier;
+use crate::clock::now_ms;
 use crate::config::{Config, Limits};
 use crate::error::ApiError;
-use crate::protocol::{close, code, ClientFrame, ServerFrame};
+use crate::protocol::{close, code, ServerFrame};
 use crate::quota::Rate;
 use crate::socketio::packet::{Kind, Packet};
 use crate::socketio::{engine, packet, Namespace, Session};
@@ -46,12 +48,6 @@ pub(super) trait Host {
     fn sockets(&self) -> &Sockets;
     fn local(&self) -> &Local;
     fn env(&self) -> &Env;
-    fn limits(&self) -> Limits {
-        super::limits(self.env())
-    }
-    fn config(&self) -> Result<Rc<Config>, ApiError> {
-        super::config(self.env())
-    }
     /// The user's revocation cut-off as this hub knows it.
     fn revoked_before(&self, user: &str) -> Result<Option<i64>, ApiError>;
     /// A namespace the client may connect: record it ([`add_namespace`]), answer CONNECT
@@ -72,14 +68,6 @@ pub(super) trait Host {
     fn ended_by_client(&self, _info: &SocketInfo, _nsp: Option<&str>) {}
 }
 
-/// Sends DISCONNECT for every namespace of a Socket.IO socket (nothing for any other socket):
-/// the server ended it, the client must not reconnect.
-pub fn end_namespaces(ws: &WebSocket, info: &SocketInfo) {
-    for nsp in info.sio.iter().flat_map(|session| &session.namespaces) {
-        let _ = ws.send_with_str(engine::message(&packet::disconnect(&nsp.name)));
-    }
-}
-
 /// Accepts a Socket.IO socket (for one room when `room_id` is set), opens the Engine.IO
 /// session and plans the ping round. The caller re-plans its alarm and answers the upgrade.
 pub(super) fn accept(
@@ -94,7 +82,7 @@ pub(super) fn accept(
     session.room_id = room_id;
     let sockets = host.sockets();
     let (pair, info) = sockets.accept(identity, device, Some(session), carrier)?;
-    let limits = host.limits();
+    let limits = Limits::of(host.env());
     sockets.enforce_cap(&info.user_id, limits.max_sockets_per_user);
     let _ = pair.server.send_with_str(engine::open(
         &info.conn_id,
@@ -123,7 +111,7 @@ pub(super) fn ping_round(host: &impl Host, now: i64) -> worker::Result<()> {
     if ping_at(host)?.is_none_or(|at| at > now) {
         return Ok(());
     }
-    let limits = host.limits();
+    let limits = Limits::of(host.env());
     let mut remaining = 0;
     for (ws, info) in host.sockets().socketio() {
         let Some(session) = &info.sio else { continue };
@@ -147,25 +135,17 @@ pub(super) fn ping_round(host: &impl Host, now: i64) -> worker::Result<()> {
     host.local().set_meta(PING_AT_KEY, next)
 }
 
-/// Screens a frame for a hub: a Socket.IO socket's is handled here; one of the gateway's own
-/// protocol comes back parsed for the hub's `on_frame`.
-pub(super) async fn screen(
+/// A frame from a Socket.IO socket, past the gate (`common::gate`): its text, or `None` for a
+/// binary frame (Socket.IO attachments, which the gateway does not take).
+pub(super) async fn on_frame(
     host: &impl Host,
-    gate: &Gate,
     ws: &WebSocket,
-    message: WebSocketIncomingMessage,
-) -> Option<(SocketInfo, ClientFrame)> {
-    match gate.admit(host.sockets(), ws, message, &host.limits()) {
-        Some(Admitted::Text(info, text)) if info.sio.is_some() => {
-            on_text(host, ws, info, &text).await;
-            None
-        }
-        Some(Admitted::Binary(info)) if info.sio.is_some() => {
-            on_binary(ws, &info);
-            None
-        }
-        Some(admitted) => super::parse_admitted(ws, admitted),
-        None => None,
+    info: SocketInfo,
+    text: Option<String>,
+) {
+    match text {
+        Some(text) => on_text(host, ws, info, &text).await,
+        None => refuse_frame(ws, &info, &packet::PacketError::Binary.message()),
     }
 }
 
@@ -188,11 +168,6 @@ async fn on_text(host: &impl Host, ws: &WebSocket, info: SocketInfo, text: &str)
         },
         Err(why) => refuse_frame(ws, &info, &why),
     }
-}
-
-/// A binary frame: Socket.IO attachments, which the gateway does not take.
-fn on_binary(ws: &WebSocket, info: &SocketInfo) {
-    refuse_frame(ws, info, &packet::PacketError::Binary.message());
 }
 
 fn on_pong(host: &impl Host, ws: &WebSocket, mut info: SocketInfo) {
@@ -238,7 +213,7 @@ async fn connect(
     info: SocketInfo,
     packet: &Packet,
 ) -> Result<(), ApiError> {
-    let config = host.config()?;
+    let config = object::config(host.env())?;
     if !config.namespaces.allows(&packet.nsp) {
         return Err(ApiError::new(
             404,
@@ -253,7 +228,7 @@ async fn connect(
     let text = |key: &str| auth.and_then(|a| a.get(key)).and_then(Value::as_str);
     if let Some(token) = text("token") {
         let revoked_before = host.revoked_before(&info.user_id)?;
-        super::sockets::verify_for(token, &info.user_id, &config, revoked_before)?;
+        super::common::reauth::verify_for(token, &info.user_id, &config, revoked_before)?;
     }
     let Some(session) = info.sio.as_ref() else {
         return Err(ApiError::internal("not a Socket.IO socket"));
@@ -262,7 +237,7 @@ async fn connect(
         reply_connect(ws, &packet.nsp, &info.conn_id, &known.pid);
         return Ok(());
     }
-    let max = host.limits().socketio_max_namespaces;
+    let max = Limits::of(host.env()).socketio_max_namespaces;
     if session.namespaces.len() >= max {
         return Err(ApiError::bad_request(
             "too_many_namespaces",
@@ -355,7 +330,7 @@ pub(super) fn room_id_of(data: &Value) -> Result<String, ApiError> {
 /// A frame that is not a packet the gateway takes: an `error` event on the main namespace (once,
 /// however many the socket connected); the socket stays open.
 fn refuse_frame(ws: &WebSocket, info: &SocketInfo, why: &str) {
-    super::emit(
+    dialect::emit(
         ws,
         info,
         &ServerFrame::event("error", json!({"code": code::BAD_FRAME, "message": why})),

@@ -27,15 +27,7 @@ use serde_json::{json, Value};
 
 use crate::auth::jwt::Identity;
 use crate::error::ApiError;
-
-/// Where the answer to a Socket.IO request goes: its namespace and ack id (none when the client
-/// asked for no ack). Carried as the request's id through the gateway's own handlers, so their
-/// `ack` and `error` answers come out as Socket.IO packets (`protocol::ServerFrame::to_text`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub nsp: String,
-    pub id: Option<u64>,
-}
+use crate::protocol::Reply;
 
 /// The packet answering a request: an `ack` becomes ACK with its data, an `error` ACK with
 /// `{"error": data}`, or without an ack id an `error` event; an `ack` nobody asked for is
@@ -48,29 +40,6 @@ pub fn reply_text(reply: &Reply, event: &str, data: &Value) -> String {
         _ => return String::new(),
     };
     engine::message(&packet)
-}
-
-/// A room's frame for a connection to that room: an EVENT with `room_id` in its data and, for
-/// a stream entry, the room's seq as the recovery offset.
-pub fn room_event(nsp: &str, room_id: &str, frame: &crate::protocol::ServerFrame<'_>) -> String {
-    let offset = frame.seq.map(|seq| seq.to_string());
-    let data = with_room(room_id, frame.data.clone());
-    engine::message(&packet::event(nsp, frame.event, &data, offset.as_deref()))
-}
-
-/// A room frame's data with the room's id in it (data that is not an object goes in `value`).
-pub fn with_room(room_id: &str, data: Value) -> Value {
-    let mut object = match data {
-        Value::Object(object) => object,
-        Value::Null => serde_json::Map::new(),
-        other => {
-            let mut object = serde_json::Map::new();
-            object.insert("value".into(), other);
-            object
-        }
-    };
-    object.insert("room_id".into(), json!(room_id));
-    Value::Object(object)
 }
 
 /// A Socket.IO connection's state, kept in its socket's attachment.
@@ -203,27 +172,16 @@ mod tests {
     }
 
     #[test]
-    fn room_frames_carry_their_room() {
-        assert_eq!(
-            with_room("r", json!({"seq": 1})),
-            json!({"seq": 1, "room_id": "r"})
-        );
-        assert_eq!(with_room("r", Value::Null), json!({"room_id": "r"}));
-        assert_eq!(
-            with_room("r", json!(3)),
-            json!({"value": 3, "room_id": "r"})
-        );
-    }
-
-    #[test]
     fn answers_to_requests() {
         let with_ack = Reply {
             nsp: "/chat".into(),
             id: Some(4),
+            event: "x".into(),
         };
         let without = Reply {
             nsp: "/".into(),
             id: None,
+            event: "x".into(),
         };
         let data = json!({"a": 1});
         assert_eq!(reply_text(&with_ack, "ack", &data), r#"43/chat,4[{"a":1}]"#);

@@ -15,11 +15,11 @@
 
 use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
-use worker::{D1Database, Env, Method};
+use worker::{D1Database, Env};
 
-use super::user::{self, PushOutcome, PushRequest, RedactRequest};
 use crate::direct::DirectMessage;
 use crate::error::ApiError;
+use crate::hubs::stubs::user::{push, redact, PushRequest};
 use crate::quota::Rate;
 use crate::store::d1;
 use crate::store::direct as store;
@@ -59,7 +59,7 @@ pub async fn send(
         None => {
             store_new(
                 &db,
-                DirectMessage::new(sender, to, content, super::now_ms()),
+                DirectMessage::new(sender, to, content, crate::clock::now_ms()),
             )
             .await?
         }
@@ -115,7 +115,7 @@ async fn deliver(env: &Env, message: &DirectMessage, skip: Option<&str>) -> Resu
         .collect();
     let failed = unreached(users, |user| {
         let request = &request;
-        async move { user::push(env, &user, request).await }
+        async move { push(env, &user, request).await }
     })
     .await;
     if failed.is_empty() {
@@ -136,14 +136,8 @@ async fn deliver(env: &Env, message: &DirectMessage, skip: Option<&str>) -> Resu
 /// Returns the users whose hubs could not be reached (the call may be repeated: it is
 /// idempotent).
 pub async fn recall(env: &Env, message_id: &str, parties: Vec<String>) -> Vec<String> {
-    let request = RedactRequest {
-        message_id: message_id.to_owned(),
-    };
-    unreached(parties, |party| {
-        let request = &request;
-        async move {
-            user::call::<PushOutcome>(env, &party, Method::Post, "/redact", Some(request)).await
-        }
+    unreached(parties, |party| async move {
+        redact(env, &party, message_id).await
     })
     .await
 }

@@ -16,15 +16,17 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{Headers, Request, Response, Url};
 
-use super::now_ms;
-use super::user::{PushRequest, UserHub};
+use super::UserHub;
+use crate::clock::now_ms;
 use crate::config::Config;
-use crate::direct::DirectMessage;
 use crate::error::ApiError;
+use crate::hubs::common::object;
+use crate::hubs::stubs::user::{
+    unsubscribed, RoomLevel, SubscribeRequest, Subscribed, SubscriptionView, Unsubscribe,
+};
 use crate::notify::{
     self, decide, next_look, retry_at, Answer, Kind, Level, Notification, Preview, WebPushConfig,
     WebhookConfig,
@@ -35,94 +37,6 @@ use crate::webpush::{self, SubscriptionKeys};
 
 /// Rooms a user may give a level other than the default.
 pub const MAX_ROOM_LEVELS: i64 = 1000;
-
-/// A subscription as the Worker checked it, for the hub to store.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SubscribeRequest {
-    pub id: String,
-    pub endpoint: String,
-    pub p256dh: String,
-    pub auth: String,
-    pub device: Option<String>,
-}
-
-/// A subscription as the user sees it (the keys stay in the hub).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SubscriptionView {
-    pub id: String,
-    pub endpoint: String,
-    pub device: Option<String>,
-    pub created_at: i64,
-}
-
-/// What storing a subscription did.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Subscribed {
-    pub subscription: SubscriptionView,
-    pub created: bool,
-    /// Ids dropped for the cap.
-    pub dropped: Vec<String>,
-}
-
-/// A room's level, read (`level: None`) or set.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RoomLevel {
-    pub room_id: String,
-    pub level: Option<Level>,
-}
-
-impl From<Subscription> for SubscriptionView {
-    fn from(subscription: Subscription) -> Self {
-        Self {
-            id: subscription.id,
-            endpoint: subscription.endpoint,
-            device: subscription.device,
-            created_at: subscription.created_at,
-        }
-    }
-}
-
-/// The preview of a stream event, if it asks to notify `user`: a direct message someone else
-/// sent, or a backend push with `notify`. Its seq is set once appended.
-pub fn preview_of(user: &str, push: &PushRequest) -> Option<Preview> {
-    if let Some(asked) = &push.notify {
-        return Some(Preview {
-            kind: Kind::Push,
-            title: asked.title.clone(),
-            body: asked.body.clone(),
-            url: asked.url.clone(),
-            sender_id: None,
-            room_id: None,
-            message_id: None,
-            seq: None,
-            urgent: false,
-        });
-    }
-    if push.event != "message" {
-        return None;
-    }
-    let message: DirectMessage = serde_json::from_value(push.data.clone()).ok()?;
-    if message.sender_id == user {
-        return None;
-    }
-    let content = message.content;
-    let body = if content.body.is_empty() {
-        format!("[{}]", content.kind)
-    } else {
-        content.body
-    };
-    Some(Preview {
-        kind: Kind::Message,
-        title: content.title.unwrap_or_else(|| message.sender_id.clone()),
-        body,
-        url: None,
-        sender_id: Some(message.sender_id),
-        room_id: None,
-        message_id: Some(message.id),
-        seq: None,
-        urgent: true,
-    })
-}
 
 /// The preview of a `room.activity` note for a member whose level is `level`, if it notifies:
 /// the note says whether the messages since the last one mentioned the member.
@@ -167,13 +81,13 @@ impl UserHub {
     /// Remembers an event that may need a notification of `user`, due after the configured
     /// delay. The caller has delivered it; `taken_live` says a device took it in a way that
     /// needs no acknowledgement (a Socket.IO connection, a note delivered live).
-    pub(super) async fn plan(
+    pub(super) async fn plan_notification(
         &self,
         user: &str,
         preview: Preview,
         taken_live: bool,
     ) -> Result<(), ApiError> {
-        let config = self.config()?;
+        let config = object::config(&self.env)?;
         if taken_live || !self.notifiable(&config)? {
             return Ok(());
         }
@@ -198,7 +112,7 @@ impl UserHub {
         };
         let level = self.notify_log().room_level(room_id)?;
         match room_preview(note, level) {
-            Some(preview) => self.plan(user, preview, devices > 0).await,
+            Some(preview) => self.plan_notification(user, preview, devices > 0).await,
             None => Ok(()),
         }
     }
@@ -221,7 +135,7 @@ impl UserHub {
             return Ok(());
         }
         log.forget_pending(&taken)?;
-        self.replan(&*self.config()?)?;
+        self.replan(&*object::config(&self.env)?)?;
         self.schedule_alarm().await?;
         Ok(())
     }
@@ -234,7 +148,7 @@ impl UserHub {
             return Ok(());
         }
         log.forget_room_notes()?;
-        self.replan(&*self.config()?)?;
+        self.replan(&*object::config(&self.env)?)?;
         Ok(())
     }
 
@@ -257,7 +171,7 @@ impl UserHub {
         if log.notify_at()?.is_none_or(|at| at > now) {
             return Ok(());
         }
-        let Ok(config) = self.config() else {
+        let Ok(config) = object::config(&self.env) else {
             return log.set_notify_at(None);
         };
         let acked = self.log().max_cursor()?;
@@ -438,35 +352,31 @@ impl UserHub {
     }
 
     /// `POST /subscriptions`: stores a subscription the Worker checked.
-    pub(super) async fn subscribe_route(&self, mut req: Request) -> Result<Response, ApiError> {
+    pub(super) async fn subscribe_call(&self, mut req: Request) -> Result<Response, ApiError> {
         let request: SubscribeRequest = crate::http::read_hub_json(&mut req).await?;
         Ok(crate::http::json(200, &self.subscribe(request)?)?)
     }
 
     /// `GET /subscriptions`.
-    pub(super) fn subscriptions_route(&self) -> Result<Response, ApiError> {
+    pub(super) fn subscriptions_call(&self) -> Result<Response, ApiError> {
         Ok(crate::http::json(200, &self.subscriptions()?)?)
     }
 
     /// `POST /unsubscribe {id}`: answers whether there was such a subscription.
-    pub(super) async fn unsubscribe_route(&self, mut req: Request) -> Result<Response, ApiError> {
-        #[derive(Deserialize)]
-        struct Unsubscribe {
-            id: String,
-        }
+    pub(super) async fn unsubscribe_call(&self, mut req: Request) -> Result<Response, ApiError> {
         let request: Unsubscribe = crate::http::read_hub_json(&mut req).await?;
         let found = self.notify_log().unsubscribe(&request.id)?;
-        Ok(crate::http::json(200, &json!({"found": found}))?)
+        Ok(crate::http::json(200, &unsubscribed(found))?)
     }
 
     /// `POST /room-level {room_id, level?}`: sets the level when given; answers the level.
-    pub(super) async fn room_level_route(&self, mut req: Request) -> Result<Response, ApiError> {
+    pub(super) async fn room_level_call(&self, mut req: Request) -> Result<Response, ApiError> {
         let request: RoomLevel = crate::http::read_hub_json(&mut req).await?;
         Ok(crate::http::json(200, &self.room_level(request)?)?)
     }
 
     fn subscribe(&self, request: SubscribeRequest) -> Result<Subscribed, ApiError> {
-        let config = self.config()?;
+        let config = object::config(&self.env)?;
         let subscription = Subscription {
             id: request.id,
             endpoint: request.endpoint,

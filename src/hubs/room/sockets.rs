@@ -1,7 +1,7 @@
 //! The Room's sockets: where each is held, and who is present.
 //!
 //! A room holds its first `ROOM_SHARD_SOCKETS` member sockets itself; past that, each new
-//! connect goes to a shard (`placement`, `hubs::room_shard`), which reaches the room over its
+//! connect goes to a shard (`placement`, `room::shard`), which reaches the room over its
 //! link (`hubs::shard_link`) and whose sockets the room answers as its own (`hubs::peer`). This
 //! file is that half of the Room: accepting, placing, fanning out to both kinds, closing a
 //! user's sockets wherever they are, and the one view of presence over all of them. What
@@ -25,55 +25,25 @@
 //! One user's sockets are all in one place (here, or one shard), so a user's socket cap, the
 //! closes of a removal and presence per user need no coordination between shards.
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use worker::{Method, Request, Response, State, WebSocket, WebSocketIncomingMessage};
+use worker::{Request, Response, WebSocket, WebSocketIncomingMessage};
 
-use super::room::{entry_frame, headers, Room, REVOKED_BEFORE_HEADER};
-use super::room_shard::{self, ShardCount, Welcome, SHARD_HEADER, WELCOME_HEADER};
-use super::shard_link::{Delivery, Down, LinkInfo, Up};
-use super::{now_ms, send, Peer, SocketInfo};
+use super::{entry_frame, Room};
 use crate::auth::jwt::Identity;
+use crate::clock::now_ms;
+use crate::config::Limits;
 use crate::error::ApiError;
-use crate::protocol::{self, close, code, ServerFrame};
-use crate::store::local::Local;
+use crate::hubs::common::attachment::SocketInfo;
+use crate::hubs::common::dialect;
+use crate::hubs::common::link::{Down, LinkInfo, Up};
+use crate::hubs::common::object::upgrade_response;
+use crate::hubs::common::peer::Peer;
+use crate::hubs::stubs::room::{revoked_before_of, RoomPresence};
+use crate::hubs::stubs::shard::{self, Welcome};
+use crate::protocol::{close, code, ServerFrame};
 use crate::store::room_shards::RoomShards;
 
-/// A large room's joins and leaves go out together at most this often (`presence.changed`).
-pub const PRESENCE_INTERVAL_MS: i64 = 1000;
-
-/// Sockets in the room per user.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RoomPresence {
-    pub users: BTreeMap<String, usize>,
-}
-
-/// Who came and went since the last `presence.changed`: net of each other, so a user who
-/// left and came back within the interval is in neither.
-#[derive(Default)]
-pub(super) struct PresenceChanges {
-    joined: BTreeSet<String>,
-    left: BTreeSet<String>,
-    pub(super) due: Option<i64>,
-}
-
-impl PresenceChanges {
-    fn note(&mut self, user: &str, joined: bool, now: i64) {
-        let (to, from) = if joined {
-            (&mut self.joined, &mut self.left)
-        } else {
-            (&mut self.left, &mut self.joined)
-        };
-        if !from.remove(user) {
-            to.insert(user.to_owned());
-        }
-        self.due.get_or_insert(now + PRESENCE_INTERVAL_MS);
-    }
-}
-
-/// The sockets of a [`Room::spread`], all objects together.
+/// The sockets of a [`Room::shard_counts`], all objects together.
 pub(super) fn total_sockets(shards: &[Value]) -> u64 {
     shards
         .iter()
@@ -81,34 +51,15 @@ pub(super) fn total_sockets(shards: &[Value]) -> u64 {
         .sum()
 }
 
-/// A shard holds sockets only while its link is open, and links (hibernatable on this side)
-/// outlive everything but a restart of the object: rows of a shard without one are from before
-/// the restart, when its sockets went too.
-pub(super) fn forget_unlinked_shards(local: &Local, state: &State) -> worker::Result<()> {
-    let shards = RoomShards::new(local);
-    let linked: Vec<u32> = state
-        .get_websockets_with_tag(super::shard_link::LINK_TAG)
-        .iter()
-        .filter_map(LinkInfo::of)
-        .map(|link| link.shard)
-        .collect();
-    for load in shards.loads()? {
-        if !linked.contains(&load.shard) {
-            shards.drop_shard(load.shard)?;
-        }
-    }
-    Ok(())
-}
-
 impl Room {
-    /// A shard opens its link (`hubs::shard_link`).
+    /// A shard opens its link (`common::link`).
     pub(super) fn accept_link(&self, req: &Request) -> Result<Response, ApiError> {
         let shard = crate::http::query_param(req, "shard")
             .and_then(|raw| raw.parse::<u32>().ok())
             .filter(|shard| *shard > 0)
             .ok_or_else(|| ApiError::bad_request(code::VALIDATION, "shard must be 1 or more"))?;
         let pair = self.links.accept(&self.sockets, shard)?;
-        super::upgrade_response(req, pair.client)
+        upgrade_response(req, pair.client)
     }
 
     /// What a shard sends on its link.
@@ -132,15 +83,12 @@ impl Room {
             }
         };
         match up {
-            Up::Act { info, text } => {
+            Up::Act { info, request } => {
                 let peer = Peer::Shard {
                     link: ws.clone(),
                     info: Box::new(info.clone()),
                 };
-                match protocol::parse_client_frame(&text) {
-                    Ok(frame) => self.on_frame(&peer, info, frame).await,
-                    Err(err) => peer.error(err.id.as_ref(), code::BAD_FRAME, &err.message),
-                }
+                self.on_request(&peer, info, request).await;
             }
             Up::Resume {
                 info,
@@ -236,10 +184,10 @@ impl Room {
     /// `GET /shards`: the objects holding the room's sockets and how many each holds (the
     /// shards asked, so the numbers are theirs).
     pub(super) async fn shards(&self, room_id: &str) -> Result<Response, ApiError> {
-        let shards = self.spread(room_id).await?;
+        let shards = self.shard_counts(room_id).await?;
         let answer = json!({
             "room_id": room_id,
-            "shard_sockets": self.limits().room_shard_sockets,
+            "shard_sockets": Limits::of(&self.env).room_shard_sockets,
             "sockets": total_sockets(&shards),
             "shards": shards,
         });
@@ -248,7 +196,7 @@ impl Room {
 
     /// Each object holding the room's sockets (`{shard, sockets, users}`, shard 0 this one),
     /// every shard asked for its own count. `GET /shards` and `GET /stats` show it.
-    pub(super) async fn spread(&self, room_id: &str) -> Result<Vec<Value>, ApiError> {
+    pub(super) async fn shard_counts(&self, room_id: &str) -> Result<Vec<Value>, ApiError> {
         let loads = RoomShards::new(&self.local).loads()?;
         let mut shards = vec![json!({
             "shard": 0,
@@ -256,9 +204,7 @@ impl Room {
             "users": self.sockets.per_user().len(),
         })];
         for shard in self.links.shards(&self.sockets) {
-            let stub = room_shard::stub(&self.env, room_id, shard)?;
-            let count: ShardCount =
-                crate::http::call_hub_json(&stub, Method::Get, "/count", None::<&Value>).await?;
+            let count = shard::count(&self.env, room_id, shard).await?;
             let users = loads
                 .iter()
                 .find(|load| load.shard == shard)
@@ -277,11 +223,11 @@ impl Room {
         req: &Request,
         room_id: &str,
     ) -> Result<Response, ApiError> {
-        let identity = super::identity_of(req)?;
+        let identity = crate::hubs::stubs::identity_of(req)?;
         let user_id = identity.user_id.clone();
         self.admit_member(room_id, &user_id).await?;
         let log = self.log();
-        let told = crate::http::header(req, REVOKED_BEFORE_HEADER).and_then(|raw| raw.parse().ok());
+        let told = revoked_before_of(req);
         let known = log.revoked_before(&user_id)?;
         if told > known {
             log.revoke(&user_id, told.unwrap_or_default())?;
@@ -292,23 +238,23 @@ impl Room {
 
         if crate::http::query_param(req, "dialect").as_deref() == Some("socketio") {
             self.sockets
-                .admit(&user_id, self.limits().max_sockets_per_user)?;
+                .refuse_if_held(&user_id, Limits::of(&self.env).max_sockets_per_user)?;
             let pair =
-                super::socketio::accept(self, &identity, device, Some(room_id.into()), None)?;
+                crate::hubs::socketio::accept(self, &identity, device, Some(room_id.into()), None)?;
             self.announce_join(&user_id)?;
             self.schedule_alarm().await?;
-            return super::upgrade_response(req, pair.client);
+            return upgrade_response(req, pair.client);
         }
         let shard = self.place(&user_id)?;
         if shard > 0 {
             return self.connect_on_shard(req, room_id, &identity, shard).await;
         }
         self.sockets
-            .admit(&user_id, self.limits().max_sockets_per_user)?;
+            .refuse_if_held(&user_id, Limits::of(&self.env).max_sockets_per_user)?;
         let (pair, info) = self.sockets.accept(&identity, device, None, None)?;
         let ws = pair.server;
         self.sockets
-            .enforce_cap(&user_id, self.limits().max_sockets_per_user);
+            .enforce_cap(&user_id, Limits::of(&self.env).max_sockets_per_user);
         let ready = json!({
             "room_id": room_id,
             "user_id": user_id,
@@ -319,8 +265,8 @@ impl Room {
             "unread": log.unread(&user_id)?,
             "expires_at": info.expires_at,
         });
-        send(&ws, &ServerFrame::event("ready", ready));
-        send(
+        dialect::send(&ws, &ServerFrame::event("ready", ready));
+        dialect::send(
             &ws,
             &ServerFrame::event("presence", self.presence_on_open()?),
         );
@@ -329,14 +275,14 @@ impl Room {
         }
         self.announce_join(&user_id)?;
         self.schedule_alarm().await?;
-        super::upgrade_response(req, pair.client)
+        upgrade_response(req, pair.client)
     }
 
     /// Which object takes `user`'s new socket (`placement`): 0 for this one. Sockets of the
     /// user the gateway closed and the client holds on to keep the user where they are, so
     /// they count toward the user's cap ("Closing sockets count").
     pub(super) fn place(&self, user: &str) -> Result<u32, ApiError> {
-        let cap = self.limits().room_shard_sockets;
+        let cap = Limits::of(&self.env).room_shard_sockets;
         let here = self.sockets.count();
         let user_here = self.sockets.held_of(user) > 0;
         let shards = RoomShards::new(&self.local);
@@ -393,17 +339,18 @@ impl Room {
             }),
             presence: self.presence_on_open()?,
         };
-        let headers = self::headers(room_id)?;
-        headers.set(SHARD_HEADER, &shard.to_string())?;
-        let welcome =
-            serde_json::to_string(&welcome).map_err(|err| ApiError::internal(err.to_string()))?;
-        headers.set(WELCOME_HEADER, &welcome)?;
-        let subprotocol = crate::http::header(req, super::SUBPROTOCOL_HEADER).is_some();
+        let subprotocol = crate::hubs::stubs::offered_subprotocol(req);
         let query = req.url()?.query().map(str::to_owned).unwrap_or_default();
-        let upgrade =
-            super::upgrade_request(&format!("/connect?{query}"), identity, subprotocol, headers)?;
-        let stub = room_shard::stub(&self.env, room_id, shard)?;
-        crate::http::call_hub(&stub, upgrade).await
+        shard::connect(
+            &self.env,
+            room_id,
+            shard,
+            identity,
+            &query,
+            subprotocol,
+            &welcome,
+        )
+        .await
     }
 
     /// How many sockets `user` has in the room, here and on shards.
@@ -421,13 +368,13 @@ impl Room {
 
     /// A large room batches presence (`ROOM_PRESENCE_BATCH_USERS`).
     pub(super) fn presence_batched(&self) -> worker::Result<bool> {
-        Ok(self.users_present()? >= self.limits().room_presence_batch_users)
+        Ok(self.users_present()? >= Limits::of(&self.env).room_presence_batch_users)
     }
 
     /// `presence` for a socket that opens: who is here, or in a large room how many.
     pub(super) fn presence_on_open(&self) -> Result<Value, ApiError> {
         let count = self.users_present()?;
-        if count >= self.limits().room_presence_batch_users {
+        if count >= Limits::of(&self.env).room_presence_batch_users {
             return Ok(json!({"users": {}, "count": count, "partial": true}));
         }
         Ok(json!(self.presence()?))
@@ -494,15 +441,16 @@ impl Room {
     /// `except_user` (a message skips sockets still paging a resume: their next batch carries
     /// it).
     pub(super) fn broadcast(&self, frame: &ServerFrame<'_>, except_user: Option<&str>) {
-        // Shards first: their fan-outs then run while this object sends to its own sockets.
+        // Rendered once, for this object's sockets and every shard's. Shards first: their
+        // fan-outs then run while this object sends to its own sockets.
+        let text = frame.to_text();
+        let stream = frame.seq.is_some();
         if self.links.any(&self.sockets) {
-            let down = Down::Deliver {
-                frame: Delivery::of(frame),
-                except: except_user.map(str::to_owned),
-            };
-            self.links.send_all(&self.sockets, &down);
+            let delivery = Down::delivery(&text, stream, except_user);
+            self.links.send_text_all(&self.sockets, &delivery);
         }
-        self.sockets.fan_out(frame, except_user);
+        self.sockets
+            .fan_out(&text, stream, Some(frame), except_user);
     }
 
     /// Closes a user's sockets with 4003, here or on their shard, and tells the others they

@@ -1,98 +1,42 @@
 //! Socket.IO connections to a user, in their UserHub: the user's stream, direct messages, and
-//! rooms relayed over the one connection (`hubs::relay`).
+//! rooms relayed over the one connection (`user::relay`).
 //!
 //! | arrives                              | stored                                  | sent                                   |
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
 //! | CONNECT `nsp` (checked by `hubs::socketio`) | the namespace and its `pid` | CONNECT `{sid, pid}`; on recovery the missed user events (main namespace), then each room of the offset this `pid` had joined, rejoined from its seq |
-//! | EVENT `message.send`, `ack`, `auth`  | as `hubs::user`                         | the ack: the same data, or `{error}`    |
+//! | EVENT `message.send`, `ack`, `auth`  | as `hubs::user` (the same [`Command`])  | the ack: the same data, or `{error}`    |
 //! | EVENT `room.join`, `room.leave`      | the `pid`'s rooms (`store::joined_rooms`) | relayed to the room; its answer is the ack |
 //! | EVENT `room.send` … `room.delete`    | —                                       | relayed to the room; its answer is the ack |
 //! | EVENT of any other name              | —                                       | to the backend hook (`hook`), its answer the ack; `unknown_event` without one |
 //! | DISCONNECT `nsp`, or Engine.IO close (the client's own end) | the `pid`'s rooms forgotten | — |
 //! | a stream event (`POST /push`, …)     | —                                       | EVENT `[event, data, offset]` on the main namespace |
 //!
-//! A connection's position in its streams lives in memory ([`Follows`]), stamped on every event
-//! as its recovery offset. Without rooms it is just the event's seq, so nothing is lost when the
-//! hub hibernates; with rooms the relays keep the hub in memory. Should the hub restart anyway,
-//! a namespace that had rooms is closed with 1012 so that the client reconnects and recovers
-//! from its own offset.
+//! A connection's position in its streams lives in memory (`user::namespace`), stamped on every
+//! event as its recovery offset.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use serde_json::{json, Value};
 use worker::{Env, Request, Response, WebSocket};
 
-use super::relay::Follow;
-use super::socketio::{self as shared, Host};
-use super::user::UserHub;
-use super::{SocketInfo, Sockets};
+use super::namespace::NamespaceState;
+use super::UserHub;
 use crate::auth::jwt::Identity;
+use crate::command::Command;
+use crate::config::Limits;
 use crate::error::ApiError;
-use crate::protocol::{close, code, ClientFrame, ServerFrame};
+use crate::hubs::common::attachment::SocketInfo;
+use crate::hubs::common::dialect;
+use crate::hubs::common::object::{self, upgrade_response};
+use crate::hubs::common::sockets::Sockets;
+use crate::hubs::socketio::{self as shared, Host};
+use crate::protocol::{close, code, Reply, RequestId, ServerFrame};
 use crate::socketio::offset::Position;
 use crate::socketio::packet::Packet;
-use crate::socketio::{self as sio, engine, packet, Namespace, Session};
+use crate::socketio::{engine, packet, Namespace, Session};
 use crate::store::joined_rooms::JoinedRooms;
 use crate::store::local::Local;
 use crate::stream::plan_sparse_replay;
-
-/// Every Socket.IO namespace's [`Follow`], by connection id.
-#[derive(Default)]
-pub struct Follows {
-    by_conn: RefCell<HashMap<String, Vec<Rc<Follow>>>>,
-}
-
-impl Follows {
-    fn get(&self, conn_id: &str, nsp: &str) -> Option<Rc<Follow>> {
-        self.by_conn
-            .borrow()
-            .get(conn_id)?
-            .iter()
-            .find(|follow| follow.nsp() == nsp)
-            .cloned()
-    }
-
-    fn insert(&self, conn_id: &str, follow: Rc<Follow>) {
-        let mut by_conn = self.by_conn.borrow_mut();
-        let follows = by_conn.entry(conn_id.to_owned()).or_default();
-        follows.retain(|known| known.nsp() != follow.nsp());
-        follows.push(follow);
-    }
-
-    fn remove(&self, conn_id: &str, nsp: &str) {
-        let removed = {
-            let mut by_conn = self.by_conn.borrow_mut();
-            let Some(follows) = by_conn.get_mut(conn_id) else {
-                return;
-            };
-            let (gone, kept): (Vec<_>, Vec<_>) =
-                follows.drain(..).partition(|follow| follow.nsp() == nsp);
-            *follows = kept;
-            gone
-        };
-        for follow in removed {
-            follow.leave_all();
-        }
-    }
-
-    /// The connection ended: every relay of it is closed.
-    pub fn forget(&self, conn_id: &str) {
-        let removed = self.by_conn.borrow_mut().remove(conn_id);
-        for follow in removed.unwrap_or_default() {
-            follow.leave_all();
-        }
-    }
-
-    fn of_conn(&self, conn_id: &str) -> Vec<Rc<Follow>> {
-        self.by_conn
-            .borrow()
-            .get(conn_id)
-            .cloned()
-            .unwrap_or_default()
-    }
-}
 
 impl Host for UserHub {
     fn sockets(&self) -> &Sockets {
@@ -139,8 +83,8 @@ impl Host for UserHub {
             has_rooms: !position.rooms.is_empty(),
         };
         let info = shared::add_namespace(&self.sockets, ws, info, namespace)?;
-        let follow = Follow::new(ws.clone(), nsp, position);
-        self.follows.insert(&info.conn_id, Rc::clone(&follow));
+        let state = NamespaceState::new(ws.clone(), nsp, position);
+        self.namespaces.insert(&info.conn_id, Rc::clone(&state));
         shared::reply_connect(ws, nsp, &info.conn_id, &pid);
         let Some((_, (position, missed))) = recovery else {
             return Ok(());
@@ -152,7 +96,7 @@ impl Host for UserHub {
             return Ok(());
         };
         for (room_id, seq) in position.rooms {
-            self.rejoin(&follow, &identity, &info.device, &pid, &room_id, seq)
+            self.rejoin(&state, &identity, &info.device, &pid, &room_id, seq)
                 .await;
         }
         Ok(())
@@ -162,50 +106,49 @@ impl Host for UserHub {
         let Some((name, args)) = packet.event() else {
             return;
         };
-        let Some(follow) = self.follow(ws, &info, nsp) else {
+        let Some(state) = self.namespace_state(ws, &info, nsp) else {
             return;
         };
         let data = args.first().cloned().unwrap_or(Value::Null);
         let result = match name {
             "room.join" => {
-                self.join_room(ws, &info, nsp, &follow, &data, packet.id)
+                self.join_room(ws, &info, nsp, &state, &data, packet.id)
                     .await
             }
-            "room.leave" => self.leave_room(ws, nsp, &follow, &data).map(Some),
+            "room.leave" => self.leave_room(ws, nsp, &state, &data).map(Some),
             "room.send" | "room.typing" | "room.read" | "room.edit" | "room.delete" => {
-                room_request(&follow, name, data, packet.id).map(|()| None)
+                room_request(&state, name, data, packet.id).map(|()| None)
             }
             "message.send" | "ack" | "auth" => {
-                let frame = ClientFrame {
-                    event: name.to_owned(),
-                    data,
-                    id: None,
-                };
-                self.run(ws, info.clone(), &frame).await.map(Some)
+                let command = Command::parse(name, data);
+                self.run(ws, info.clone(), &command).await.map(Some)
             }
-            _ => match self.config() {
+            _ => match object::config(&self.env) {
                 Ok(config) => shared::call_hook(&self.env, &config, &info, &packet.nsp, name, args)
                     .await
                     .map(Some),
                 Err(err) => Err(err),
             },
         };
-        match (result, packet.id) {
-            (Ok(Some(answer)), Some(id)) => follow.ack(id, &answer),
-            (Err(err), Some(id)) => follow.ack(id, &sio::ack_argument(Err(err))),
-            (Err(err), None) => follow.emit(
-                "error",
-                &json!({"code": err.code, "message": err.message, "event": name}),
-                None,
+        let reply = RequestId::SocketIo(Reply {
+            nsp: packet.nsp.clone(),
+            id: packet.id,
+            event: name.to_owned(),
+        });
+        match result {
+            Ok(Some(answer)) => dialect::send(ws, &ServerFrame::ack(&reply, answer)),
+            Ok(None) => {}
+            Err(err) => dialect::send(
+                ws,
+                &ServerFrame::error(Some(&reply), err.code, &err.message),
             ),
-            (Ok(_), _) => {}
         }
     }
 
     fn forget(&self, conn_id: &str, nsp: Option<&str>) {
         match nsp {
-            Some(nsp) => self.follows.remove(conn_id, nsp),
-            None => self.follows.forget(conn_id),
+            Some(nsp) => self.namespaces.remove(conn_id, nsp),
+            None => self.namespaces.forget(conn_id),
         }
     }
 
@@ -227,11 +170,11 @@ impl UserHub {
         identity: Identity,
         device: Option<String>,
     ) -> Result<Response, ApiError> {
-        let carrier = super::carrier_of(req);
+        let carrier = crate::hubs::stubs::carrier_of(req);
         let pair = shared::accept(self, &identity, device, None, carrier)?;
         self.schedule_alarm().await?;
         self.listing.join(&self.env, &identity.user_id).await;
-        super::upgrade_response(req, pair.client)
+        upgrade_response(req, pair.client)
     }
 
     /// Delivers a frame to every Socket.IO socket, on its main namespace ([`Session::main`]); a
@@ -242,22 +185,27 @@ impl UserHub {
             let Some(nsp) = info.sio.as_ref().and_then(Session::main) else {
                 continue;
             };
-            let Some(follow) = self.follow(&ws, &info, nsp) else {
+            let Some(state) = self.namespace_state(&ws, &info, nsp) else {
                 continue;
             };
-            let offset = frame.seq.map(|seq| follow.offset_after_user(seq));
-            follow.emit(frame.event, &frame.data, offset.as_deref());
+            let offset = frame.seq.map(|seq| state.offset_after_user(seq));
+            state.emit(frame.event, &frame.data, offset.as_deref());
             sent += 1;
         }
         sent
     }
 
-    /// A namespace's [`Follow`]: made afresh after hibernation (a namespace without rooms needs
+    /// A namespace's state: made afresh after hibernation (a namespace without rooms needs
     /// no more than the next event's seq). A namespace that had rooms and lost its relays (the
     /// hub restarted) closes the socket with 1012, and the client recovers from its offset.
-    fn follow(&self, ws: &WebSocket, info: &SocketInfo, nsp: &Namespace) -> Option<Rc<Follow>> {
-        if let Some(follow) = self.follows.get(&info.conn_id, &nsp.name) {
-            return Some(follow);
+    fn namespace_state(
+        &self,
+        ws: &WebSocket,
+        info: &SocketInfo,
+        nsp: &Namespace,
+    ) -> Option<Rc<NamespaceState>> {
+        if let Some(state) = self.namespaces.get(&info.conn_id, &nsp.name) {
+            return Some(state);
         }
         if nsp.has_rooms {
             self.sockets.close(
@@ -268,30 +216,30 @@ impl UserHub {
             return None;
         }
         let last = self.log().last_seq().unwrap_or(0);
-        let follow = Follow::new(ws.clone(), &nsp.name, Position::new(last));
-        self.follows.insert(&info.conn_id, Rc::clone(&follow));
-        Some(follow)
+        let state = NamespaceState::new(ws.clone(), &nsp.name, Position::new(last));
+        self.namespaces.insert(&info.conn_id, Rc::clone(&state));
+        Some(state)
     }
 
     /// A room of a recovered connection, joined again from its seq; `room.left` if it cannot be
     /// (and the room is forgotten for `pid`, so a later recovery does not ask again).
     async fn rejoin(
         &self,
-        follow: &Rc<Follow>,
+        state: &Rc<NamespaceState>,
         identity: &Identity,
         device: &str,
         pid: &str,
         room_id: &str,
         seq: i64,
     ) {
-        let joined = follow
+        let joined = state
             .join(&self.env, identity, device, room_id, Some(seq), None)
             .await;
         if let Err(err) = joined {
-            follow.leave(room_id);
+            state.leave(room_id);
             let _ = JoinedRooms::new(&self.local).remove(pid, room_id);
             let left = json!({"room_id": room_id, "code": err.code, "reason": err.message});
-            follow.emit("room.left", &left, None);
+            state.emit("room.left", &left, None);
         }
     }
 
@@ -335,7 +283,10 @@ impl UserHub {
                 })
                 .collect())
         };
-        let Some(missed) = self.replays.whole(user, &self.limits(), plan, read)? else {
+        let Some(missed) = self
+            .replays
+            .whole(user, &Limits::of(&self.env), plan, read)?
+        else {
             return Ok(None);
         };
         position.user = newest;
@@ -349,7 +300,7 @@ impl UserHub {
         ws: &WebSocket,
         info: &SocketInfo,
         nsp: &Namespace,
-        follow: &Rc<Follow>,
+        state: &Rc<NamespaceState>,
         data: &Value,
         ack: Option<u64>,
     ) -> Result<Option<Value>, ApiError> {
@@ -365,11 +316,11 @@ impl UserHub {
             .as_ref()
             .map(|session| session.identity.clone())
             .ok_or_else(|| ApiError::internal("not a Socket.IO socket"))?;
-        follow
+        state
             .join(&self.env, &identity, &info.device, &room_id, since, ack)
             .await?;
-        JoinedRooms::new(&self.local).add(&nsp.pid, &room_id, super::now_ms())?;
-        self.remember_rooms(ws, follow);
+        JoinedRooms::new(&self.local).add(&nsp.pid, &room_id, crate::clock::now_ms())?;
+        self.remember_rooms(ws, state);
         Ok(None)
     }
 
@@ -378,44 +329,32 @@ impl UserHub {
         &self,
         ws: &WebSocket,
         nsp: &Namespace,
-        follow: &Follow,
+        state: &NamespaceState,
         data: &Value,
     ) -> Result<Value, ApiError> {
         let room_id = shared::room_id_of(data)?;
-        let left = follow.leave(&room_id);
+        let left = state.leave(&room_id);
         JoinedRooms::new(&self.local).remove(&nsp.pid, &room_id)?;
-        self.remember_rooms(ws, follow);
+        self.remember_rooms(ws, state);
         Ok(json!({"room_id": room_id, "left": left}))
     }
 
     /// Writes whether the namespace has rooms to the attachment: after a restart, a namespace
-    /// that had rooms is told to recover (see [`UserHub::follow`]).
-    fn remember_rooms(&self, ws: &WebSocket, follow: &Follow) {
+    /// that had rooms is told to recover (see `UserHub::namespace_state`).
+    fn remember_rooms(&self, ws: &WebSocket, state: &NamespaceState) {
         let Some(mut info) = SocketInfo::of(ws) else {
             return;
         };
-        let has_rooms = !follow.rooms().is_empty();
+        let has_rooms = !state.rooms().is_empty();
         if let Some(nsp) = info.sio.as_mut().and_then(|session| {
             session
                 .namespaces
                 .iter_mut()
-                .find(|n| n.name == follow.nsp())
+                .find(|n| n.name == state.nsp())
         }) {
             if nsp.has_rooms != has_rooms {
                 nsp.has_rooms = has_rooms;
                 let _ = self.sockets.save(ws, &info);
-            }
-        }
-    }
-
-    /// An `auth` refresh reaches every room the connection follows.
-    pub(super) fn relay_auth(&self, ws: &WebSocket, frame: &ClientFrame) {
-        let Some(info) = SocketInfo::of(ws).filter(|info| info.sio.is_some()) else {
-            return;
-        };
-        if let Some(token) = frame.data.get("token").and_then(Value::as_str) {
-            for follow in self.follows.of_conn(&info.conn_id) {
-                follow.auth(token);
             }
         }
     }
@@ -426,7 +365,7 @@ type Recovered = (Position, Vec<String>);
 
 /// `room.send` and the others: the room socket's request of the same name, without `room_id`.
 fn room_request(
-    follow: &Follow,
+    state: &NamespaceState,
     name: &str,
     mut data: Value,
     ack: Option<u64>,
@@ -436,5 +375,5 @@ fn room_request(
         object.remove("room_id");
     }
     let event = name.trim_start_matches("room.");
-    follow.request(&room_id, event, data, ack)
+    state.request(&room_id, event, data, ack)
 }

@@ -13,11 +13,12 @@
 
 use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
-use worker::{Env, Method};
 
-use super::now_ms;
-use super::room::Room;
-use crate::error::ApiError;
+use super::Room;
+use crate::clock::now_ms;
+use crate::config::Limits;
+use crate::hubs::common::alarm::count_d1_batch;
+use crate::hubs::stubs::user;
 use crate::message::RoomMessage;
 use crate::store::room_log::RoomEntry;
 use crate::store::rooms;
@@ -53,11 +54,6 @@ pub(super) const COPY_BACKSTOP_MS: i64 = 5_000;
 /// a busy room's messages of one second go in one D1 batch, made in the same alarm as its
 /// activity notes, instead of one batch (one D1 transaction) each.
 pub(super) const COPY_INTERVAL_MS: i64 = ACTIVITY_INTERVAL_MS;
-
-async fn notify(env: &Env, user: &str, note: &Value) -> Result<(), ApiError> {
-    super::user::call::<Value>(env, user, Method::Post, "/activity", Some(note)).await?;
-    Ok(())
-}
 
 impl Room {
     /// After a message is stored: it must reach D1, and absent members must hear of it. Each
@@ -125,7 +121,7 @@ impl Room {
                     log.clear_meta("flush_retry_at")?;
                     log.clear_meta("flush_failures")?;
                     log.clear_meta("flush_due")?;
-                    log.prune_window(self.limits().room_window_messages)?;
+                    log.prune_window(Limits::of(&self.env).room_window_messages)?;
                     return Ok(());
                 }
                 Err(err) => {
@@ -181,7 +177,7 @@ impl Room {
         let db = self.env.d1("DB")?;
         db.batch(rooms::copy_statements(&db, &room_id, &entries, &cursors)?)
             .await?;
-        super::count_d1_batch(&self.local)?;
+        count_d1_batch(&self.local)?;
         let through = entries.last().map_or(0, RoomEntry::seq);
         log.mark_flushed(through, &cursors)?;
         let behind = log.last_seq()? - log.flushed_through()?;
@@ -222,7 +218,7 @@ impl Room {
         let env = &self.env;
         stream::iter(notes)
             .for_each_concurrent(ACTIVITY_FAN_OUT, |(user, note)| async move {
-                if let Err(err) = notify(env, &user, &note).await {
+                if let Err(err) = user::activity(env, &user, &note).await {
                     crate::log::warn(
                         "activity.failed",
                         json!({"user_id": user, "error": err.to_string()}),
@@ -279,5 +275,32 @@ impl Room {
         };
         let sent_at = log.meta("activity_sent_at")?.unwrap_or(0);
         Ok(Some(pending_at.max(sent_at + ACTIVITY_INTERVAL_MS)))
+    }
+
+    /// When the D1 copy is due, if anything waits for it: as an append planned it, or its
+    /// retry. Work that no append planned (a moved cursor) is due at once, or when the interval
+    /// since the last copy is up; with `record`, that time is kept so later plans agree.
+    pub(super) fn flush_due(&self, record: bool) -> worker::Result<Option<i64>> {
+        let log = self.log();
+        if !log.has_unflushed()? {
+            return Ok(None);
+        }
+        let due = match log.meta("flush_due")? {
+            Some(due) => due,
+            None => {
+                let due = now_ms().max(self.next_copy_at());
+                if record {
+                    log.set_meta("flush_due", due)?;
+                }
+                due
+            }
+        };
+        let due = log.meta("flush_retry_at")?.unwrap_or(due);
+        // A copy still running past its backstop: look again a backstop later, not at once.
+        Ok(Some(if self.copying.get() {
+            due.max(now_ms() + COPY_BACKSTOP_MS)
+        } else {
+            due
+        }))
     }
 }

@@ -1,25 +1,31 @@
 //! Socket.IO connections to one room, held by the Room itself: a room's own sockets at a room
 //! socket's cost (`/socket.io/?…&room_id=<id>`). A connection to the user relays every room it
-//! joins through its UserHub (`hubs::relay`), which costs a second hop per message; this one is
+//! joins through its UserHub (`user::relay`), which costs a second hop per message; this one is
 //! the room socket of the gateway's protocol in Socket.IO's wire.
 //!
 //! | arrives                              | stored                                  | sent                                   |
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
 //! | CONNECT `nsp` (checked by `hubs::socketio`) | the namespace and its `pid`       | CONNECT `{sid, pid}`, `ready`, `presence`; on recovery of the main namespace (offset = the room's seq) the missed messages and changes |
-//! | EVENT `room.send`, `room.typing`, `room.read`, `room.edit`, `room.delete`, `auth` | as the room socket's `send`, `typing`, `read`, `edit`, `delete`, `auth` | their `ack` / `error` as the client's ack (`socketio::Reply`) |
+//! | EVENT `room.send`, `room.typing`, `room.read`, `room.edit`, `room.delete`, `auth` | as the room socket's `send`, `typing`, `read`, `edit`, `delete`, `auth` | the same [`Command`]s; their `ack` / `error` as the client's ack (`protocol::Reply`) |
 //! | EVENT of any other name              | —                                       | to the backend hook, its answer the ack |
 //! | every room event                     | —                                       | EVENT `[event, data + room_id, seq]` on the main namespace (`Sockets::fan_out`) |
 
 use serde_json::{json, Value};
 use worker::{Env, WebSocket};
 
-use super::room::{entry_frame, Room};
-use super::socketio::{self as shared, Host};
-use super::{SocketInfo, Sockets};
+use super::{entry_frame, Room};
+use crate::command::{Command, Request as ClientRequest};
+use crate::config::Limits;
 use crate::error::ApiError;
-use crate::protocol::{code, ClientFrame, RequestId, ServerFrame};
+use crate::hubs::common::attachment::SocketInfo;
+use crate::hubs::common::dialect;
+use crate::hubs::common::object;
+use crate::hubs::common::peer::Peer;
+use crate::hubs::common::sockets::Sockets;
+use crate::hubs::socketio::{self as shared, Host};
+use crate::protocol::{code, Reply, RequestId, ServerFrame};
 use crate::socketio::packet::Packet;
-use crate::socketio::{self as sio, Namespace, Reply, Session};
+use crate::socketio::{Namespace, Session};
 use crate::store::local::Local;
 use crate::stream::plan_replay;
 
@@ -82,7 +88,7 @@ impl Host for Room {
             ServerFrame::event("ready", ready),
             ServerFrame::event("presence", presence),
         ] {
-            let _ = ws.send_with_str(sio::room_event(nsp, &room_id, &frame));
+            let _ = ws.send_with_str(dialect::room_event(nsp, &room_id, &frame));
         }
         for text in missed.map(|(_, texts)| texts).unwrap_or_default() {
             let _ = ws.send_with_str(text);
@@ -94,10 +100,11 @@ impl Host for Room {
         let Some((name, args)) = packet.event() else {
             return;
         };
-        let reply = Reply {
+        let reply = RequestId::SocketIo(Reply {
             nsp: nsp.name.clone(),
             id: packet.id,
-        };
+            event: name.to_owned(),
+        });
         let room_id = self.room_id().ok().flatten().unwrap_or_default();
         let mut data = args.first().cloned().unwrap_or(Value::Null);
         let event = match name {
@@ -116,7 +123,7 @@ impl Host for Room {
                 return;
             }
             _ => {
-                let answer = match self.config() {
+                let answer = match object::config(&self.env) {
                     Ok(config) => {
                         shared::call_hook(&self.env, &config, &info, &nsp.name, name, args).await
                     }
@@ -139,12 +146,11 @@ impl Host for Room {
                 _ => {}
             }
         }
-        let frame = ClientFrame {
-            event: event.to_owned(),
-            data,
-            id: Some(RequestId::SocketIo(reply)),
+        let request = ClientRequest {
+            command: Command::parse(event, data),
+            id: Some(reply),
         };
-        self.on_frame(&super::Peer::Socket(ws.clone()), info, frame)
+        self.on_request(&Peer::Socket(ws.clone()), info, request)
             .await;
     }
 
@@ -171,24 +177,18 @@ impl Room {
             Ok(log
                 .entries(room_id, from, through, n)?
                 .iter()
-                .map(|entry| sio::room_event(nsp, room_id, &entry_frame(room_id, entry)))
+                .map(|entry| dialect::room_event(nsp, room_id, &entry_frame(room_id, entry)))
                 .collect())
         };
-        self.replays.whole(user, &self.limits(), plan, read)
+        self.replays.whole(user, &Limits::of(&self.env), plan, read)
     }
 }
 
 /// Answers a request the room's own handlers do not run.
-fn answer_with(ws: &WebSocket, reply: &Reply, answer: Result<Value, ApiError>) {
-    let text = match answer {
-        Ok(data) => sio::reply_text(reply, "ack", &data),
-        Err(err) => sio::reply_text(
-            reply,
-            "error",
-            &json!({"code": err.code, "message": err.message}),
-        ),
+fn answer_with(ws: &WebSocket, reply: &RequestId, answer: Result<Value, ApiError>) {
+    let frame = match answer {
+        Ok(data) => ServerFrame::ack(reply, data),
+        Err(err) => ServerFrame::error(Some(reply), err.code, &err.message),
     };
-    if !text.is_empty() {
-        let _ = ws.send_with_str(text);
-    }
+    dialect::send(ws, &frame);
 }

@@ -1,11 +1,15 @@
-//! UserHub: one Durable Object per user.
+//! UserHub: one Durable Object per user — its device sockets, in either dialect, and its event
+//! stream. Its other parts each have their file: Web Push and notifications ([`notifier`]),
+//! Socket.IO connections ([`socketio`]) with the rooms they join relayed ([`relay`]) and each
+//! namespace's state ([`namespace`]), the direct-message send ([`direct`]), its listing in the
+//! directory of who is online ([`listing`]), and an operator's report ([`inspect`]).
 //!
 //! What arrives, what is stored, what is sent:
 //!
 //! | arrives                              | stored                                  | sent                                   |
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
-//! | `GET /connect` (verified by Worker)  | socket attachment (user, conn, device, expiry, how the token came) | `ready`; with `since`: one replay batch, `synced`; 401 `token_revoked` for a revoked token; the user's oldest socket closed 4009 beyond the cap; the directory shard's `join` unless listed since waking (`hubs::directory`) |
-//! | frame `sync {since}`                 | — (the socket pages while `more`)       | the next replay batch, `synced`, once the user's replay budget allows (`hubs::replay`) |
+//! | `GET /connect` (verified by Worker)  | socket attachment (user, conn, device, expiry, how the token came) | `ready`; with `since`: one replay batch, `synced`; 401 `token_revoked` for a revoked token; the user's oldest socket closed 4009 beyond the cap; the directory shard's `join` unless listed since waking (`user::listing`) |
+//! | frame `sync {since}`                 | — (the socket pages while `more`)       | the next replay batch, `synced`, once the user's replay budget covers a whole batch (`common::replay`) |
 //! | `POST /push` (a backend's or a chat event) | event with the next seq and its class; idempotency key; older `room.updated` it supersedes deleted; its class's oldest events pruned beyond the byte bound | the event to every device not paging a resume |
 //! | frame `ack {seq}`                    | the device's cursor (forward only)      | `ack` when the frame had an id          |
 //! | frame `auth {token}`                 | new expiry in the attachment            | `ack {expires_at}` or `error` (`token_revoked`, …) |
@@ -14,8 +18,8 @@
 //! | `POST /disconnect`                   | revocation cut-off, when revoking       | close 4003 with the reason             |
 //! | `POST /redact` (direct message deleted) | the message's events become tombstones; `message.deleted` in this stream | `message.deleted` to every device |
 //! | `POST /activity` (from a room)       | —                                       | `room.activity` to every device        |
-//! | `GET /inspect` (Worker: an operator's `GET /internal/v1/users/{id}`) | — (reads only; no table is made) | the report: devices (with how each token came), stream counters, cursors, revocation, push state, the alarm and why (`hubs::inspect`) |
-//! | `POST /broadcast` (from a directory shard) | — (not in the stream: no seq)     | the event with `broadcast: true` to every device (Socket.IO: EVENT on each namespace); `{devices}`, and at 0 the hub knows itself unlisted |
+//! | `GET /inspect` (Worker: an operator's `GET /internal/v1/users/{id}`) | — (reads only; no table is made) | the report: devices (with how each token came), stream counters, cursors, revocation, push state, the alarm and why (`user::inspect`) |
+//! | `POST /broadcast` (from a directory shard) | — (not in the stream: no seq)     | the event with `broadcast: true` to every device (Socket.IO: EVENT on the main namespace); `{devices}`, and at 0 the hub knows itself unlisted |
 //! | socket closes                        | `last_seen` when the last device leaves; alarm re-planned | the directory shard's `leave` when the last device leaves |
 //! | frames over the rate limit           | —                                       | close 4008                             |
 //!
@@ -29,154 +33,65 @@
 //! itself (`store::user_log`), so no flood of other users' messages can push a backend's event
 //! out of the stream.
 
-use std::rc::Rc;
+pub mod direct;
+pub mod inspect;
+pub mod listing;
+pub mod namespace;
+pub mod notifier;
+pub mod relay;
+pub mod socketio;
 
-use futures_util::stream::{self, StreamExt};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{
-    durable_object, DurableObject, Env, Headers, Method, Request, Response, State, Stub, WebSocket,
+    durable_object, DurableObject, Env, Request, Response, State, WebSocket,
     WebSocketIncomingMessage, WebSocketRequestResponsePair,
 };
 
-use super::directory::{Announcement, HubReach, Listing};
-use super::replay::{Entry, Replays, Resume, Source};
-use super::user_socketio::Follows;
-use super::{
-    now_ms, send, send_ack, send_error, Alarm, AlarmPlan, Gate, Peer, SocketInfo, Sockets,
+use self::listing::Listing;
+use self::namespace::Namespaces;
+use super::common::alarm::{Alarm, AlarmPlan};
+use super::common::attachment::SocketInfo;
+use super::common::dialect;
+use super::common::gate::{Gate, Screened};
+use super::common::object::{self, upgrade_response};
+use super::common::peer::Peer;
+use super::common::replay::{Entry, Replays, Resume, Source};
+use super::common::sockets::Sockets;
+use super::stubs::user::{
+    user_of, Announcement, DisconnectRequest, Disconnected, HubPresence, HubReach, PushOutcome,
+    PushRequest, RedactRequest, UserCall,
 };
-use crate::config::Config;
+use crate::clock::now_ms;
+use crate::command::{Command, Request as ClientRequest};
+use crate::config::Limits;
 use crate::error::ApiError;
-use crate::notify::{NotifyRequest, Preview};
-use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
+use crate::notify::Preview;
+use crate::protocol::{self, close, code, RequestId, ServerFrame};
 use crate::store::local::Local;
 use crate::store::user_log::{UserLog, IDEMPOTENCY_MS};
 use crate::stream::{coalescing_room, plan_sparse_replay, Class, ReplayPlan};
 
-/// An event for the stream: a backend's, as the Worker forwards it after validation, or a chat
-/// event the gateway makes.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct PushRequest {
-    pub event: String,
-    pub data: Value,
-    pub idempotency_key: Option<String>,
-    /// Whose budget the event counts against.
-    pub class: Class,
-    /// A backend's notification for users whose devices do not take the event in time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notify: Option<NotifyRequest>,
-}
-
-/// What a push did for this user.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct PushOutcome {
-    pub seq: i64,
-    pub devices: usize,
-    pub duplicate: bool,
-}
-
-/// A direct message deleted for everyone.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RedactRequest {
-    pub message_id: String,
-}
-
-/// The hub's view of presence; the Worker applies the grace rule.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct HubPresence {
-    pub devices: usize,
-    pub last_seen: Option<i64>,
-}
-
-/// Close every socket of this user; with `revoke_before`, also refuse tokens issued at or
-/// before that second from now on.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct DisconnectRequest {
-    pub reason: String,
-    pub revoke_before: Option<i64>,
-    /// The account is deleted: the user's room levels go too.
-    #[serde(default)]
-    pub forget: bool,
-}
-
-/// How many sockets a disconnect closed.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Disconnected {
-    pub sockets: usize,
-}
-
-/// The UserHub of one user.
-pub fn stub(env: &Env, user_id: &str) -> Result<Stub, ApiError> {
-    Ok(env
-        .durable_object("USER_HUB")?
-        .id_from_name(user_id)?
-        .get_stub()?)
-}
-
-/// Appends an event to a user's stream through their UserHub.
-pub async fn push(env: &Env, user: &str, request: &PushRequest) -> Result<PushOutcome, ApiError> {
-    call(env, user, Method::Post, "/push", Some(request)).await
-}
-
-/// Pushes one event to each of `users` (their hubs asked [`PUSH_FAN_OUT`] at a time); the
-/// outcomes in the order given.
-pub async fn push_all(
-    env: &Env,
-    users: &[String],
-    request: &PushRequest,
-) -> Vec<Result<PushOutcome, ApiError>> {
-    stream::iter(users)
-        .map(|user| push(env, user, request))
-        .buffered(PUSH_FAN_OUT)
-        .collect()
-        .await
-}
-
-/// UserHubs a fan-out asks at once.
-pub const PUSH_FAN_OUT: usize = 50;
-
-/// The header that tells a hub whose it is (the hub is addressed by the user's id, but an
-/// object does not know the name it was addressed by).
-const USER_HEADER: &str = "x-switchboard-user";
-
-/// Asks a user's UserHub to do something and answer with JSON.
-pub async fn call<T: DeserializeOwned>(
-    env: &Env,
-    user: &str,
-    method: Method,
-    path: &str,
-    body: Option<&impl Serialize>,
-) -> Result<T, ApiError> {
-    let headers = Headers::new();
-    headers.set(USER_HEADER, user)?;
-    crate::http::call_hub_json_with(&stub(env, user)?, method, path, headers, body).await
-}
-
-/// The user a hub request is for, as [`call`] names it.
-pub(super) fn user_of(req: &Request) -> Result<String, ApiError> {
-    crate::http::header(req, USER_HEADER)
-        .ok_or_else(|| ApiError::bad_request(code::VALIDATION, "a hub call must name its user"))
-}
+/// The events a user socket serves (any other is `unknown_event`).
+const EVENTS: &[&str] = &["ping", "sync", "ack", "auth", "message.send"];
 
 #[durable_object]
 pub struct UserHub {
-    pub(super) sockets: Sockets,
-    pub(super) env: Env,
-    pub(super) local: Local,
+    sockets: Sockets,
+    env: Env,
+    local: Local,
     gate: Gate,
     alarm: Alarm,
-    /// Replay bytes left per user, and the sockets with a `sync` waiting (`hubs::replay`).
-    pub(super) replays: Replays,
-    /// What each Socket.IO connection follows, with its room relays (`hubs::socketio`).
-    pub(super) follows: Follows,
-    /// Whether this hub is listed in its directory shard (`hubs::directory`).
-    pub(super) listing: Listing,
+    /// Replay bytes left per user, and each socket's `sync` pace (`common::replay`).
+    replays: Replays,
+    /// Each Socket.IO connection's namespaces, with their room relays (`user::namespace`).
+    namespaces: Namespaces,
+    /// Whether this hub is listed in its directory shard (`user::listing`).
+    listing: Listing,
 }
 
 impl DurableObject for UserHub {
     fn new(state: State, env: Env) -> Self {
-        super::observe(&env);
+        object::observe(&env);
         let local = Local::new(state.storage().sql());
         let new_storage = UserLog::new(&local).migrate().unwrap_or_else(|err| {
             crate::log::error(
@@ -195,29 +110,31 @@ impl DurableObject for UserHub {
             gate: Gate::default(),
             alarm: Alarm::new(new_storage),
             replays: Replays::default(),
-            follows: Follows::default(),
+            namespaces: Namespaces::default(),
             listing: Listing::default(),
         }
     }
 
     async fn fetch(&self, req: Request) -> worker::Result<Response> {
-        let result = match (req.method(), req.path().as_str()) {
-            (Method::Get, "/connect") => self.accept_device(&req).await,
-            (Method::Post, "/push") => self.push(req).await,
-            (Method::Post, "/subscriptions") => self.subscribe_route(req).await,
-            (Method::Get, "/subscriptions") => self.subscriptions_route(),
-            (Method::Post, "/unsubscribe") => self.unsubscribe_route(req).await,
-            (Method::Post, "/room-level") => self.room_level_route(req).await,
-            (Method::Post, "/disconnect") => self.disconnect(req).await,
-            (Method::Get, "/presence") => self.presence(),
-            (Method::Post, "/activity") => self.activity(req).await,
-            (Method::Post, "/broadcast") => self.broadcast(req).await,
-            (Method::Post, "/redact") => self.redact(req).await,
-            (Method::Get, "/alarm") => super::alarm_report(&self.local, &self.sockets).await,
-            (Method::Get, "/inspect") => self.inspect(&req).await,
-            _ => Err(ApiError::not_found("no such hub route")),
+        let Some(call) = UserCall::of(&req) else {
+            return object::error_response(ApiError::not_found("no such hub route"));
         };
-        result.or_else(super::error_response)
+        let result = match call {
+            UserCall::Connect => self.accept_device(&req).await,
+            UserCall::Push => self.push(req).await,
+            UserCall::Subscribe => self.subscribe_call(req).await,
+            UserCall::Subscriptions => self.subscriptions_call(),
+            UserCall::Unsubscribe => self.unsubscribe_call(req).await,
+            UserCall::RoomLevel => self.room_level_call(req).await,
+            UserCall::Disconnect => self.disconnect(req).await,
+            UserCall::Presence => self.presence(),
+            UserCall::Activity => self.activity(req).await,
+            UserCall::Broadcast => self.broadcast(req).await,
+            UserCall::Redact => self.redact(req).await,
+            UserCall::Alarm => super::common::alarm::alarm_report(&self.local, &self.sockets).await,
+            UserCall::Inspect => self.inspect(&req).await,
+        };
+        result.or_else(object::error_response)
     }
 
     async fn websocket_message(
@@ -225,8 +142,15 @@ impl DurableObject for UserHub {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
-        if let Some((info, frame)) = super::socketio::screen(self, &self.gate, &ws, message).await {
-            self.on_frame(&ws, info, frame).await;
+        match self
+            .gate
+            .screen(&self.sockets, &ws, message, &Limits::of(&self.env))
+        {
+            Some(Screened::Request(info, request)) => self.on_request(&ws, info, request).await,
+            Some(Screened::SocketIo(info, text)) => {
+                super::socketio::on_frame(self, &ws, info, text).await
+            }
+            None => {}
         }
         Ok(())
     }
@@ -239,7 +163,7 @@ impl DurableObject for UserHub {
         _was_clean: bool,
     ) -> worker::Result<()> {
         self.sockets.log_closed(&ws, code, &reason);
-        super::sockets::reciprocate_close(&ws, code);
+        object::reciprocate_close(&ws, code);
         self.on_socket_gone(&ws).await
     }
 
@@ -248,11 +172,10 @@ impl DurableObject for UserHub {
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
-        self.alarm.fired();
-        super::count_wake(&self.local)?;
         let now = now_ms();
-        super::log_wake("user", &self.alarm_plan()?, now);
-        super::expire_sockets(&self.sockets, now);
+        self.alarm
+            .fired("user", Some(&self.local), &self.alarm_plan()?, now)?;
+        self.sockets.expire_due(now);
         super::socketio::ping_round(self, now)?;
         if self.log().prune_at()?.is_some_and(|due| due <= now) {
             self.prune(now)?;
@@ -268,30 +191,26 @@ impl UserHub {
         UserLog::new(&self.local)
     }
 
-    pub(super) fn config(&self) -> Result<Rc<Config>, ApiError> {
-        super::config(&self.env)
-    }
-
     /// Accepts a device socket for an identity the Worker has verified, unless the user has
     /// revoked the token since.
     async fn accept_device(&self, req: &Request) -> Result<Response, ApiError> {
-        let identity = super::identity_of(req)?;
+        let identity = super::stubs::identity_of(req)?;
         let log = self.log();
         crate::auth::revocation::check(&identity, log.revoked_before()?)?;
         let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
         let device = crate::http::query_param(req, "device");
-
+        let limits = Limits::of(&self.env);
         self.sockets
-            .admit(&identity.user_id, self.limits().max_sockets_per_user)?;
+            .refuse_if_held(&identity.user_id, limits.max_sockets_per_user)?;
         self.on_device_connected()?;
         if crate::http::query_param(req, "dialect").as_deref() == Some("socketio") {
             return self.accept_socketio(req, identity, device).await;
         }
-        let carrier = super::carrier_of(req);
+        let carrier = super::stubs::carrier_of(req);
         let (pair, info) = self.sockets.accept(&identity, device, None, carrier)?;
         let ws = pair.server;
         self.sockets
-            .enforce_cap(&info.user_id, self.limits().max_sockets_per_user);
+            .enforce_cap(&info.user_id, limits.max_sockets_per_user);
         let ready = json!({
             "user_id": info.user_id,
             "conn_id": info.conn_id,
@@ -300,13 +219,13 @@ impl UserHub {
             "cursor": log.cursor(&info.device)?,
             "expires_at": info.expires_at,
         });
-        send(&ws, &ServerFrame::event("ready", ready));
+        dialect::send(&ws, &ServerFrame::event("ready", ready));
         if let Some(since) = since {
             self.replay(&ws, &info.user_id, since.max(0))?;
         }
         self.schedule_alarm().await?;
         self.listing.join(&self.env, &info.user_id).await;
-        super::upgrade_response(req, pair.client)
+        upgrade_response(req, pair.client)
     }
 
     /// Sends the first batch of a resume after `since` (when `user`'s replay budget covers it),
@@ -316,7 +235,7 @@ impl UserHub {
             sockets: &self.sockets,
             peer: &Peer::Socket(ws.clone()),
             user,
-            limits: &self.limits(),
+            limits: &Limits::of(&self.env),
             source: &Events(self.log()),
         };
         self.replays.resume(&to, since)
@@ -327,31 +246,35 @@ impl UserHub {
         &self,
         ws: &WebSocket,
         info: &SocketInfo,
-        frame: &ClientFrame,
+        since: i64,
+        id: Option<&RequestId>,
     ) -> Result<(), ApiError> {
         let to = Resume {
             sockets: &self.sockets,
             peer: &Peer::Socket(ws.clone()),
             user: &info.user_id,
-            limits: &self.limits(),
+            limits: &Limits::of(&self.env),
             source: &Events(self.log()),
         };
-        let Some(turn) = self.replays.sync(&to, info, frame).await? else {
+        let Some(turn) = self.replays.sync(&to, info, since).await? else {
             return Ok(());
         };
         self.replays.serve(&to, turn)?;
-        send_ack(ws, frame.id.as_ref(), json!({}));
+        if let Some(id) = id {
+            dialect::send(ws, &ServerFrame::ack(id, json!({})));
+        }
         Ok(())
     }
 
-    /// Appends an event and delivers it to every device; one that asks for a notification is
-    /// planned (`hubs::notifier`).
+    /// `POST /push`: appends an event and delivers it to every device; one that asks for a
+    /// notification is planned (`user::notifier`).
     async fn push(&self, mut req: Request) -> Result<Response, ApiError> {
         let user = user_of(&req)?;
         let push: PushRequest = crate::http::read_hub_json(&mut req).await?;
-        let preview = super::notifier::preview_of(&user, &push);
+        let preview =
+            crate::notify::preview_of(&user, &push.event, &push.data, push.notify.as_ref());
         let outcome = self
-            .record(push, preview.map(|preview| (user.as_str(), preview)))
+            .append_and_deliver(push, preview.map(|preview| (user.as_str(), preview)))
             .await?;
         Ok(crate::http::json(200, &outcome)?)
     }
@@ -360,7 +283,7 @@ impl UserHub {
     /// `room.updated` first deletes the older ones of its room that it makes obsolete; the append
     /// then prunes its own class beyond its byte bound, and asks for a retention pass when its
     /// class holds more than `RETENTION_EVENTS`.
-    async fn record(
+    async fn append_and_deliver(
         &self,
         push: PushRequest,
         notify: Option<(&str, Preview)>,
@@ -386,7 +309,7 @@ impl UserHub {
         }
         let appended = log.append(class, &push.event, &push.data, now)?;
         let seq = appended.seq;
-        let limits = self.limits();
+        let limits = Limits::of(&self.env);
         log.prune_bytes(class, appended.class_bytes, limits.retention_bytes)?;
         let mut prune_moved = false;
         if let Some(key) = &push.idempotency_key {
@@ -398,7 +321,7 @@ impl UserHub {
         }
         let frame = ServerFrame::stream(&push.event, seq, push.data);
         let socketio = self.deliver_socketio(&frame);
-        let devices = self.sockets.fan_out(&frame, None) + socketio;
+        let devices = self.deliver_native(&frame) + socketio;
         if prune_moved {
             self.schedule_alarm().await?;
         }
@@ -407,7 +330,7 @@ impl UserHub {
                 seq: Some(seq),
                 ..preview
             };
-            self.plan(user, preview, socketio > 0).await?;
+            self.plan_notification(user, preview, socketio > 0).await?;
         }
         Ok(PushOutcome {
             seq,
@@ -419,7 +342,13 @@ impl UserHub {
     /// Sends a frame to every open device socket (a stream event skips devices still paging
     /// a resume: their next batch carries it); returns how many got it.
     fn deliver(&self, frame: &ServerFrame<'_>) -> usize {
-        self.sockets.fan_out(frame, None) + self.deliver_socketio(frame)
+        self.deliver_native(frame) + self.deliver_socketio(frame)
+    }
+
+    /// Sends a frame to every device socket of the gateway's own protocol.
+    fn deliver_native(&self, frame: &ServerFrame<'_>) -> usize {
+        let stream = frame.seq.is_some();
+        self.sockets.fan_out(&frame.to_text(), stream, None, None)
     }
 
     /// Closes every device socket with 4003 and, when revoking, records the cut-off first so
@@ -454,7 +383,7 @@ impl UserHub {
         let body: RedactRequest = crate::http::read_hub_json(&mut req).await?;
         self.log().redact_message(&body.message_id)?;
         let outcome = self
-            .record(
+            .append_and_deliver(
                 PushRequest {
                     event: "message.deleted".into(),
                     data: json!({"id": body.message_id}),
@@ -507,7 +436,7 @@ impl UserHub {
                 None => {
                     let _ = ws.send_with_str(&text);
                 }
-                Some(_) => super::emit(ws, info, &frame),
+                Some(_) => dialect::emit(ws, info, &frame),
             }
         }
         open.len()
@@ -521,52 +450,49 @@ impl UserHub {
         Ok(crate::http::json(200, &presence)?)
     }
 
-    async fn on_frame(&self, ws: &WebSocket, info: SocketInfo, frame: ClientFrame) {
-        let id = frame.id.as_ref();
-        let result = match frame.event.as_str() {
-            "ping" => {
+    /// A request from a device socket of the gateway's own protocol.
+    async fn on_request(&self, ws: &WebSocket, info: SocketInfo, request: ClientRequest) {
+        let id = request.id.as_ref();
+        let result = match &request.command {
+            Command::Ping => {
                 let _ = ws.send_with_str(protocol::PONG);
                 Ok(())
             }
-            "sync" => self.on_sync(ws, &info, &frame).await,
-            _ => self
-                .run(ws, info, &frame)
-                .await
-                .map(|answer| send_ack(ws, id, answer)),
+            Command::Sync { since } => self.on_sync(ws, &info, *since, id).await,
+            command => self.run(ws, info, command).await.map(|answer| {
+                if let Some(id) = id {
+                    dialect::send(ws, &ServerFrame::ack(id, answer));
+                }
+            }),
         };
         if let Err(err) = result {
-            send_error(ws, id, err.code, &err.message);
+            dialect::send(ws, &ServerFrame::error(id, err.code, &err.message));
         }
     }
 
-    /// The requests a device socket of either protocol makes; the answer is the ack's data.
+    /// The requests a device socket of either dialect makes; the answer is the ack's data.
     pub(super) async fn run(
         &self,
         ws: &WebSocket,
         info: SocketInfo,
-        frame: &ClientFrame,
+        command: &Command,
     ) -> Result<Value, ApiError> {
-        match frame.event.as_str() {
-            "ack" => self.on_ack(&info, frame).await,
-            "auth" => self.on_auth(ws, info, frame).await,
-            "message.send" => self.on_message_send(&info, frame).await,
+        match command {
+            Command::Ack { seq } => self.on_ack(&info, *seq).await,
+            Command::Auth { token } => self.on_auth(ws, info, token).await,
+            Command::MessageSend { data } => self.on_message_send(&info, data).await,
+            Command::Invalid { event, message } if EVENTS.contains(&event.as_str()) => {
+                Err(ApiError::bad_request(code::VALIDATION, message.clone()))
+            }
             other => Err(ApiError::bad_request(
                 code::UNKNOWN_EVENT,
-                format!("unknown event '{other}' on the user socket"),
+                format!("unknown event '{}' on the user socket", other.event()),
             )),
         }
     }
 
     /// `ack {seq}`: the device has everything through `seq`.
-    async fn on_ack(&self, info: &SocketInfo, frame: &ClientFrame) -> Result<Value, ApiError> {
-        let seq = frame
-            .data
-            .get("seq")
-            .and_then(Value::as_i64)
-            .filter(|seq| *seq >= 0)
-            .ok_or_else(|| {
-                ApiError::bad_request(code::VALIDATION, "ack needs data.seq, a whole number >= 0")
-            })?;
+    async fn on_ack(&self, info: &SocketInfo, seq: i64) -> Result<Value, ApiError> {
         let log = self.log();
         let last_seq = log.last_seq()?;
         if seq > last_seq {
@@ -584,20 +510,11 @@ impl UserHub {
     /// pushed to the receivers first; then it joins this user's own stream (so every device,
     /// this one included, has it in order) and the sender gets the ack. A retry of a message
     /// deleted for everyone is acked with its tombstone and joins no stream again.
-    async fn on_message_send(
-        &self,
-        info: &SocketInfo,
-        frame: &ClientFrame,
-    ) -> Result<Value, ApiError> {
-        let sent = super::direct::send(
-            &self.env,
-            &info.user_id,
-            frame.data.clone(),
-            Some(&info.user_id),
-        )
-        .await?;
+    async fn on_message_send(&self, info: &SocketInfo, data: &Value) -> Result<Value, ApiError> {
+        let sent =
+            direct::send(&self.env, &info.user_id, data.clone(), Some(&info.user_id)).await?;
         if sent.message.deleted_at.is_none() {
-            self.record(
+            self.append_and_deliver(
                 PushRequest {
                     event: "message".into(),
                     data: json!(sent.message),
@@ -612,33 +529,38 @@ impl UserHub {
         Ok(json!({"message": sent.message, "duplicate": sent.duplicate}))
     }
 
-    /// `auth {token}`: extends the socket's life with a fresh token for the same user.
+    /// `auth {token}`: extends the socket's life with a fresh token for the same user; the rooms
+    /// a Socket.IO connection relays get it too.
     async fn on_auth(
         &self,
         ws: &WebSocket,
         info: SocketInfo,
-        frame: &ClientFrame,
+        token: &str,
     ) -> Result<Value, ApiError> {
         let revoked_before = self.log().revoked_before()?;
-        let answer = self.sockets.reauthenticate(
-            &Peer::Socket(ws.clone()),
+        let config = object::config(&self.env)?;
+        let conn_id = info.conn_id.clone();
+        let peer = Peer::Socket(ws.clone());
+        let answer = super::common::reauth::refresh(
+            &self.sockets,
+            &peer,
             info,
-            frame,
-            &*self.config()?,
+            token,
+            &config,
             revoked_before,
         )?;
-        self.relay_auth(ws, frame);
+        self.namespaces.refresh_token(&conn_id, token);
         self.schedule_alarm().await?;
         Ok(answer)
     }
 
     /// A socket closed or failed: forget its rate bucket, note when the last device left, stop
-    /// waiting for its token's expiry, and after the last one unlist the hub (`hubs::directory`).
+    /// waiting for its token's expiry, and after the last one unlist the hub (`user::listing`).
     async fn on_socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
         let gone = self.sockets.gone(ws);
         if let Some(gone) = &gone {
             self.gate.forget(&gone.conn_id);
-            self.follows.forget(&gone.conn_id);
+            self.namespaces.forget(&gone.conn_id);
         }
         let last = self.sockets.count() == 0;
         if last {
@@ -652,7 +574,7 @@ impl UserHub {
     }
 
     fn prune(&self, now: i64) -> worker::Result<()> {
-        let limits = self.limits();
+        let limits = Limits::of(&self.env);
         let keep_ms = limits.retention_days * 24 * 60 * 60 * 1000;
         if let Some(next) = self.log().prune(limits.retention_events, keep_ms, now)? {
             // Never sooner than the configured interval: prune in batches, not per event.
@@ -660,12 +582,6 @@ impl UserHub {
             self.log().request_prune(at)?;
         }
         Ok(())
-    }
-
-    /// The configured limits; the defaults if the configuration cannot be read (the hub must
-    /// still close expired sockets and prune).
-    pub(super) fn limits(&self) -> crate::config::Limits {
-        super::limits(&self.env)
     }
 
     /// Sets the alarm to the earliest piece of work that exists now: the next token expiry of an

@@ -1,13 +1,16 @@
 //! Shard links: the one WebSocket between a room and each of its shards.
 //!
-//! A shard (`hubs::room_shard`) opens it to the room before it accepts its first socket and
+//! A shard (`hubs::room::shard`) opens it to the room before it accepts its first socket and
 //! holds sockets only while it is open: if the link goes, the shard closes its sockets with 1012
 //! and they resume from the room's stream like any reconnecting client. Everything between the
-//! two travels on it, one JSON text per [`Down`] or [`Up`], so it arrives in the order it was
-//! sent: a message the room delivers, the ack of the send that made it, the replay batch a
+//! two travels on it, one text per [`Down`] or [`Up`], so it arrives in the order it was sent: a message the room delivers, the ack of the send that made it, the replay batch a
 //! resuming socket asked for and the messages after that batch reach a shard's socket in exactly
 //! the order they reach a socket the room holds itself. That order is the whole reason for a
 //! socket rather than a request per delivery: requests from one object to another carry no order.
+//!
+//! A delivery — the link's hot path, one per room event — is the frame's text as the room
+//! rendered it for its own sockets, behind one line saying whom it skips ([`Down::encode`]):
+//! the shard sends it on as it is, with no JSON to read or write. Everything else is JSON.
 //!
 //! The room's end is a hibernatable socket tagged [`LINK_TAG`] whose attachment is a
 //! [`LinkInfo`] (never a `SocketInfo`, so a link is never taken for a member's socket).
@@ -15,12 +18,14 @@
 use std::cell::RefCell;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use worker::{WebSocket, WebSocketPair};
+use worker::{State, WebSocket, WebSocketPair};
 
-use super::{SocketInfo, Sockets};
+use super::attachment::SocketInfo;
+use super::sockets::Sockets;
+use crate::command::Request;
 use crate::error::ApiError;
-use crate::protocol::ServerFrame;
+use crate::store::local::Local;
+use crate::store::room_shards::RoomShards;
 
 /// The tag of a link socket in the room.
 pub const LINK_TAG: &str = "shard-link";
@@ -29,15 +34,17 @@ pub const LINK_TAG: &str = "shard-link";
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Down {
-    /// A frame for every open socket of the shard (but `except`'s), as the room fans it out to
-    /// its own.
+    /// A frame's text for every open socket of the shard but `except`'s, as the room fans it
+    /// out to its own; a stream entry (`stream`) skips sockets paging a resume. Sent as a line,
+    /// not JSON ([`Down::encode`]).
+    #[serde(skip)]
     Deliver {
-        frame: Delivery,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: String,
+        stream: bool,
         except: Option<String>,
     },
-    /// A text for one socket: an answer, a replay entry, `ready`.
-    To {
+    /// A text for one socket: an answer, a replay entry.
+    Answer {
         conn: String,
         text: String,
     },
@@ -57,7 +64,7 @@ pub enum Down {
         reason: String,
     },
     /// A socket's changed state (`syncing` after a replay batch, expiry after `auth`).
-    Save {
+    UpdateSocket {
         info: SocketInfo,
     },
 }
@@ -66,8 +73,9 @@ pub enum Down {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Up {
-    /// A frame a socket sent, screened by the shard (open, within its rate and size, parsed).
-    Act { info: SocketInfo, text: String },
+    /// A request a socket sent, screened and read by the shard (open, within its rate and
+    /// size, parsed once: the room does not read the frame again).
+    Act { info: SocketInfo, request: Request },
     /// A socket the shard just accepted resumes after `since`: the client's, answered with a
     /// replay batch and `synced`; or (`synced: false`) the `ready` seq it was told, answered with
     /// what came after it while the connect travelled. `issued_at` is its token's `iat`: the
@@ -88,40 +96,53 @@ pub enum Up {
     },
 }
 
-/// A frame the room fans out, owned so that it can travel.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Delivery {
-    pub event: String,
-    #[serde(default)]
-    pub data: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<i64>,
-}
-
-impl Delivery {
-    pub fn of(frame: &ServerFrame<'_>) -> Self {
-        Self {
-            event: frame.event.to_owned(),
-            data: frame.data.clone(),
-            seq: frame.seq,
-        }
-    }
-
-    pub fn frame(&self) -> ServerFrame<'_> {
-        ServerFrame {
-            event: &self.event,
-            id: None,
-            data: self.data.clone(),
-            seq: self.seq,
-        }
-    }
-}
+/// The first character of a delivery's line (every other `Down` is a JSON object).
+const DELIVER: char = 'D';
 
 impl Down {
-    pub fn send(&self, link: &WebSocket) {
-        if let Ok(text) = serde_json::to_string(self) {
-            let _ = link.send_with_str(text);
+    /// The text on the link: a delivery as `D`, `s` (a stream entry) or `e`, the user it skips,
+    /// a newline (ids have none), then the frame's text; anything else as JSON.
+    pub fn encode(&self) -> String {
+        match self {
+            Down::Deliver {
+                text,
+                stream,
+                except,
+            } => Self::delivery(text, *stream, except.as_deref()),
+            other => serde_json::to_string(other).unwrap_or_default(),
         }
+    }
+
+    /// A delivery's line, made from the frame's text without copying it twice.
+    pub fn delivery(text: &str, stream: bool, except: Option<&str>) -> String {
+        let except = except.unwrap_or("");
+        let mut line = String::with_capacity(text.len() + except.len() + 3);
+        line.push(DELIVER);
+        line.push(if stream { 's' } else { 'e' });
+        line.push_str(except);
+        line.push('\n');
+        line.push_str(text);
+        line
+    }
+
+    /// Reads what [`Down::encode`] wrote.
+    pub fn decode(text: &str) -> Option<Down> {
+        let Some(rest) = text.strip_prefix(DELIVER) else {
+            return serde_json::from_str(text).ok();
+        };
+        let (head, text) = rest.split_once('\n')?;
+        let mut head = head.chars();
+        let stream = head.next()? == 's';
+        let except = Some(head.as_str()).filter(|user| !user.is_empty());
+        Some(Down::Deliver {
+            text: text.to_owned(),
+            stream,
+            except: except.map(str::to_owned),
+        })
+    }
+
+    pub fn send(&self, link: &WebSocket) {
+        let _ = link.send_with_str(self.encode());
     }
 }
 
@@ -236,15 +257,36 @@ impl Links {
 
     /// Sends `down` to every shard; the text is made once.
     pub fn send_all(&self, sockets: &Sockets, down: &Down) {
-        let Ok(text) = serde_json::to_string(down) else {
-            return;
-        };
+        self.send_text_all(sockets, &down.encode());
+    }
+
+    /// Sends a link text to every shard.
+    pub fn send_text_all(&self, sockets: &Sockets, text: &str) {
         self.with(sockets, |roster| {
             for (_, link) in roster.iter() {
-                let _ = link.send_with_str(&text);
+                let _ = link.send_with_str(text);
             }
         });
     }
+}
+
+/// A shard holds sockets only while its link is open, and links (hibernatable on this side)
+/// outlive everything but a restart of the object: rows of a shard without one are from before
+/// the restart, when its sockets went too.
+pub fn forget_unlinked_shards(local: &Local, state: &State) -> worker::Result<()> {
+    let shards = RoomShards::new(local);
+    let linked: Vec<u32> = state
+        .get_websockets_with_tag(LINK_TAG)
+        .iter()
+        .filter_map(LinkInfo::of)
+        .map(|link| link.shard)
+        .collect();
+    for load in shards.loads()? {
+        if !linked.contains(&load.shard) {
+            shards.drop_shard(load.shard)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether two handles are the same JavaScript socket.
@@ -257,24 +299,51 @@ pub fn same_socket(a: &WebSocket, b: &WebSocket) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::ServerFrame;
     use serde_json::json;
 
     #[test]
     fn a_delivery_travels_with_its_seq_and_except() {
         let frame = ServerFrame::stream("message", 7, json!({"body": "hi"}));
         let down = Down::Deliver {
-            frame: Delivery::of(&frame),
+            text: frame.to_text(),
+            stream: frame.seq.is_some(),
             except: Some("bob".into()),
         };
-        let text = serde_json::to_string(&down).unwrap();
-        let Down::Deliver { frame, except } = serde_json::from_str(&text).unwrap() else {
+        let text = down.encode();
+        let Some(Down::Deliver {
+            text,
+            stream,
+            except,
+        }) = Down::decode(&text)
+        else {
             panic!("not a delivery: {text}");
         };
         assert_eq!(
-            frame.frame().to_text(),
+            text,
             ServerFrame::stream("message", 7, json!({"body": "hi"})).to_text()
         );
+        assert!(stream);
         assert_eq!(except.as_deref(), Some("bob"));
+        let event = Down::Deliver {
+            text: "x".into(),
+            stream: false,
+            except: None,
+        };
+        let again = Down::decode(&event.encode()).map(|down| down.encode());
+        assert_eq!(again, Some(event.encode()));
+        let close = Down::CloseAll {
+            code: 4004,
+            reason: "gone".into(),
+        };
+        assert_eq!(
+            close.encode(),
+            r#"{"op":"close_all","code":4004,"reason":"gone"}"#
+        );
+        assert!(matches!(
+            Down::decode(&close.encode()),
+            Some(Down::CloseAll { code: 4004, .. })
+        ));
     }
 
     #[test]

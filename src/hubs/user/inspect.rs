@@ -1,14 +1,12 @@
-//! What an operator sees of a hub: a UserHub's report (`GET /inspect`, the Worker's
-//! `GET /internal/v1/users/{id}`) and a Room's numbers (`GET /stats`, the Worker's
-//! `GET /internal/v1/rooms/{id}/stats`). docs/PROTOCOL.md ("Internal API") says what each field
-//! means.
+//! What an operator sees of a UserHub: its report (`GET /inspect`, the Worker's
+//! `GET /internal/v1/users/{id}`; a Room's numbers are `room::inspect`). docs/PROTOCOL.md
+//! ("Internal API") says what each field means.
 //!
 //! | arrives                              | stored                                   | sent                                          |
 //! |--------------------------------------|------------------------------------------|-----------------------------------------------|
 //! | `GET /inspect` (UserHub)             | — (reads only)                           | every socket in the roster (closing ones too) with its kind and how its token came; the stream's head, pruned seq and per-class counters; device cursors; the revocation cut-off; `last_seen`; push subscriptions (the endpoint's host only), pending and queued notifications; the alarm, its wakes and why it is set |
-//! | `GET /stats` (Room)                  | — (reads only)                           | sockets per object (each shard asked), members, the window, the D1 copy's position, lag and retries, pending activity notes; the alarm, its wakes and why it is set |
 //!
-//! Both only read, and lazily: a table made by its first write (cursors, subscriptions, pending
+//! It only reads, and lazily: a table made by its first write (cursors, subscriptions, pending
 //! notifications, deliveries) is read only when `meta` — already in memory — says it exists, so a
 //! user who has nothing costs no query and gets a valid empty report; nothing here creates a
 //! table or writes a value. (Addressing a hub at all runs its constructor, which gives a new
@@ -22,11 +20,10 @@
 use serde_json::{json, Value};
 use worker::{Request, Response};
 
-use super::room::Room;
-use super::room_sockets::total_sockets;
-use super::user::UserHub;
-use super::{now_ms, SocketInfo};
+use super::UserHub;
 use crate::error::ApiError;
+use crate::hubs::common::alarm::alarm_view;
+use crate::hubs::common::attachment::SocketInfo;
 use crate::store::notify_log::Subscription;
 use crate::stream::Class;
 
@@ -38,7 +35,7 @@ impl UserHub {
     /// `GET /inspect`: the user's report; `devices` is every socket the hub holds, oldest first,
     /// closing ones too (marked), and `open_devices` counts the others.
     pub(super) async fn inspect(&self, req: &Request) -> Result<Response, ApiError> {
-        let user = super::user::user_of(req)?;
+        let user = crate::hubs::stubs::user::user_of(req)?;
         let log = self.log();
         let (cursors, cursor_count) = log.cursors(MAX_REPORTED_CURSORS)?;
         let mut sockets = self.sockets.all();
@@ -54,7 +51,7 @@ impl UserHub {
             "revoked_before": log.revoked_before()?,
             "last_seen": log.last_seen()?,
             "push": self.push_view()?,
-            "alarm": super::alarm_view(&self.local, &self.sockets, &plan).await?,
+            "alarm": alarm_view(&self.local, &self.sockets, &plan).await?,
         });
         Ok(crate::http::json(200, &report)?)
     }
@@ -87,77 +84,6 @@ impl UserHub {
             "queued": notify.queued_count()?,
             "notify_at": notify.notify_at()?,
             "last_sent": notify.last_sent()?,
-        }))
-    }
-}
-
-impl Room {
-    /// `GET /stats`: the room's numbers. What this object stores is read first, in one turn;
-    /// then the shards are asked for their counts.
-    pub(super) async fn stats(&self, room_id: &str) -> Result<Response, ApiError> {
-        let log = self.log();
-        let members = log.member_count()?;
-        let users = self.users_present()?;
-        let stream = self.window_view()?;
-        let copy = self.copy_view()?;
-        let activity = self.activity_view()?;
-        let plan = self.alarm_plan(false)?;
-        let shards = self.spread(room_id).await?;
-        let report = json!({
-            "room_id": room_id,
-            "sockets": {
-                "total": total_sockets(&shards),
-                "users": users,
-                "shard_sockets": self.limits().room_shard_sockets,
-                "shards": shards,
-            },
-            "members": members,
-            "stream": stream,
-            "copy": copy,
-            "activity": activity,
-            "alarm": super::alarm_view(&self.local, &self.sockets, &plan).await?,
-        });
-        Ok(crate::http::json(200, &report)?)
-    }
-
-    /// The newest seq and the messages the room keeps itself (older ones only D1 has).
-    fn window_view(&self) -> worker::Result<Value> {
-        let log = self.log();
-        let (oldest, kept) = log.window()?;
-        Ok(json!({
-            "head_seq": log.last_seq()?,
-            "oldest_kept_seq": oldest,
-            "messages_kept": kept,
-            "pruned_through": log.pruned_through()?,
-            "window_messages": self.limits().room_window_messages,
-        }))
-    }
-
-    /// How far D1's copy has got, how far behind it is, and its retries.
-    fn copy_view(&self) -> worker::Result<Value> {
-        let log = self.log();
-        let flushed = log.flushed_through()?;
-        let now = now_ms();
-        Ok(json!({
-            "flushed_through": flushed,
-            "lag": (log.last_seq()? - flushed).max(0),
-            "oldest_uncopied_age_ms": log.oldest_uncopied_at()?.map(|at| (now - at).max(0)),
-            "cursors_waiting": log.dirty_cursor_count()?,
-            "running": self.copying.get(),
-            "due_at": log.meta("flush_due")?,
-            "failures": log.meta("flush_failures")?.unwrap_or(0),
-            "retry_at": log.meta("flush_retry_at")?,
-            "batches": super::d1_batches(&self.local)?,
-        }))
-    }
-
-    /// The `room.activity` notes waiting to go out to absent members.
-    fn activity_view(&self) -> worker::Result<Value> {
-        let log = self.log();
-        Ok(json!({
-            "pending_since": log.meta("activity_pending")?,
-            "due_at": self.activity_due()?,
-            "last_sent_at": log.meta("activity_sent_at")?,
         }))
     }
 }
@@ -209,23 +135,5 @@ mod tests {
             Some("127.0.0.1")
         );
         assert_eq!(endpoint_host("not a url"), None);
-    }
-
-    #[test]
-    fn an_alarm_plan_names_each_reason_soonest_first() {
-        let plan = super::super::AlarmPlan::of(&[
-            ("d1_copy", Some(30)),
-            ("activity_notes", None),
-            ("token_expiry", Some(10)),
-        ]);
-        assert_eq!(plan.earliest(), Some(10));
-        assert_eq!(
-            plan.reasons(),
-            json!([{"reason": "token_expiry", "at": 10}, {"reason": "d1_copy", "at": 30}])
-        );
-        assert_eq!(
-            super::super::AlarmPlan::of(&[("d1_copy", None)]).earliest(),
-            None
-        );
     }
 }

@@ -16,17 +16,17 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
+use serde_json::json;
 use worker::{State, Storage, WebSocket, WebSocketPair};
 
-use serde_json::{json, Value};
-
-use super::{now_ms, SocketInfo};
+use super::attachment::SocketInfo;
+use super::dialect;
 use crate::auth::jwt::Identity;
 use crate::auth::token::Carrier;
-use crate::config::Config;
+use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::protocol::{self, close, code, ClientFrame, ServerFrame};
-use crate::socketio::{self as sio, Session};
+use crate::protocol::{self, close, ServerFrame};
+use crate::socketio::Session;
 
 pub struct Sockets {
     state: State,
@@ -314,38 +314,44 @@ impl Sockets {
     }
 
     /// Sends a frame to every open socket, except those of `except_user` and, for a stream
-    /// entry, those still paging a resume (their next batch carries it); returns how many. A
-    /// room's own Socket.IO sockets get it as an EVENT on their main namespace
-    /// (`socketio::room_event`); a UserHub's are the UserHub's to serve (`hubs::socketio`: their
-    /// offsets are per connection).
-    pub fn fan_out(&self, frame: &ServerFrame<'_>, except_user: Option<&str>) -> usize {
-        let text = frame.to_text();
-        let is_stream = frame.seq.is_some();
+    /// entry (`stream`), those still paging a resume (their next batch carries it); returns how
+    /// many. `text` is the frame as the gateway's protocol writes it, rendered once by the
+    /// caller for every socket (a room's shards get the same text). A room's own Socket.IO
+    /// sockets get `frame` as an EVENT on their main namespace (`dialect::room_event`); a
+    /// UserHub's are the UserHub's to serve (`user::socketio`: their offsets are per connection).
+    pub fn fan_out(
+        &self,
+        text: &str,
+        stream: bool,
+        frame: Option<&ServerFrame<'_>>,
+        except_user: Option<&str>,
+    ) -> usize {
         let mut packets: Vec<(String, String)> = Vec::new();
         self.with(|roster| {
             let mut sent = 0;
             for (ws, info) in open_in(roster) {
-                if Some(info.user_id.as_str()) == except_user || (is_stream && info.syncing) {
+                if Some(info.user_id.as_str()) == except_user || (stream && info.syncing) {
                     continue;
                 }
-                match &info.sio {
-                    None => {
-                        let _ = ws.send_with_str(&text);
+                match (&info.sio, frame) {
+                    (None, _) => {
+                        let _ = ws.send_with_str(text);
                     }
-                    Some(session) => {
+                    (Some(session), Some(frame)) => {
                         let (Some(room_id), Some(nsp)) = (&session.room_id, session.main()) else {
                             continue;
                         };
                         let packet = match packets.iter().find(|(name, _)| *name == nsp.name) {
                             Some((_, packet)) => packet,
                             None => {
-                                let packet = sio::room_event(&nsp.name, room_id, frame);
+                                let packet = dialect::room_event(&nsp.name, room_id, frame);
                                 packets.push((nsp.name.clone(), packet));
                                 &packets[packets.len() - 1].1
                             }
                         };
                         let _ = ws.send_with_str(packet);
                     }
+                    (Some(_), None) => continue,
                 }
                 sent += 1;
             }
@@ -367,7 +373,7 @@ impl Sockets {
                 code,
                 close::FORBIDDEN | close::ROOM_DELETED | close::TOO_MANY_SOCKETS
             ) {
-                super::socketio::end_namespaces(ws, &info);
+                dialect::farewell(ws, &info);
             }
         }
         let _ = ws.close(Some(code), Some(protocol::close_reason(reason)));
@@ -409,30 +415,20 @@ impl Sockets {
         Some(info)
     }
 
-    /// `auth {token}`: extends a socket's life with a fresh token for the same user, unless the
-    /// token was issued before the user's revocation cut-off (`revoked_before`, unix seconds);
-    /// the ack's data.
-    pub fn reauthenticate(
-        &self,
-        peer: &super::Peer,
-        mut info: SocketInfo,
-        frame: &ClientFrame,
-        config: &Config,
-        revoked_before: Option<i64>,
-    ) -> Result<Value, ApiError> {
-        let token = frame
-            .data
-            .get("token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::bad_request(code::VALIDATION, "auth needs data.token"))?;
-        let identity = verify_for(token, &info.user_id, config, revoked_before)?;
-        info.expires_at = identity.expires_at;
-        info.admin = identity.is_admin();
-        if let Some(session) = info.sio.as_mut() {
-            session.identity = identity;
+    /// Tells a socket its token expired and closes it with 4001.
+    pub fn expire(&self, ws: &WebSocket, info: &SocketInfo) {
+        let frame = ServerFrame::event("token.expired", json!({"expires_at": info.expires_at}));
+        dialect::emit(ws, info, &frame);
+        self.close(ws, close::TOKEN_EXPIRED, "token expired");
+    }
+
+    /// Closes every open socket whose token has expired by `now_ms` (the alarm's).
+    pub fn expire_due(&self, now_ms: i64) {
+        for (ws, info) in self.open() {
+            if info.is_expired(now_ms) {
+                self.expire(&ws, &info);
+            }
         }
-        peer.save(self, &info)?;
-        Ok(json!({"expires_at": info.expires_at}))
     }
 
     /// How many sockets of `user_id` the hub has closed that the client has not let go of.
@@ -449,7 +445,7 @@ impl Sockets {
     /// go: a socket the hub closed still holds a connection until the client answers the close,
     /// and the runtime offers no way to drop it, so a client that never answers would otherwise
     /// hold any number of them.
-    pub fn admit(&self, user_id: &str, max: usize) -> Result<(), ApiError> {
+    pub fn refuse_if_held(&self, user_id: &str, max: usize) -> Result<(), ApiError> {
         let closing = self.closing_of(user_id);
         if closing >= max {
             return Err(ApiError::new(
@@ -485,37 +481,7 @@ impl Sockets {
     }
 }
 
-/// Verifies a token presented on an open socket: valid, for the socket's own user, and not
-/// revoked since (`revoked_before`, unix seconds).
-pub fn verify_for(
-    token: &str,
-    user_id: &str,
-    config: &Config,
-    revoked_before: Option<i64>,
-) -> Result<Identity, ApiError> {
-    let identity = config
-        .verifier
-        .verify(token, chrono::Utc::now())
-        .map_err(|err| ApiError::unauthorized(err.code(), err.message()))?;
-    if identity.user_id != user_id {
-        return Err(ApiError::forbidden(
-            code::FORBIDDEN,
-            "the token is for another user",
-        ));
-    }
-    crate::auth::revocation::check(&identity, revoked_before)?;
-    Ok(identity)
-}
-
 /// The sockets of a roster that are open for business: not closing.
 fn open_in(roster: &[(WebSocket, SocketInfo)]) -> impl Iterator<Item = &(WebSocket, SocketInfo)> {
     roster.iter().filter(|(_, info)| !info.closing)
-}
-
-/// Answers a close the client started, as the hibernation API requires (1005/1006 may not be
-/// echoed and become 1000). Nothing is marked: the client can send nothing after its close, and
-/// the close event that called this takes the socket out of the roster ([`Sockets::gone`]).
-pub fn reciprocate_close(ws: &WebSocket, code: usize) {
-    let code = u16::try_from(code).unwrap_or(close::NORMAL);
-    let _ = ws.close(Some(protocol::echoable_close_code(code)), Some(""));
 }

@@ -1,17 +1,19 @@
 //! Peer: the socket a room answers, wherever it is held.
 //!
 //! A room's sockets live in the room's own object or, once the room is large, in its shards
-//! (`hubs::room_shard`). Every frame a member sends is still handled by the room, which alone
+//! (`hubs::room::shard`). Every frame a member sends is still handled by the room, which alone
 //! orders and stores; what it answers (an ack, an error, a replay batch, a close, a changed
 //! attachment) goes back to the socket the frame came from. A [`Peer`] is that socket: one the
-//! room holds, or one a shard holds, reached through the shard's link (`hubs::shard_link`),
+//! room holds, or one a shard holds, reached through the shard's link (`common::link`),
 //! which carries the answer in the order the room sent it, among the room's deliveries.
 
 use serde_json::Value;
 use worker::WebSocket;
 
-use super::shard_link::Down;
-use super::{SocketInfo, Sockets};
+use super::attachment::SocketInfo;
+use super::dialect;
+use super::link::Down;
+use super::sockets::Sockets;
 use crate::protocol::{RequestId, ServerFrame};
 
 #[derive(Clone)]
@@ -35,7 +37,7 @@ impl Peer {
             Peer::Socket(ws) => {
                 let _ = ws.send_with_str(text);
             }
-            Peer::Shard { link, info } => Down::To {
+            Peer::Shard { link, info } => Down::Answer {
                 conn: info.conn_id.clone(),
                 text,
             }
@@ -43,8 +45,9 @@ impl Peer {
         }
     }
 
+    /// Sends a frame in the socket's dialect (an answer to a Socket.IO request as its packet).
     pub fn send(&self, frame: &ServerFrame<'_>) {
-        self.send_text(frame.to_text());
+        self.send_text(dialect::text(frame));
     }
 
     /// Answers a request frame: an `ack` when it carried an id, nothing otherwise.
@@ -84,7 +87,7 @@ impl Peer {
         match self {
             Peer::Socket(ws) => sockets.save(ws, info),
             Peer::Shard { link, .. } => {
-                Down::Save { info: info.clone() }.send(link);
+                Down::UpdateSocket { info: info.clone() }.send(link);
                 Ok(())
             }
         }

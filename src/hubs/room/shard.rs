@@ -5,8 +5,8 @@
 //! `ROOM_SHARD_SOCKETS`, the room sends each new connect to a shard (`placement`): shard 1, 2,
 //! … of the room, each an object of this class named after the room and its index. A shard
 //! holds sockets and delivers; it decides nothing. Every frame a socket sends goes to the room
-//! over the shard's link (`hubs::shard_link`), and the room answers it exactly as it answers
-//! its own sockets' (`hubs::peer`), so membership, rates across the platform, typing throttles,
+//! over the shard's link (`common::link`), and the room answers it exactly as it answers
+//! its own sockets' (`common::peer`), so membership, rates across the platform, typing throttles,
 //! replay budgets and presence are the room's, once, however many shards a room has.
 //!
 //! What arrives, what is stored, what is sent:
@@ -34,52 +34,33 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{
-    durable_object, Delay, DurableObject, Env, Method, Request, Response, State, Stub, WebSocket,
+    durable_object, Delay, DurableObject, Env, Request, Response, State, WebSocket,
     WebSocketIncomingMessage, WebSocketRequestResponsePair, WebsocketEvent,
 };
 
-use super::shard_link::{same_socket, Down, Up};
-use super::{now_ms, send, Admitted, Alarm, Gate, Sockets};
+use crate::clock::now_ms;
+use crate::command::Command;
+use crate::config::Limits;
 use crate::error::ApiError;
+use crate::hubs::common::alarm::{Alarm, AlarmPlan};
+use crate::hubs::common::dialect;
+use crate::hubs::common::gate::{Gate, Screened};
+use crate::hubs::common::link::{same_socket, Down, Up};
+use crate::hubs::common::object::{self, upgrade_response};
+use crate::hubs::common::sockets::Sockets;
+use crate::hubs::stubs::room::room_of;
+use crate::hubs::stubs::shard::{placed_on, ShardCall, ShardCount};
 use crate::protocol::{self, close, ServerFrame};
-
-/// The header naming the shard a connect was placed on.
-pub const SHARD_HEADER: &str = "x-switchboard-shard";
-/// The header carrying what the room says to a socket on open ([`Welcome`]).
-pub const WELCOME_HEADER: &str = "x-switchboard-welcome";
-
-/// What a socket placed on a shard is told on open, as the room knows it at that moment.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Welcome {
-    /// `ready`'s room fields (`room_id`, `user_id`, `seq`, `read_seq`, `unread`); the shard adds
-    /// the socket's own.
-    pub ready: Value,
-    pub presence: Value,
-}
-
-/// How many sockets a shard holds.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ShardCount {
-    pub sockets: usize,
-}
-
-/// Shard `shard` of a room.
-pub fn stub(env: &Env, room_id: &str, shard: u32) -> Result<Stub, ApiError> {
-    Ok(env
-        .durable_object("ROOM_SHARD")?
-        .id_from_name(&format!("{room_id}#{shard}"))?
-        .get_stub()?)
-}
 
 #[durable_object]
 pub struct RoomShard {
-    core: Rc<Core>,
+    shard: Rc<Shard>,
 }
 
-struct Core {
+/// The shard's state, shared with the task that reads its link.
+struct Shard {
     sockets: Sockets,
     env: Env,
     gate: Gate,
@@ -91,12 +72,12 @@ struct Core {
 
 impl DurableObject for RoomShard {
     fn new(state: State, env: Env) -> Self {
-        super::observe(&env);
+        object::observe(&env);
         if let Ok(pair) = WebSocketRequestResponsePair::new(protocol::PING, protocol::PONG) {
             state.set_websocket_auto_response(&pair);
         }
         Self {
-            core: Rc::new(Core {
+            shard: Rc::new(Shard {
                 sockets: Sockets::new(state, "shard").reporting_closes(),
                 env,
                 gate: Gate::default(),
@@ -108,18 +89,18 @@ impl DurableObject for RoomShard {
     }
 
     async fn fetch(&self, req: Request) -> worker::Result<Response> {
-        let result = match (req.method(), req.path().as_str()) {
-            (Method::Get, "/connect") => self.core.accept(&req).await,
-            (Method::Get, "/count") => crate::http::json(
+        let result = match ShardCall::of(&req) {
+            Some(ShardCall::Connect) => self.shard.accept(&req).await,
+            Some(ShardCall::Count) => crate::http::json(
                 200,
                 &ShardCount {
-                    sockets: self.core.sockets.count(),
+                    sockets: self.shard.sockets.count(),
                 },
             )
             .map_err(ApiError::from),
-            _ => Err(ApiError::not_found("no such shard route")),
+            None => Err(ApiError::not_found("no such shard route")),
         };
-        result.or_else(super::error_response)
+        result.or_else(object::error_response)
     }
 
     async fn websocket_message(
@@ -127,7 +108,7 @@ impl DurableObject for RoomShard {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
-        self.core.on_message(&ws, message);
+        self.shard.on_message(&ws, message);
         Ok(())
     }
 
@@ -138,50 +119,39 @@ impl DurableObject for RoomShard {
         reason: String,
         _was_clean: bool,
     ) -> worker::Result<()> {
-        self.core.sockets.log_closed(&ws, code, &reason);
-        super::sockets::reciprocate_close(&ws, code);
-        self.core.on_socket_gone(&ws).await
+        self.shard.sockets.log_closed(&ws, code, &reason);
+        object::reciprocate_close(&ws, code);
+        self.shard.on_socket_gone(&ws).await
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
-        self.core.on_socket_gone(&ws).await
+        self.shard.on_socket_gone(&ws).await
     }
 
     async fn alarm(&self) -> worker::Result<Response> {
-        self.core.alarm.fired();
         let now = now_ms();
-        let plan = super::AlarmPlan::of(&[("token_expiry", self.core.sockets.next_expiry())]);
-        super::log_wake("shard", &plan, now);
-        super::expire_sockets(&self.core.sockets, now);
-        self.core.report(Vec::new());
-        self.core.schedule_alarm().await?;
+        let plan = AlarmPlan::of(&[("token_expiry", self.shard.sockets.next_expiry())]);
+        self.shard.alarm.fired("shard", None, &plan, now)?;
+        self.shard.sockets.expire_due(now);
+        self.shard.report(Vec::new());
+        self.shard.schedule_alarm().await?;
         Response::ok("")
     }
 }
 
-impl Core {
-    fn limits(&self) -> crate::config::Limits {
-        super::limits(&self.env)
-    }
-
+impl Shard {
     /// A connect the room placed here: opens the link if needed, accepts, welcomes, and asks
     /// the room for the resume batch (it comes back on the link, before anything newer).
     async fn accept(self: &Rc<Self>, req: &Request) -> Result<Response, ApiError> {
-        let identity = super::identity_of(req)?;
-        let room_id = crate::http::header(req, super::room::ROOM_HEADER)
-            .ok_or_else(|| ApiError::bad_request("validation", "no room id"))?;
-        let shard = crate::http::header(req, SHARD_HEADER)
-            .and_then(|raw| raw.parse::<u32>().ok())
-            .ok_or_else(|| ApiError::bad_request("validation", "no shard"))?;
-        let welcome: Welcome = crate::http::header(req, WELCOME_HEADER)
-            .and_then(|raw| serde_json::from_str(&raw).ok())
-            .ok_or_else(|| ApiError::bad_request("validation", "no welcome"))?;
+        let identity = crate::hubs::stubs::identity_of(req)?;
+        let room_id = room_of(req)?;
+        let (shard, welcome) = placed_on(req)?;
         let since = crate::http::query_param(req, "since").and_then(|s| s.parse::<i64>().ok());
         let device = crate::http::query_param(req, "device");
         let link = self.link(&room_id, shard).await?;
 
-        let max = self.limits().max_sockets_per_user;
-        self.sockets.admit(&identity.user_id, max)?;
+        let max = Limits::of(&self.env).max_sockets_per_user;
+        self.sockets.refuse_if_held(&identity.user_id, max)?;
         let (pair, mut info) = self.sockets.accept(&identity, device, None, None)?;
         let ws = pair.server;
         self.sockets.enforce_cap(&identity.user_id, max);
@@ -189,8 +159,8 @@ impl Core {
         ready["conn_id"] = json!(info.conn_id);
         ready["device"] = json!(info.device);
         ready["expires_at"] = json!(info.expires_at);
-        send(&ws, &ServerFrame::event("ready", ready));
-        send(&ws, &ServerFrame::event("presence", welcome.presence));
+        dialect::send(&ws, &ServerFrame::event("ready", ready));
+        dialect::send(&ws, &ServerFrame::event("presence", welcome.presence));
         // Deliveries of stream entries skip the socket until the room's answer to this, which
         // carries everything after `since` (or after the seq `ready` told, for what arrived
         // while the connect travelled).
@@ -210,7 +180,7 @@ impl Core {
         let _ = link.send_with_str(resume.text());
         self.report(Vec::new());
         self.schedule_alarm().await?;
-        super::upgrade_response(req, pair.client)
+        upgrade_response(req, pair.client)
     }
 
     /// The open link to the room, opened when there is none.
@@ -224,7 +194,7 @@ impl Core {
             }
             Delay::from(Duration::from_millis(5)).await;
         }
-        let opened = open_link(&self.env, room_id, shard).await;
+        let opened = crate::hubs::stubs::room::link(&self.env, room_id, shard).await;
         self.linking.set(false);
         let link = opened?;
         *self.link.borrow_mut() = Some(link.clone());
@@ -240,24 +210,20 @@ impl Core {
     }
 
     fn forward(&self, ws: &WebSocket, message: WebSocketIncomingMessage) {
-        let limits = self.limits();
-        let Some(admitted) = self.gate.admit(&self.sockets, ws, message, &limits) else {
+        let limits = Limits::of(&self.env);
+        // A shard holds sockets of the gateway's protocol only (`room::socketio`).
+        let Some(Screened::Request(info, request)) =
+            self.gate.screen(&self.sockets, ws, message, &limits)
+        else {
             return;
         };
-        let text = match &admitted {
-            Admitted::Text(_, text) => text.clone(),
-            Admitted::Binary(_) => String::new(),
-        };
-        let Some((info, frame)) = super::parse_admitted(ws, admitted) else {
-            return;
-        };
-        if frame.event == "ping" {
+        if request.command == Command::Ping {
             let _ = ws.send_with_str(protocol::PONG);
             return;
         }
         match self.link.borrow().as_ref() {
             Some(link) => {
-                let _ = link.send_with_str(Up::Act { info, text }.text());
+                let _ = link.send_with_str(Up::Act { info, request }.text());
             }
             None => self
                 .sockets
@@ -301,10 +267,14 @@ impl Core {
     /// What the room sent on the link.
     fn on_down(&self, down: Down) {
         match down {
-            Down::Deliver { frame, except } => {
-                self.sockets.fan_out(&frame.frame(), except.as_deref());
+            Down::Deliver {
+                text,
+                stream,
+                except,
+            } => {
+                self.sockets.fan_out(&text, stream, None, except.as_deref());
             }
-            Down::To { conn, text } => {
+            Down::Answer { conn, text } => {
                 if let Some((ws, _)) = self.sockets.by_conn(&conn) {
                     let _ = ws.send_with_str(text);
                 }
@@ -320,7 +290,7 @@ impl Core {
                 }
             }
             Down::CloseAll { code, reason } => self.close_all(code, &reason),
-            Down::Save { info } => {
+            Down::UpdateSocket { info } => {
                 if let Some((ws, mut held)) = self.sockets.by_conn(&info.conn_id) {
                     held.syncing = info.syncing;
                     held.expires_at = info.expires_at;
@@ -356,27 +326,15 @@ impl Core {
     }
 }
 
-/// Opens a link to the room: an upgrade to its `/link`.
-async fn open_link(env: &Env, room_id: &str, shard: u32) -> Result<WebSocket, ApiError> {
-    let headers = super::room::headers(room_id)?;
-    headers.set("upgrade", "websocket")?;
-    let req =
-        crate::http::hub_request(Method::Get, &format!("/link?shard={shard}"), headers, None)?;
-    let res = crate::http::call_hub(&super::room::stub(env, room_id)?, req).await?;
-    super::accepted_socket(res).await
-}
-
 /// Applies what the room sends until the link closes.
-async fn pump(core: Rc<Core>, link: WebSocket) {
+async fn pump(shard: Rc<Shard>, link: WebSocket) {
     if let Ok(mut events) = link.events() {
         while let Some(Ok(event)) = events.next().await {
             match event {
                 WebsocketEvent::Message(message) => {
-                    let down = message
-                        .text()
-                        .and_then(|text| serde_json::from_str(&text).ok());
+                    let down = message.text().and_then(|text| Down::decode(&text));
                     match down {
-                        Some(down) => core.on_down(down),
+                        Some(down) => shard.on_down(down),
                         None => crate::log::error("shard.link_unreadable", serde_json::Value::Null),
                     }
                 }
@@ -385,8 +343,8 @@ async fn pump(core: Rc<Core>, link: WebSocket) {
         }
     }
     let _ = link.close(Some(close::NORMAL), Some("link closed"));
-    core.link_lost(&link);
-    if let Err(err) = core.schedule_alarm().await {
+    shard.link_lost(&link);
+    if let Err(err) = shard.schedule_alarm().await {
         crate::log::error(
             "shard.alarm_failed",
             serde_json::json!({"error": err.to_string()}),

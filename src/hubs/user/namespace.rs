@@ -1,62 +1,35 @@
-//! Room relays: rooms joined over one Socket.IO connection.
+//! The in-memory state of each namespace a Socket.IO connection connected in its UserHub:
+//! where it is in the streams it follows (the recovery offset it stamps on every event) and its
+//! relays, one per joined room (`user::relay`).
 //!
-//! socket.io users join many rooms on one socket; a room's members and stream live in that
-//! room's Durable Object, and the connection lives in the user's UserHub. So for each room a
-//! Socket.IO namespace joins, the hub opens a socket of its own to the room, the same member
-//! socket a device opens with `GET /v1/rooms/{id}/connect` (same admission, counted against the
-//! same `CONNECT_RATE`, same limits, same replay with `since`, same presence), and relays what
-//! travels on it:
-//!
-//! - room → client: every frame becomes an EVENT on the namespace with `room_id` in its data;
-//!   a stream frame also moves the namespace's recovery offset ([`Position`]); the room's
-//!   `ack` / `error` answers the client's ack; `synced {more:true}` is paged on here.
-//! - client → room: `room.send`, `room.typing`, `room.read`, `room.edit`, `room.delete` become
-//!   the room socket's `send`, `typing`, `read`, `edit`, `delete`.
-//!
-//! A WebSocket keeps frames in order, so the client sees each room's messages in seq order
-//! with no gap, exactly as a room socket would. The price: a relay is an outgoing socket,
-//! which cannot hibernate, so a hub with rooms joined stays in memory (docs/ARCHITECTURE.md),
-//! and each room frame costs one more hop (docs/BENCHMARKS.md).
+//! Without rooms a namespace's state is just the next event's seq, so it is made afresh after
+//! hibernation; with rooms the relays keep the hub in memory, and a hub that restarts anyway
+//! closes such a connection with 1012 so that the client recovers from its own offset.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use futures_util::StreamExt;
 use serde_json::{json, Value};
-use worker::{Env, WebSocket, WebsocketEvent};
+use worker::{Env, WebSocket};
 
+use super::relay::{self, Relay, RelayOwner};
 use crate::auth::jwt::Identity;
 use crate::error::ApiError;
-use crate::protocol::close;
-use crate::quota::Rate;
+use crate::hubs::common::dialect;
 use crate::socketio::offset::{Position, MAX_ROOMS};
-use crate::socketio::{self as sio, engine, packet};
+use crate::socketio::{engine, packet};
 
 /// One namespace of a Socket.IO connection: where it is in the streams it follows, and its
 /// relays, one per joined room.
-pub struct Follow {
-    client: WebSocket,
-    nsp: String,
-    position: RefCell<Position>,
-    relays: RefCell<HashMap<String, Rc<Relay>>>,
+pub struct NamespaceState {
+    pub(super) client: WebSocket,
+    pub(super) nsp: String,
+    pub(super) position: RefCell<Position>,
+    pub(super) relays: RefCell<HashMap<String, Rc<Relay>>>,
 }
 
-/// The hub's socket to one room, for one namespace.
-struct Relay {
-    ws: WebSocket,
-    next_id: Cell<u64>,
-    /// The relay's request id → the client's ack id.
-    pending: RefCell<HashMap<u64, u64>>,
-    /// The client's `room.join` ack, answered by the room's `ready`.
-    join_ack: Cell<Option<u64>>,
-    /// Whether the `room.join` named a `since` (the room replays from there).
-    resumed: bool,
-    /// Set when the client left: the close is not news to it.
-    leaving: Cell<bool>,
-}
-
-impl Follow {
+impl NamespaceState {
     pub fn new(client: WebSocket, nsp: &str, position: Position) -> Rc<Self> {
         Rc::new(Self {
             client,
@@ -91,7 +64,9 @@ impl Follow {
             .client
             .send_with_str(engine::message(&packet::ack(&self.nsp, id, argument)));
     }
+}
 
+impl NamespaceState {
     /// `room.join {room_id, since?}`: opens the relay. The ack comes with the room's `ready`;
     /// an already joined room is acked at once with its position.
     pub async fn join(
@@ -118,22 +93,7 @@ impl Follow {
                 format!("a connection follows at most {MAX_ROOMS} rooms at once"),
             ));
         }
-        // A relay is a room connect like any other: it counts against the user's connect rate.
-        crate::quota::check(env, Rate::Connect, &identity.user_id).await?;
-        let mut path = format!("/connect?device={device}");
-        if let Some(since) = since {
-            path.push_str(&format!("&since={since}"));
-        }
-        let res = super::room::open_socket(env, identity, room_id, &path, false).await?;
-        let ws = super::accepted_socket(res).await?;
-        let relay = Rc::new(Relay {
-            ws,
-            next_id: Cell::new(1),
-            pending: RefCell::new(HashMap::new()),
-            join_ack: Cell::new(ack),
-            resumed: since.is_some(),
-            leaving: Cell::new(false),
-        });
+        let relay = Rc::new(Relay::open(env, identity, device, room_id, since, ack).await?);
         if let Some(since) = since {
             self.position.borrow_mut().set_room(room_id, since);
         }
@@ -144,7 +104,7 @@ impl Follow {
         if let Some(previous) = previous {
             previous.leave();
         }
-        worker::wasm_bindgen_futures::spawn_local(pump(Rc::clone(self), room_id.to_owned(), relay));
+        relay::start(Rc::clone(self), room_id.to_owned(), relay);
         Ok(())
     }
 
@@ -183,14 +143,28 @@ impl Follow {
 
     /// Passes a refreshed token on to every room, as `auth` (the rooms expire their sockets on
     /// the old token's time otherwise).
-    pub fn auth(&self, token: &str) {
+    pub fn pass_token(&self, token: &str) {
         for relay in self.relays.borrow().values() {
             relay.send("auth", json!({"token": token}), None);
         }
     }
 
+    /// The room accepted the relay: the position starts at its newest seq unless the join
+    /// resumes, and the client's `room.join` is acked with the room's `ready`.
+    fn on_ready(&self, room_id: &str, relay: &Relay, data: Value) {
+        if !relay.resumed {
+            let seq = data.get("seq").and_then(Value::as_i64).unwrap_or(0);
+            self.position.borrow_mut().set_room(room_id, seq);
+        }
+        if let Some(id) = relay.join_ack.take() {
+            self.ack(id, &dialect::with_room(room_id, data));
+        }
+    }
+}
+
+impl RelayOwner for NamespaceState {
     /// A frame from a room's socket.
-    fn on_room_frame(&self, room_id: &str, relay: &Relay, text: &str) {
+    fn on_frame(&self, room_id: &str, relay: &Relay, text: &str) {
         let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else {
             return;
         };
@@ -212,7 +186,7 @@ impl Follow {
                 let client_id = id.and_then(|id| relay.pending.borrow_mut().remove(&id));
                 match client_id {
                     Some(client_id) => self.ack(client_id, &json!({"error": data})),
-                    None => self.emit("error", &sio::with_room(room_id, data), None),
+                    None => self.emit("error", &dialect::with_room(room_id, data), None),
                 }
             }
             "synced" if data.get("more").and_then(Value::as_bool) == Some(true) => {
@@ -226,25 +200,17 @@ impl Follow {
                     position.set_room(room_id, seq);
                     position.encode()
                 });
-                self.emit(&event, &sio::with_room(room_id, data), offset.as_deref());
+                self.emit(
+                    &event,
+                    &dialect::with_room(room_id, data),
+                    offset.as_deref(),
+                );
             }
         }
     }
 
-    /// The room accepted the relay: the position starts at its newest seq unless the join
-    /// resumes, and the client's `room.join` is acked with the room's `ready`.
-    fn on_ready(&self, room_id: &str, relay: &Relay, data: Value) {
-        if !relay.resumed {
-            let seq = data.get("seq").and_then(Value::as_i64).unwrap_or(0);
-            self.position.borrow_mut().set_room(room_id, seq);
-        }
-        if let Some(id) = relay.join_ack.take() {
-            self.ack(id, &sio::with_room(room_id, data));
-        }
-    }
-
     /// The room closed the relay (removed, deleted, revoked, expired, …) or it failed.
-    fn room_closed(&self, room_id: &str, relay: &Rc<Relay>, code: u16, reason: &str) {
+    fn on_closed(&self, room_id: &str, relay: &Rc<Relay>, code: u16, reason: &str) {
         let ours = self
             .relays
             .borrow()
@@ -254,7 +220,7 @@ impl Follow {
             self.relays.borrow_mut().remove(room_id);
             self.position.borrow_mut().remove_room(room_id);
         }
-        let refusal = sio::error_argument("room_closed", reason);
+        let refusal = crate::socketio::error_argument("room_closed", reason);
         if let Some(id) = relay.join_ack.take() {
             self.ack(id, &refusal);
         }
@@ -277,46 +243,64 @@ impl Follow {
     }
 }
 
-impl Relay {
-    fn send(&self, event: &str, data: Value, ack: Option<u64>) {
-        let mut frame = json!({"event": event, "data": data});
-        if let Some(client_id) = ack {
-            let id = self.next_id.get();
-            self.next_id.set(id + 1);
-            self.pending.borrow_mut().insert(id, client_id);
-            frame["id"] = json!(id);
-        }
-        let _ = self.ws.send_with_str(frame.to_string());
-    }
-
-    fn leave(&self) {
-        self.leaving.set(true);
-        let _ = self.ws.close(Some(close::NORMAL), Some("left"));
-    }
+/// Every Socket.IO namespace's state, by connection id.
+#[derive(Default)]
+pub struct Namespaces {
+    by_conn: RefCell<HashMap<String, Vec<Rc<NamespaceState>>>>,
 }
 
-/// Relays a room's frames to the client until the room's socket closes.
-async fn pump(follow: Rc<Follow>, room_id: String, relay: Rc<Relay>) {
-    let ws = relay.ws.clone();
-    let Ok(mut events) = ws.events() else {
-        follow.room_closed(&room_id, &relay, close::NORMAL, "relay failed");
-        return;
-    };
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(WebsocketEvent::Message(message)) => {
-                if let Some(text) = message.text() {
-                    follow.on_room_frame(&room_id, &relay, &text);
-                }
-            }
-            Ok(WebsocketEvent::Close(closed)) => {
-                let code = crate::protocol::echoable_close_code(closed.code());
-                let _ = ws.close(Some(code), Some(""));
-                follow.room_closed(&room_id, &relay, closed.code(), &closed.reason());
+impl Namespaces {
+    pub(super) fn get(&self, conn_id: &str, nsp: &str) -> Option<Rc<NamespaceState>> {
+        self.by_conn
+            .borrow()
+            .get(conn_id)?
+            .iter()
+            .find(|state| state.nsp() == nsp)
+            .cloned()
+    }
+
+    pub(super) fn insert(&self, conn_id: &str, state: Rc<NamespaceState>) {
+        let mut by_conn = self.by_conn.borrow_mut();
+        let states = by_conn.entry(conn_id.to_owned()).or_default();
+        states.retain(|known| known.nsp() != state.nsp());
+        states.push(state);
+    }
+
+    pub(super) fn remove(&self, conn_id: &str, nsp: &str) {
+        let removed = {
+            let mut by_conn = self.by_conn.borrow_mut();
+            let Some(states) = by_conn.get_mut(conn_id) else {
                 return;
-            }
-            Err(_) => break,
+            };
+            let (gone, kept): (Vec<_>, Vec<_>) =
+                states.drain(..).partition(|state| state.nsp() == nsp);
+            *states = kept;
+            gone
+        };
+        for state in removed {
+            state.leave_all();
         }
     }
-    follow.room_closed(&room_id, &relay, close::NORMAL, "relay failed");
+
+    /// The connection ended: every relay of it is closed.
+    pub fn forget(&self, conn_id: &str) {
+        let removed = self.by_conn.borrow_mut().remove(conn_id);
+        for state in removed.unwrap_or_default() {
+            state.leave_all();
+        }
+    }
+
+    /// A token refreshed on the connection reaches every room its namespaces relay (the rooms
+    /// expire their sockets on the old token's time otherwise).
+    pub fn refresh_token(&self, conn_id: &str, token: &str) {
+        let states = self
+            .by_conn
+            .borrow()
+            .get(conn_id)
+            .cloned()
+            .unwrap_or_default();
+        for state in states {
+            state.pass_token(token);
+        }
+    }
 }

@@ -34,10 +34,13 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use worker::Delay;
 
-use super::{now_ms, Peer, SocketInfo, Sockets};
+use super::attachment::SocketInfo;
+use super::peer::Peer;
+use super::sockets::Sockets;
+use crate::clock::now_ms;
 use crate::config::Limits;
 use crate::error::ApiError;
-use crate::protocol::{code, ClientFrame, ServerFrame};
+use crate::protocol::ServerFrame;
 use crate::ratelimit::Budget;
 use crate::stream::{Batch, BatchLimit, ReplayPlan};
 
@@ -146,9 +149,8 @@ impl Replays {
         &self,
         to: &Resume<'_, S>,
         info: &SocketInfo,
-        frame: &ClientFrame,
+        since: i64,
     ) -> Result<Option<Turn>, ApiError> {
-        let since = sync_since(frame)?;
         let conn = &info.conn_id;
         let (booked, wait) = self.book(to.user, to.limits, to.source, conn, since, now_ms())?;
         if wait > 0 {
@@ -412,21 +414,6 @@ fn replay_batch<S: Source>(
     }
     to.peer.send(&ServerFrame::event("synced", synced));
     Ok(sent_bytes)
-}
-
-/// `sync {since}`: where the next batch of a resume starts.
-fn sync_since(frame: &ClientFrame) -> Result<i64, ApiError> {
-    frame
-        .data
-        .get("since")
-        .and_then(Value::as_i64)
-        .filter(|since| *since >= 0)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                code::VALIDATION,
-                "sync needs data.since, a whole number >= 0",
-            )
-        })
 }
 
 #[cfg(test)]

@@ -1,0 +1,303 @@
+//! The way into a user's UserHub (`hubs::user`): its calls, their requests and answers.
+//!
+//! A hub is addressed by the user's id (`idFromName`), but an object does not know the name it
+//! was addressed by, so every call names its user in a header ([`user_of`]).
+
+use futures_util::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use worker::{Env, Headers, Request, Response, Stub};
+
+use crate::auth::jwt::Identity;
+use crate::error::ApiError;
+use crate::notify::{Level, NotifyRequest};
+use crate::protocol::code;
+use crate::store::notify_log::Subscription;
+use crate::stream::Class;
+
+calls! {
+    /// What a UserHub is asked.
+    UserCall {
+        /// A device socket (the gateway's protocol or Socket.IO), for a verified identity.
+        Connect = Get "/connect",
+        /// An event appended to the stream and delivered ([`PushRequest`]).
+        Push = Post "/push",
+        /// A Web Push subscription stored ([`SubscribeRequest`]).
+        Subscribe = Post "/subscriptions",
+        Subscriptions = Get "/subscriptions",
+        Unsubscribe = Post "/unsubscribe",
+        /// A room's notification level, read or set ([`RoomLevel`]).
+        RoomLevel = Post "/room-level",
+        /// Every socket closed, perhaps revoking ([`DisconnectRequest`]).
+        Disconnect = Post "/disconnect",
+        Presence = Get "/presence",
+        /// A room's note to a member not in it (`room.activity`).
+        Activity = Post "/activity",
+        /// A broadcast for the sockets open now ([`Announcement`]).
+        Broadcast = Post "/broadcast",
+        /// A direct message deleted for everyone ([`RedactRequest`]).
+        Redact = Post "/redact",
+        /// The alarm and its wakes (development).
+        Alarm = Get "/alarm",
+        /// An operator's report.
+        Inspect = Get "/inspect",
+    }
+}
+
+/// UserHubs a fan-out asks at once.
+pub const PUSH_FAN_OUT: usize = 50;
+
+/// The header that tells a hub whose it is.
+const USER_HEADER: &str = "x-switchboard-user";
+
+/// An event for the stream: a backend's, as the Worker forwards it after validation, or a chat
+/// event the gateway makes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PushRequest {
+    pub event: String,
+    pub data: Value,
+    pub idempotency_key: Option<String>,
+    /// Whose budget the event counts against.
+    pub class: Class,
+    /// A backend's notification for users whose devices do not take the event in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyRequest>,
+}
+
+/// What a push did for this user.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PushOutcome {
+    pub seq: i64,
+    pub devices: usize,
+    pub duplicate: bool,
+}
+
+/// A direct message deleted for everyone.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RedactRequest {
+    pub message_id: String,
+}
+
+/// The hub's view of presence; the Worker applies the grace rule.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HubPresence {
+    pub devices: usize,
+    pub last_seen: Option<i64>,
+}
+
+/// Close every socket of this user; with `revoke_before`, also refuse tokens issued at or
+/// before that second from now on.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DisconnectRequest {
+    pub reason: String,
+    pub revoke_before: Option<i64>,
+    /// The account is deleted: the user's room levels go too.
+    #[serde(default)]
+    pub forget: bool,
+}
+
+/// How many sockets a disconnect closed (a room's too: `room::disconnect`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Disconnected {
+    pub sockets: usize,
+}
+
+/// A subscription as the Worker checked it, for the hub to store.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubscribeRequest {
+    pub id: String,
+    pub endpoint: String,
+    pub p256dh: String,
+    pub auth: String,
+    pub device: Option<String>,
+}
+
+/// A subscription as the user sees it (the keys stay in the hub).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubscriptionView {
+    pub id: String,
+    pub endpoint: String,
+    pub device: Option<String>,
+    pub created_at: i64,
+}
+
+impl From<Subscription> for SubscriptionView {
+    fn from(subscription: Subscription) -> Self {
+        Self {
+            id: subscription.id,
+            endpoint: subscription.endpoint,
+            device: subscription.device,
+            created_at: subscription.created_at,
+        }
+    }
+}
+
+/// What storing a subscription did.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Subscribed {
+    pub subscription: SubscriptionView,
+    pub created: bool,
+    /// Ids dropped for the cap.
+    pub dropped: Vec<String>,
+}
+
+/// `POST /unsubscribe {id}` and whether there was such a subscription.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Unsubscribe {
+    pub id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Unsubscribed {
+    pub found: bool,
+}
+
+/// A room's level, read (`level: None`) or set.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RoomLevel {
+    pub room_id: String,
+    pub level: Option<Level>,
+}
+
+/// What a broadcast sends a UserHub: the event, for the sockets open there now.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Announcement {
+    pub event: String,
+    pub data: Value,
+}
+
+/// What one UserHub's sockets got.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HubReach {
+    pub devices: usize,
+}
+
+fn stub(env: &Env, user: &str) -> Result<Stub, ApiError> {
+    Ok(env
+        .durable_object("USER_HUB")?
+        .id_from_name(user)?
+        .get_stub()?)
+}
+
+/// Asks `user`'s hub `call` with `body`, and reads its JSON answer.
+async fn ask<T: serde::de::DeserializeOwned>(
+    env: &Env,
+    user: &str,
+    call: UserCall,
+    body: Option<&impl Serialize>,
+) -> Result<T, ApiError> {
+    let headers = Headers::new();
+    headers.set(USER_HEADER, user)?;
+    crate::http::call_hub_json_with(&stub(env, user)?, call.method(), call.path(), headers, body)
+        .await
+}
+
+/// The user a call is for, as [`ask`] names it.
+pub fn user_of(req: &Request) -> Result<String, ApiError> {
+    crate::http::header(req, USER_HEADER)
+        .ok_or_else(|| ApiError::bad_request(code::VALIDATION, "a hub call must name its user"))
+}
+
+/// Opens a device socket in the user's hub: `query` is the connect's (`since`, `device`,
+/// `dialect`), `headers` any the hub is told besides the identity (how the token came).
+pub async fn connect(
+    env: &Env,
+    identity: &Identity,
+    query: &str,
+    subprotocol: bool,
+    headers: Headers,
+) -> Result<Response, ApiError> {
+    let path = format!("{}?{query}", UserCall::Connect.path());
+    let upgrade = super::upgrade(&path, identity, subprotocol, headers)?;
+    crate::http::call_hub(&stub(env, &identity.user_id)?, upgrade).await
+}
+
+/// Appends an event to a user's stream.
+pub async fn push(env: &Env, user: &str, request: &PushRequest) -> Result<PushOutcome, ApiError> {
+    ask(env, user, UserCall::Push, Some(request)).await
+}
+
+/// Pushes one event to each of `users` (their hubs asked [`PUSH_FAN_OUT`] at a time); the
+/// outcomes in the order given.
+pub async fn push_all(
+    env: &Env,
+    users: &[String],
+    request: &PushRequest,
+) -> Vec<Result<PushOutcome, ApiError>> {
+    stream::iter(users)
+        .map(|user| push(env, user, request))
+        .buffered(PUSH_FAN_OUT)
+        .collect()
+        .await
+}
+
+pub async fn subscribe(
+    env: &Env,
+    user: &str,
+    request: &SubscribeRequest,
+) -> Result<Subscribed, ApiError> {
+    ask(env, user, UserCall::Subscribe, Some(request)).await
+}
+
+pub async fn subscriptions(env: &Env, user: &str) -> Result<Vec<SubscriptionView>, ApiError> {
+    ask(env, user, UserCall::Subscriptions, None::<&()>).await
+}
+
+/// Forgets subscription `id`; whether the user had it.
+pub async fn unsubscribe(env: &Env, user: &str, id: &str) -> Result<bool, ApiError> {
+    let request = Unsubscribe { id: id.to_owned() };
+    let answer: Unsubscribed = ask(env, user, UserCall::Unsubscribe, Some(&request)).await?;
+    Ok(answer.found)
+}
+
+pub async fn room_level(env: &Env, user: &str, request: &RoomLevel) -> Result<RoomLevel, ApiError> {
+    ask(env, user, UserCall::RoomLevel, Some(request)).await
+}
+
+pub async fn disconnect(
+    env: &Env,
+    user: &str,
+    request: &DisconnectRequest,
+) -> Result<Disconnected, ApiError> {
+    ask(env, user, UserCall::Disconnect, Some(request)).await
+}
+
+pub async fn presence(env: &Env, user: &str) -> Result<HubPresence, ApiError> {
+    ask(env, user, UserCall::Presence, None::<&()>).await
+}
+
+/// A room's `room.activity` note for a member who is not in it (`mentioned` is the hub's to
+/// read, not the devices').
+pub async fn activity(env: &Env, user: &str, note: &Value) -> Result<(), ApiError> {
+    ask::<Value>(env, user, UserCall::Activity, Some(note)).await?;
+    Ok(())
+}
+
+pub async fn broadcast(
+    env: &Env,
+    user: &str,
+    announcement: &Announcement,
+) -> Result<HubReach, ApiError> {
+    ask(env, user, UserCall::Broadcast, Some(announcement)).await
+}
+
+/// Replaces a deleted direct message's content in the user's stream.
+pub async fn redact(env: &Env, user: &str, message_id: &str) -> Result<PushOutcome, ApiError> {
+    let request = RedactRequest {
+        message_id: message_id.to_owned(),
+    };
+    ask(env, user, UserCall::Redact, Some(&request)).await
+}
+
+pub async fn alarm(env: &Env, user: &str) -> Result<Value, ApiError> {
+    ask(env, user, UserCall::Alarm, None::<&()>).await
+}
+
+pub async fn inspect(env: &Env, user: &str) -> Result<Value, ApiError> {
+    ask(env, user, UserCall::Inspect, None::<&()>).await
+}
+
+/// The answer a hub gives an `Unsubscribe` (kept beside the call so both sides agree).
+pub fn unsubscribed(found: bool) -> Value {
+    json!(Unsubscribed { found })
+}
