@@ -288,6 +288,16 @@ pub struct MessageRow {
     seq: i64,
     id: String,
     sender_id: Option<String>,
+    #[serde(flatten)]
+    content: ContentColumns,
+    created_at: i64,
+    edited_at: Option<i64>,
+    deleted_at: Option<i64>,
+}
+
+/// A message's content as table columns hold it (a room's log, D1's rooms and direct messages).
+#[derive(Debug, Deserialize)]
+pub struct ContentColumns {
     #[serde(rename = "type")]
     kind: String,
     body: String,
@@ -295,9 +305,19 @@ pub struct MessageRow {
     title: Option<String>,
     data: Option<String>,
     client_id: Option<String>,
-    created_at: i64,
-    edited_at: Option<i64>,
-    deleted_at: Option<i64>,
+}
+
+impl From<ContentColumns> for Content {
+    fn from(columns: ContentColumns) -> Self {
+        Content {
+            kind: columns.kind,
+            body: columns.body,
+            url: columns.url,
+            title: columns.title,
+            data: data_from_column(columns.data),
+            client_id: columns.client_id,
+        }
+    }
 }
 
 impl MessageRow {
@@ -307,14 +327,7 @@ impl MessageRow {
             seq: self.seq,
             room_id: room_id.to_owned(),
             sender_id: self.sender_id,
-            content: Content {
-                kind: self.kind,
-                body: self.body,
-                url: self.url,
-                title: self.title,
-                data: data_from_column(self.data),
-                client_id: self.client_id,
-            },
+            content: self.content.into(),
             created_at: self.created_at,
             edited_at: self.edited_at,
             deleted_at: self.deleted_at,
@@ -328,7 +341,7 @@ pub fn data_column(data: &Value) -> Option<String> {
 }
 
 /// The inverse of [`data_column`].
-pub fn data_from_column(column: Option<String>) -> Value {
+fn data_from_column(column: Option<String>) -> Value {
     column
         .and_then(|raw| serde_json::from_str(&raw).ok())
         .unwrap_or(Value::Null)

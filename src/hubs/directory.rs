@@ -59,12 +59,7 @@ impl DurableObject for Directory {
     fn new(state: State, env: Env) -> Self {
         object::observe(&env);
         let local = Local::new(state.storage().sql());
-        if let Err(err) = OnlineLog::new(&local).migrate() {
-            crate::log::error(
-                "hub.schema_failed",
-                serde_json::json!({"object": "directory", "error": err.to_string()}),
-            );
-        }
+        object::migrated("directory", OnlineLog::new(&local).migrate());
         Self { local, env }
     }
 

@@ -43,11 +43,17 @@ use crate::store::local::Local;
 /// The `meta` key of the next ping round (unix ms; 0 when none is planned).
 const PING_AT_KEY: &str = "sio_ping_at";
 
+/// What the engine uses of the object that holds the connection.
+pub(super) struct Parts<'a> {
+    pub sockets: &'a Sockets,
+    pub local: &'a Local,
+    pub env: &'a Env,
+}
+
 /// What a hub does with its Socket.IO connections beyond what Engine.IO and Socket.IO require.
 pub(super) trait Host {
-    fn sockets(&self) -> &Sockets;
-    fn local(&self) -> &Local;
-    fn env(&self) -> &Env;
+    /// The object's parts the engine uses.
+    fn parts(&self) -> Parts<'_>;
     /// The user's revocation cut-off as this hub knows it.
     fn revoked_before(&self, user: &str) -> Result<Option<i64>, ApiError>;
     /// A namespace the client may connect: record it ([`add_namespace`]), answer CONNECT
@@ -80,9 +86,9 @@ pub(super) fn accept(
     let now = now_ms();
     let mut session = Session::new(identity.clone(), now);
     session.room_id = room_id;
-    let sockets = host.sockets();
+    let sockets = host.parts().sockets;
     let (pair, info) = sockets.accept(identity, device, Some(session), carrier)?;
-    let limits = Limits::of(host.env());
+    let limits = Limits::of(host.parts().env);
     sockets.enforce_cap(&info.user_id, limits.max_sockets_per_user);
     let _ = pair.server.send_with_str(engine::open(
         &info.conn_id,
@@ -91,7 +97,8 @@ pub(super) fn accept(
         limits.max_frame_bytes,
     ));
     if ping_at(host)?.is_none() {
-        host.local()
+        host.parts()
+            .local
             .set_meta(PING_AT_KEY, now + interval(&limits))?;
     }
     Ok(pair)
@@ -99,10 +106,10 @@ pub(super) fn accept(
 
 /// The next ping round, if one is planned and a Socket.IO socket is open to need it.
 pub(super) fn ping_at(host: &impl Host) -> worker::Result<Option<i64>> {
-    if host.sockets().socketio().is_empty() {
+    if host.parts().sockets.socketio().is_empty() {
         return Ok(None);
     }
-    Ok(host.local().meta(PING_AT_KEY)?.filter(|at| *at > 0))
+    Ok(host.parts().local.meta(PING_AT_KEY)?.filter(|at| *at > 0))
 }
 
 /// The alarm's ping round, when due: a ping to every Socket.IO socket, and a close for each
@@ -111,9 +118,9 @@ pub(super) fn ping_round(host: &impl Host, now: i64) -> worker::Result<()> {
     if ping_at(host)?.is_none_or(|at| at > now) {
         return Ok(());
     }
-    let limits = Limits::of(host.env());
+    let limits = Limits::of(host.parts().env);
     let mut remaining = 0;
-    for (ws, info) in host.sockets().socketio() {
+    for (ws, info) in host.parts().sockets.socketio() {
         let Some(session) = &info.sio else { continue };
         if session.is_dead(
             now,
@@ -121,7 +128,9 @@ pub(super) fn ping_round(host: &impl Host, now: i64) -> worker::Result<()> {
             limits.socketio_ping_timeout_ms,
         ) {
             host.forget(&info.conn_id, None);
-            host.sockets().close(&ws, close::NORMAL, "ping timeout");
+            host.parts()
+                .sockets
+                .close(&ws, close::NORMAL, "ping timeout");
             continue;
         }
         let _ = ws.send_with_str(engine::PING);
@@ -132,7 +141,7 @@ pub(super) fn ping_round(host: &impl Host, now: i64) -> worker::Result<()> {
     } else {
         0
     };
-    host.local().set_meta(PING_AT_KEY, next)
+    host.parts().local.set_meta(PING_AT_KEY, next)
 }
 
 /// A frame from a Socket.IO socket, past the gate (`common::gate`): its text, or `None` for a
@@ -159,7 +168,9 @@ async fn on_text(host: &impl Host, ws: &WebSocket, info: SocketInfo, text: &str)
         Ok(engine::Packet::Close) => {
             host.forget(&info.conn_id, None);
             host.ended_by_client(&info, None);
-            host.sockets().close(ws, close::NORMAL, "client closed");
+            host.parts()
+                .sockets
+                .close(ws, close::NORMAL, "client closed");
         }
         Ok(engine::Packet::Upgrade | engine::Packet::Noop) => {}
         Ok(engine::Packet::Message(inner)) => match packet::parse(inner) {
@@ -173,7 +184,7 @@ async fn on_text(host: &impl Host, ws: &WebSocket, info: SocketInfo, text: &str)
 fn on_pong(host: &impl Host, ws: &WebSocket, mut info: SocketInfo) {
     if let Some(session) = info.sio.as_mut() {
         session.last_pong = now_ms();
-        let _ = host.sockets().save(ws, &info);
+        let _ = host.parts().sockets.save(ws, &info);
     }
 }
 
@@ -189,7 +200,7 @@ async fn on_packet(host: &impl Host, ws: &WebSocket, info: SocketInfo, packet: P
         Kind::Disconnect => {
             host.forget(&info.conn_id, Some(&packet.nsp));
             host.ended_by_client(&info, Some(&packet.nsp));
-            remove_namespace(host.sockets(), ws, info, &packet.nsp);
+            remove_namespace(host.parts().sockets, ws, info, &packet.nsp);
         }
         Kind::Event => {
             let nsp = info
@@ -213,7 +224,7 @@ async fn connect(
     info: SocketInfo,
     packet: &Packet,
 ) -> Result<(), ApiError> {
-    let config = object::config(host.env())?;
+    let config = object::config(host.parts().env)?;
     if !config.namespaces.allows(&packet.nsp) {
         return Err(ApiError::new(
             404,
@@ -237,7 +248,7 @@ async fn connect(
         reply_connect(ws, &packet.nsp, &info.conn_id, &known.pid);
         return Ok(());
     }
-    let max = Limits::of(host.env()).socketio_max_namespaces;
+    let max = Limits::of(host.parts().env).socketio_max_namespaces;
     if session.namespaces.len() >= max {
         return Err(ApiError::bad_request(
             "too_many_namespaces",

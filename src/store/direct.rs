@@ -19,7 +19,7 @@ use worker::D1Database;
 use super::d1::{content_columns, int, opt_text, text};
 use crate::cursor::PageCursor;
 use crate::direct::DirectMessage;
-use crate::message::{data_from_column, Content};
+use crate::message::ContentColumns;
 
 /// A receiver's state of a message, as its sender sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -49,13 +49,8 @@ pub struct Received {
 struct Row {
     id: String,
     sender_id: String,
-    #[serde(rename = "type")]
-    kind: String,
-    body: String,
-    url: Option<String>,
-    title: Option<String>,
-    data: Option<String>,
-    client_id: Option<String>,
+    #[serde(flatten)]
+    content: ContentColumns,
     created_at: i64,
     deleted_at: Option<i64>,
     #[serde(default)]
@@ -68,14 +63,7 @@ impl Row {
             id: self.id,
             sender_id: self.sender_id,
             to,
-            content: Content {
-                kind: self.kind,
-                body: self.body,
-                url: self.url,
-                title: self.title,
-                data: data_from_column(self.data),
-                client_id: self.client_id,
-            },
+            content: self.content.into(),
             created_at: self.created_at,
             deleted_at: self.deleted_at,
         }

@@ -13,16 +13,15 @@
 
 use serde::Deserialize;
 
-use super::local::{LazyTable, Local};
+use super::local::{lazy_table, LazyTable, Local};
 
 /// Recovery ids kept per user; older ones (connections long gone) are dropped as new ones join.
 pub const MAX_PIDS: i64 = 64;
 
-const JOINED_ROOMS: LazyTable = LazyTable {
-    name: "joined_rooms",
-    meta_key: "table:joined_rooms",
-    ddl: "CREATE TABLE IF NOT EXISTS joined_rooms (pid TEXT NOT NULL, room TEXT NOT NULL, joined_at INTEGER NOT NULL, PRIMARY KEY (pid, room)) WITHOUT ROWID",
-};
+const JOINED_ROOMS: LazyTable = lazy_table!(
+    "joined_rooms",
+    "CREATE TABLE IF NOT EXISTS joined_rooms (pid TEXT NOT NULL, room TEXT NOT NULL, joined_at INTEGER NOT NULL, PRIMARY KEY (pid, room)) WITHOUT ROWID"
+);
 
 pub struct JoinedRooms<'a> {
     local: &'a Local,
@@ -53,23 +52,20 @@ impl<'a> JoinedRooms<'a> {
 
     /// `pid` left `room` (or could not rejoin it).
     pub fn remove(&self, pid: &str, room: &str) -> worker::Result<()> {
-        if self.local.has_table(&JOINED_ROOMS)? {
-            self.local.sql().exec(
-                "DELETE FROM joined_rooms WHERE pid = ? AND room = ?",
-                vec![pid.into(), room.into()],
-            )?;
-        }
-        Ok(())
+        self.local.change(
+            &JOINED_ROOMS,
+            "DELETE FROM joined_rooms WHERE pid = ? AND room = ?",
+            vec![pid.into(), room.into()],
+        )
     }
 
     /// The client ended `pid`'s namespace itself: nothing of it is recovered.
     pub fn forget(&self, pid: &str) -> worker::Result<()> {
-        if self.local.has_table(&JOINED_ROOMS)? {
-            self.local
-                .sql()
-                .exec("DELETE FROM joined_rooms WHERE pid = ?", vec![pid.into()])?;
-        }
-        Ok(())
+        self.local.change(
+            &JOINED_ROOMS,
+            "DELETE FROM joined_rooms WHERE pid = ?",
+            vec![pid.into()],
+        )
     }
 
     /// The rooms `pid` had joined.
@@ -78,17 +74,11 @@ impl<'a> JoinedRooms<'a> {
         struct Row {
             room: String,
         }
-        if !self.local.has_table(&JOINED_ROOMS)? {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<Row> = self
-            .local
-            .sql()
-            .exec(
-                "SELECT room FROM joined_rooms WHERE pid = ?",
-                vec![pid.into()],
-            )?
-            .to_array()?;
+        let rows: Vec<Row> = self.local.rows(
+            &JOINED_ROOMS,
+            "SELECT room FROM joined_rooms WHERE pid = ?",
+            vec![pid.into()],
+        )?;
         Ok(rows.into_iter().map(|row| row.room).collect())
     }
 }

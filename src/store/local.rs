@@ -27,12 +27,26 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
 
 /// The `meta` table: one integer per key.
 pub const META_SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;";
+
+/// A [`LazyTable`] named `$name` (recorded in `meta` as `table:$name`), made by `$ddl`.
+macro_rules! lazy_table {
+    ($name:literal, $ddl:literal) => {
+        $crate::store::local::LazyTable {
+            name: $name,
+            meta_key: concat!("table:", $name),
+            ddl: $ddl,
+        }
+    };
+}
+
+pub(crate) use lazy_table;
 
 /// A table created by its first write rather than with the schema.
 pub struct LazyTable {
@@ -127,6 +141,46 @@ impl Local {
         if !self.has_table(table)? {
             self.sql.exec(table.ddl, None)?;
             self.set_meta(table.meta_key, 1)?;
+        }
+        Ok(())
+    }
+
+    /// The rows `query` selects from lazy `table`: none when it was never made.
+    pub fn rows<T: DeserializeOwned>(
+        &self,
+        table: &LazyTable,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> worker::Result<Vec<T>> {
+        if !self.has_table(table)? {
+            return Ok(Vec::new());
+        }
+        self.sql.exec(query, bindings)?.to_array()
+    }
+
+    /// The integer `query` selects from lazy `table` ([`Local::int`]): none when it was never
+    /// made.
+    pub fn int_in(
+        &self,
+        table: &LazyTable,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> worker::Result<Option<i64>> {
+        if !self.has_table(table)? {
+            return Ok(None);
+        }
+        self.int(query, bindings)
+    }
+
+    /// Runs `statement` on lazy `table` if it was ever made (there is nothing to change if not).
+    pub fn change(
+        &self,
+        table: &LazyTable,
+        statement: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> worker::Result<()> {
+        if self.has_table(table)? {
+            self.sql.exec(statement, bindings)?;
         }
         Ok(())
     }

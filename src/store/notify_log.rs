@@ -13,29 +13,25 @@
 use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
 
-use super::local::{LazyTable, Local};
+use super::local::{lazy_table, LazyTable, Local};
 use crate::notify::{Level, Pending, Preview, MAX_PENDING};
 
-const SUBSCRIPTIONS: LazyTable = LazyTable {
-    name: "push_subscriptions",
-    meta_key: "table:push_subscriptions",
-    ddl: "CREATE TABLE IF NOT EXISTS push_subscriptions (id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, p256dh TEXT NOT NULL, auth TEXT NOT NULL, device TEXT, created_at INTEGER NOT NULL) WITHOUT ROWID",
-};
-const PENDING: LazyTable = LazyTable {
-    name: "notify_pending",
-    meta_key: "table:notify_pending",
-    ddl: "CREATE TABLE IF NOT EXISTS notify_pending (id INTEGER PRIMARY KEY, due_at INTEGER NOT NULL, user_id TEXT NOT NULL, preview TEXT NOT NULL)",
-};
-const OUTBOX: LazyTable = LazyTable {
-    name: "notify_outbox",
-    meta_key: "table:notify_outbox",
-    ddl: "CREATE TABLE IF NOT EXISTS notify_outbox (id INTEGER PRIMARY KEY, target TEXT NOT NULL, key TEXT NOT NULL, notification TEXT NOT NULL, attempts INTEGER NOT NULL, next_at INTEGER NOT NULL)",
-};
-const LEVELS: LazyTable = LazyTable {
-    name: "room_levels",
-    meta_key: "table:room_levels",
-    ddl: "CREATE TABLE IF NOT EXISTS room_levels (room_id TEXT PRIMARY KEY, level TEXT NOT NULL) WITHOUT ROWID",
-};
+const SUBSCRIPTIONS: LazyTable = lazy_table!(
+    "push_subscriptions",
+    "CREATE TABLE IF NOT EXISTS push_subscriptions (id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, p256dh TEXT NOT NULL, auth TEXT NOT NULL, device TEXT, created_at INTEGER NOT NULL) WITHOUT ROWID"
+);
+const PENDING: LazyTable = lazy_table!(
+    "notify_pending",
+    "CREATE TABLE IF NOT EXISTS notify_pending (id INTEGER PRIMARY KEY, due_at INTEGER NOT NULL, user_id TEXT NOT NULL, preview TEXT NOT NULL)"
+);
+const OUTBOX: LazyTable = lazy_table!(
+    "notify_outbox",
+    "CREATE TABLE IF NOT EXISTS notify_outbox (id INTEGER PRIMARY KEY, target TEXT NOT NULL, key TEXT NOT NULL, notification TEXT NOT NULL, attempts INTEGER NOT NULL, next_at INTEGER NOT NULL)"
+);
+const LEVELS: LazyTable = lazy_table!(
+    "room_levels",
+    "CREATE TABLE IF NOT EXISTS room_levels (room_id TEXT PRIMARY KEY, level TEXT NOT NULL) WITHOUT ROWID"
+);
 
 /// The outbox target of the webhook; any other target is a subscription id.
 pub const WEBHOOK: &str = "webhook";
@@ -79,25 +75,15 @@ impl<'a> NotifyLog<'a> {
 
     /// How many subscriptions the user has (no read when they never subscribed).
     pub fn subscription_count(&self) -> worker::Result<i64> {
-        if !self.local.has_table(&SUBSCRIPTIONS)? {
-            return Ok(0);
-        }
-        Ok(self
-            .local
-            .int("SELECT COUNT(*) AS value FROM push_subscriptions", vec![])?
-            .unwrap_or(0))
+        self.count(&SUBSCRIPTIONS)
     }
 
     pub fn subscriptions(&self) -> worker::Result<Vec<Subscription>> {
-        if !self.local.has_table(&SUBSCRIPTIONS)? {
-            return Ok(Vec::new());
-        }
-        self.sql
-            .exec(
-                "SELECT id, endpoint, p256dh, auth, device, created_at FROM push_subscriptions ORDER BY created_at, id",
-                None,
-            )?
-            .to_array()
+        self.local.rows(
+            &SUBSCRIPTIONS,
+            "SELECT id, endpoint, p256dh, auth, device, created_at FROM push_subscriptions ORDER BY created_at, id",
+            vec![],
+        )
     }
 
     /// Stores a subscription (replacing one with the same id: the browser registered again,
@@ -163,12 +149,11 @@ impl<'a> NotifyLog<'a> {
             "DELETE FROM push_subscriptions WHERE id = ?",
             vec![id.into()],
         )?;
-        if self.local.has_table(&OUTBOX)? {
-            self.sql.exec(
-                "DELETE FROM notify_outbox WHERE target = ?",
-                vec![id.into()],
-            )?;
-        }
+        self.local.change(
+            &OUTBOX,
+            "DELETE FROM notify_outbox WHERE target = ?",
+            vec![id.into()],
+        )?;
         Ok(found)
     }
 
@@ -181,10 +166,8 @@ impl<'a> NotifyLog<'a> {
             .map(|subscription| subscription.id)
             .collect();
         for table in [&SUBSCRIPTIONS, &PENDING, &OUTBOX] {
-            if self.local.has_table(table)? {
-                self.sql
-                    .exec(&format!("DELETE FROM {}", table.name), None)?;
-            }
+            self.local
+                .change(table, &format!("DELETE FROM {}", table.name), vec![])?;
         }
         self.local.clear_meta("notify_at")?;
         Ok(ids)
@@ -192,10 +175,8 @@ impl<'a> NotifyLog<'a> {
 
     /// Forgets the user's room levels (account deletion).
     pub fn forget_levels(&self) -> worker::Result<()> {
-        if self.local.has_table(&LEVELS)? {
-            self.sql.exec("DELETE FROM room_levels", None)?;
-        }
-        Ok(())
+        self.local
+            .change(&LEVELS, "DELETE FROM room_levels", vec![])
     }
 
     /// Adds a pending notification due at `due_at`; beyond [`MAX_PENDING`] the oldest go.
@@ -222,16 +203,11 @@ impl<'a> NotifyLog<'a> {
             user_id: String,
             preview: String,
         }
-        if !self.local.has_table(&PENDING)? {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<Row> = self
-            .sql
-            .exec(
-                "SELECT id, due_at, user_id, preview FROM notify_pending ORDER BY id",
-                None,
-            )?
-            .to_array()?;
+        let rows: Vec<Row> = self.local.rows(
+            &PENDING,
+            "SELECT id, due_at, user_id, preview FROM notify_pending ORDER BY id",
+            vec![],
+        )?;
         Ok(rows
             .into_iter()
             .filter_map(|row| {
@@ -257,12 +233,10 @@ impl<'a> NotifyLog<'a> {
     }
 
     fn count(&self, table: &LazyTable) -> worker::Result<i64> {
-        if !self.local.has_table(table)? {
-            return Ok(0);
-        }
         Ok(self
             .local
-            .int(
+            .int_in(
+                table,
                 &format!("SELECT COUNT(*) AS value FROM {}", table.name),
                 vec![],
             )?
@@ -281,13 +255,11 @@ impl<'a> NotifyLog<'a> {
 
     /// Forgets pending room notes (a device connected: it will see the rooms' unread counts).
     pub fn forget_room_notes(&self) -> worker::Result<()> {
-        if self.local.has_table(&PENDING)? {
-            self.sql.exec(
-                "DELETE FROM notify_pending WHERE json_extract(preview, '$.seq') IS NULL",
-                None,
-            )?;
-        }
-        Ok(())
+        self.local.change(
+            &PENDING,
+            "DELETE FROM notify_pending WHERE json_extract(preview, '$.seq') IS NULL",
+            vec![],
+        )
     }
 
     /// Queues one notification for each target.
@@ -310,24 +282,20 @@ impl<'a> NotifyLog<'a> {
 
     /// Deliveries due at `now`.
     pub fn due_deliveries(&self, now: i64) -> worker::Result<Vec<Delivery>> {
-        if !self.local.has_table(&OUTBOX)? {
-            return Ok(Vec::new());
-        }
-        self.sql
-            .exec(
-                "SELECT id, target, key, notification, attempts FROM notify_outbox WHERE next_at <= ? ORDER BY id",
-                vec![now.into()],
-            )?
-            .to_array()
+        self.local.rows(
+            &OUTBOX,
+            "SELECT id, target, key, notification, attempts FROM notify_outbox WHERE next_at <= ? ORDER BY id",
+            vec![now.into()],
+        )
     }
 
     /// The next delivery's time, if any waits.
     pub fn next_delivery_at(&self) -> worker::Result<Option<i64>> {
-        if !self.local.has_table(&OUTBOX)? {
-            return Ok(None);
-        }
-        self.local
-            .int("SELECT MIN(next_at) AS value FROM notify_outbox", vec![])
+        self.local.int_in(
+            &OUTBOX,
+            "SELECT MIN(next_at) AS value FROM notify_outbox",
+            vec![],
+        )
     }
 
     /// A delivery is finished (delivered, refused, or out of attempts).
@@ -351,16 +319,11 @@ impl<'a> NotifyLog<'a> {
         struct Row {
             level: String,
         }
-        if !self.local.has_table(&LEVELS)? {
-            return Ok(Level::default());
-        }
-        let rows: Vec<Row> = self
-            .sql
-            .exec(
-                "SELECT level FROM room_levels WHERE room_id = ?",
-                vec![room_id.into()],
-            )?
-            .to_array()?;
+        let rows: Vec<Row> = self.local.rows(
+            &LEVELS,
+            "SELECT level FROM room_levels WHERE room_id = ?",
+            vec![room_id.into()],
+        )?;
         Ok(rows
             .first()
             .and_then(|row| Level::parse(&row.level))
@@ -371,12 +334,11 @@ impl<'a> NotifyLog<'a> {
     /// `max` rooms with a level of their own and this is another.
     pub fn set_room_level(&self, room_id: &str, level: Level, max: i64) -> worker::Result<bool> {
         if level == Level::default() {
-            if self.local.has_table(&LEVELS)? {
-                self.sql.exec(
-                    "DELETE FROM room_levels WHERE room_id = ?",
-                    vec![room_id.into()],
-                )?;
-            }
+            self.local.change(
+                &LEVELS,
+                "DELETE FROM room_levels WHERE room_id = ?",
+                vec![room_id.into()],
+            )?;
             return Ok(true);
         }
         self.local.create_table(&LEVELS)?;

@@ -17,13 +17,12 @@
 use serde::Deserialize;
 use worker::SqlStorage;
 
-use super::local::{LazyTable, Local};
+use super::local::{lazy_table, LazyTable, Local};
 
-const PLACED: LazyTable = LazyTable {
-    name: "placed",
-    meta_key: "table:placed",
-    ddl: "CREATE TABLE IF NOT EXISTS placed (user_id TEXT PRIMARY KEY, shard INTEGER NOT NULL, sockets INTEGER NOT NULL) WITHOUT ROWID",
-};
+const PLACED: LazyTable = lazy_table!(
+    "placed",
+    "CREATE TABLE IF NOT EXISTS placed (user_id TEXT PRIMARY KEY, shard INTEGER NOT NULL, sockets INTEGER NOT NULL) WITHOUT ROWID"
+);
 
 /// One shard's load as the room counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -64,22 +63,13 @@ impl<'a> RoomShards<'a> {
         }
     }
 
-    fn exists(&self) -> worker::Result<bool> {
-        self.local.has_table(&PLACED)
-    }
-
     /// The shard holding `user`'s sockets and how many, if any does.
     pub fn of(&self, user: &str) -> worker::Result<Option<(u32, i64)>> {
-        if !self.exists()? {
-            return Ok(None);
-        }
-        let rows: Vec<PlacedRow> = self
-            .sql
-            .exec(
-                "SELECT shard, sockets FROM placed WHERE user_id = ?",
-                vec![user.into()],
-            )?
-            .to_array()?;
+        let rows: Vec<PlacedRow> = self.local.rows(
+            &PLACED,
+            "SELECT shard, sockets FROM placed WHERE user_id = ?",
+            vec![user.into()],
+        )?;
         Ok(rows.into_iter().next().map(|row| (row.shard, row.sockets)))
     }
 
@@ -162,16 +152,11 @@ impl<'a> RoomShards<'a> {
     /// Drops every row of `shard` (its link closed, so it holds no socket); the users who had
     /// an open socket there.
     pub fn drop_shard(&self, shard: u32) -> worker::Result<Vec<String>> {
-        if !self.exists()? {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<UserRow> = self
-            .sql
-            .exec(
-                "DELETE FROM placed WHERE shard = ? RETURNING user_id, sockets",
-                vec![i64::from(shard).into()],
-            )?
-            .to_array()?;
+        let rows: Vec<UserRow> = self.local.rows(
+            &PLACED,
+            "DELETE FROM placed WHERE shard = ? RETURNING user_id, sockets",
+            vec![i64::from(shard).into()],
+        )?;
         let present: Vec<String> = rows
             .into_iter()
             .filter(|row| row.sockets > 0)
@@ -186,7 +171,7 @@ impl<'a> RoomShards<'a> {
 
     /// Drops every row (the room was deleted).
     pub fn clear(&self) -> worker::Result<()> {
-        if self.exists()? {
+        if self.local.has_table(&PLACED)? {
             for load in self.loads()? {
                 self.local.clear_meta(&load_key(load.shard))?;
             }
@@ -219,29 +204,20 @@ impl<'a> RoomShards<'a> {
 
     /// Every shard's load (users: those with an open socket there), in shard order.
     pub fn loads(&self) -> worker::Result<Vec<ShardLoad>> {
-        if !self.exists()? {
-            return Ok(Vec::new());
-        }
-        self.sql
-            .exec(
-                "SELECT shard, SUM(sockets) AS sockets, SUM(sockets > 0) AS users FROM placed GROUP BY shard ORDER BY shard",
-                None,
-            )?
-            .to_array()
+        self.local.rows(
+            &PLACED,
+            "SELECT shard, SUM(sockets) AS sockets, SUM(sockets > 0) AS users FROM placed GROUP BY shard ORDER BY shard",
+            vec![],
+        )
     }
 
     /// Users with open sockets on shards, and how many each.
     pub fn users(&self) -> worker::Result<Vec<(String, i64)>> {
-        if !self.exists()? {
-            return Ok(Vec::new());
-        }
-        let rows: Vec<UserRow> = self
-            .sql
-            .exec(
-                "SELECT user_id, sockets FROM placed WHERE sockets > 0",
-                None,
-            )?
-            .to_array()?;
+        let rows: Vec<UserRow> = self.local.rows(
+            &PLACED,
+            "SELECT user_id, sockets FROM placed WHERE sockets > 0",
+            vec![],
+        )?;
         Ok(rows
             .into_iter()
             .map(|row| (row.user_id, row.sockets))

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use worker::{SqlStorage, SqlStorageValue};
 
-use super::local::{LazyTable, Local};
+use super::local::{lazy_table, LazyTable, Local};
 use crate::stream::{supersedes, Class};
 
 /// Idempotency keys are remembered at least this long.
@@ -46,16 +46,14 @@ CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, class INTEGER NOT NU
 /// The events only the gateway makes (their names are reserved to it): chat events.
 const CHAT_EVENTS: &str =
     "'message', 'message.read', 'message.deleted', 'room.added', 'room.removed', 'room.updated'";
-const IDEMPOTENCY: LazyTable = LazyTable {
-    name: "idempotency",
-    meta_key: "table:idempotency",
-    ddl: "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID",
-};
-const CURSORS: LazyTable = LazyTable {
-    name: "cursors",
-    meta_key: "table:cursors",
-    ddl: "CREATE TABLE IF NOT EXISTS cursors (device TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID",
-};
+const IDEMPOTENCY: LazyTable = lazy_table!(
+    "idempotency",
+    "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID"
+);
+const CURSORS: LazyTable = lazy_table!(
+    "cursors",
+    "CREATE TABLE IF NOT EXISTS cursors (device TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID"
+);
 
 /// The size of an event as its class's byte bound counts it.
 const SIZE: &str = "LENGTH(CAST(event AS BLOB)) + LENGTH(CAST(data AS BLOB))";
@@ -397,10 +395,8 @@ impl<'a> UserLog<'a> {
     }
 
     pub fn idempotent_seq(&self, key: &str) -> worker::Result<Option<i64>> {
-        if !self.local.has_table(&IDEMPOTENCY)? {
-            return Ok(None);
-        }
-        self.int(
+        self.local.int_in(
+            &IDEMPOTENCY,
             "SELECT seq AS value FROM idempotency WHERE key = ?",
             vec![key.into()],
         )
@@ -416,10 +412,8 @@ impl<'a> UserLog<'a> {
     }
 
     pub fn cursor(&self, device: &str) -> worker::Result<Option<i64>> {
-        if !self.local.has_table(&CURSORS)? {
-            return Ok(None);
-        }
-        self.int(
+        self.local.int_in(
+            &CURSORS,
             "SELECT seq AS value FROM cursors WHERE device = ?",
             vec![device.into()],
         )
@@ -427,11 +421,9 @@ impl<'a> UserLog<'a> {
 
     /// The highest cursor of any device: every event through it was acknowledged by one.
     pub fn max_cursor(&self) -> worker::Result<i64> {
-        if !self.local.has_table(&CURSORS)? {
-            return Ok(0);
-        }
         Ok(self
-            .int("SELECT MAX(seq) AS value FROM cursors", vec![])?
+            .local
+            .int_in(&CURSORS, "SELECT MAX(seq) AS value FROM cursors", vec![])?
             .unwrap_or(0))
     }
 

@@ -1,11 +1,11 @@
-//! The steps every Durable Object takes the same way: set up its logging as it is constructed,
-//! read the configuration, answer a call it refused, hand a new socket back as a 101, and
-//! answer a close the client started.
+//! The steps every Durable Object takes the same way: set up its logging, pings and storage as
+//! it is constructed, read the configuration, answer a call it refused, hand a new socket back as a 101, and end a
+//! socket ([`socket_ends!`]).
 
 use std::rc::Rc;
 
 use serde_json::json;
-use worker::{Env, Request, Response, WebSocket};
+use worker::{Env, Request, Response, State, WebSocket, WebSocketRequestResponsePair};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -15,6 +15,26 @@ use crate::protocol;
 pub fn observe(env: &Env) {
     crate::log::init(env);
     crate::metrics::init(env);
+}
+
+/// As an object with sockets is constructed: the runtime answers a client's `ping` itself,
+/// without waking the object.
+pub fn answer_pings(state: &State) {
+    if let Ok(pair) = WebSocketRequestResponsePair::new(protocol::PING, protocol::PONG) {
+        state.set_websocket_auto_response(&pair);
+    }
+}
+
+/// What an object's schema migration at construction returned; a failure is logged
+/// (`hub.schema_failed`) and read as the default (for a `bool` "made just now": no).
+pub fn migrated<T: Default>(object: &str, result: worker::Result<T>) -> T {
+    result.unwrap_or_else(|err| {
+        crate::log::error(
+            "hub.schema_failed",
+            json!({"object": object, "error": err.to_string()}),
+        );
+        T::default()
+    })
 }
 
 /// The isolate's configuration ([`Config::shared`]); an object that cannot read it refuses.
@@ -42,6 +62,36 @@ pub fn upgrade_response(req: &Request, client: WebSocket) -> Result<Response, Ap
         .with_websocket(client)
         .empty())
 }
+
+/// The close and error events of an object's hibernatable sockets, for its `DurableObject`
+/// impl: a close is logged and answered ([`reciprocate_close`]); then, for either, the object's
+/// own step for a socket gone. `socket_ends!(sockets, on_socket_gone)` names the object's roster
+/// and that step (a path from `self`).
+macro_rules! socket_ends {
+    ($($sockets:ident).+, $($gone:ident).+) => {
+        async fn websocket_close(
+            &self,
+            ws: worker::WebSocket,
+            code: usize,
+            reason: String,
+            _was_clean: bool,
+        ) -> worker::Result<()> {
+            self.$($sockets).+.log_closed(&ws, code, &reason);
+            $crate::hubs::common::object::reciprocate_close(&ws, code);
+            self.$($gone).+(&ws).await
+        }
+
+        async fn websocket_error(
+            &self,
+            ws: worker::WebSocket,
+            _error: worker::Error,
+        ) -> worker::Result<()> {
+            self.$($gone).+(&ws).await
+        }
+    };
+}
+
+pub(crate) use socket_ends;
 
 /// Answers a close the client started, as the hibernation API requires (1005/1006 may not be
 /// echoed and become 1000). Nothing is marked: the client can send nothing after its close, and

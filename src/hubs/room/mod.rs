@@ -58,7 +58,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use serde_json::{json, Value};
 use worker::{
     durable_object, DurableObject, Env, Request, Response, State, WebSocket,
-    WebSocketIncomingMessage, WebSocketRequestResponsePair,
+    WebSocketIncomingMessage,
 };
 
 use super::common::alarm::{alarm_report, Alarm, AlarmPlan};
@@ -127,16 +127,8 @@ impl DurableObject for Room {
     fn new(state: State, env: Env) -> Self {
         object::observe(&env);
         let local = Local::new(state.storage().sql());
-        let new_storage = RoomLog::new(&local).migrate().unwrap_or_else(|err| {
-            crate::log::error(
-                "hub.schema_failed",
-                json!({"object": "room", "error": err.to_string()}),
-            );
-            false
-        });
-        if let Ok(pair) = WebSocketRequestResponsePair::new(protocol::PING, protocol::PONG) {
-            state.set_websocket_auto_response(&pair);
-        }
+        let new_storage = object::migrated("room", RoomLog::new(&local).migrate());
+        object::answer_pings(&state);
         if let Err(err) = forget_unlinked_shards(&local, &state) {
             crate::log::error("room.shards_failed", json!({"error": err.to_string()}));
         }
@@ -204,21 +196,7 @@ impl DurableObject for Room {
         Ok(())
     }
 
-    async fn websocket_close(
-        &self,
-        ws: WebSocket,
-        code: usize,
-        reason: String,
-        _was_clean: bool,
-    ) -> worker::Result<()> {
-        self.sockets.log_closed(&ws, code, &reason);
-        object::reciprocate_close(&ws, code);
-        self.on_socket_gone(&ws).await
-    }
-
-    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
-        self.on_socket_gone(&ws).await
-    }
+    object::socket_ends!(sockets, on_socket_gone);
 
     async fn alarm(&self) -> worker::Result<Response> {
         let now = now_ms();

@@ -37,7 +37,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use worker::{
     durable_object, Delay, DurableObject, Env, Request, Response, State, WebSocket,
-    WebSocketIncomingMessage, WebSocketRequestResponsePair, WebsocketEvent,
+    WebSocketIncomingMessage, WebsocketEvent,
 };
 
 use crate::clock::now_ms;
@@ -73,9 +73,7 @@ struct Shard {
 impl DurableObject for RoomShard {
     fn new(state: State, env: Env) -> Self {
         object::observe(&env);
-        if let Ok(pair) = WebSocketRequestResponsePair::new(protocol::PING, protocol::PONG) {
-            state.set_websocket_auto_response(&pair);
-        }
+        object::answer_pings(&state);
         Self {
             shard: Rc::new(Shard {
                 sockets: Sockets::new(state, "shard").reporting_closes(),
@@ -112,21 +110,7 @@ impl DurableObject for RoomShard {
         Ok(())
     }
 
-    async fn websocket_close(
-        &self,
-        ws: WebSocket,
-        code: usize,
-        reason: String,
-        _was_clean: bool,
-    ) -> worker::Result<()> {
-        self.shard.sockets.log_closed(&ws, code, &reason);
-        object::reciprocate_close(&ws, code);
-        self.shard.on_socket_gone(&ws).await
-    }
-
-    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
-        self.shard.on_socket_gone(&ws).await
-    }
+    object::socket_ends!(shard.sockets, shard.on_socket_gone);
 
     async fn alarm(&self) -> worker::Result<Response> {
         let now = now_ms();

@@ -11,7 +11,7 @@
 //! | every room event                     | —                                       | EVENT `[event, data + room_id, seq]` on the main namespace (`Sockets::fan_out`) |
 
 use serde_json::{json, Value};
-use worker::{Env, WebSocket};
+use worker::WebSocket;
 
 use super::{entry_frame, Room};
 use crate::command::{Command, Request as ClientRequest};
@@ -21,25 +21,19 @@ use crate::hubs::common::attachment::SocketInfo;
 use crate::hubs::common::dialect;
 use crate::hubs::common::object;
 use crate::hubs::common::peer::Peer;
-use crate::hubs::common::sockets::Sockets;
-use crate::hubs::socketio::{self as shared, Host};
+use crate::hubs::socketio::{self as shared, Host, Parts};
 use crate::protocol::{code, Reply, RequestId, ServerFrame};
 use crate::socketio::packet::Packet;
 use crate::socketio::{Namespace, Session};
-use crate::store::local::Local;
 use crate::stream::plan_replay;
 
 impl Host for Room {
-    fn sockets(&self) -> &Sockets {
-        &self.sockets
-    }
-
-    fn local(&self) -> &Local {
-        &self.local
-    }
-
-    fn env(&self) -> &Env {
-        &self.env
+    fn parts(&self) -> Parts<'_> {
+        Parts {
+            sockets: &self.sockets,
+            local: &self.local,
+            env: &self.env,
+        }
     }
 
     fn revoked_before(&self, user: &str) -> Result<Option<i64>, ApiError> {

@@ -44,7 +44,7 @@ pub mod socketio;
 use serde_json::{json, Value};
 use worker::{
     durable_object, DurableObject, Env, Request, Response, State, WebSocket,
-    WebSocketIncomingMessage, WebSocketRequestResponsePair,
+    WebSocketIncomingMessage,
 };
 
 use self::listing::Listing;
@@ -93,16 +93,8 @@ impl DurableObject for UserHub {
     fn new(state: State, env: Env) -> Self {
         object::observe(&env);
         let local = Local::new(state.storage().sql());
-        let new_storage = UserLog::new(&local).migrate().unwrap_or_else(|err| {
-            crate::log::error(
-                "hub.schema_failed",
-                json!({"object": "user", "error": err.to_string()}),
-            );
-            false
-        });
-        if let Ok(pair) = WebSocketRequestResponsePair::new(protocol::PING, protocol::PONG) {
-            state.set_websocket_auto_response(&pair);
-        }
+        let new_storage = object::migrated("user", UserLog::new(&local).migrate());
+        object::answer_pings(&state);
         Self {
             sockets: Sockets::new(state, "user"),
             env,
@@ -155,21 +147,7 @@ impl DurableObject for UserHub {
         Ok(())
     }
 
-    async fn websocket_close(
-        &self,
-        ws: WebSocket,
-        code: usize,
-        reason: String,
-        _was_clean: bool,
-    ) -> worker::Result<()> {
-        self.sockets.log_closed(&ws, code, &reason);
-        object::reciprocate_close(&ws, code);
-        self.on_socket_gone(&ws).await
-    }
-
-    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
-        self.on_socket_gone(&ws).await
-    }
+    object::socket_ends!(sockets, on_socket_gone);
 
     async fn alarm(&self) -> worker::Result<Response> {
         let now = now_ms();

@@ -13,8 +13,7 @@ use std::rc::Rc;
 use serde_json::{json, Value};
 use worker::{Env, WebSocket};
 
-use super::relay::{self, Relay, RelayOwner};
-use crate::auth::jwt::Identity;
+use super::relay::{self, Join, Relay, RelayOwner};
 use crate::error::ApiError;
 use crate::hubs::common::dialect;
 use crate::socketio::offset::{Position, MAX_ROOMS};
@@ -69,15 +68,13 @@ impl NamespaceState {
 impl NamespaceState {
     /// `room.join {room_id, since?}`: opens the relay. The ack comes with the room's `ready`;
     /// an already joined room is acked at once with its position.
-    pub async fn join(
-        self: &Rc<Self>,
-        env: &Env,
-        identity: &Identity,
-        device: &str,
-        room_id: &str,
-        since: Option<i64>,
-        ack: Option<u64>,
-    ) -> Result<(), ApiError> {
+    pub async fn join(self: &Rc<Self>, env: &Env, join: Join<'_>) -> Result<(), ApiError> {
+        let Join {
+            room_id,
+            since,
+            ack,
+            ..
+        } = join;
         crate::ids::validate_room_id(room_id)
             .map_err(|why| ApiError::bad_request("validation", why))?;
         if self.relays.borrow().contains_key(room_id) {
@@ -93,7 +90,7 @@ impl NamespaceState {
                 format!("a connection follows at most {MAX_ROOMS} rooms at once"),
             ));
         }
-        let relay = Rc::new(Relay::open(env, identity, device, room_id, since, ack).await?);
+        let relay = Rc::new(Relay::open(env, &join).await?);
         if let Some(since) = since {
             self.position.borrow_mut().set_room(room_id, since);
         }

@@ -46,6 +46,17 @@ pub struct Relay {
     pub leaving: Cell<bool>,
 }
 
+/// A room a namespace joins, as its relay opens.
+pub struct Join<'a> {
+    pub identity: &'a Identity,
+    pub device: &'a str,
+    pub room_id: &'a str,
+    /// The room replays from there.
+    pub since: Option<i64>,
+    /// The client's `room.join`, answered by the room's `ready`.
+    pub ack: Option<u64>,
+}
+
 /// What owns a relay: told each frame the room sends, and when the room's socket closes.
 pub trait RelayOwner {
     fn on_frame(&self, room_id: &str, relay: &Relay, text: &str);
@@ -53,29 +64,21 @@ pub trait RelayOwner {
 }
 
 impl Relay {
-    /// Opens a member socket to `room_id` for the user (`since`: the room replays from there;
-    /// `ack`: the client's `room.join`, answered by the room's `ready`). A relay is a room
-    /// connect like any other: it counts against the user's connect rate.
-    pub async fn open(
-        env: &Env,
-        identity: &Identity,
-        device: &str,
-        room_id: &str,
-        since: Option<i64>,
-        ack: Option<u64>,
-    ) -> Result<Self, ApiError> {
-        crate::quota::check(env, Rate::Connect, &identity.user_id).await?;
-        let mut query = format!("device={device}");
-        if let Some(since) = since {
+    /// Opens a member socket to the room `join` names, for the user. A relay is a room connect
+    /// like any other: it counts against the user's connect rate.
+    pub async fn open(env: &Env, join: &Join<'_>) -> Result<Self, ApiError> {
+        crate::quota::check(env, Rate::Connect, &join.identity.user_id).await?;
+        let mut query = format!("device={}", join.device);
+        if let Some(since) = join.since {
             query.push_str(&format!("&since={since}"));
         }
-        let res = stubs::room::open_socket(env, identity, room_id, &query, false).await?;
+        let res = stubs::room::open_socket(env, join.identity, join.room_id, &query, false).await?;
         Ok(Self {
             ws: stubs::accepted_socket(res).await?,
             next_id: Cell::new(1),
             pending: RefCell::new(HashMap::new()),
-            join_ack: Cell::new(ack),
-            resumed: since.is_some(),
+            join_ack: Cell::new(join.ack),
+            resumed: join.since.is_some(),
             leaving: Cell::new(false),
         })
     }

@@ -17,9 +17,10 @@
 use std::rc::Rc;
 
 use serde_json::{json, Value};
-use worker::{Env, Request, Response, WebSocket};
+use worker::{Request, Response, WebSocket};
 
 use super::namespace::NamespaceState;
+use super::relay::Join;
 use super::UserHub;
 use crate::auth::jwt::Identity;
 use crate::command::Command;
@@ -28,27 +29,21 @@ use crate::error::ApiError;
 use crate::hubs::common::attachment::SocketInfo;
 use crate::hubs::common::dialect;
 use crate::hubs::common::object::{self, upgrade_response};
-use crate::hubs::common::sockets::Sockets;
-use crate::hubs::socketio::{self as shared, Host};
+use crate::hubs::socketio::{self as shared, Host, Parts};
 use crate::protocol::{close, code, Reply, RequestId, ServerFrame};
 use crate::socketio::offset::Position;
 use crate::socketio::packet::Packet;
 use crate::socketio::{engine, packet, Namespace, Session};
 use crate::store::joined_rooms::JoinedRooms;
-use crate::store::local::Local;
 use crate::stream::plan_sparse_replay;
 
 impl Host for UserHub {
-    fn sockets(&self) -> &Sockets {
-        &self.sockets
-    }
-
-    fn local(&self) -> &Local {
-        &self.local
-    }
-
-    fn env(&self) -> &Env {
-        &self.env
+    fn parts(&self) -> Parts<'_> {
+        Parts {
+            sockets: &self.sockets,
+            local: &self.local,
+            env: &self.env,
+        }
     }
 
     fn revoked_before(&self, _user: &str) -> Result<Option<i64>, ApiError> {
@@ -233,7 +228,16 @@ impl UserHub {
         seq: i64,
     ) {
         let joined = state
-            .join(&self.env, identity, device, room_id, Some(seq), None)
+            .join(
+                &self.env,
+                Join {
+                    identity,
+                    device,
+                    room_id,
+                    since: Some(seq),
+                    ack: None,
+                },
+            )
             .await;
         if let Err(err) = joined {
             state.leave(room_id);
@@ -317,7 +321,16 @@ impl UserHub {
             .map(|session| session.identity.clone())
             .ok_or_else(|| ApiError::internal("not a Socket.IO socket"))?;
         state
-            .join(&self.env, &identity, &info.device, &room_id, since, ack)
+            .join(
+                &self.env,
+                Join {
+                    identity: &identity,
+                    device: &info.device,
+                    room_id: &room_id,
+                    since,
+                    ack,
+                },
+            )
             .await?;
         JoinedRooms::new(&self.local).add(&nsp.pid, &room_id, crate::clock::now_ms())?;
         self.remember_rooms(ws, state);
