@@ -34,8 +34,8 @@ fn example_value(name: &str) -> Option<&'static str> {
         .map(|(_, value)| value.trim())
 }
 
-/// Declares every numeric limit once: its field and doc, its variable, its default and its
-/// bounds `[min, max]`. Makes [`Limits`], its `Default` and the function that reads and checks them.
+/// Declares every numeric limit once: its field and doc, its variable, its default and its bounds
+/// `[min, max]`. Makes [`Limits`], its `Default` and the function that reads and checks them.
 macro_rules! limits {
     ($($(#[$doc:meta])* $field:ident: $ty:ty = $var:ident, $default:expr, [$min:expr, $max:expr];)*) => {
         /// Numeric limits and retention, with their defaults.
@@ -83,7 +83,7 @@ limits! {
     replay_batch_bytes: usize = REPLAY_BATCH_BYTES, 1024 * 1024, [4096, 8 << 20];
     /// Replay bytes (resumes and `sync` pages) one user may draw from one hub or room per
     /// second, with a burst of one second's worth or one batch, whichever is larger; a `sync`
-    /// beyond it waits its turn (`hubs::replay`).
+    /// beyond it waits its turn (`hubs::common::replay`).
     replay_bytes_per_second: usize = REPLAY_BYTES_PER_SECOND, 1024 * 1024, [4096, 1 << 30];
     /// A user stream keeps at most this many bytes of events of each class, whatever their age.
     retention_bytes: i64 = RETENTION_BYTES, 16 * 1024 * 1024, [64 * 1024, 1 << 30];
@@ -98,7 +98,7 @@ limits! {
     typing_interval_ms: i64 = TYPING_INTERVAL_MS, 3000, [0, 60_000];
     /// Members one room may have (its sockets spread over shards: `room_shard_sockets`).
     max_room_members: usize = MAX_ROOM_MEMBERS, 100_000, [2, 1_000_000];
-    /// Sockets one room object holds before new connects go to its shards (`hubs::room_shard`).
+    /// Sockets one room object holds before new connects go to its shards (`hubs::room::shard`).
     room_shard_sockets: usize = ROOM_SHARD_SOCKETS, 1000, [1, 30_000];
     /// From this many users present in a room, joins and leaves go out batched, as one
     /// `presence.changed` per second, and `presence` on open carries the count, not the list.

@@ -1,10 +1,11 @@
 //! Direct messages: a message from one user to one or many receivers.
 //!
 //! This file is the pure half — the send body and its rules, the stored shape, the id rules for
-//! management calls. Sending is `hubs::direct::send` (REST and the user socket both run it): store the message and one
-//! receipt per receiver in D1 first, then push it through every receiver's user stream (and the
-//! sender's, for their other devices) with the message id as the idempotency key, so a retry
-//! never delivers twice and an offline receiver gets it on reconnect, in order.
+//! management calls. Sending is `hubs::user::direct::send` (REST and the user socket both run it):
+//! store the message and one receipt per receiver in D1 first, then push it through every
+//! receiver's user stream (and the sender's, for their other devices) with the message id as the
+//! idempotency key, so a retry never delivers twice and an offline receiver gets it on reconnect,
+//! in order.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

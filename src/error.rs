@@ -1,8 +1,8 @@
 //! HTTP errors as the wire contract spells them.
 //!
 //! Every refusal the gateway makes over HTTP is a JSON body
-//! `{"error":{"code":"<snake_case>","message":"<human text>"}}` with a status that says what kind of
-//! failure it is. Handlers return `Result<_, ApiError>` and the entry turns the error into a
+//! `{"error":{"code":"<snake_case>","message":"<human text>"}}` with a status that says what kind
+//! of failure it is. Handlers return `Result<_, ApiError>` and the entry turns the error into a
 //! response in one place, so no handler can forget the shape.
 
 use serde_json::json;

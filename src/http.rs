@@ -23,7 +23,8 @@ pub fn error_response(err: &ApiError) -> Response {
     render_error(err, err.body())
 }
 
-/// [`error_response`] with the request's id in the body: `{"error":{"code","message","request_id"}}`.
+/// [`error_response`] with the request's id in the body:
+/// `{"error":{"code","message","request_id"}}`.
 pub fn error_response_with_id(err: &ApiError, request_id: &str) -> Response {
     let mut body = err.body();
     body["error"]["request_id"] = serde_json::Value::from(request_id);

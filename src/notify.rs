@@ -10,9 +10,9 @@
 //! Web Push subscriptions and to the backend webhook, at most once per
 //! `NOTIFY_MIN_INTERVAL_SECONDS`. Deliveries that fail with 429 or 5xx are retried with backoff.
 //!
-//! This file is the pure part: configuration, the payload and its preview, the decision at the due time, and the retry schedule. The hub's side is
-//! `hubs::notifier`; the wire format of one push is `webpush`; which endpoints may be called,
-//! and in which spelling, is `push_endpoint`.
+//! This file is the pure part: configuration, the payload and its preview, the decision at the due
+//! time, and the retry schedule. The hub's side is `hubs::user::notifier`; the wire format of one
+//! push is `webpush`; which endpoints may be called, and in which spelling, is `push_endpoint`.
 
 use serde::{Deserialize, Serialize};
 use worker::Url;

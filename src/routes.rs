@@ -49,11 +49,11 @@ pub enum Route {
     InternalDisconnect {
         user_id: String,
     },
-    /// An operator's report on one user (`hubs::inspect`).
+    /// An operator's report on one user (`hubs::user::inspect`).
     InternalInspectUser {
         user_id: String,
     },
-    /// An operator's numbers for one room (`hubs::inspect`).
+    /// An operator's numbers for one room (`hubs::room::inspect`).
     InternalRoomStats {
         room_id: String,
     },

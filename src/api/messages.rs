@@ -1,5 +1,5 @@
-//! Direct messages over HTTP: sending (`POST /v1/messages`; the operation itself, shared with
-//! the user socket's `message.send`, is `hubs::direct`), the sender's and receiver's management
+//! Direct messages over HTTP: sending (`POST /v1/messages`; the operation itself, shared with the
+//! user socket's `message.send`, is `hubs::user::direct`), the sender's and receiver's management
 //! routes, and the admin routes.
 
 use futures_util::stream::{self, StreamExt};

@@ -17,12 +17,12 @@
 //!
 //! Races. A hub stamps each join and leave later than any it sent before (`user::listing`), and the
 //! shard compares stamps (`store::online`): a leave that arrives after a later join removes
-//! nothing. A lost leave (the hub was evicted mid-call, the call failed) leaves a user listed
-//! with no socket: the next broadcast finds that hub with 0 devices and drops it — a hub that is
-//! gone is dropped, not retried forever. A join that arrives after a later leave lists a user
-//! with no socket the same way, and is repaired the same way. A lost join is retried by the
-//! hub's next accept, because a hub re-registers on accept whenever it does not know itself
-//! listed since it woke (`user::listing`); a hub that a broadcast found empty forgets that it is listed, so its
+//! nothing. A lost leave (the hub was evicted mid-call, the call failed) leaves a user listed with
+//! no socket: the next broadcast finds that hub with 0 devices and drops it — a hub that is gone is
+//! dropped, not retried forever. A join that arrives after a later leave lists a user with no
+//! socket the same way, and is repaired the same way. A lost join is retried by the hub's next
+//! accept, because a hub re-registers on accept whenever it does not know itself listed since it
+//! woke (`user::listing`); a hub that a broadcast found empty forgets that it is listed, so its
 //! next socket lists it again.
 //!
 //! Cost. A connect that lists its hub costs one subrequest (bounded by `LISTING_DEADLINE`,

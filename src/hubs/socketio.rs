@@ -1,9 +1,9 @@
 //! Socket.IO connections in a hub: what both hubs share.
 //!
 //! A Socket.IO socket is a device socket whose attachment carries a [`Session`]. The UserHub
-//! holds connections to a user (`hubs::user_socketio`: the user's stream, direct messages and
+//! holds connections to a user (`hubs::user::socketio`: the user's stream, direct messages and
 //! rooms relayed over the one connection); a Room holds connections to that room alone
-//! (`hubs::room_socketio`: the room's own sockets, at a room socket's cost). Both go through
+//! (`hubs::room::socketio`: the room's own sockets, at a room socket's cost). Both go through
 //! this file for what Engine.IO and Socket.IO themselves require:
 //!
 //! | arrives                              | stored                                  | sent                                   |

@@ -1,6 +1,6 @@
 //! Storage. Each Durable Object keeps its own authoritative log in its SQLite storage
-//! ([`user_log`], [`room_log`], [`online`]); D1 holds what is queried across users and rooms ([`rooms`],
-//! [`direct`], [`revocations`]).
+//! ([`user_log`], [`room_log`], [`online`]); D1 holds what is queried across users and rooms
+//! ([`rooms`], [`direct`], [`revocations`]).
 
 pub mod d1;
 pub mod direct;

@@ -1,5 +1,5 @@
 //! Where a large room's remote sockets are: per user, the shard that holds their sockets in
-//! this room and how many (`hubs::room_shard`). A room that never grew past its own object
+//! this room and how many (`hubs::room::shard`). A room that never grew past its own object
 //! never writes it: the table is lazy, and reading it then costs no query.
 //!
 //! Every socket of one user in one room is on one shard (the room places a user's first

@@ -1,12 +1,13 @@
 //! Shard links: the one WebSocket between a room and each of its shards.
 //!
-//! A shard (`hubs::room::shard`) opens it to the room before it accepts its first socket and
-//! holds sockets only while it is open: if the link goes, the shard closes its sockets with 1012
-//! and they resume from the room's stream like any reconnecting client. Everything between the
-//! two travels on it, one text per [`Down`] or [`Up`], so it arrives in the order it was sent: a message the room delivers, the ack of the send that made it, the replay batch a
-//! resuming socket asked for and the messages after that batch reach a shard's socket in exactly
-//! the order they reach a socket the room holds itself. That order is the whole reason for a
-//! socket rather than a request per delivery: requests from one object to another carry no order.
+//! A shard (`hubs::room::shard`) opens it to the room before it accepts its first socket and holds
+//! sockets only while it is open: if the link goes, the shard closes its sockets with 1012 and they
+//! resume from the room's stream like any reconnecting client. Everything between the two travels
+//! on it, one text per [`Down`] or [`Up`], so it arrives in the order it was sent: a message the
+//! room delivers, the ack of the send that made it, the replay batch a resuming socket asked for
+//! and the messages after that batch reach a shard's socket in exactly the order they reach a
+//! socket the room holds itself. That order is the whole reason for a socket rather than a request
+//! per delivery: requests from one object to another carry no order.
 //!
 //! A delivery — the link's hot path, one per room event — is the frame's text as the room
 //! rendered it for its own sockets, behind one line saying whom it skips ([`Down::encode`]):

@@ -1,6 +1,6 @@
-//! The steps every Durable Object takes the same way: set up its logging, pings and storage as
-//! it is constructed, read the configuration, answer a call it refused, hand a new socket back as a 101, and end a
-//! socket ([`socket_ends!`]).
+//! The steps every Durable Object takes the same way: set up its logging, pings and storage as it
+//! is constructed, read the configuration, answer a call it refused, hand a new socket back as a
+//! 101, and end a socket ([`socket_ends!`]).
 
 use std::rc::Rc;
 

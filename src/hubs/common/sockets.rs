@@ -75,7 +75,7 @@ impl Sockets {
         self.state.storage()
     }
 
-    /// The object's state, for sockets that are not members' (`hubs::shard_link`).
+    /// The object's state, for sockets that are not members' (`hubs::common::link`).
     pub fn state(&self) -> &State {
         &self.state
     }

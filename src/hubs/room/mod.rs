@@ -306,8 +306,8 @@ impl Room {
         );
         Ok(crate::http::json(200, &json!({}))?)
     }
-    /// `RoomCall::Delete`: the room is being deleted. Every socket closes with 4004, every member is
-    /// remembered as removed (a connect admitted from D1 a moment ago is refused), and the
+    /// `RoomCall::Delete`: the room is being deleted. Every socket closes with 4004, every member
+    /// is remembered as removed (a connect admitted from D1 a moment ago is refused), and the
     /// messages, cursors and pending D1 copy are dropped; the Worker deletes D1's rows next.
     async fn delete_call(&self, room_id: &str) -> Result<Response, ApiError> {
         for (ws, _) in self.sockets.open() {

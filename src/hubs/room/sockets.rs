@@ -1,11 +1,11 @@
 //! The Room's sockets: where each is held, and who is present.
 //!
-//! A room holds its first `ROOM_SHARD_SOCKETS` member sockets itself; past that, each new
-//! connect goes to a shard (`placement`, `room::shard`), which reaches the room over its
-//! link (`hubs::shard_link`) and whose sockets the room answers as its own (`hubs::peer`). This
-//! file is that half of the Room: accepting, placing, fanning out to both kinds, closing a
-//! user's sockets wherever they are, and the one view of presence over all of them. What
-//! orders and stores is `hubs::room`; the D1 copy and activity notes are `hubs::room_copy`.
+//! A room holds its first `ROOM_SHARD_SOCKETS` member sockets itself; past that, each new connect
+//! goes to a shard (`placement`, `room::shard`), which reaches the room over its link
+//! (`hubs::common::link`) and whose sockets the room answers as its own (`hubs::common::peer`).
+//! This file is that half of the Room: accepting, placing, fanning out to both kinds, closing a
+//! user's sockets wherever they are, and the one view of presence over all of them. What orders and
+//! stores is `hubs::room`; the D1 copy and activity notes are `hubs::room::copy`.
 //!
 //! What arrives, what is stored, what is sent:
 //!

@@ -376,7 +376,7 @@ impl UserHub {
     }
 
     /// A room's light activity note: delivered to the devices connected now, not stored; when
-    /// none took it, perhaps a notification (`hubs::notifier`).
+    /// none took it, perhaps a notification (`hubs::user::notifier`).
     async fn activity(&self, mut req: Request) -> Result<Response, ApiError> {
         let user = user_of(&req)?;
         let mut note: Value = crate::http::read_hub_json(&mut req).await?;

@@ -373,7 +373,8 @@ impl UserHub {
     }
 }
 
-/// What a recovery replays: the position it reaches and the user events after the client's, encoded.
+/// What a recovery replays: the position it reaches and the user events after the client's,
+/// encoded.
 type Recovered = (Position, Vec<String>);
 
 /// `room.send` and the others: the room socket's request of the same name, without `room_id`.
