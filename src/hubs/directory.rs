@@ -30,6 +30,7 @@
 //! the Worker `SHARDS` subrequests and each shard one per listed user; see
 //! docs/ARCHITECTURE.md for where that breaks.
 
+use crate::hubs::common::object::Answer;
 use futures_util::stream::{self, StreamExt};
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
 
@@ -57,8 +58,7 @@ pub struct Directory {
 
 impl DurableObject for Directory {
     fn new(state: State, env: Env) -> Self {
-        object::observe(&env);
-        let local = Local::new(state.storage().sql());
+        let local = object::open_storage(&state, &env);
         object::migrated("directory", OnlineLog::new(&local).migrate());
         Self { local, env }
     }
@@ -80,13 +80,13 @@ impl Directory {
         OnlineLog::new(&self.local)
     }
 
-    async fn join(&self, mut req: Request) -> Result<Response, ApiError> {
+    async fn join(&self, mut req: Request) -> Answer {
         let body: Registration = crate::http::read_hub_json(&mut req).await?;
         self.log().join(&body.user, body.stamp)?;
         Ok(crate::http::json(200, &serde_json::json!({}))?)
     }
 
-    async fn leave(&self, mut req: Request) -> Result<Response, ApiError> {
+    async fn leave(&self, mut req: Request) -> Answer {
         let body: Registration = crate::http::read_hub_json(&mut req).await?;
         self.log().leave(&body.user, body.stamp)?;
         Ok(crate::http::json(200, &serde_json::json!({}))?)
@@ -94,7 +94,7 @@ impl Directory {
 
     /// Sends the event to every listed hub ([`HUB_FAN_OUT`] at once) and sums what they
     /// reached; a repeated key answers what the first reached and sends nothing.
-    async fn broadcast(&self, mut req: Request) -> Result<Response, ApiError> {
+    async fn broadcast(&self, mut req: Request) -> Answer {
         let body: BroadcastRequest = crate::http::read_hub_json(&mut req).await?;
         let now = now_ms();
         if let Some(key) = &body.idempotency_key {
@@ -162,7 +162,7 @@ impl Directory {
         Ok(reached)
     }
 
-    fn online(&self, req: &Request) -> Result<Response, ApiError> {
+    fn online(&self, req: &Request) -> Answer {
         let after = crate::http::query_param(req, "after");
         let limit = crate::http::query_param(req, "limit")
             .and_then(|raw| raw.parse::<i64>().ok())

@@ -23,15 +23,17 @@
 //! disconnect`), as socket.io's own server does.
 
 use serde_json::{json, Value};
-use worker::{Env, WebSocket, WebSocketPair};
+use worker::{Env, WebSocket, WebSocketIncomingMessage, WebSocketPair};
 
 use super::common::attachment::SocketInfo;
 use super::common::dialect;
+use super::common::gate::{Gate, Screened};
 use super::common::object;
 use super::common::sockets::Sockets;
 use crate::auth::jwt::Identity;
 use crate::auth::token::Carrier;
 use crate::clock::now_ms;
+use crate::command::Request as ClientRequest;
 use crate::config::{Config, Limits};
 use crate::error::ApiError;
 use crate::protocol::{close, code, ServerFrame};
@@ -46,25 +48,31 @@ const PING_AT_KEY: &str = "sio_ping_at";
 /// What the engine uses of the object that holds the connection.
 pub(super) struct Parts<'a> {
     pub sockets: &'a Sockets,
+    pub gate: &'a Gate,
     pub local: &'a Local,
     pub env: &'a Env,
+}
+
+/// A namespace a client may connect, as the engine hands it to the hub.
+pub(super) struct Opening<'a> {
+    pub ws: &'a WebSocket,
+    pub info: SocketInfo,
+    pub nsp: &'a str,
+    /// The recovery the CONNECT asked for: its `pid` and offset.
+    pub resume: Option<(&'a str, &'a str)>,
 }
 
 /// What a hub does with its Socket.IO connections beyond what Engine.IO and Socket.IO require.
 pub(super) trait Host {
     /// The object's parts the engine uses.
     fn parts(&self) -> Parts<'_>;
+    /// A request of the gateway's own protocol, from a socket of either dialect's hub.
+    async fn on_request(&self, ws: &WebSocket, info: SocketInfo, request: ClientRequest);
     /// The user's revocation cut-off as this hub knows it.
     fn revoked_before(&self, user: &str) -> Result<Option<i64>, ApiError>;
     /// A namespace the client may connect: record it ([`add_namespace`]), answer CONNECT
-    /// ([`reply_connect`]), recovering from `resume` (`pid`, offset) when the hub can.
-    async fn open_namespace(
-        &self,
-        ws: &WebSocket,
-        info: SocketInfo,
-        nsp: &str,
-        resume: Option<(&str, &str)>,
-    ) -> Result<(), ApiError>;
+    /// ([`reply_connect`]), recovering from the [`Opening`]'s `resume` when the hub can.
+    async fn open_namespace(&self, opening: Opening<'_>) -> Result<(), ApiError>;
     /// An EVENT on a connected namespace.
     async fn on_event(&self, ws: &WebSocket, info: SocketInfo, nsp: &Namespace, packet: Packet);
     /// A namespace ended (`Some`) or the whole connection (`None`): what memory holds for it goes.
@@ -144,14 +152,22 @@ pub(super) fn ping_round(host: &impl Host, now: i64) -> worker::Result<()> {
     host.parts().local.set_meta(PING_AT_KEY, next)
 }
 
-/// A frame from a Socket.IO socket, past the gate (`common::gate`): its text, or `None` for a
-/// binary frame (Socket.IO attachments, which the gateway does not take).
-pub(super) async fn on_frame(
-    host: &impl Host,
-    ws: &WebSocket,
-    info: SocketInfo,
-    text: Option<String>,
-) {
+/// Every frame a hub's socket sends comes in here. The gate screens it (`common::gate`); a
+/// request of the gateway's own protocol goes to the hub ([`Host::on_request`]), a Socket.IO
+/// frame to the engine.
+pub(super) async fn on_message(host: &impl Host, ws: &WebSocket, frame: WebSocketIncomingMessage) {
+    let parts = host.parts();
+    let limits = Limits::of(parts.env);
+    match parts.gate.screen(parts.sockets, ws, frame, &limits) {
+        Some(Screened::Request(info, request)) => host.on_request(ws, info, request).await,
+        Some(Screened::SocketIo(info, text)) => on_frame(host, ws, info, text).await,
+        None => {}
+    }
+}
+
+/// A frame from a Socket.IO socket, past the gate: its text, or `None` for a binary frame
+/// (Socket.IO attachments, which the gateway does not take).
+async fn on_frame(host: &impl Host, ws: &WebSocket, info: SocketInfo, text: Option<String>) {
     match text {
         Some(text) => on_text(host, ws, info, &text).await,
         None => refuse_frame(ws, &info, &packet::PacketError::Binary.message()),
@@ -258,7 +274,13 @@ async fn connect(
         ));
     }
     let resume = text("pid").zip(text("offset"));
-    host.open_namespace(ws, info, &packet.nsp, resume).await
+    host.open_namespace(Opening {
+        ws,
+        info,
+        nsp: &packet.nsp,
+        resume,
+    })
+    .await
 }
 
 /// Records a connected namespace in the socket's attachment; the updated state.

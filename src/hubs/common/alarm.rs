@@ -2,13 +2,13 @@
 //! none, so a hub never wakes for a reason that went away. Each object names its reasons
 //! ([`AlarmPlan`]); an operator's report lists them, and a development route counts the wakes.
 
+use crate::hubs::common::object::Answer;
 use std::cell::Cell;
 
 use serde_json::{json, Value};
-use worker::{Response, Storage};
+use worker::Storage;
 
 use super::sockets::Sockets;
-use crate::error::ApiError;
 use crate::store::local::Local;
 
 /// The alarm as last set. The last value set is remembered so that an unchanged plan costs no
@@ -144,7 +144,7 @@ const D1_BATCHES_KEY: &str = "d1_batches";
 
 /// What the development route reports about a hub's alarm (`GET /dev/{users,rooms}/{id}/alarm`,
 /// so tests can prove that a hub does not wake for nothing).
-pub async fn alarm_report(local: &Local, sockets: &Sockets) -> Result<Response, ApiError> {
+pub async fn alarm_report(local: &Local, sockets: &Sockets) -> Answer {
     let report = json!({
         "alarm_at": sockets.storage().get_alarm().await?,
         "alarm_wakes": local.meta(WAKES_KEY)?.unwrap_or(0),

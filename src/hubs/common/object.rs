@@ -1,6 +1,6 @@
 //! The steps every Durable Object takes the same way: set up its logging, pings and storage as it
 //! is constructed, read the configuration, answer a call it refused, hand a new socket back as a
-//! 101, and end a socket ([`socket_ends!`]).
+//! 101, and handle a socket's events ([`socket_events!`]).
 
 use std::rc::Rc;
 
@@ -10,11 +10,18 @@ use worker::{Env, Request, Response, State, WebSocket, WebSocketRequestResponseP
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::protocol;
+use crate::store::local::Local;
 
 /// As an object is constructed: the log level and the metrics binding, once per isolate.
 pub fn observe(env: &Env) {
     crate::log::init(env);
     crate::metrics::init(env);
+}
+
+/// As an object with storage is constructed: [`observe`], and its own SQLite storage.
+pub fn open_storage(state: &State, env: &Env) -> Local {
+    observe(env);
+    Local::new(state.storage().sql())
 }
 
 /// As an object with sockets is constructed: the runtime answers a client's `ping` itself,
@@ -45,13 +52,16 @@ pub fn config(env: &Env) -> Result<Rc<Config>, ApiError> {
     })
 }
 
+/// An object's answer to a call: its response, or the error [`error_response`] turns into one.
+pub type Answer = Result<Response, ApiError>;
+
 /// An object's HTTP answer for an error, in the same JSON shape the Worker uses.
 pub fn error_response(err: ApiError) -> worker::Result<Response> {
     Ok(crate::http::error_response(&err))
 }
 
 /// The 101 answer that hands the client end of a new socket back through the Worker.
-pub fn upgrade_response(req: &Request, client: WebSocket) -> Result<Response, ApiError> {
+pub fn upgrade_response(req: &Request, client: WebSocket) -> Answer {
     let headers = worker::Headers::new();
     if crate::hubs::stubs::offered_subprotocol(req) {
         headers.set("sec-websocket-protocol", crate::auth::token::SUBPROTOCOL)?;
@@ -63,12 +73,20 @@ pub fn upgrade_response(req: &Request, client: WebSocket) -> Result<Response, Ap
         .empty())
 }
 
-/// The close and error events of an object's hibernatable sockets, for its `DurableObject`
-/// impl: a close is logged and answered ([`reciprocate_close`]); then, for either, the object's
-/// own step for a socket gone. `socket_ends!(sockets, on_socket_gone)` names the object's roster
-/// and that step (a path from `self`).
-macro_rules! socket_ends {
-    ($($sockets:ident).+, $($gone:ident).+) => {
+/// The socket events of an object's `DurableObject` impl: a frame goes to the object's own
+/// step for it; a close is logged and answered ([`reciprocate_close`]); then, for a close or an
+/// error, the object's own step for a socket gone. `socket_events!(sockets, on_message,
+/// on_socket_gone)` names the object's roster and those steps (paths from `self`).
+macro_rules! socket_events {
+    ($($sockets:ident).+, $($message:ident).+, $($gone:ident).+) => {
+        async fn websocket_message(
+            &self,
+            ws: worker::WebSocket,
+            frame: worker::WebSocketIncomingMessage,
+        ) -> worker::Result<()> {
+            self.$($message).+(&ws, frame).await
+        }
+
         async fn websocket_close(
             &self,
             ws: worker::WebSocket,
@@ -91,7 +109,7 @@ macro_rules! socket_ends {
     };
 }
 
-pub(crate) use socket_ends;
+pub(crate) use socket_events;
 
 /// Answers a close the client started, as the hibernation API requires (1005/1006 may not be
 /// echoed and become 1000). Nothing is marked: the client can send nothing after its close, and

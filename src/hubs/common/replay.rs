@@ -505,6 +505,11 @@ mod tests {
 
     const MIB: usize = 1024 * 1024;
 
+    /// Default limits, nothing booked yet, and a moment a second from now.
+    fn fresh() -> (Limits, Replays, i64) {
+        (Limits::default(), Replays::default(), now_ms() + 1000)
+    }
+
     #[test]
     fn a_client_paging_by_the_rules_gets_whole_batches_within_the_frame_limit() {
         let limits = Limits::default();
@@ -566,9 +571,7 @@ mod tests {
 
     #[test]
     fn a_connect_sends_a_whole_batch_or_none() {
-        let limits = Limits::default();
-        let replays = Replays::default();
-        let now = now_ms() + 1000;
+        let (limits, replays, now) = fresh();
         let large = Backlog(vec![900; 1000]);
         let small = Backlog(vec![500; 2]);
         assert_eq!(
@@ -593,9 +596,7 @@ mod tests {
 
     #[test]
     fn a_second_sync_of_a_socket_while_one_waits_is_refused() {
-        let limits = Limits::default();
-        let replays = Replays::default();
-        let now = now_ms() + 1000;
+        let (limits, replays, now) = fresh();
         let backlog = Backlog(vec![4000; 1000]);
         replays.with_budget("u", &limits, |budget, _, _| budget.settle(0, 3 * MIB));
         let (_, wait) = replays.book("u", &limits, &backlog, "c", 0, now).unwrap();
@@ -613,9 +614,7 @@ mod tests {
 
     #[test]
     fn bookings_beyond_the_longest_wait_are_refused_and_book_nothing() {
-        let limits = Limits::default();
-        let replays = Replays::default();
-        let now = now_ms() + 1000;
+        let (limits, replays, now) = fresh();
         let backlog = Backlog(vec![4000; 1000]);
         let mut accepted = 0;
         let refused = loop {
@@ -646,9 +645,7 @@ mod tests {
 
     #[test]
     fn paces_of_sockets_that_went_are_dropped() {
-        let limits = Limits::default();
-        let replays = Replays::default();
-        let now = now_ms() + 1000;
+        let (limits, replays, now) = fresh();
         for n in 0..1000 {
             replays.pace(&format!("c{n}"), &limits, now);
         }

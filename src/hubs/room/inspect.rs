@@ -10,20 +10,19 @@
 //! worked out now from what is stored, with the plan `schedule_alarm` sets (without recording
 //! anything), beside the time set.
 
+use crate::hubs::common::object::Answer;
 use serde_json::{json, Value};
-use worker::Response;
 
 use super::sockets::total_sockets;
 use super::Room;
 use crate::clock::now_ms;
 use crate::config::Limits;
-use crate::error::ApiError;
 use crate::hubs::common::alarm::{alarm_view, d1_batches};
 
 impl Room {
     /// `GET /stats`: the room's numbers. What this object stores is read first, in one turn;
     /// then the shards are asked for their counts.
-    pub(super) async fn stats(&self, room_id: &str) -> Result<Response, ApiError> {
+    pub(super) async fn stats(&self, room_id: &str) -> Answer {
         let log = self.log();
         let members = log.member_count()?;
         let users = self.users_present()?;

@@ -3,9 +3,9 @@
 //! member the room missed, learnt from D1 when they act. D1 owns membership; the room keeps a
 //! mirror and checks it on every acting frame (docs/ARCHITECTURE.md, "Who owns what").
 
+use crate::hubs::common::object::Answer;
 use serde_json::json;
 use worker::Request;
-use worker::Response;
 
 use super::{not_a_member, Room};
 use crate::error::ApiError;
@@ -35,7 +35,7 @@ impl Room {
             Err(not_a_member())
         }
     }
-    pub(super) async fn change_members(&self, mut req: Request) -> Result<Response, ApiError> {
+    pub(super) async fn change_members(&self, mut req: Request) -> Answer {
         let change: MembersChange = crate::http::read_hub_json(&mut req).await?;
         let log = self.log();
         let last_seq = log.last_seq()?;
@@ -68,7 +68,7 @@ impl Room {
         Ok(crate::http::json(200, &json!({"last_seq": last_seq}))?)
     }
     /// Closes one user's sockets (forced disconnect), recording a revocation cut-off first.
-    pub(super) async fn disconnect(&self, mut req: Request) -> Result<Response, ApiError> {
+    pub(super) async fn disconnect(&self, mut req: Request) -> Answer {
         let body: DisconnectUser = crate::http::read_hub_json(&mut req).await?;
         if let Some(cutoff) = body.revoke_before {
             self.log().revoke(&body.user_id, cutoff)?;

@@ -4,8 +4,9 @@
 //! `Edit`, `Recall`), by the same code. The table of what arrives, what is stored and what is
 //! sent is the room's (`hubs::room`).
 
-use serde_json::json;
-use worker::{Request, Response};
+use crate::hubs::common::object::Answer;
+use serde_json::{json, Value};
+use worker::Request;
 
 use super::{change_frame, message_frame, not_a_member, Room};
 use crate::clock::now_ms;
@@ -24,11 +25,7 @@ use crate::typing::Typing;
 impl Room {
     /// `RoomCall::Post`: a member's message sent over REST, or a backend's (with or without a
     /// sender); delivered exactly as a socket `send`.
-    pub(super) async fn post_call(
-        &self,
-        mut req: Request,
-        room_id: &str,
-    ) -> Result<Response, ApiError> {
+    pub(super) async fn post_call(&self, mut req: Request, room_id: &str) -> Answer {
         let post: Post = crate::http::read_hub_json(&mut req).await?;
         if let Some(sender) = &post.sender {
             self.admit_member(room_id, sender).await?;
@@ -83,22 +80,14 @@ impl Room {
         })
     }
     /// `RoomCall::Read`: a member's cursor moved over REST, exactly as the socket `read`.
-    pub(super) async fn read_call(
-        &self,
-        mut req: Request,
-        room_id: &str,
-    ) -> Result<Response, ApiError> {
+    pub(super) async fn read_call(&self, mut req: Request, room_id: &str) -> Answer {
         let read: ReadRequest = crate::http::read_hub_json(&mut req).await?;
         self.admit_member(room_id, &read.user_id).await?;
         let outcome = self.read_through(&read.user_id, read.seq).await?;
         Ok(crate::http::json(200, &outcome)?)
     }
     /// `RoomCall::Edit`: a member edits a message over REST.
-    pub(super) async fn edit_call(
-        &self,
-        mut req: Request,
-        room_id: &str,
-    ) -> Result<Response, ApiError> {
+    pub(super) async fn edit_call(&self, mut req: Request, room_id: &str) -> Answer {
         let edit: EditRequest = crate::http::read_hub_json(&mut req).await?;
         self.admit_member(room_id, &edit.user_id).await?;
         let changed = self
@@ -107,11 +96,7 @@ impl Room {
         Ok(crate::http::json(200, &changed)?)
     }
     /// `RoomCall::Recall`: a member recalls (or a moderator deletes) a message over REST.
-    pub(super) async fn recall_call(
-        &self,
-        mut req: Request,
-        room_id: &str,
-    ) -> Result<Response, ApiError> {
+    pub(super) async fn recall_call(&self, mut req: Request, room_id: &str) -> Answer {
         let recall: RecallRequest = crate::http::read_hub_json(&mut req).await?;
         self.admit_member(room_id, &recall.user_id).await?;
         let changed = self
@@ -252,13 +237,7 @@ impl Room {
         }
     }
     /// `typing {active}`: relayed to the other users, not stored.
-    pub(super) fn on_typing(
-        &self,
-        peer: &Peer,
-        info: &SocketInfo,
-        active: bool,
-        id: Option<&RequestId>,
-    ) -> Result<(), ApiError> {
+    pub(super) fn on_typing(&self, info: &SocketInfo, active: bool) -> Result<Value, ApiError> {
         let interval = Limits::of(&self.env).typing_interval_ms;
         // Nor is a large room told who is typing (each start a frame to every socket).
         let forwarded = !self.presence_batched()? && {
@@ -276,31 +255,26 @@ impl Room {
                 Some(&info.user_id),
             );
         }
-        peer.ack(id, json!({ "forwarded": forwarded }));
-        Ok(())
+        Ok(json!({ "forwarded": forwarded }))
     }
     /// `edit {id, body}`: the sender edits a message.
     pub(super) async fn on_edit(
         &self,
-        peer: &Peer,
         info: &SocketInfo,
-        (message_id, body): (&str, &str),
-        id: Option<&RequestId>,
-    ) -> Result<(), ApiError> {
+        message_id: &str,
+        body: &str,
+    ) -> Result<Value, ApiError> {
         let room_id = self.room_id()?.unwrap_or_default();
         let changed = self.edit(&room_id, &info.user_id, message_id, body).await?;
-        peer.ack(id, json!(changed));
-        Ok(())
+        Ok(json!(changed))
     }
     /// `delete {id}`: the sender recalls a message within the window; an admin or the room's
     /// owner deletes any (the role is read from D1 only when nothing else already allows it).
     pub(super) async fn on_delete(
         &self,
-        peer: &Peer,
         info: &SocketInfo,
         message_id: &str,
-        id: Option<&RequestId>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Value, ApiError> {
         let room_id = self.room_id()?.unwrap_or_default();
         let message = self.find_message(&room_id, message_id).await?;
         let window = Limits::of(&self.env).recall_window_secs;
@@ -311,8 +285,7 @@ impl Room {
         let changed = self
             .recall(&room_id, &info.user_id, message_id, moderator)
             .await?;
-        peer.ack(id, json!(changed));
-        Ok(())
+        Ok(json!(changed))
     }
     /// Whether `user` owns the room (D1 holds roles; the room does not).
     async fn is_owner(&self, room_id: &str, user: &str) -> Result<bool, ApiError> {
@@ -322,16 +295,9 @@ impl Room {
             .is_some_and(|member| member.role == rooms::OWNER))
     }
     /// `read {seq}`: the member has read through `seq`.
-    pub(super) async fn on_read(
-        &self,
-        peer: &Peer,
-        info: &SocketInfo,
-        seq: i64,
-        id: Option<&RequestId>,
-    ) -> Result<(), ApiError> {
+    pub(super) async fn on_read(&self, info: &SocketInfo, seq: i64) -> Result<Value, ApiError> {
         let outcome = self.read_through(&info.user_id, seq).await?;
-        peer.ack(id, json!(outcome));
-        Ok(())
+        Ok(json!(outcome))
     }
     /// Moves a member's cursor to `seq`: forward only, never past the newest message; a move
     /// is announced to every socket as a read receipt.

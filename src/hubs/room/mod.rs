@@ -52,6 +52,7 @@ pub mod shard;
 pub mod socketio;
 pub mod sockets;
 
+use crate::hubs::common::object::Answer;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -63,7 +64,7 @@ use worker::{
 
 use super::common::alarm::{alarm_report, Alarm, AlarmPlan};
 use super::common::attachment::SocketInfo;
-use super::common::gate::{Gate, Screened};
+use super::common::gate::Gate;
 use super::common::link::{forget_unlinked_shards, Down, Links};
 use super::common::object;
 use super::common::peer::Peer;
@@ -77,7 +78,7 @@ use crate::config::Limits;
 use crate::error::ApiError;
 use crate::message::{RoomChange, RoomMessage};
 use crate::presence::PresenceChanges;
-use crate::protocol::{self, close, code, RequestId, ServerFrame};
+use crate::protocol::{self, close, code, ServerFrame};
 use crate::quota::Rate;
 use crate::store::local::Local;
 use crate::store::room_log::{RoomEntry, RoomLog};
@@ -125,8 +126,7 @@ pub struct Room {
 
 impl DurableObject for Room {
     fn new(state: State, env: Env) -> Self {
-        object::observe(&env);
-        let local = Local::new(state.storage().sql());
+        let local = object::open_storage(&state, &env);
         let new_storage = object::migrated("room", RoomLog::new(&local).migrate());
         object::answer_pings(&state);
         if let Err(err) = forget_unlinked_shards(&local, &state) {
@@ -175,28 +175,7 @@ impl DurableObject for Room {
         result.or_else(object::error_response)
     }
 
-    async fn websocket_message(
-        &self,
-        ws: WebSocket,
-        message: WebSocketIncomingMessage,
-    ) -> worker::Result<()> {
-        if let Some(link) = self.links.find(&self.sockets, &ws) {
-            return self.on_link(&ws, link, message).await;
-        }
-        let limits = Limits::of(&self.env);
-        match self.gate.screen(&self.sockets, &ws, message, &limits) {
-            Some(Screened::Request(info, request)) => {
-                self.on_request(&Peer::Socket(ws), info, request).await
-            }
-            Some(Screened::SocketIo(info, text)) => {
-                super::socketio::on_frame(self, &ws, info, text).await
-            }
-            None => {}
-        }
-        Ok(())
-    }
-
-    object::socket_ends!(sockets, on_socket_gone);
+    object::socket_events!(sockets, on_message, on_socket_gone);
 
     async fn alarm(&self) -> worker::Result<Response> {
         let now = now_ms();
@@ -222,6 +201,18 @@ impl DurableObject for Room {
 impl Room {
     pub(super) fn log(&self) -> RoomLog<'_> {
         RoomLog::new(&self.local)
+    }
+    /// A frame from a shard's link, or from a socket of the room's own (`hubs::socketio`).
+    async fn on_message(
+        &self,
+        ws: &WebSocket,
+        frame: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
+        if let Some(link) = self.links.find(&self.sockets, ws) {
+            return self.on_link(ws, link, frame).await;
+        }
+        super::socketio::on_message(self, ws, frame).await;
+        Ok(())
     }
     /// A room learns its own id from the Worker's first request and keeps it (alarms have no
     /// request to read it from).
@@ -273,8 +264,7 @@ impl Room {
         peer: &Peer,
         info: &SocketInfo,
         since: i64,
-        id: Option<&RequestId>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<Value>, ApiError> {
         let room_id = self.room_id()?.unwrap_or_default();
         let to = Resume {
             sockets: &self.sockets,
@@ -287,17 +277,16 @@ impl Room {
             },
         };
         let Some(turn) = self.replays.sync(&to, info, since).await? else {
-            return Ok(());
+            return Ok(None);
         };
         if !self.log().is_member(&info.user_id)? {
-            return Ok(());
+            return Ok(None);
         }
         self.replays.serve(&to, turn)?;
-        peer.ack(id, json!({}));
-        Ok(())
+        Ok(Some(json!({})))
     }
     /// `RoomCall::Renamed`: the Worker renamed the room in D1; its sockets hear of it.
-    async fn renamed_call(&self, mut req: Request, room_id: &str) -> Result<Response, ApiError> {
+    async fn renamed_call(&self, mut req: Request, room_id: &str) -> Answer {
         let body: Value = crate::http::read_hub_json(&mut req).await?;
         let name = body.get("name").cloned().unwrap_or(Value::Null);
         self.broadcast(
@@ -309,7 +298,7 @@ impl Room {
     /// `RoomCall::Delete`: the room is being deleted. Every socket closes with 4004, every member
     /// is remembered as removed (a connect admitted from D1 a moment ago is refused), and the
     /// messages, cursors and pending D1 copy are dropped; the Worker deletes D1's rows next.
-    async fn delete_call(&self, room_id: &str) -> Result<Response, ApiError> {
+    async fn delete_call(&self, room_id: &str) -> Answer {
         for (ws, _) in self.sockets.open() {
             self.sockets
                 .close(&ws, close::ROOM_DELETED, "the room was deleted");
@@ -327,7 +316,12 @@ impl Room {
     /// A request from a member socket, here or on a shard, in either dialect. Every request but
     /// `ping` is from a member at this moment, or the socket is closed; acts wait their turn in
     /// the send queue.
-    pub(super) async fn on_request(&self, peer: &Peer, info: SocketInfo, request: ClientRequest) {
+    pub(super) async fn on_member_request(
+        &self,
+        peer: &Peer,
+        info: SocketInfo,
+        request: ClientRequest,
+    ) {
         let id = request.id.as_ref();
         let is_member = self.log().is_member(&info.user_id).unwrap_or(false);
         if request.command != Command::Ping && !is_member {
@@ -346,12 +340,12 @@ impl Room {
         let result = match &request.command {
             Command::Ping => {
                 peer.send_text(protocol::PONG.to_owned());
-                Ok(())
+                Ok(None)
             }
-            Command::Typing { active } => self.on_typing(peer, &info, *active, id),
-            Command::Sync { since } => self.on_sync(peer, &info, *since, id).await,
-            Command::Read { seq } => self.on_read(peer, &info, *seq, id).await,
-            Command::Auth { token } => self.on_auth(peer, info, token, id).await,
+            Command::Typing { active } => self.on_typing(&info, *active).map(Some),
+            Command::Sync { since } => self.on_sync(peer, &info, *since).await,
+            Command::Read { seq } => self.on_read(&info, *seq).await.map(Some),
+            Command::Auth { token } => self.on_auth(peer, info, token).await.map(Some),
             Command::Invalid { event, message } if EVENTS.contains(&event.as_str()) => {
                 Err(ApiError::bad_request(code::VALIDATION, message.clone()))
             }
@@ -360,8 +354,10 @@ impl Room {
                 format!("unknown event '{}' on a room socket", other.event()),
             )),
         };
-        if let Err(err) = result {
-            peer.error(id, err.code, &err.message);
+        match result {
+            Ok(Some(answer)) => peer.ack(id, answer),
+            Ok(None) => {}
+            Err(err) => peer.error(id, err.code, &err.message),
         }
     }
     /// Every `send`, `edit` and `delete` first counts against its sender's rate across the
@@ -379,16 +375,16 @@ impl Room {
             let Some((peer, info, request)) = next else {
                 break;
             };
-            let id = request.id.as_ref();
+            let id = request.id.clone();
             let result = match crate::quota::check(&self.env, Rate::Send, &info.user_id).await {
                 Ok(()) if !self.log().is_member(&info.user_id).unwrap_or(false) => {
                     Err(not_a_member())
                 }
-                Ok(()) => self.act(&peer, &info, request.command, id).await,
+                Ok(()) => self.act(&peer, &info, request).await,
                 Err(err) => Err(err),
             };
             if let Err(err) = result {
-                peer.error(id, err.code, &err.message);
+                peer.error(id.as_ref(), err.code, &err.message);
             }
         }
         self.draining.set(false);
@@ -407,39 +403,36 @@ impl Room {
         &self,
         peer: &Peer,
         info: &SocketInfo,
-        command: Command,
-        id: Option<&RequestId>,
+        request: ClientRequest,
     ) -> Result<(), ApiError> {
-        match command {
-            Command::Send { content } => self.on_send(peer, info, content, id).await,
+        let id = request.id.as_ref();
+        let changed = match request.command {
+            Command::Send { content } => return self.on_send(peer, info, content, id).await,
             Command::Edit {
                 id: message_id,
                 body,
-            } => self.on_edit(peer, info, (&message_id, &body), id).await,
-            Command::Delete { id: message_id } => self.on_delete(peer, info, &message_id, id).await,
-            other => Err(ApiError::bad_request(
-                code::VALIDATION,
-                match other {
-                    Command::Invalid { message, .. } => message,
-                    other => format!("'{}' is not an act", other.event()),
-                },
-            )),
-        }
+            } => self.on_edit(info, &message_id, &body).await?,
+            Command::Delete { id: message_id } => self.on_delete(info, &message_id).await?,
+            Command::Invalid { message, .. } => {
+                return Err(ApiError::bad_request(code::VALIDATION, message))
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    code::VALIDATION,
+                    format!("'{}' is not an act", other.event()),
+                ))
+            }
+        };
+        peer.ack(id, changed);
+        Ok(())
     }
     /// `auth {token}`: extends the socket's life with a fresh token for the same user.
-    async fn on_auth(
-        &self,
-        peer: &Peer,
-        info: SocketInfo,
-        token: &str,
-        id: Option<&RequestId>,
-    ) -> Result<(), ApiError> {
+    async fn on_auth(&self, peer: &Peer, info: SocketInfo, token: &str) -> Result<Value, ApiError> {
         let revoked_before = self.log().revoked_before(&info.user_id)?;
         let config = object::config(&self.env)?;
         let answer = reauth::refresh(&self.sockets, peer, info, token, &config, revoked_before)?;
-        peer.ack(id, answer);
         self.schedule_alarm().await?;
-        Ok(())
+        Ok(answer)
     }
     /// Sets the alarm to the earliest piece of work that exists now — a token expiry of an
     /// open socket, a D1 copy (when it became due, or its retry), an activity note (when it

@@ -29,6 +29,7 @@
 //! outgoing socket cannot hibernate), which is the price of its order: see docs/ARCHITECTURE.md,
 //! "Rooms beyond one object".
 
+use crate::hubs::common::object::Answer;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -101,16 +102,7 @@ impl DurableObject for RoomShard {
         result.or_else(object::error_response)
     }
 
-    async fn websocket_message(
-        &self,
-        ws: WebSocket,
-        message: WebSocketIncomingMessage,
-    ) -> worker::Result<()> {
-        self.shard.on_message(&ws, message);
-        Ok(())
-    }
-
-    object::socket_ends!(shard.sockets, shard.on_socket_gone);
+    object::socket_events!(shard.sockets, shard.on_message, shard.on_socket_gone);
 
     async fn alarm(&self) -> worker::Result<Response> {
         let now = now_ms();
@@ -126,7 +118,7 @@ impl DurableObject for RoomShard {
 impl Shard {
     /// A connect the room placed here: opens the link if needed, accepts, welcomes, and asks
     /// the room for the resume batch (it comes back on the link, before anything newer).
-    async fn accept(self: &Rc<Self>, req: &Request) -> Result<Response, ApiError> {
+    async fn accept(self: &Rc<Self>, req: &Request) -> Answer {
         let identity = crate::hubs::stubs::identity_of(req)?;
         let room_id = room_of(req)?;
         let (shard, welcome) = placed_on(req)?;
@@ -188,9 +180,14 @@ impl Shard {
 
     /// A frame from a socket: a ping is answered here, anything else goes to the room; a
     /// socket the screening closed is reported.
-    fn on_message(&self, ws: &WebSocket, message: WebSocketIncomingMessage) {
-        self.forward(ws, message);
+    async fn on_message(
+        &self,
+        ws: &WebSocket,
+        frame: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
+        self.forward(ws, frame);
         self.report(Vec::new());
+        Ok(())
     }
 
     fn forward(&self, ws: &WebSocket, message: WebSocketIncomingMessage) {

@@ -21,7 +21,7 @@ use crate::hubs::common::attachment::SocketInfo;
 use crate::hubs::common::dialect;
 use crate::hubs::common::object;
 use crate::hubs::common::peer::Peer;
-use crate::hubs::socketio::{self as shared, Host, Parts};
+use crate::hubs::socketio::{self as shared, Host, Opening, Parts};
 use crate::protocol::{code, Reply, RequestId, ServerFrame};
 use crate::socketio::packet::Packet;
 use crate::socketio::{Namespace, Session};
@@ -31,22 +31,28 @@ impl Host for Room {
     fn parts(&self) -> Parts<'_> {
         Parts {
             sockets: &self.sockets,
+            gate: &self.gate,
             local: &self.local,
             env: &self.env,
         }
+    }
+
+    async fn on_request(&self, ws: &WebSocket, info: SocketInfo, request: ClientRequest) {
+        self.on_member_request(&Peer::Socket(ws.clone()), info, request)
+            .await;
     }
 
     fn revoked_before(&self, user: &str) -> Result<Option<i64>, ApiError> {
         Ok(self.log().revoked_before(user)?)
     }
 
-    async fn open_namespace(
-        &self,
-        ws: &WebSocket,
-        info: SocketInfo,
-        nsp: &str,
-        resume: Option<(&str, &str)>,
-    ) -> Result<(), ApiError> {
+    async fn open_namespace(&self, opening: Opening<'_>) -> Result<(), ApiError> {
+        let Opening {
+            ws,
+            info,
+            nsp,
+            resume,
+        } = opening;
         let room_id = self.room_id()?.unwrap_or_default();
         let main = info.sio.as_ref().and_then(Session::main).is_none();
         let missed = match resume {
@@ -144,7 +150,7 @@ impl Host for Room {
             command: Command::parse(event, data),
             id: Some(reply),
         };
-        self.on_request(&Peer::Socket(ws.clone()), info, request)
+        self.on_member_request(&Peer::Socket(ws.clone()), info, request)
             .await;
     }
 

@@ -25,8 +25,9 @@
 //! One user's sockets are all in one place (here, or one shard), so a user's socket cap, the
 //! closes of a removal and presence per user need no coordination between shards.
 
+use crate::hubs::common::object::Answer;
 use serde_json::{json, Value};
-use worker::{Request, Response, WebSocket, WebSocketIncomingMessage};
+use worker::{Request, WebSocket, WebSocketIncomingMessage};
 
 use super::{entry_frame, Room};
 use crate::auth::jwt::Identity;
@@ -53,7 +54,7 @@ pub(super) fn total_sockets(shards: &[Value]) -> u64 {
 
 impl Room {
     /// A shard opens its link (`common::link`).
-    pub(super) fn accept_link(&self, req: &Request) -> Result<Response, ApiError> {
+    pub(super) fn accept_link(&self, req: &Request) -> Answer {
         let shard = crate::http::query_param(req, "shard")
             .and_then(|raw| raw.parse::<u32>().ok())
             .filter(|shard| *shard > 0)
@@ -88,7 +89,7 @@ impl Room {
                     link: ws.clone(),
                     info: Box::new(info.clone()),
                 };
-                self.on_request(&peer, info, request).await;
+                self.on_member_request(&peer, info, request).await;
             }
             Up::Resume {
                 info,
@@ -183,7 +184,7 @@ impl Room {
 
     /// `GET /shards`: the objects holding the room's sockets and how many each holds (the
     /// shards asked, so the numbers are theirs).
-    pub(super) async fn shards(&self, room_id: &str) -> Result<Response, ApiError> {
+    pub(super) async fn shards(&self, room_id: &str) -> Answer {
         let shards = self.shard_counts(room_id).await?;
         let answer = json!({
             "room_id": room_id,
@@ -218,11 +219,7 @@ impl Room {
     /// room checks its own state too, after any wait: a member removed or a token revoked a
     /// moment ago (D1 may not say so yet) is refused, and a member it has not heard of is
     /// learnt from D1 unless the room has seen them removed.
-    pub(super) async fn accept_member(
-        &self,
-        req: &Request,
-        room_id: &str,
-    ) -> Result<Response, ApiError> {
+    pub(super) async fn accept_member(&self, req: &Request, room_id: &str) -> Answer {
         let identity = crate::hubs::stubs::identity_of(req)?;
         let user_id = identity.user_id.clone();
         self.admit_member(room_id, &user_id).await?;
@@ -300,12 +297,24 @@ impl Room {
         room_id: &str,
         identity: &Identity,
         shard: u32,
-    ) -> Result<Response, ApiError> {
+    ) -> Answer {
         let user_id = &identity.user_id;
         let shards = RoomShards::new(&self.local);
         let made = shards.of(user_id)?.is_none();
         shards.add(user_id, shard)?;
-        match self.hand_over(req, room_id, identity, shard).await {
+        let welcome = self.welcome(room_id, user_id)?;
+        let query = req.url()?.query().map(str::to_owned).unwrap_or_default();
+        let subprotocol = crate::hubs::stubs::offered_subprotocol(req);
+        let handed = shard::connect(
+            &self.env,
+            room_id,
+            shard,
+            identity,
+            &query,
+            subprotocol,
+            &welcome,
+        );
+        match handed.await {
             Ok(res) if res.status_code() == 101 => {
                 self.announce_join(user_id)?;
                 self.schedule_alarm().await?;
@@ -318,18 +327,11 @@ impl Room {
         }
     }
 
-    /// The connect as shard `shard` gets it: what the socket is told on open (presence counting
-    /// it already) in headers.
-    pub(super) async fn hand_over(
-        &self,
-        req: &Request,
-        room_id: &str,
-        identity: &Identity,
-        shard: u32,
-    ) -> Result<Response, ApiError> {
-        let user_id = &identity.user_id;
+    /// What a socket placed on a shard is told on open, as the room knows it now (presence
+    /// counting the socket already).
+    fn welcome(&self, room_id: &str, user_id: &str) -> Result<Welcome, ApiError> {
         let log = self.log();
-        let welcome = Welcome {
+        Ok(Welcome {
             ready: json!({
                 "room_id": room_id,
                 "user_id": user_id,
@@ -338,19 +340,7 @@ impl Room {
                 "unread": log.unread(user_id)?,
             }),
             presence: self.presence_on_open()?,
-        };
-        let subprotocol = crate::hubs::stubs::offered_subprotocol(req);
-        let query = req.url()?.query().map(str::to_owned).unwrap_or_default();
-        shard::connect(
-            &self.env,
-            room_id,
-            shard,
-            identity,
-            &query,
-            subprotocol,
-            &welcome,
-        )
-        .await
+        })
     }
 
     /// How many sockets `user` has in the room, here and on shards.
@@ -433,7 +423,7 @@ impl Room {
         Ok(RoomPresence { users })
     }
 
-    pub(super) fn presence_response(&self) -> Result<Response, ApiError> {
+    pub(super) fn presence_response(&self) -> Answer {
         Ok(crate::http::json(200, &self.presence()?)?)
     }
 

@@ -11,10 +11,21 @@
 //!
 //! This layer imports no object: objects call each other through it.
 
-/// Declares the calls an object takes, each once: its name, method and path. Makes the enum,
-/// its `method` and `path`, and `of`, which tells the object which call a request is.
+/// Declares the calls an object takes, each once: its name, method and path, and for a plain
+/// call (`=> name(Request) -> Answer`) its typed function. Makes the enum, its `method` and
+/// `path`, `of`, which tells the object which call a request is, and each typed function,
+/// which asks the object named by `key` through the module's `ask`.
 macro_rules! calls {
-    ($(#[$doc:meta])* $calls:ident { $($(#[$call_doc:meta])* $call:ident = $method:ident $path:literal,)* }) => {
+    (@body [$request:ident] $req:ty) => {
+        Some($request)
+    };
+    (@body [$request:ident]) => {
+        None::<&()>
+    };
+    ($(#[$doc:meta])* $calls:ident {
+        $($(#[$call_doc:meta])* $call:ident = $method:ident $path:literal
+            $(=> $fn:ident($($req:ty)?) -> $answer:ty)?,)*
+    }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum $calls {
@@ -42,8 +53,22 @@ macro_rules! calls {
                     .find(|call| call.method() == method && call.path() == path)
             }
         }
+
+        $($(
+            #[doc = concat!("Asks [`", stringify!($calls), "::", stringify!($call), "`].")]
+            pub async fn $fn(
+                env: &worker::Env,
+                key: &str,
+                $(request: &$req,)?
+            ) -> Result<$answer, $crate::error::ApiError> {
+                ask(env, key, $calls::$call, calls!(@body [request] $($req)?)).await
+            }
+        )?)*
     };
 }
+
+/// The answer of a call whose caller reads nothing from it.
+pub type Done = serde::de::IgnoredAny;
 
 pub mod directory;
 pub mod room;

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use worker::{Env, Headers, Request, Response, Stub, WebSocket};
 
+use super::user::Disconnected;
+use super::Done;
 use crate::auth::jwt::Identity;
 use crate::error::ApiError;
 use crate::message::{Content, RoomMessage};
@@ -21,23 +23,24 @@ calls! {
     RoomCall {
         /// A member socket, for a verified identity ([`open_socket`]).
         Connect = Get "/connect",
-        /// Members added, removed or given a role in D1 ([`MembersChange`]).
-        Members = Post "/members",
-        /// One user's sockets closed, perhaps revoking ([`DisconnectUser`]).
-        Disconnect = Post "/disconnect",
-        /// A message from REST or a backend ([`Post`]).
-        Post = Post "/post",
-        /// A read cursor moved over REST ([`ReadRequest`]).
-        Read = Post "/read",
-        /// A message edited over REST ([`EditRequest`]).
-        Edit = Post "/edit",
-        /// A message recalled or deleted over REST ([`RecallRequest`]).
-        Recall = Post "/recall",
+        /// Members added, removed or given a role in D1.
+        Members = Post "/members" => members(MembersChange) -> Done,
+        /// One user's sockets closed, perhaps revoking.
+        Disconnect = Post "/disconnect" => disconnect(DisconnectUser) -> Disconnected,
+        /// A message from REST or a backend.
+        Post = Post "/post" => post(Post) -> Posted,
+        /// A read cursor moved over REST.
+        Read = Post "/read" => read(ReadRequest) -> ReadOutcome,
+        /// A message edited over REST.
+        Edit = Post "/edit" => edit(EditRequest) -> Changed,
+        /// A message recalled or deleted over REST.
+        Recall = Post "/recall" => recall(RecallRequest) -> Changed,
         /// The room renamed in D1: `{room_id, name}` for its sockets.
-        Renamed = Post "/renamed",
+        Renamed = Post "/renamed" => renamed(Value) -> Done,
         /// The room deleted: every socket closed, the stream dropped.
-        Delete = Post "/delete",
-        Presence = Get "/presence",
+        Delete = Post "/delete" => delete() -> Done,
+        /// Sockets in the room per user.
+        Presence = Get "/presence" => presence() -> RoomPresence,
         /// A shard's link (`hubs::room::shard`): `?shard=<k>`.
         Link = Get "/link",
         /// The objects holding the room's sockets.
@@ -219,57 +222,6 @@ pub async fn link(env: &Env, room_id: &str, shard: u32) -> Result<WebSocket, Api
     let req = crate::http::hub_request(RoomCall::Link.method(), &path, headers, None)?;
     let res = crate::http::call_hub(&stub(env, room_id)?, req).await?;
     super::accepted_socket(res).await
-}
-
-pub async fn members(env: &Env, room_id: &str, change: &MembersChange) -> Result<(), ApiError> {
-    ask::<Value>(env, room_id, RoomCall::Members, Some(change)).await?;
-    Ok(())
-}
-
-pub async fn disconnect(
-    env: &Env,
-    room_id: &str,
-    request: &DisconnectUser,
-) -> Result<super::user::Disconnected, ApiError> {
-    ask(env, room_id, RoomCall::Disconnect, Some(request)).await
-}
-
-pub async fn post(env: &Env, room_id: &str, post: &Post) -> Result<Posted, ApiError> {
-    ask(env, room_id, RoomCall::Post, Some(post)).await
-}
-
-pub async fn read(
-    env: &Env,
-    room_id: &str,
-    request: &ReadRequest,
-) -> Result<ReadOutcome, ApiError> {
-    ask(env, room_id, RoomCall::Read, Some(request)).await
-}
-
-pub async fn edit(env: &Env, room_id: &str, request: &EditRequest) -> Result<Changed, ApiError> {
-    ask(env, room_id, RoomCall::Edit, Some(request)).await
-}
-
-pub async fn recall(
-    env: &Env,
-    room_id: &str,
-    request: &RecallRequest,
-) -> Result<Changed, ApiError> {
-    ask(env, room_id, RoomCall::Recall, Some(request)).await
-}
-
-pub async fn renamed(env: &Env, room_id: &str, update: &Value) -> Result<(), ApiError> {
-    ask::<Value>(env, room_id, RoomCall::Renamed, Some(update)).await?;
-    Ok(())
-}
-
-pub async fn delete(env: &Env, room_id: &str) -> Result<(), ApiError> {
-    ask::<Value>(env, room_id, RoomCall::Delete, None::<&()>).await?;
-    Ok(())
-}
-
-pub async fn presence(env: &Env, room_id: &str) -> Result<RoomPresence, ApiError> {
-    ask(env, room_id, RoomCall::Presence, None::<&()>).await
 }
 
 /// An operator's look at the room: `Shards` or `Stats` (or `Alarm`, in development).

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{Env, Headers, Request, Response, Stub};
 
+use super::Done;
 use crate::auth::jwt::Identity;
 use crate::error::ApiError;
 use crate::notify::{Level, NotifyRequest};
@@ -20,27 +21,31 @@ calls! {
     UserCall {
         /// A device socket (the gateway's protocol or Socket.IO), for a verified identity.
         Connect = Get "/connect",
-        /// An event appended to the stream and delivered ([`PushRequest`]).
-        Push = Post "/push",
-        /// A Web Push subscription stored ([`SubscribeRequest`]).
-        Subscribe = Post "/subscriptions",
-        Subscriptions = Get "/subscriptions",
+        /// An event appended to the user's stream and delivered.
+        Push = Post "/push" => push(PushRequest) -> PushOutcome,
+        /// A Web Push subscription stored.
+        Subscribe = Post "/subscriptions" => subscribe(SubscribeRequest) -> Subscribed,
+        /// The user's Web Push subscriptions.
+        Subscriptions = Get "/subscriptions" => subscriptions() -> Vec<SubscriptionView>,
+        /// A subscription forgotten ([`unsubscribe`]).
         Unsubscribe = Post "/unsubscribe",
-        /// A room's notification level, read or set ([`RoomLevel`]).
-        RoomLevel = Post "/room-level",
-        /// Every socket closed, perhaps revoking ([`DisconnectRequest`]).
-        Disconnect = Post "/disconnect",
-        Presence = Get "/presence",
-        /// A room's note to a member not in it (`room.activity`).
-        Activity = Post "/activity",
-        /// A broadcast for the sockets open now ([`Announcement`]).
-        Broadcast = Post "/broadcast",
-        /// A direct message deleted for everyone ([`RedactRequest`]).
+        /// A room's notification level, read or set.
+        RoomLevel = Post "/room-level" => room_level(RoomLevel) -> RoomLevel,
+        /// Every socket closed, perhaps revoking.
+        Disconnect = Post "/disconnect" => disconnect(DisconnectRequest) -> Disconnected,
+        /// The user's open sockets and when they were last seen.
+        Presence = Get "/presence" => presence() -> HubPresence,
+        /// A room's `room.activity` note for a member who is not in it (`mentioned` is the
+        /// hub's to read, not the devices').
+        Activity = Post "/activity" => activity(Value) -> Done,
+        /// A broadcast for the sockets open now.
+        Broadcast = Post "/broadcast" => broadcast(Announcement) -> HubReach,
+        /// A direct message deleted for everyone ([`redact`]).
         Redact = Post "/redact",
         /// The alarm and its wakes (development).
-        Alarm = Get "/alarm",
+        Alarm = Get "/alarm" => alarm() -> Value,
         /// An operator's report.
-        Inspect = Get "/inspect",
+        Inspect = Get "/inspect" => inspect() -> Value,
     }
 }
 
@@ -212,11 +217,6 @@ pub async fn connect(
     crate::http::call_hub(&stub(env, &identity.user_id)?, upgrade).await
 }
 
-/// Appends an event to a user's stream.
-pub async fn push(env: &Env, user: &str, request: &PushRequest) -> Result<PushOutcome, ApiError> {
-    ask(env, user, UserCall::Push, Some(request)).await
-}
-
 /// Pushes one event to each of `users` (their hubs asked [`PUSH_FAN_OUT`] at a time); the
 /// outcomes in the order given.
 pub async fn push_all(
@@ -231,54 +231,11 @@ pub async fn push_all(
         .await
 }
 
-pub async fn subscribe(
-    env: &Env,
-    user: &str,
-    request: &SubscribeRequest,
-) -> Result<Subscribed, ApiError> {
-    ask(env, user, UserCall::Subscribe, Some(request)).await
-}
-
-pub async fn subscriptions(env: &Env, user: &str) -> Result<Vec<SubscriptionView>, ApiError> {
-    ask(env, user, UserCall::Subscriptions, None::<&()>).await
-}
-
 /// Forgets subscription `id`; whether the user had it.
 pub async fn unsubscribe(env: &Env, user: &str, id: &str) -> Result<bool, ApiError> {
     let request = Unsubscribe { id: id.to_owned() };
     let answer: Unsubscribed = ask(env, user, UserCall::Unsubscribe, Some(&request)).await?;
     Ok(answer.found)
-}
-
-pub async fn room_level(env: &Env, user: &str, request: &RoomLevel) -> Result<RoomLevel, ApiError> {
-    ask(env, user, UserCall::RoomLevel, Some(request)).await
-}
-
-pub async fn disconnect(
-    env: &Env,
-    user: &str,
-    request: &DisconnectRequest,
-) -> Result<Disconnected, ApiError> {
-    ask(env, user, UserCall::Disconnect, Some(request)).await
-}
-
-pub async fn presence(env: &Env, user: &str) -> Result<HubPresence, ApiError> {
-    ask(env, user, UserCall::Presence, None::<&()>).await
-}
-
-/// A room's `room.activity` note for a member who is not in it (`mentioned` is the hub's to
-/// read, not the devices').
-pub async fn activity(env: &Env, user: &str, note: &Value) -> Result<(), ApiError> {
-    ask::<Value>(env, user, UserCall::Activity, Some(note)).await?;
-    Ok(())
-}
-
-pub async fn broadcast(
-    env: &Env,
-    user: &str,
-    announcement: &Announcement,
-) -> Result<HubReach, ApiError> {
-    ask(env, user, UserCall::Broadcast, Some(announcement)).await
 }
 
 /// Replaces a deleted direct message's content in the user's stream.
@@ -287,14 +244,6 @@ pub async fn redact(env: &Env, user: &str, message_id: &str) -> Result<PushOutco
         message_id: message_id.to_owned(),
     };
     ask(env, user, UserCall::Redact, Some(&request)).await
-}
-
-pub async fn alarm(env: &Env, user: &str) -> Result<Value, ApiError> {
-    ask(env, user, UserCall::Alarm, None::<&()>).await
-}
-
-pub async fn inspect(env: &Env, user: &str) -> Result<Value, ApiError> {
-    ask(env, user, UserCall::Inspect, None::<&()>).await
 }
 
 /// The answer a hub gives an `Unsubscribe` (kept beside the call so both sides agree).

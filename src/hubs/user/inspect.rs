@@ -17,11 +17,11 @@
 //! and its keys stay in the hub. The alarm's reasons are worked out now from what is stored,
 //! with the plan `schedule_alarm` sets (without recording anything), beside the time set.
 
+use crate::hubs::common::object::Answer;
 use serde_json::{json, Value};
-use worker::{Request, Response};
+use worker::Request;
 
 use super::UserHub;
-use crate::error::ApiError;
 use crate::hubs::common::alarm::alarm_view;
 use crate::hubs::common::attachment::SocketInfo;
 use crate::store::notify_log::Subscription;
@@ -34,7 +34,7 @@ pub const MAX_REPORTED_CURSORS: i64 = 100;
 impl UserHub {
     /// `GET /inspect`: the user's report; `devices` is every socket the hub holds, oldest first,
     /// closing ones too (marked), and `open_devices` counts the others.
-    pub(super) async fn inspect(&self, req: &Request) -> Result<Response, ApiError> {
+    pub(super) async fn inspect(&self, req: &Request) -> Answer {
         let user = crate::hubs::stubs::user::user_of(req)?;
         let log = self.log();
         let (cursors, cursor_count) = log.cursors(MAX_REPORTED_CURSORS)?;

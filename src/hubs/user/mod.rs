@@ -41,6 +41,7 @@ pub mod notifier;
 pub mod relay;
 pub mod socketio;
 
+use crate::hubs::common::object::Answer;
 use serde_json::{json, Value};
 use worker::{
     durable_object, DurableObject, Env, Request, Response, State, WebSocket,
@@ -52,7 +53,7 @@ use self::namespace::Namespaces;
 use super::common::alarm::{Alarm, AlarmPlan};
 use super::common::attachment::SocketInfo;
 use super::common::dialect;
-use super::common::gate::{Gate, Screened};
+use super::common::gate::Gate;
 use super::common::object::{self, upgrade_response};
 use super::common::peer::Peer;
 use super::common::replay::{Entry, Replays, Resume, Source};
@@ -91,8 +92,7 @@ pub struct UserHub {
 
 impl DurableObject for UserHub {
     fn new(state: State, env: Env) -> Self {
-        object::observe(&env);
-        let local = Local::new(state.storage().sql());
+        let local = object::open_storage(&state, &env);
         let new_storage = object::migrated("user", UserLog::new(&local).migrate());
         object::answer_pings(&state);
         Self {
@@ -129,25 +129,7 @@ impl DurableObject for UserHub {
         result.or_else(object::error_response)
     }
 
-    async fn websocket_message(
-        &self,
-        ws: WebSocket,
-        message: WebSocketIncomingMessage,
-    ) -> worker::Result<()> {
-        match self
-            .gate
-            .screen(&self.sockets, &ws, message, &Limits::of(&self.env))
-        {
-            Some(Screened::Request(info, request)) => self.on_request(&ws, info, request).await,
-            Some(Screened::SocketIo(info, text)) => {
-                super::socketio::on_frame(self, &ws, info, text).await
-            }
-            None => {}
-        }
-        Ok(())
-    }
-
-    object::socket_ends!(sockets, on_socket_gone);
+    object::socket_events!(sockets, on_message, on_socket_gone);
 
     async fn alarm(&self) -> worker::Result<Response> {
         let now = now_ms();
@@ -169,9 +151,19 @@ impl UserHub {
         UserLog::new(&self.local)
     }
 
+    /// A frame from a device socket (`hubs::socketio`).
+    async fn on_message(
+        &self,
+        ws: &WebSocket,
+        frame: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
+        super::socketio::on_message(self, ws, frame).await;
+        Ok(())
+    }
+
     /// Accepts a device socket for an identity the Worker has verified, unless the user has
     /// revoked the token since.
-    async fn accept_device(&self, req: &Request) -> Result<Response, ApiError> {
+    async fn accept_device(&self, req: &Request) -> Answer {
         let identity = super::stubs::identity_of(req)?;
         let log = self.log();
         crate::auth::revocation::check(&identity, log.revoked_before()?)?;
@@ -246,7 +238,7 @@ impl UserHub {
 
     /// `POST /push`: appends an event and delivers it to every device; one that asks for a
     /// notification is planned (`user::notifier`).
-    async fn push(&self, mut req: Request) -> Result<Response, ApiError> {
+    async fn push(&self, mut req: Request) -> Answer {
         let user = user_of(&req)?;
         let push: PushRequest = crate::http::read_hub_json(&mut req).await?;
         let preview =
@@ -331,7 +323,7 @@ impl UserHub {
 
     /// Closes every device socket with 4003 and, when revoking, records the cut-off first so
     /// that no connect or `auth` after this call can bring an old token back.
-    async fn disconnect(&self, mut req: Request) -> Result<Response, ApiError> {
+    async fn disconnect(&self, mut req: Request) -> Answer {
         let body: DisconnectRequest = crate::http::read_hub_json(&mut req).await?;
         if let Some(cutoff) = body.revoke_before {
             self.log().revoke(cutoff)?;
@@ -357,7 +349,7 @@ impl UserHub {
 
     /// A direct message was deleted for everyone: its content leaves this stream (the events
     /// keep their seq, so replay has no gap) and every device hears `message.deleted`.
-    async fn redact(&self, mut req: Request) -> Result<Response, ApiError> {
+    async fn redact(&self, mut req: Request) -> Answer {
         let body: RedactRequest = crate::http::read_hub_json(&mut req).await?;
         self.log().redact_message(&body.message_id)?;
         let outcome = self
@@ -377,7 +369,7 @@ impl UserHub {
 
     /// A room's light activity note: delivered to the devices connected now, not stored; when
     /// none took it, perhaps a notification (`hubs::user::notifier`).
-    async fn activity(&self, mut req: Request) -> Result<Response, ApiError> {
+    async fn activity(&self, mut req: Request) -> Answer {
         let user = user_of(&req)?;
         let mut note: Value = crate::http::read_hub_json(&mut req).await?;
         let mentioned = note
@@ -393,7 +385,7 @@ impl UserHub {
 
     /// A broadcast: sent to the devices connected now, not stored. A hub with none answers 0,
     /// and its shard drops it (so the next accept lists it again).
-    async fn broadcast(&self, mut req: Request) -> Result<Response, ApiError> {
+    async fn broadcast(&self, mut req: Request) -> Answer {
         let body: Announcement = crate::http::read_hub_json(&mut req).await?;
         let devices = self.announce(&body);
         if devices == 0 {
@@ -420,7 +412,7 @@ impl UserHub {
         open.len()
     }
 
-    fn presence(&self) -> Result<Response, ApiError> {
+    fn presence(&self) -> Answer {
         let presence = HubPresence {
             devices: self.sockets.count(),
             last_seen: self.log().last_seen()?,
@@ -429,7 +421,12 @@ impl UserHub {
     }
 
     /// A request from a device socket of the gateway's own protocol.
-    async fn on_request(&self, ws: &WebSocket, info: SocketInfo, request: ClientRequest) {
+    pub(super) async fn on_device_request(
+        &self,
+        ws: &WebSocket,
+        info: SocketInfo,
+        request: ClientRequest,
+    ) {
         let id = request.id.as_ref();
         let result = match &request.command {
             Command::Ping => {

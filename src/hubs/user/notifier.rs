@@ -352,25 +352,25 @@ impl UserHub {
     }
 
     /// `POST /subscriptions`: stores a subscription the Worker checked.
-    pub(super) async fn subscribe_call(&self, mut req: Request) -> Result<Response, ApiError> {
+    pub(super) async fn subscribe_call(&self, mut req: Request) -> object::Answer {
         let request: SubscribeRequest = crate::http::read_hub_json(&mut req).await?;
         Ok(crate::http::json(200, &self.subscribe(request)?)?)
     }
 
     /// `GET /subscriptions`.
-    pub(super) fn subscriptions_call(&self) -> Result<Response, ApiError> {
+    pub(super) fn subscriptions_call(&self) -> object::Answer {
         Ok(crate::http::json(200, &self.subscriptions()?)?)
     }
 
     /// `POST /unsubscribe {id}`: answers whether there was such a subscription.
-    pub(super) async fn unsubscribe_call(&self, mut req: Request) -> Result<Response, ApiError> {
+    pub(super) async fn unsubscribe_call(&self, mut req: Request) -> object::Answer {
         let request: Unsubscribe = crate::http::read_hub_json(&mut req).await?;
         let found = self.notify_log().unsubscribe(&request.id)?;
         Ok(crate::http::json(200, &unsubscribed(found))?)
     }
 
     /// `POST /room-level {room_id, level?}`: sets the level when given; answers the level.
-    pub(super) async fn room_level_call(&self, mut req: Request) -> Result<Response, ApiError> {
+    pub(super) async fn room_level_call(&self, mut req: Request) -> object::Answer {
         let request: RoomLevel = crate::http::read_hub_json(&mut req).await?;
         Ok(crate::http::json(200, &self.room_level(request)?)?)
     }

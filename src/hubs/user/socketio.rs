@@ -14,22 +14,24 @@
 //! A connection's position in its streams lives in memory (`user::namespace`), stamped on every
 //! event as its recovery offset.
 
+use crate::hubs::common::object::Answer;
 use std::rc::Rc;
 
 use serde_json::{json, Value};
-use worker::{Request, Response, WebSocket};
+use worker::{Request, WebSocket};
 
 use super::namespace::NamespaceState;
 use super::relay::Join;
 use super::UserHub;
 use crate::auth::jwt::Identity;
 use crate::command::Command;
+use crate::command::Request as ClientRequest;
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::hubs::common::attachment::SocketInfo;
 use crate::hubs::common::dialect;
 use crate::hubs::common::object::{self, upgrade_response};
-use crate::hubs::socketio::{self as shared, Host, Parts};
+use crate::hubs::socketio::{self as shared, Host, Opening, Parts};
 use crate::protocol::{close, code, Reply, RequestId, ServerFrame};
 use crate::socketio::offset::Position;
 use crate::socketio::packet::Packet;
@@ -41,22 +43,27 @@ impl Host for UserHub {
     fn parts(&self) -> Parts<'_> {
         Parts {
             sockets: &self.sockets,
+            gate: &self.gate,
             local: &self.local,
             env: &self.env,
         }
+    }
+
+    async fn on_request(&self, ws: &WebSocket, info: SocketInfo, request: ClientRequest) {
+        self.on_device_request(ws, info, request).await;
     }
 
     fn revoked_before(&self, _user: &str) -> Result<Option<i64>, ApiError> {
         Ok(self.log().revoked_before()?)
     }
 
-    async fn open_namespace(
-        &self,
-        ws: &WebSocket,
-        info: SocketInfo,
-        nsp: &str,
-        resume: Option<(&str, &str)>,
-    ) -> Result<(), ApiError> {
+    async fn open_namespace(&self, opening: Opening<'_>) -> Result<(), ApiError> {
+        let Opening {
+            ws,
+            info,
+            nsp,
+            resume,
+        } = opening;
         let main = info.sio.as_ref().and_then(Session::main).is_none();
         let recovery = match resume {
             Some((pid, offset)) => self
@@ -164,7 +171,7 @@ impl UserHub {
         req: &Request,
         identity: Identity,
         device: Option<String>,
-    ) -> Result<Response, ApiError> {
+    ) -> Answer {
         let carrier = crate::hubs::stubs::carrier_of(req);
         let pair = shared::accept(self, &identity, device, None, carrier)?;
         self.schedule_alarm().await?;
