@@ -12,7 +12,7 @@
 //! |-------------------------------------------|-------------------------------------------------|----------------------------------------|
 //! | `POST /join {user, stamp}` (a UserHub's first open socket, or its first accept since waking) | the user listed under the stamp (a newer stamp wins) | — |
 //! | `POST /leave {user, stamp}` (its last socket gone) | the user unlisted, unless listed under a newer stamp | — |
-//! | `POST /broadcast {event, data, idempotency_key}` | the key (before sending: a repeat sends nothing) and what it reached; hubs found with no socket unlisted, hubs failing [`MAX_FAILURES`] broadcasts in a row unlisted | `POST /broadcast` to every listed UserHub, [`HUB_FAN_OUT`] at once; the answer `{hubs, devices, duplicate}` |
+//! | `POST /broadcast {event, data, idempotency_key}` | the key (a repeat sends nothing); hubs with no socket, or failing [`MAX_FAILURES`] times, unlisted | `POST /broadcast` to each listed UserHub, [`HUB_FAN_OUT`] at once |
 //! | `GET /online?after=&limit=`               | —                                               | `{count, users}`: the users listed after `after`, in user order |
 //!
 //! Races. A hub stamps each join and leave later than any it sent before (`user::listing`), and the

@@ -4,7 +4,7 @@
 //!
 //! | arrives                              | stored                                   | sent                                          |
 //! |--------------------------------------|------------------------------------------|-----------------------------------------------|
-//! | `GET /stats`                         | — (reads only)                           | sockets per object (each shard asked), members, the window, the D1 copy's position, lag and retries, pending activity notes; the alarm, its wakes and why it is set |
+//! | `GET /stats`                         | — (reads only)                           | sockets per object (shards asked), members, the window, the D1 copy's lag, pending notes, the alarm and why |
 //!
 //! It only reads: nothing here creates a table or writes a value. The alarm's reasons are
 //! worked out now from what is stored, with the plan `schedule_alarm` sets (without recording

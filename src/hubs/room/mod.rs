@@ -15,8 +15,8 @@
 //! | frame `sync {since}`                 | — (the socket pages while `more`)        | the next replay batch, `synced`, once the member's replay budget covers a whole batch (`common::replay`) |
 //! | any acting frame from a non-member   | —                                        | close 4003 (the frame is not processed)       |
 //! | frame `send`                         | message with the next seq (client_id kept), in arrival order once the sender's rate allows | `ack {message}`; `message` to every socket; over the rate: `error rate_limited` |
-//! | frame `edit` / `delete` (and `POST /edit`, `/recall`) | the change with the next seq, in arrival order with sends once the sender's rate allows; any message D1 holds, in the window or not | `ack {message, changed}`; `message.updated` / `message.deleted` to every socket; over the rate: `error rate_limited` |
-//! | frame `typing`                       | —                                        | `typing` to the other users' sockets: at most three starts per interval per user (a repeat only after the interval; a message of theirs starts the count afresh), a stop only after a forwarded start; none in a large room (`ROOM_PRESENCE_BATCH_USERS` present) |
+//! | frame `edit` / `delete` (and `POST /edit`, `/recall`) | the change with the next seq, queued like a send; any message D1 holds | `ack {message, changed}`; `message.updated` / `message.deleted` to every socket |
+//! | frame `typing`                       | —                                        | `typing` to the other users' sockets, throttled (`typing`); none in a large room |
 //! | frame `read {seq}`                   | the member's cursor (forward only)       | `ack {read_seq, unread}`; `read` to every socket, except in a large room |
 //! | frame `auth {token}`                 | new expiry in the attachment             | `ack {expires_at}` or `error`                  |
 //! | `POST /members` (Worker)             | members added (cursor at the newest seq) or removed (remembered) | `member.added` / `member.updated` / `member.removed`; removed members' sockets closed 4003, `user.left` |

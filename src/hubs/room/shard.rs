@@ -13,7 +13,7 @@
 //!
 //! | arrives                                   | stored                          | sent |
 //! |-------------------------------------------|---------------------------------|------|
-//! | `GET /connect` (placed by the room)        | socket attachment (paging until the room answers) | the link opened first if it is not; `ready`, `presence` (the room's, in the request); `resume` to the room (from `since`, or from `ready`'s seq, with the token's `iat`), whose batch comes back on the link; the user's oldest socket here closed 4009 beyond the cap |
+//! | `GET /connect` (placed by the room)        | socket attachment (paging until the room answers) | the link opened if it is not; the room's `ready`, `presence`; `resume` to the room (with the token's `iat`); 4009 beyond the cap |
 //! | frame `ping`                               | —                               | `pong` |
 //! | any other frame, screened (open, rate, size, JSON) | —                      | `act` to the room, which answers on the link |
 //! | link: `deliver {frame, except}`            | —                               | the frame to every open socket (not `except`'s; a stream entry not to a socket paging a resume) |

@@ -11,11 +11,11 @@
 //!
 //! | arrives                              | stored                                   | sent                                          |
 //! |--------------------------------------|------------------------------------------|-----------------------------------------------|
-//! | `GET /connect`, this object under `ROOM_SHARD_SOCKETS` (or the user's sockets here) | socket attachment | `ready`, `presence`; with `since`: one replay batch, `synced`; `user.joined` on a user's first socket; the user's oldest socket here closed 4009 beyond the cap |
+//! | `GET /connect`, placed here (`placement`) | socket attachment | `ready`, `presence`; with `since`: a replay batch, `synced`; `user.joined` on a user's first socket; 4009 beyond the cap |
 //! | `GET /connect` otherwise             | the user's shard and socket count (`store::room_shards`), before the shard answers | the connect handed to the shard with what the socket is told on open; `user.joined` as above |
 //! | `GET /link` (a shard)                | the link socket                          | from then on every frame for the shard's sockets, in order |
 //! | link: `act {info, text}`             | as for a frame from a socket here        | the answer to that socket through the link    |
-//! | link: `resume {since, synced, issued_at}` | —                                   | the socket's replay batch and `synced`; without the client's `since`, what came after its `ready`; close 4003 instead when the user was removed or the token revoked while the connect travelled |
+//! | link: `resume {since, synced, issued_at}` | —                                   | the socket's replay batch and `synced` (after its `ready` without a `since`); 4003 if removed or revoked meanwhile |
 //! | link: `count {user, sockets, held}`  | the user's open socket count; the row forgotten once the shard holds none | `user.left` when it was their last open one |
 //! | link closes                          | the shard's users forgotten              | `user.left` for each                          |
 //! | `GET /shards` (Worker; `GET /stats` too) | —                                    | the objects holding the room's sockets, each asked for its count |

@@ -4,7 +4,7 @@
 //!
 //! | arrives                              | stored                                   | sent                                          |
 //! |--------------------------------------|------------------------------------------|-----------------------------------------------|
-//! | `GET /inspect` (UserHub)             | — (reads only)                           | every socket in the roster (closing ones too) with its kind and how its token came; the stream's head, pruned seq and per-class counters; device cursors; the revocation cut-off; `last_seen`; push subscriptions (the endpoint's host only), pending and queued notifications; the alarm, its wakes and why it is set |
+//! | `GET /inspect` (UserHub)             | — (reads only)                           | sockets (closing too), the stream's counters, cursors, revocation, `last_seen`, push state, the alarm and why |
 //!
 //! It only reads, and lazily: a table made by its first write (cursors, subscriptions, pending
 //! notifications, deliveries) is read only when `meta` — already in memory — says it exists, so a

@@ -8,9 +8,9 @@
 //!
 //! | arrives                              | stored                                  | sent                                   |
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
-//! | `GET /connect` (verified by Worker)  | socket attachment (user, conn, device, expiry, how the token came) | `ready`; with `since`: one replay batch, `synced`; 401 `token_revoked` for a revoked token; the user's oldest socket closed 4009 beyond the cap; the directory shard's `join` unless listed since waking (`user::listing`) |
+//! | `GET /connect` (verified by Worker)  | socket attachment | `ready`; with `since`: a replay batch, `synced`; 401 if revoked; 4009 beyond the cap; a directory `join` (`user::listing`) |
 //! | frame `sync {since}`                 | — (the socket pages while `more`)       | the next replay batch, `synced`, once the user's replay budget covers a whole batch (`common::replay`) |
-//! | `POST /push` (a backend's or a chat event) | event with the next seq and its class; idempotency key; older `room.updated` it supersedes deleted; its class's oldest events pruned beyond the byte bound | the event to every device not paging a resume |
+//! | `POST /push` (a backend's or a chat event) | event with the next seq and its class, idempotency key; what it supersedes or outgrows dropped | the event to every device not paging a resume |
 //! | frame `ack {seq}`                    | the device's cursor (forward only)      | `ack` when the frame had an id          |
 //! | frame `auth {token}`                 | new expiry in the attachment            | `ack {expires_at}` or `error` (`token_revoked`, …) |
 //! | frame `message.send` (direct message) | D1 message + receipts; `message` in this stream (not for a retry of a deleted one) | `message` to receivers' hubs and every device; `ack {message}` |
@@ -434,7 +434,7 @@ impl UserHub {
                 Ok(())
             }
             Command::Sync { since } => self.on_sync(ws, &info, *since, id).await,
-            command => self.run(ws, info, command).await.map(|answer| {
+            command => self.run_command(ws, info, command).await.map(|answer| {
                 if let Some(id) = id {
                     dialect::send(ws, &ServerFrame::ack(id, answer));
                 }
@@ -446,7 +446,7 @@ impl UserHub {
     }
 
     /// The requests a device socket of either dialect makes; the answer is the ack's data.
-    pub(super) async fn run(
+    pub(super) async fn run_command(
         &self,
         ws: &WebSocket,
         info: SocketInfo,

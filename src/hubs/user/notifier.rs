@@ -3,15 +3,19 @@
 //!
 //! | arrives                              | stored                                  | sent                                   |
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
-//! | a stream event asking for a notification (a direct message from someone else, a backend push with `notify`), taken live by no Socket.IO connection | a pending notification due `NOTIFY_AFTER_SECONDS` later — only if the user has a subscription or a webhook is configured | — |
+//! | a stream event asking for a notification, taken live by no Socket.IO connection | a pending notification due `NOTIFY_AFTER_SECONDS` later, if anyone would get it | — |
 //! | `room.activity` that reached no device, for a room whose level notifies | a pending room note | — |
 //! | a device connects                    | pending room notes forgotten            | — |
-//! | alarm at `notify_at`                 | pending events a device acknowledged forgotten; when the earliest is due, all the rest become one notification, queued once per subscription and once for the webhook | the Web Push and webhook POSTs due; 404/410 deletes a subscription, 429/5xx retried |
+//! | alarm at `notify_at`                 | acknowledged events forgotten; the rest, once due, one notification queued per target | the Web Push and webhook POSTs due; 404/410 unsubscribes, 429/5xx retried |
 //! | `POST` / `GET /subscriptions`, `POST /unsubscribe` | the user's subscriptions (oldest dropped beyond the cap) | — |
 //! | `GET` / `PUT /room-level`            | the user's level for one room           | — |
 //!
-//! A user nobody could notify plans nothing, and no event wakes the hub by itself: one alarm at
-//! `notify_at`, the earliest moment anything is due, planned with the hub's other work.
+//! An event asks for a notification when it is a direct message from someone else or a
+//! backend's push with `notify`. A user nobody could notify (no subscription, no webhook)
+//! plans nothing, and no event wakes the hub by itself: one alarm at `notify_at`, the earliest
+//! moment anything is due, planned with the hub's other work. When it fires, the pending
+//! events a device has acknowledged since are forgotten, and the rest become one notification,
+//! queued once per subscription and once for the webhook.
 
 use std::time::Duration;
 

@@ -123,7 +123,7 @@ impl Host for UserHub {
             }
             "message.send" | "ack" | "auth" => {
                 let command = Command::parse(name, data);
-                self.run(ws, info.clone(), &command).await.map(Some)
+                self.run_command(ws, info.clone(), &command).await.map(Some)
             }
             _ => match object::config(&self.env) {
                 Ok(config) => shared::call_hook(&self.env, &config, &info, &packet.nsp, name, args)
