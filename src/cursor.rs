@@ -3,6 +3,9 @@
 //!
 //! On the wire a cursor is `<unix ms>.<id>`, opaque to clients: they pass back what a page gave.
 
+use std::fmt::Display;
+use std::str::FromStr;
+
 /// Where a listing continues: strictly after this (time, id) in the listing's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageCursor {
@@ -16,17 +19,13 @@ impl PageCursor {
     }
 
     pub fn encode(&self) -> String {
-        format!("{}.{}", self.at, self.id)
+        encode_parts(self.at, &self.id)
     }
 
     /// Reads a cursor this API gave out; anything else is `None`.
     pub fn decode(raw: &str) -> Option<Self> {
-        let (at, id) = raw.split_once('.')?;
-        crate::ids::validate_room_id(id).ok()?;
-        Some(Self {
-            at: at.parse().ok().filter(|at: &i64| *at >= 0)?,
-            id: id.to_owned(),
-        })
+        let (at, id) = decode_parts(raw, crate::ids::validate_room_id, |at: &i64| *at >= 0)?;
+        Some(Self { at, id })
     }
 
     /// The cursor of a page's last row when the page was full (more may follow).
@@ -37,6 +36,23 @@ impl PageCursor {
             None
         }
     }
+}
+
+/// A cursor on the wire: `<number>.<id>`.
+pub fn encode_parts(number: impl Display, id: &str) -> String {
+    format!("{number}.{id}")
+}
+
+/// The number and id of `<number>.<id>`; `None` unless the id is `valid` and the number parses
+/// and is one to `keep`.
+pub fn decode_parts<N: FromStr>(
+    raw: &str,
+    valid: fn(&str) -> Result<(), String>,
+    keep: impl Fn(&N) -> bool,
+) -> Option<(N, String)> {
+    let (number, id) = raw.split_once('.')?;
+    valid(id).ok()?;
+    Some((number.parse().ok().filter(keep)?, id.to_owned()))
 }
 
 #[cfg(test)]

@@ -637,13 +637,21 @@ mod tests {
         assert_eq!(long.title.chars().count(), TITLE_CHARS);
     }
 
-    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
+    /// The configuration the variables `pairs` make.
+    fn configure(pairs: &[(&str, &str)], dev_mode: bool) -> Result<NotifyConfig, Vec<String>> {
+        let get = |name: &str| {
             pairs
                 .iter()
                 .find(|(key, _)| *key == name)
                 .map(|(_, value)| value.to_string())
-        }
+        };
+        NotifyConfig::from_lookup(&get, dev_mode)
+    }
+
+    /// The configuration the VAPID key pair and the variables `more` make, outside dev mode.
+    fn with_keys(more: &[(&str, &str)]) -> Result<NotifyConfig, Vec<String>> {
+        let keys = [("VAPID_PUBLIC_KEY", PUBLIC), ("VAPID_PRIVATE_KEY", PRIVATE)];
+        configure(&[&keys, more].concat(), false)
     }
 
     const PUBLIC: &str =
@@ -652,32 +660,22 @@ mod tests {
 
     #[test]
     fn configuration_fails_safe() {
-        let off = NotifyConfig::from_lookup(&lookup(&[]), false).unwrap();
+        let off = configure(&[], false).unwrap();
         assert!(off.web_push.is_none() && off.webhook.is_none());
         assert_eq!(off.after_ms, 10_000);
 
-        let on = NotifyConfig::from_lookup(
-            &lookup(&[
-                ("VAPID_PUBLIC_KEY", PUBLIC),
-                ("VAPID_PRIVATE_KEY", PRIVATE),
-                ("VAPID_SUBJECT", "mailto:ops@example.com"),
-                ("NOTIFY_AFTER_SECONDS", "2"),
-            ]),
-            false,
-        )
+        let on = with_keys(&[
+            ("VAPID_SUBJECT", "mailto:ops@example.com"),
+            ("NOTIFY_AFTER_SECONDS", "2"),
+        ])
         .unwrap();
         assert_eq!(on.web_push.unwrap().vapid.public_key(), PUBLIC);
         assert_eq!(on.after_ms, 2_000);
 
-        let problems = NotifyConfig::from_lookup(
-            &lookup(&[
-                ("VAPID_PUBLIC_KEY", PUBLIC),
-                ("VAPID_PRIVATE_KEY", PRIVATE),
-                ("NOTIFY_WEBHOOK_URL", "http://127.0.0.1:9/hook"),
-                ("NOTIFY_AFTER_SECONDS", "-1"),
-            ]),
-            false,
-        )
+        let problems = with_keys(&[
+            ("NOTIFY_WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+            ("NOTIFY_AFTER_SECONDS", "-1"),
+        ])
         .unwrap_err()
         .join("; ");
         assert!(problems.contains("VAPID_SUBJECT"), "{problems}");
@@ -688,13 +686,10 @@ mod tests {
         assert!(problems.contains("NOTIFY_AFTER_SECONDS"), "{problems}");
         assert!(!problems.contains(PRIVATE));
 
-        let half = NotifyConfig::from_lookup(&lookup(&[("VAPID_PUBLIC_KEY", PUBLIC)]), true);
+        let half = configure(&[("VAPID_PUBLIC_KEY", PUBLIC)], true);
         assert!(half.unwrap_err()[0].contains("go together"));
 
-        let no_secret = NotifyConfig::from_lookup(
-            &lookup(&[("NOTIFY_WEBHOOK_URL", "http://127.0.0.1:9/hook")]),
-            true,
-        );
+        let no_secret = configure(&[("NOTIFY_WEBHOOK_URL", "http://127.0.0.1:9/hook")], true);
         assert!(no_secret.unwrap_err()[0].contains("NOTIFY_WEBHOOK_SECRET"));
     }
 }

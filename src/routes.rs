@@ -144,183 +144,94 @@ pub type Params = std::vec::IntoIter<String>;
 /// How a row's [`Route`] is made from its path's parameters.
 pub type Build = fn(&mut Params) -> Option<Route>;
 
+/// A row of [`ROUTES`] whose [`Route`] takes the path's parameters, in order, as its fields:
+/// `row!(GET "/v1/rooms/{id}" => GetRoom { room_id })`.
+macro_rules! row {
+    ($method:ident $pattern:literal => $route:ident) => {
+        (stringify!($method), $pattern, |_| Some(Route::$route))
+    };
+    ($method:ident $pattern:literal => $route:ident { $($field:ident),+ }) => {
+        (stringify!($method), $pattern, |p| {
+            Some(Route::$route { $($field: p.next()?),+ })
+        })
+    };
+}
+
+/// The [`Route::DevAsset`] of a file of the built client.
+fn asset(path: impl Into<String>) -> Option<Route> {
+    Some(Route::DevAsset { path: path.into() })
+}
+
 /// Every route, each once: its method, its path pattern (`{name}` is a parameter) and how its
 /// [`Route`] is made from the parameters.
 pub const ROUTES: &[(&str, &str, Build)] = &[
-    ("GET", "/health", |_| Some(Route::Health)),
-    ("GET", "/openapi.json", |_| Some(Route::OpenApi)),
-    ("POST", "/dev/token", |_| Some(Route::DevToken)),
-    ("POST", "/dev/push", |_| Some(Route::DevPush)),
-    ("GET", "/client.js", |_| {
-        Some(Route::DevAsset {
-            path: "/switchboard.js".into(),
-        })
-    }),
-    ("GET", "/demo/", |_| {
-        Some(Route::DevAsset {
-            path: "/demo/index.html".into(),
-        })
-    }),
+    row!(GET "/health" => Health),
+    row!(GET "/openapi.json" => OpenApi),
+    row!(POST "/dev/token" => DevToken),
+    row!(POST "/dev/push" => DevPush),
+    ("GET", "/client.js", |_| asset("/switchboard.js")),
+    ("GET", "/demo/", |_| asset("/demo/index.html")),
     ("GET", "/demo/{file}", |p| {
-        Some(Route::DevAsset {
-            path: format!("/demo/{}", p.next()?),
-        })
+        asset(format!("/demo/{}", p.next()?))
     }),
-    ("GET", "/ops/", |_| {
-        Some(Route::DevAsset {
-            path: "/ops/index.html".into(),
-        })
-    }),
+    ("GET", "/ops/", |_| asset("/ops/index.html")),
     ("GET", "/ops/{file}", |p| {
-        Some(Route::DevAsset {
-            path: format!("/ops/{}", p.next()?),
-        })
+        asset(format!("/ops/{}", p.next()?))
     }),
-    ("GET", "/dev/users/{id}/alarm", |p| {
-        Some(Route::DevUserAlarm { user_id: p.next()? })
-    }),
-    ("GET", "/dev/rooms/{id}/alarm", |p| {
-        Some(Route::DevRoomAlarm { room_id: p.next()? })
-    }),
-    ("GET", "/v1/connect", |_| Some(Route::Connect)),
-    ("GET", "/socket.io/", |_| Some(Route::SocketIo)),
-    ("GET", "/v1/presence", |_| Some(Route::Presence)),
-    ("GET", "/v1/me", |_| Some(Route::Me)),
-    ("POST", "/internal/v1/push", |_| Some(Route::InternalPush)),
-    ("POST", "/internal/v1/broadcast", |_| {
-        Some(Route::InternalBroadcast)
-    }),
-    ("GET", "/internal/v1/online", |_| {
-        Some(Route::InternalOnline)
-    }),
-    ("GET", "/internal/v1/metrics", |_| {
-        Some(Route::InternalMetrics)
-    }),
-    ("POST", "/internal/v1/users/{id}/disconnect", |p| {
-        Some(Route::InternalDisconnect { user_id: p.next()? })
-    }),
-    ("DELETE", "/internal/v1/users/{id}", |p| {
-        Some(Route::InternalDeleteUser { user_id: p.next()? })
-    }),
-    ("GET", "/internal/v1/users/{id}", |p| {
-        Some(Route::InternalInspectUser { user_id: p.next()? })
-    }),
-    ("GET", "/v1/push/public-key", |_| Some(Route::PushPublicKey)),
-    ("POST", "/v1/push-subscriptions", |_| Some(Route::Subscribe)),
-    ("GET", "/v1/push-subscriptions", |_| {
-        Some(Route::Subscriptions)
-    }),
-    ("DELETE", "/v1/push-subscriptions/{id}", |p| {
-        Some(Route::Unsubscribe { id: p.next()? })
-    }),
-    ("GET", "/v1/rooms/{id}/notifications", |p| {
-        Some(Route::RoomNotifications { room_id: p.next()? })
-    }),
-    ("PUT", "/v1/rooms/{id}/notifications", |p| {
-        Some(Route::RoomNotifications { room_id: p.next()? })
-    }),
-    ("POST", "/v1/rooms", |_| Some(Route::CreateRoom)),
-    ("GET", "/v1/rooms", |_| Some(Route::ListRooms)),
-    ("GET", "/v1/rooms/{id}", |p| {
-        Some(Route::GetRoom { room_id: p.next()? })
-    }),
-    ("PATCH", "/v1/rooms/{id}", |p| {
-        Some(Route::RenameRoom { room_id: p.next()? })
-    }),
-    ("DELETE", "/v1/rooms/{id}", |p| {
-        Some(Route::DeleteRoom { room_id: p.next()? })
-    }),
-    ("POST", "/v1/rooms/{id}/members", |p| {
-        Some(Route::AddMembers { room_id: p.next()? })
-    }),
-    ("DELETE", "/v1/rooms/{id}/members/{user}", |p| {
-        Some(Route::RemoveMember {
-            room_id: p.next()?,
-            user_id: p.next()?,
-        })
-    }),
-    ("GET", "/v1/rooms/{id}/members", |p| {
-        Some(Route::ListMembers { room_id: p.next()? })
-    }),
-    ("GET", "/v1/rooms/{id}/messages", |p| {
-        Some(Route::RoomMessages { room_id: p.next()? })
-    }),
-    ("POST", "/v1/rooms/{id}/messages", |p| {
-        Some(Route::SendRoomMessage { room_id: p.next()? })
-    }),
-    ("PATCH", "/v1/rooms/{id}/messages/{message}", |p| {
-        Some(Route::EditRoomMessage {
-            room_id: p.next()?,
-            message_id: p.next()?,
-        })
-    }),
-    ("DELETE", "/v1/rooms/{id}/messages/{message}", |p| {
-        Some(Route::DeleteRoomMessage {
-            room_id: p.next()?,
-            message_id: p.next()?,
-        })
-    }),
-    ("POST", "/v1/rooms/{id}/read", |p| {
-        Some(Route::ReadRoom { room_id: p.next()? })
-    }),
-    ("GET", "/v1/unread", |_| Some(Route::Unread)),
-    ("GET", "/v1/rooms/{id}/connect", |p| {
-        Some(Route::RoomConnect { room_id: p.next()? })
-    }),
-    ("POST", "/internal/v1/rooms", |_| {
-        Some(Route::InternalCreateRoom)
-    }),
-    ("DELETE", "/internal/v1/rooms/{id}", |p| {
-        Some(Route::InternalDeleteRoom { room_id: p.next()? })
-    }),
-    ("POST", "/internal/v1/rooms/{id}/members", |p| {
-        Some(Route::InternalAddMembers { room_id: p.next()? })
-    }),
-    ("DELETE", "/internal/v1/rooms/{id}/members/{user}", |p| {
-        Some(Route::InternalRemoveMember {
-            room_id: p.next()?,
-            user_id: p.next()?,
-        })
-    }),
-    ("POST", "/internal/v1/rooms/{id}/publish", |p| {
-        Some(Route::InternalPublish { room_id: p.next()? })
-    }),
-    ("GET", "/internal/v1/rooms/{id}/shards", |p| {
-        Some(Route::InternalRoomShards { room_id: p.next()? })
-    }),
-    ("GET", "/internal/v1/rooms/{id}/stats", |p| {
-        Some(Route::InternalRoomStats { room_id: p.next()? })
-    }),
-    ("POST", "/v1/messages", |_| Some(Route::SendMessage)),
-    ("GET", "/v1/messages/sent", |_| Some(Route::SentMessages)),
-    ("DELETE", "/v1/messages/sent/{id}", |p| {
-        Some(Route::DeleteSent { id: p.next()? })
-    }),
-    ("POST", "/v1/messages/sent/delete", |_| {
-        Some(Route::DeleteSentMany)
-    }),
-    ("GET", "/v1/messages/received", |_| {
-        Some(Route::ReceivedMessages)
-    }),
-    ("GET", "/v1/messages/received/{id}", |p| {
-        Some(Route::ReadMessage { id: p.next()? })
-    }),
-    ("POST", "/v1/messages/received/read", |_| {
-        Some(Route::ReadMany)
-    }),
-    ("DELETE", "/v1/messages/received/{id}", |p| {
-        Some(Route::DeleteReceived { id: p.next()? })
-    }),
-    ("POST", "/v1/messages/received/delete", |_| {
-        Some(Route::DeleteReceivedMany)
-    }),
-    ("GET", "/v1/messages/unread-count", |_| {
-        Some(Route::UnreadCount)
-    }),
-    ("GET", "/v1/admin/messages", |_| Some(Route::AdminMessages)),
-    ("DELETE", "/v1/admin/messages/{id}", |p| {
-        Some(Route::AdminDelete { id: p.next()? })
-    }),
+    row!(GET "/dev/users/{id}/alarm" => DevUserAlarm { user_id }),
+    row!(GET "/dev/rooms/{id}/alarm" => DevRoomAlarm { room_id }),
+    row!(GET "/v1/connect" => Connect),
+    row!(GET "/socket.io/" => SocketIo),
+    row!(GET "/v1/presence" => Presence),
+    row!(GET "/v1/me" => Me),
+    row!(POST "/internal/v1/push" => InternalPush),
+    row!(POST "/internal/v1/broadcast" => InternalBroadcast),
+    row!(GET "/internal/v1/online" => InternalOnline),
+    row!(GET "/internal/v1/metrics" => InternalMetrics),
+    row!(POST "/internal/v1/users/{id}/disconnect" => InternalDisconnect { user_id }),
+    row!(DELETE "/internal/v1/users/{id}" => InternalDeleteUser { user_id }),
+    row!(GET "/internal/v1/users/{id}" => InternalInspectUser { user_id }),
+    row!(GET "/v1/push/public-key" => PushPublicKey),
+    row!(POST "/v1/push-subscriptions" => Subscribe),
+    row!(GET "/v1/push-subscriptions" => Subscriptions),
+    row!(DELETE "/v1/push-subscriptions/{id}" => Unsubscribe { id }),
+    row!(GET "/v1/rooms/{id}/notifications" => RoomNotifications { room_id }),
+    row!(PUT "/v1/rooms/{id}/notifications" => RoomNotifications { room_id }),
+    row!(POST "/v1/rooms" => CreateRoom),
+    row!(GET "/v1/rooms" => ListRooms),
+    row!(GET "/v1/rooms/{id}" => GetRoom { room_id }),
+    row!(PATCH "/v1/rooms/{id}" => RenameRoom { room_id }),
+    row!(DELETE "/v1/rooms/{id}" => DeleteRoom { room_id }),
+    row!(POST "/v1/rooms/{id}/members" => AddMembers { room_id }),
+    row!(DELETE "/v1/rooms/{id}/members/{user}" => RemoveMember { room_id, user_id }),
+    row!(GET "/v1/rooms/{id}/members" => ListMembers { room_id }),
+    row!(GET "/v1/rooms/{id}/messages" => RoomMessages { room_id }),
+    row!(POST "/v1/rooms/{id}/messages" => SendRoomMessage { room_id }),
+    row!(PATCH "/v1/rooms/{id}/messages/{message}" => EditRoomMessage { room_id, message_id }),
+    row!(DELETE "/v1/rooms/{id}/messages/{message}" => DeleteRoomMessage { room_id, message_id }),
+    row!(POST "/v1/rooms/{id}/read" => ReadRoom { room_id }),
+    row!(GET "/v1/unread" => Unread),
+    row!(GET "/v1/rooms/{id}/connect" => RoomConnect { room_id }),
+    row!(POST "/internal/v1/rooms" => InternalCreateRoom),
+    row!(DELETE "/internal/v1/rooms/{id}" => InternalDeleteRoom { room_id }),
+    row!(POST "/internal/v1/rooms/{id}/members" => InternalAddMembers { room_id }),
+    row!(DELETE "/internal/v1/rooms/{id}/members/{user}" =>
+        InternalRemoveMember { room_id, user_id }),
+    row!(POST "/internal/v1/rooms/{id}/publish" => InternalPublish { room_id }),
+    row!(GET "/internal/v1/rooms/{id}/shards" => InternalRoomShards { room_id }),
+    row!(GET "/internal/v1/rooms/{id}/stats" => InternalRoomStats { room_id }),
+    row!(POST "/v1/messages" => SendMessage),
+    row!(GET "/v1/messages/sent" => SentMessages),
+    row!(DELETE "/v1/messages/sent/{id}" => DeleteSent { id }),
+    row!(POST "/v1/messages/sent/delete" => DeleteSentMany),
+    row!(GET "/v1/messages/received" => ReceivedMessages),
+    row!(GET "/v1/messages/received/{id}" => ReadMessage { id }),
+    row!(POST "/v1/messages/received/read" => ReadMany),
+    row!(DELETE "/v1/messages/received/{id}" => DeleteReceived { id }),
+    row!(POST "/v1/messages/received/delete" => DeleteReceivedMany),
+    row!(GET "/v1/messages/unread-count" => UnreadCount),
+    row!(GET "/v1/admin/messages" => AdminMessages),
+    row!(DELETE "/v1/admin/messages/{id}" => AdminDelete { id }),
 ];
 
 #[derive(Debug, PartialEq, Eq)]
@@ -401,113 +312,105 @@ fn percent_decode(segment: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Resolution::{Found, MethodNotAllowed, NotFound};
+
+    /// Resolves each `(method, path)` and checks that it gives its resolution.
+    fn check(cases: Vec<(&str, &str, Resolution)>) {
+        for (method, path, expected) in cases {
+            assert_eq!(resolve(method, path), expected, "{method} {path}");
+        }
+    }
 
     #[test]
     fn resolves_static_and_parameterised_routes() {
-        assert_eq!(resolve("GET", "/health"), Resolution::Found(Route::Health));
-        assert_eq!(resolve("GET", "/v1/me"), Resolution::Found(Route::Me));
-        assert_eq!(
-            resolve("POST", "/internal/v1/users/al%40ice/disconnect"),
-            Resolution::Found(Route::InternalDisconnect {
-                user_id: "al@ice".into()
-            })
-        );
+        check(vec![
+            ("GET", "/health", Found(Route::Health)),
+            ("GET", "/v1/me", Found(Route::Me)),
+            (
+                "POST",
+                "/internal/v1/users/al%40ice/disconnect",
+                Found(Route::InternalDisconnect {
+                    user_id: "al@ice".into(),
+                }),
+            ),
+        ]);
     }
 
     #[test]
     fn room_routes_take_their_parameters_in_order() {
-        assert_eq!(
-            resolve("DELETE", "/v1/rooms/team.a/members/bob"),
-            Resolution::Found(Route::RemoveMember {
-                room_id: "team.a".into(),
-                user_id: "bob".into()
-            })
-        );
-        assert_eq!(
-            resolve("GET", "/v1/rooms"),
-            Resolution::Found(Route::ListRooms)
-        );
-        assert_eq!(
-            resolve("POST", "/v1/rooms"),
-            Resolution::Found(Route::CreateRoom)
-        );
-        assert_eq!(
-            resolve("PUT", "/v1/rooms/x/members"),
-            Resolution::MethodNotAllowed
-        );
+        check(vec![
+            (
+                "DELETE",
+                "/v1/rooms/team.a/members/bob",
+                Found(Route::RemoveMember {
+                    room_id: "team.a".into(),
+                    user_id: "bob".into(),
+                }),
+            ),
+            ("GET", "/v1/rooms", Found(Route::ListRooms)),
+            ("POST", "/v1/rooms", Found(Route::CreateRoom)),
+            ("PUT", "/v1/rooms/x/members", MethodNotAllowed),
+        ]);
     }
 
     #[test]
     fn message_routes_with_fixed_and_parameter_segments() {
-        assert_eq!(
-            resolve("POST", "/v1/messages/received/read"),
-            Resolution::Found(Route::ReadMany)
-        );
-        assert_eq!(
-            resolve("GET", "/v1/messages/received/m_1"),
-            Resolution::Found(Route::ReadMessage { id: "m_1".into() })
-        );
-        assert_eq!(
-            resolve("DELETE", "/v1/messages/received/m_1"),
-            Resolution::Found(Route::DeleteReceived { id: "m_1".into() })
-        );
+        check(vec![
+            ("POST", "/v1/messages/received/read", Found(Route::ReadMany)),
+            (
+                "GET",
+                "/v1/messages/received/m_1",
+                Found(Route::ReadMessage { id: "m_1".into() }),
+            ),
+            (
+                "DELETE",
+                "/v1/messages/received/m_1",
+                Found(Route::DeleteReceived { id: "m_1".into() }),
+            ),
+        ]);
     }
 
     #[test]
     fn wrong_method_and_unknown_paths() {
-        assert_eq!(resolve("POST", "/health"), Resolution::MethodNotAllowed);
-        assert_eq!(resolve("GET", "/nope"), Resolution::NotFound);
-        assert_eq!(
-            resolve("POST", "/internal/v1/users//disconnect"),
-            Resolution::NotFound
-        );
-        assert_eq!(
-            resolve("POST", "/internal/v1/users/%zz/disconnect"),
-            Resolution::NotFound
-        );
+        check(vec![
+            ("POST", "/health", MethodNotAllowed),
+            ("GET", "/nope", NotFound),
+            ("POST", "/internal/v1/users//disconnect", NotFound),
+            ("POST", "/internal/v1/users/%zz/disconnect", NotFound),
+        ]);
     }
 
     #[test]
     fn inspection_routes_and_the_operator_page() {
-        assert_eq!(
-            resolve("GET", "/internal/v1/users/al%40ice"),
-            Resolution::Found(Route::InternalInspectUser {
-                user_id: "al@ice".into()
-            })
-        );
-        assert_eq!(
-            resolve("DELETE", "/internal/v1/users/alice"),
-            Resolution::Found(Route::InternalDeleteUser {
-                user_id: "alice".into()
-            })
-        );
-        assert_eq!(
-            resolve("POST", "/internal/v1/users/alice"),
-            Resolution::MethodNotAllowed
-        );
-        assert_eq!(
-            resolve("GET", "/internal/v1/rooms/team/stats"),
-            Resolution::Found(Route::InternalRoomStats {
-                room_id: "team".into()
-            })
-        );
-        assert_eq!(
-            resolve("POST", "/internal/v1/rooms/team/stats"),
-            Resolution::MethodNotAllowed
-        );
-        assert_eq!(
-            resolve("GET", "/ops/"),
-            Resolution::Found(Route::DevAsset {
-                path: "/ops/index.html".into()
-            })
-        );
-        assert_eq!(
-            resolve("GET", "/ops/ops.js"),
-            Resolution::Found(Route::DevAsset {
-                path: "/ops/ops.js".into()
-            })
-        );
-        assert_eq!(resolve("GET", "/ops"), Resolution::NotFound);
+        let asset = |path: &str| Found(Route::DevAsset { path: path.into() });
+        check(vec![
+            (
+                "GET",
+                "/internal/v1/users/al%40ice",
+                Found(Route::InternalInspectUser {
+                    user_id: "al@ice".into(),
+                }),
+            ),
+            (
+                "DELETE",
+                "/internal/v1/users/alice",
+                Found(Route::InternalDeleteUser {
+                    user_id: "alice".into(),
+                }),
+            ),
+            ("POST", "/internal/v1/users/alice", MethodNotAllowed),
+            (
+                "GET",
+                "/internal/v1/rooms/team/stats",
+                Found(Route::InternalRoomStats {
+                    room_id: "team".into(),
+                }),
+            ),
+            ("POST", "/internal/v1/rooms/team/stats", MethodNotAllowed),
+            ("GET", "/ops/", asset("/ops/index.html")),
+            ("GET", "/ops/ops.js", asset("/ops/ops.js")),
+            ("GET", "/ops", NotFound),
+        ]);
     }
 
     #[test]

@@ -121,49 +121,27 @@ impl Batch {
 mod tests {
     use super::*;
 
+    /// `plan_replay(since, last_seq, pruned_through)`: the seqs it replays (`None`: nothing,
+    /// `from > through`) and whether it recovered.
     #[test]
-    fn resume_inside_retention() {
-        let plan = plan_replay(5, 9, 0);
-        assert_eq!((plan.from, plan.through, plan.recovered), (6, 9, true));
-    }
-
-    #[test]
-    fn resume_at_head_replays_nothing() {
-        let plan = plan_replay(9, 9, 3);
-        assert!(plan.from > plan.through);
-        assert!(plan.recovered);
-    }
-
-    #[test]
-    fn resume_from_zero_on_a_fresh_stream() {
-        let plan = plan_replay(0, 0, 0);
-        assert!(plan.from > plan.through && plan.recovered);
-    }
-
-    #[test]
-    fn resume_past_retention_replays_what_is_left() {
-        let plan = plan_replay(2, 9, 4);
-        assert_eq!((plan.from, plan.through, plan.recovered), (5, 9, false));
-    }
-
-    #[test]
-    fn resume_exactly_at_the_pruned_edge_is_complete() {
-        assert!(plan_replay(4, 9, 4).recovered);
-        assert!(!plan_replay(3, 9, 4).recovered);
-    }
-
-    #[test]
-    fn a_since_ahead_of_the_stream_is_not_recovered() {
-        let plan = plan_replay(12, 9, 0);
-        assert!(!plan.recovered);
-        assert!(plan.from > plan.through);
-    }
-
-    #[test]
-    fn the_largest_since_does_not_overflow() {
-        let plan = plan_replay(i64::MAX, 9, 0);
-        assert!(!plan.recovered);
-        assert!(plan.from > plan.through);
+    fn resumes_plan_their_replay() {
+        for (since, last_seq, pruned, replays, recovered, case) in [
+            (5, 9, 0, Some((6, 9)), true, "inside retention"),
+            (9, 9, 3, None, true, "at the head"),
+            (0, 0, 0, None, true, "from zero, fresh stream"),
+            (2, 9, 4, Some((5, 9)), false, "past retention"),
+            (4, 9, 4, Some((5, 9)), true, "at the pruned edge"),
+            (3, 9, 4, Some((5, 9)), false, "below the pruned edge"),
+            (12, 9, 0, None, false, "ahead of the stream"),
+            (i64::MAX, 9, 0, None, false, "the largest since"),
+        ] {
+            let plan = plan_replay(since, last_seq, pruned);
+            match replays {
+                Some(seqs) => assert_eq!((plan.from, plan.through), seqs, "{case}"),
+                None => assert!(plan.from > plan.through, "{case}"),
+            }
+            assert_eq!(plan.recovered, recovered, "{case}");
+        }
     }
 
     #[test]

@@ -91,22 +91,33 @@ mod tests {
             .collect()
     }
 
+    /// Frames (time, active) and which of them go through.
     #[test]
-    fn a_start_and_its_stop_go_through() {
-        assert_eq!(run(&[(0, true), (100, false)]), [true, true]);
-    }
-
-    #[test]
-    fn a_stop_without_a_start_does_not() {
-        assert_eq!(run(&[(0, false), (10, false)]), [false, false]);
-    }
-
-    #[test]
-    fn starts_repeat_at_most_once_per_interval() {
-        assert_eq!(
-            run(&[(0, true), (1000, true), (2999, true), (3000, true)]),
-            [true, false, false, true]
-        );
+    fn frames_go_through_as_the_throttle_allows() {
+        for (frames, through, case) in [
+            (
+                vec![(0, true), (100, false)],
+                vec![true, true],
+                "a start and its stop",
+            ),
+            (
+                vec![(0, false), (10, false)],
+                vec![false, false],
+                "a stop without a start",
+            ),
+            (
+                vec![(0, true), (1000, true), (2999, true), (3000, true)],
+                vec![true, false, false, true],
+                "starts repeat at most once per interval",
+            ),
+            (
+                vec![(0, true), (500, false), (900, true), (1500, false)],
+                vec![true, true, true, true],
+                "typing again right after a stop is shown",
+            ),
+        ] {
+            assert_eq!(run(&frames), through, "{case}");
+        }
     }
 
     #[test]
@@ -123,14 +134,6 @@ mod tests {
         );
         let sent = last.map(Typing::after_message);
         assert!(Typing::forward(sent, true, 300, INTERVAL).is_some());
-    }
-
-    #[test]
-    fn typing_again_right_after_a_stop_is_shown() {
-        assert_eq!(
-            run(&[(0, true), (500, false), (900, true), (1500, false)]),
-            [true, true, true, true]
-        );
     }
 
     #[test]

@@ -15,8 +15,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::call::{ok, Answer, Call};
+use crate::cursor::{decode_parts, encode_parts};
 use crate::error::ApiError;
 use crate::hubs::stubs::directory::{self, BroadcastRequest, ShardReach, SHARDS};
+use crate::ids::validate_user_id;
 
 /// Users `GET /internal/v1/online` lists per page by default, and at most.
 pub const DEFAULT_ONLINE_PAGE: i64 = 100;
@@ -87,17 +89,13 @@ pub struct OnlineCursor {
 
 impl OnlineCursor {
     pub fn encode(&self) -> String {
-        format!("{}.{}", self.shard, self.user)
+        encode_parts(self.shard, &self.user)
     }
 
     /// Reads a cursor this API gave out; anything else is `None`.
     pub fn decode(raw: &str) -> Option<Self> {
-        let (shard, user) = raw.split_once('.')?;
-        crate::ids::validate_user_id(user).ok()?;
-        Some(Self {
-            shard: shard.parse().ok().filter(|k| *k < SHARDS)?,
-            user: user.to_owned(),
-        })
+        let (shard, user) = decode_parts(raw, validate_user_id, |k: &usize| *k < SHARDS)?;
+        Some(Self { shard, user })
     }
 }
 

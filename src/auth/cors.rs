@@ -75,10 +75,14 @@ mod tests {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A policy that allows one site, `https://app.test`.
+    fn app() -> OriginPolicy {
+        OriginPolicy::parse("https://app.test")
+    }
+
     #[test]
     fn allowed_origin_is_echoed_never_star() {
-        let policy = OriginPolicy::parse("https://app.test");
-        let headers = response_headers(&policy, "/v1/rooms", Some("https://app.test"));
+        let headers = response_headers(&app(), "/v1/rooms", Some("https://app.test"));
         assert_eq!(
             value(&headers, "access-control-allow-origin"),
             Some("https://app.test")
@@ -95,7 +99,7 @@ mod tests {
 
     #[test]
     fn disallowed_missing_origin_and_other_paths_get_nothing() {
-        let policy = OriginPolicy::parse("https://app.test");
+        let policy = app();
         assert!(response_headers(&policy, "/v1/rooms", Some("https://evil.test")).is_empty());
         assert!(response_headers(&policy, "/v1/rooms", None).is_empty());
         assert!(
@@ -106,8 +110,7 @@ mod tests {
 
     #[test]
     fn preflight_lists_methods_headers_and_max_age() {
-        let policy = OriginPolicy::parse("https://app.test");
-        let headers = preflight_headers(&policy, "/v1/messages", Some("https://app.test"));
+        let headers = preflight_headers(&app(), "/v1/messages", Some("https://app.test"));
         assert_eq!(
             value(&headers, "access-control-allow-methods"),
             Some(ALLOW_METHODS)
@@ -115,7 +118,7 @@ mod tests {
         let allowed = value(&headers, "access-control-allow-headers").unwrap();
         assert!(allowed.contains("authorization") && allowed.contains("content-type"));
         assert_eq!(value(&headers, "access-control-max-age"), Some("600"));
-        let refused = preflight_headers(&policy, "/v1/messages", Some("https://evil.test"));
+        let refused = preflight_headers(&app(), "/v1/messages", Some("https://evil.test"));
         assert_eq!(names(&refused), vec!["vary"]);
     }
 

@@ -130,7 +130,7 @@ pub async fn by_client_id(
     sender_id: &str,
     client_id: &str,
 ) -> worker::Result<Option<DirectMessage>> {
-    let found = query(
+    let found: Vec<Found> = query(
         db,
         format!(
             "SELECT {COLUMNS} FROM direct_messages m WHERE m.sender_id = ?1 AND m.client_id = ?2"
@@ -167,8 +167,12 @@ impl From<Found> for Received {
 }
 
 /// Runs a query that selects [`COLUMNS`] (and optionally `r.read_at`) and attaches every
-/// message's receipts.
-async fn query(db: &D1Database, sql: String, binds: Vec<JsValue>) -> worker::Result<Vec<Found>> {
+/// message's receipts; each message as a [`Found`] or what one becomes ([`Sent`], [`Received`]).
+async fn query<T: From<Found>>(
+    db: &D1Database,
+    sql: String,
+    binds: Vec<JsValue>,
+) -> worker::Result<Vec<T>> {
     let rows: Vec<Row> = db.prepare(sql).bind(&binds)?.all().await?.results()?;
     let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
     let mut receipts = receipts_of(db, &ids).await?;
@@ -178,11 +182,11 @@ async fn query(db: &D1Database, sql: String, binds: Vec<JsValue>) -> worker::Res
             let list = receipts.remove(&row.id).unwrap_or_default();
             let to = list.iter().map(|r| r.user_id.clone()).collect();
             let read_at = row.read_at;
-            Found {
+            T::from(Found {
                 message: row.into_message(to),
                 receipts: list,
                 read_at,
-            }
+            })
         })
         .collect())
 }
@@ -252,11 +256,7 @@ pub async fn sent(
          ORDER BY m.created_at DESC, m.id DESC LIMIT ?2"
     );
     let binds = [vec![text(sender_id), int(limit)], keyset_binds].concat();
-    Ok(query(db, sql, binds)
-        .await?
-        .into_iter()
-        .map(Sent::from)
-        .collect())
+    query(db, sql, binds).await
 }
 
 /// What a receiver has received and not deleted, newest first (optionally unread only).
@@ -279,11 +279,7 @@ pub async fn received(
          ORDER BY r.created_at DESC, r.message_id DESC LIMIT ?2"
     );
     let binds = [vec![text(receiver_id), int(limit)], keyset_binds].concat();
-    Ok(query(db, sql, binds)
-        .await?
-        .into_iter()
-        .map(Received::from)
-        .collect())
+    query(db, sql, binds).await
 }
 
 /// One received message, if the receiver has it and has not deleted it.
@@ -296,8 +292,8 @@ pub async fn received_one(
         "SELECT {COLUMNS}, r.read_at FROM direct_receipts r JOIN direct_messages m ON m.id = r.message_id
          WHERE r.receiver_id = ?1 AND r.message_id = ?2 AND r.deleted_at IS NULL"
     );
-    let found = query(db, sql, vec![text(receiver_id), text(id)]).await?;
-    Ok(found.into_iter().next().map(Received::from))
+    let found: Vec<Received> = query(db, sql, vec![text(receiver_id), text(id)]).await?;
+    Ok(found.into_iter().next())
 }
 
 /// A message newly marked read: who sent it.
@@ -412,19 +408,15 @@ pub async fn delete(
 }
 
 pub async fn unread_count(db: &D1Database, receiver_id: &str) -> worker::Result<i64> {
-    #[derive(Deserialize)]
-    struct Count {
-        unread: i64,
-    }
-    let count: Option<Count> = db
+    let count: Option<i64> = db
         .prepare(
             "SELECT COUNT(*) AS unread FROM direct_receipts
              WHERE receiver_id = ? AND read_at IS NULL AND deleted_at IS NULL",
         )
         .bind(&[text(receiver_id)])?
-        .first(None)
+        .first(Some("unread"))
         .await?;
-    Ok(count.map_or(0, |c| c.unread))
+    Ok(count.unwrap_or(0))
 }
 
 /// Filters of the admin listing; every one optional.
@@ -464,27 +456,17 @@ pub async fn admin_list(
          ORDER BY m.created_at DESC, m.id DESC LIMIT ?5"
     );
     let binds = [filter_binds, keyset_binds].concat();
-    Ok(query(db, sql, binds)
-        .await?
-        .into_iter()
-        .map(Sent::from)
-        .collect())
+    query(db, sql, binds).await
 }
 
 /// When `sender_id` sent message `id` (unix ms), if they did and it is not deleted.
 pub async fn sent_at(db: &D1Database, sender_id: &str, id: &str) -> worker::Result<Option<i64>> {
-    #[derive(Deserialize)]
-    struct Row {
-        created_at: i64,
-    }
-    let row: Option<Row> = db
-        .prepare(
-            "SELECT created_at FROM direct_messages WHERE id = ? AND sender_id = ? AND deleted_at IS NULL",
-        )
-        .bind(&[text(id), text(sender_id)])?
-        .first(None)
-        .await?;
-    Ok(row.map(|row| row.created_at))
+    db.prepare(
+        "SELECT created_at FROM direct_messages WHERE id = ? AND sender_id = ? AND deleted_at IS NULL",
+    )
+    .bind(&[text(id), text(sender_id)])?
+    .first(Some("created_at"))
+    .await
 }
 
 /// Deletes a message for everyone at `now`: its receipts go and its row becomes a tombstone.

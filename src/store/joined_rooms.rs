@@ -11,8 +11,6 @@
 //! `joined_rooms (pid, room, joined_at)` is lazy ([`LazyTable`]): most users never join a room
 //! over Socket.IO. It holds at most [`MAX_PIDS`] recovery ids, the newest.
 
-use serde::Deserialize;
-
 use super::local::{lazy_table, LazyTable, Local};
 
 /// Recovery ids kept per user; older ones (connections long gone) are dropped as new ones join.
@@ -70,15 +68,10 @@ impl<'a> JoinedRooms<'a> {
 
     /// The rooms `pid` had joined.
     pub fn rooms(&self, pid: &str) -> worker::Result<Vec<String>> {
-        #[derive(Deserialize)]
-        struct Row {
-            room: String,
-        }
-        let rows: Vec<Row> = self.local.rows(
+        self.local.column(
             &JOINED_ROOMS,
             "SELECT room FROM joined_rooms WHERE pid = ?",
             vec![pid.into()],
-        )?;
-        Ok(rows.into_iter().map(|row| row.room).collect())
+        )
     }
 }

@@ -145,6 +145,21 @@ impl Local {
         Ok(())
     }
 
+    /// What `use_table` answers when lazy `table` was ever made; `absent` (without a query)
+    /// when not.
+    fn if_made<T>(
+        &self,
+        table: &LazyTable,
+        absent: T,
+        use_table: impl FnOnce() -> worker::Result<T>,
+    ) -> worker::Result<T> {
+        if self.has_table(table)? {
+            use_table()
+        } else {
+            Ok(absent)
+        }
+    }
+
     /// The rows `query` selects from lazy `table`: none when it was never made.
     pub fn rows<T: DeserializeOwned>(
         &self,
@@ -152,10 +167,24 @@ impl Local {
         query: &str,
         bindings: Vec<SqlStorageValue>,
     ) -> worker::Result<Vec<T>> {
-        if !self.has_table(table)? {
-            return Ok(Vec::new());
-        }
-        self.sql.exec(query, bindings)?.to_array()
+        self.if_made(table, Vec::new(), || {
+            self.sql.exec(query, bindings)?.to_array()
+        })
+    }
+
+    /// The values of the one column `query` selects from lazy `table`, row by row
+    /// ([`Local::rows`]).
+    pub fn column<T: DeserializeOwned>(
+        &self,
+        table: &LazyTable,
+        query: &str,
+        bindings: Vec<SqlStorageValue>,
+    ) -> worker::Result<Vec<T>> {
+        let rows: Vec<HashMap<String, T>> = self.rows(table, query, bindings)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| row.into_values().next())
+            .collect())
     }
 
     /// The integer `query` selects from lazy `table` ([`Local::int`]): none when it was never
@@ -166,10 +195,7 @@ impl Local {
         query: &str,
         bindings: Vec<SqlStorageValue>,
     ) -> worker::Result<Option<i64>> {
-        if !self.has_table(table)? {
-            return Ok(None);
-        }
-        self.int(query, bindings)
+        self.if_made(table, None, || self.int(query, bindings))
     }
 
     /// Runs `statement` on lazy `table` if it was ever made (there is nothing to change if not).
@@ -179,10 +205,10 @@ impl Local {
         statement: &str,
         bindings: Vec<SqlStorageValue>,
     ) -> worker::Result<()> {
-        if self.has_table(table)? {
+        self.if_made(table, (), || {
             self.sql.exec(statement, bindings)?;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     pub fn meta(&self, key: &str) -> worker::Result<Option<i64>> {

@@ -315,18 +315,14 @@ impl<'a> NotifyLog<'a> {
     }
 
     pub fn room_level(&self, room_id: &str) -> worker::Result<Level> {
-        #[derive(Deserialize)]
-        struct Row {
-            level: String,
-        }
-        let rows: Vec<Row> = self.local.rows(
+        let levels: Vec<String> = self.local.column(
             &LEVELS,
             "SELECT level FROM room_levels WHERE room_id = ?",
             vec![room_id.into()],
         )?;
-        Ok(rows
+        Ok(levels
             .first()
-            .and_then(|row| Level::parse(&row.level))
+            .and_then(|level| Level::parse(level))
             .unwrap_or_default())
     }
 

@@ -2,7 +2,6 @@
 //! subscriptions themselves live in each user's UserHub, and this table is what makes one
 //! endpoint belong to one user across hubs.
 
-use serde::Deserialize;
 use worker::D1Database;
 
 use super::d1::{int, text};
@@ -14,14 +13,10 @@ pub async fn claim(
     user_id: &str,
     now_ms: i64,
 ) -> worker::Result<Option<String>> {
-    #[derive(Deserialize)]
-    struct Row {
-        user_id: String,
-    }
-    let before: Option<Row> = db
+    let before: Option<String> = db
         .prepare("SELECT user_id FROM push_endpoints WHERE id = ?")
         .bind(&[text(id)])?
-        .first(None)
+        .first(Some("user_id"))
         .await?;
     db.prepare(
         "INSERT INTO push_endpoints (id, user_id, claimed_at) VALUES (?, ?, ?)
@@ -30,9 +25,7 @@ pub async fn claim(
     .bind(&[text(id), text(user_id), int(now_ms)])?
     .run()
     .await?;
-    Ok(before
-        .map(|row| row.user_id)
-        .filter(|before| before != user_id))
+    Ok(before.filter(|before| before != user_id))
 }
 
 /// Forgets endpoints `user_id` held (all of them when `ids` is `None`).

@@ -2,23 +2,16 @@
 //! revocation and read by the Worker for REST calls and room connects (see
 //! `auth::revocation` for the rule and docs/ARCHITECTURE.md for where each copy lives).
 
-use serde::Deserialize;
 use worker::D1Database;
 
 use super::d1::{int, text};
 
 /// The user's cut-off (unix seconds), if they were ever revoked.
 pub async fn cutoff(db: &D1Database, user_id: &str) -> worker::Result<Option<i64>> {
-    #[derive(Deserialize)]
-    struct Row {
-        revoked_before: i64,
-    }
-    let row: Option<Row> = db
-        .prepare("SELECT revoked_before FROM revocations WHERE user_id = ?")
+    db.prepare("SELECT revoked_before FROM revocations WHERE user_id = ?")
         .bind(&[text(user_id)])?
-        .first(None)
-        .await?;
-    Ok(row.map(|row| row.revoked_before))
+        .first(Some("revoked_before"))
+        .await
 }
 
 /// Records a cut-off; an earlier one never replaces a later one.

@@ -149,29 +149,33 @@ impl<'a> RoomLog<'a> {
         Ok(message)
     }
 
-    /// The message a sender (`None`: the system) already sent with this client id.
+    /// The messages `query` (selecting [`MESSAGE_COLUMNS`]) finds, as messages of `room_id`.
+    fn messages(
+        &self,
+        room_id: &str,
+        query: &str,
+        bindings: impl Into<Option<Vec<SqlStorageValue>>>,
+    ) -> worker::Result<Vec<RoomMessage>> {
+        let rows: Vec<MessageRow> = self.sql.exec(query, bindings)?.to_array()?;
+        Ok(rows
+            .into_iter()
+            .map(|row| row.into_message(room_id))
+            .collect())
+    }
+
     /// The message with this id, if the room still keeps it (within its window).
     pub fn by_id(&self, room_id: &str, id: &str) -> worker::Result<Option<RoomMessage>> {
-        let rows: Vec<MessageRow> = self
-            .sql
-            .exec(
-                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?"),
-                vec![id.into()],
-            )?
-            .to_array()?;
-        Ok(rows.into_iter().next().map(|row| row.into_message(room_id)))
+        let query = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?");
+        Ok(self
+            .messages(room_id, &query, vec![id.into()])?
+            .into_iter()
+            .next())
     }
 
     /// The newest message, as it is now (edited or emptied by a recall).
     pub fn newest_message(&self, room_id: &str) -> worker::Result<Option<RoomMessage>> {
-        let rows: Vec<MessageRow> = self
-            .sql
-            .exec(
-                &format!("SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY seq DESC LIMIT 1"),
-                None,
-            )?
-            .to_array()?;
-        Ok(rows.into_iter().next().map(|row| row.into_message(room_id)))
+        let query = format!("SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY seq DESC LIMIT 1");
+        Ok(self.messages(room_id, &query, None)?.into_iter().next())
     }
 
     /// The users the messages after `seq` mention (`data.mentions`, an array of user ids; the
@@ -302,20 +306,18 @@ impl<'a> RoomLog<'a> {
         Ok(entries)
     }
 
+    /// The message a sender (`None`: the system) already sent with this client id.
     pub fn by_client_id(
         &self,
         room_id: &str,
         sender_id: Option<&str>,
         client_id: &str,
     ) -> worker::Result<Option<RoomMessage>> {
-        let rows: Vec<MessageRow> = self
-            .sql
-            .exec(
-                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE COALESCE(sender_id, '') = ? AND client_id = ?"),
-                vec![sender_id.unwrap_or("").into(), client_id.into()],
-            )?
-            .to_array()?;
-        Ok(rows.into_iter().next().map(|row| row.into_message(room_id)))
+        let query = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE COALESCE(sender_id, '') = ? AND client_id = ?"
+        );
+        let bindings = vec![sender_id.unwrap_or("").into(), client_id.into()];
+        Ok(self.messages(room_id, &query, bindings)?.into_iter().next())
     }
 
     /// Messages with `from <= seq <= through`, oldest first, at most `limit`.
@@ -326,17 +328,14 @@ impl<'a> RoomLog<'a> {
         through: i64,
         limit: i64,
     ) -> worker::Result<Vec<RoomMessage>> {
-        let rows: Vec<MessageRow> = self
-            .sql
-            .exec(
-                &format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?"),
-                vec![from.into(), through.into(), limit.into()],
-            )?
-            .to_array()?;
-        Ok(rows
-            .into_iter()
-            .map(|row| row.into_message(room_id))
-            .collect())
+        let query = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?"
+        );
+        self.messages(
+            room_id,
+            &query,
+            vec![from.into(), through.into(), limit.into()],
+        )
     }
 
     pub fn is_member(&self, user_id: &str) -> worker::Result<bool> {
