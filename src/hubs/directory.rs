@@ -30,11 +30,10 @@
 //! the Worker `SHARDS` subrequests and each shard one per listed user; see
 //! docs/ARCHITECTURE.md for where that breaks.
 
-use crate::hubs::common::object::Answer;
 use futures_util::stream::{self, StreamExt};
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
 
-use super::common::object;
+use super::common::object::{self, Answer};
 use super::stubs::directory::{
     BroadcastRequest, DirectoryCall, Registration, ShardPage, ShardReach,
 };

@@ -2,12 +2,12 @@
 //! none, so a hub never wakes for a reason that went away. Each object names its reasons
 //! ([`AlarmPlan`]); an operator's report lists them, and a development route counts the wakes.
 
-use crate::hubs::common::object::Answer;
 use std::cell::Cell;
 
 use serde_json::{json, Value};
 use worker::Storage;
 
+use super::object::Answer;
 use super::sockets::Sockets;
 use crate::store::local::Local;
 

@@ -10,7 +10,6 @@
 //! worked out now from what is stored, with the plan `schedule_alarm` sets (without recording
 //! anything), beside the time set.
 
-use crate::hubs::common::object::Answer;
 use serde_json::{json, Value};
 
 use super::sockets::total_sockets;
@@ -18,6 +17,7 @@ use super::Room;
 use crate::clock::now_ms;
 use crate::config::Limits;
 use crate::hubs::common::alarm::{alarm_view, d1_batches};
+use crate::hubs::common::object::Answer;
 
 impl Room {
     /// `GET /stats`: the room's numbers. What this object stores is read first, in one turn;

@@ -3,12 +3,12 @@
 //! member the room missed, learnt from D1 when they act. D1 owns membership; the room keeps a
 //! mirror and checks it on every acting frame (docs/ARCHITECTURE.md, "Who owns what").
 
-use crate::hubs::common::object::Answer;
 use serde_json::json;
 use worker::Request;
 
 use super::{not_a_member, Room};
 use crate::error::ApiError;
+use crate::hubs::common::object::Answer;
 use crate::hubs::stubs::room::{DisconnectUser, MembersChange};
 use crate::hubs::stubs::user::Disconnected;
 use crate::protocol::ServerFrame;

@@ -4,7 +4,6 @@
 //! `Edit`, `Recall`), by the same code. The table of what arrives, what is stored and what is
 //! sent is the room's (`hubs::room`).
 
-use crate::hubs::common::object::Answer;
 use serde_json::{json, Value};
 use worker::Request;
 
@@ -13,6 +12,7 @@ use crate::clock::now_ms;
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::hubs::common::attachment::SocketInfo;
+use crate::hubs::common::object::Answer;
 use crate::hubs::common::peer::Peer;
 use crate::hubs::stubs::room::{
     Changed, EditRequest, Post, Posted, ReadOutcome, ReadRequest, RecallRequest,

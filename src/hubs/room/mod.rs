@@ -52,7 +52,6 @@ pub mod shard;
 pub mod socketio;
 pub mod sockets;
 
-use crate::hubs::common::object::Answer;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -66,7 +65,7 @@ use super::common::alarm::{alarm_report, Alarm, AlarmPlan};
 use super::common::attachment::SocketInfo;
 use super::common::gate::Gate;
 use super::common::link::{forget_unlinked_shards, Down, Links};
-use super::common::object;
+use super::common::object::{self, Answer};
 use super::common::peer::Peer;
 use super::common::reauth;
 use super::common::replay::{Entry, Replays, Resume, Source};

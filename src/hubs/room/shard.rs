@@ -29,7 +29,6 @@
 //! outgoing socket cannot hibernate), which is the price of its order: see docs/ARCHITECTURE.md,
 //! "Rooms beyond one object".
 
-use crate::hubs::common::object::Answer;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
@@ -49,7 +48,7 @@ use crate::hubs::common::alarm::{Alarm, AlarmPlan};
 use crate::hubs::common::dialect;
 use crate::hubs::common::gate::{Gate, Screened};
 use crate::hubs::common::link::{same_socket, Down, Up};
-use crate::hubs::common::object::{self, upgrade_response};
+use crate::hubs::common::object::{self, upgrade_response, Answer};
 use crate::hubs::common::sockets::Sockets;
 use crate::hubs::stubs::room::room_of;
 use crate::hubs::stubs::shard::{placed_on, ShardCall, ShardCount};

@@ -25,7 +25,6 @@
 //! One user's sockets are all in one place (here, or one shard), so a user's socket cap, the
 //! closes of a removal and presence per user need no coordination between shards.
 
-use crate::hubs::common::object::Answer;
 use serde_json::{json, Value};
 use worker::{Request, WebSocket, WebSocketIncomingMessage};
 
@@ -38,6 +37,7 @@ use crate::hubs::common::attachment::SocketInfo;
 use crate::hubs::common::dialect;
 use crate::hubs::common::link::{Down, LinkInfo, Up};
 use crate::hubs::common::object::upgrade_response;
+use crate::hubs::common::object::Answer;
 use crate::hubs::common::peer::Peer;
 use crate::hubs::stubs::room::{revoked_before_of, RoomPresence};
 use crate::hubs::stubs::shard::{self, Welcome};

@@ -17,13 +17,13 @@
 //! and its keys stay in the hub. The alarm's reasons are worked out now from what is stored,
 //! with the plan `schedule_alarm` sets (without recording anything), beside the time set.
 
-use crate::hubs::common::object::Answer;
 use serde_json::{json, Value};
 use worker::Request;
 
 use super::UserHub;
 use crate::hubs::common::alarm::alarm_view;
 use crate::hubs::common::attachment::SocketInfo;
+use crate::hubs::common::object::Answer;
 use crate::store::notify_log::Subscription;
 use crate::stream::Class;
 

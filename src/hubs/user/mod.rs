@@ -41,7 +41,6 @@ pub mod notifier;
 pub mod relay;
 pub mod socketio;
 
-use crate::hubs::common::object::Answer;
 use serde_json::{json, Value};
 use worker::{
     durable_object, DurableObject, Env, Request, Response, State, WebSocket,
@@ -54,7 +53,7 @@ use super::common::alarm::{Alarm, AlarmPlan};
 use super::common::attachment::SocketInfo;
 use super::common::dialect;
 use super::common::gate::Gate;
-use super::common::object::{self, upgrade_response};
+use super::common::object::{self, upgrade_response, Answer};
 use super::common::peer::Peer;
 use super::common::replay::{Entry, Replays, Resume, Source};
 use super::common::sockets::Sockets;

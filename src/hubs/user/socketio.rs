@@ -14,7 +14,6 @@
 //! A connection's position in its streams lives in memory (`user::namespace`), stamped on every
 //! event as its recovery offset.
 
-use crate::hubs::common::object::Answer;
 use std::rc::Rc;
 
 use serde_json::{json, Value};
@@ -30,7 +29,7 @@ use crate::config::Limits;
 use crate::error::ApiError;
 use crate::hubs::common::attachment::SocketInfo;
 use crate::hubs::common::dialect;
-use crate::hubs::common::object::{self, upgrade_response};
+use crate::hubs::common::object::{self, upgrade_response, Answer};
 use crate::hubs::socketio::{self as shared, Host, Opening, Parts};
 use crate::protocol::{close, code, Reply, RequestId, ServerFrame};
 use crate::socketio::offset::Position;
