@@ -20,6 +20,12 @@
 //   `user.left` to the others when a user's last socket closes.
 // - Room frame `send`: one SQLite insert, `ack {message, duplicate}` to the sender, `message` to
 //   every socket of the room.
+// - Who is online (`GET /internal/v1/online` and broadcasts), which every session pays for: a
+//   user's hub lists itself in its shard of a directory (16 Durable Objects, FNV-1a of the user
+//   id, one SQLite upsert with a stamp) when it accepts a socket and does not know itself listed,
+//   and unlists itself (one SQLite delete) when its last socket closes, as Switchboard's does;
+//   neither call holds up the connect or the close. The last close also stores `last_seen`
+//   (presence's grace period reads it).
 // - Token expiry, in both hubs: every socket the benchmarks hold is under the contract's promise
 //   that it is sent `token.expired` and closed 4001 when its token expires, and on this platform
 //   only an alarm can wake a hibernated object for that. The alarm is kept at the soonest expiry
@@ -31,6 +37,7 @@ const PING = '{"event":"ping"}';
 const PONG = '{"event":"pong"}';
 const LEEWAY_S = 30;
 const HUB_FAN_OUT = 50;
+const DIRECTORY_SHARDS = 16;
 const encoder = new TextEncoder();
 
 function errorResponse(status, code, message) {
@@ -131,6 +138,19 @@ function hubUpgrade(admitted, url, extra = {}) {
   if (admitted.subprotocol) headers['x-subprotocol'] = 'bearer';
   const device = url.searchParams.get('device');
   return new Request(`https://hub/connect${device ? `?device=${encodeURIComponent(device)}` : ''}`, { headers });
+}
+
+/** The directory shard a user is listed in: FNV-1a (32 bits) of the user id. */
+function shardOf(user) {
+  let hash = 0x811c9dc5;
+  for (const byte of encoder.encode(user)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  return hash % DIRECTORY_SHARDS;
+}
+
+/** Lists (`join`) or unlists (`leave`) `user` under `stamp`, without waiting for the answer. */
+function register(env, call, user, stamp) {
+  const stub = env.DIRECTORY.get(env.DIRECTORY.idFromName(`online-${shardOf(user)}`));
+  stub.fetch(`https://directory/${call}`, { method: 'POST', body: JSON.stringify({ user, stamp }) }).catch(() => {});
 }
 
 function internal(request, env) {
@@ -352,8 +372,22 @@ class Hub {
 }
 
 export class UserHub extends Hub {
-  constructor(ctx) {
-    super(ctx, 'CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, event TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL)', 'events');
+  constructor(ctx, env) {
+    super(
+      ctx,
+      `CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, event TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL);
+       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;`,
+      'events',
+    );
+    this.env = env;
+    // Whether this wake of the hub knows itself listed in the directory; a stamp per call.
+    this.listed = false;
+    this.stamp = 0;
+  }
+
+  nextStamp() {
+    this.stamp = Math.max(Date.now(), this.stamp + 1);
+    return this.stamp;
   }
 
   async fetch(request) {
@@ -362,6 +396,10 @@ export class UserHub extends Hub {
       const { ws, client, info } = this.accept(request);
       ws.send(JSON.stringify({ event: 'ready', data: { ...info, seq: this.seq, cursor: null } }));
       await this.planAlarm();
+      if (!this.listed) {
+        this.listed = true;
+        register(this.env, 'join', info.user_id, this.nextStamp());
+      }
       return upgradeResponse(request, client);
     }
     if (path === '/push') {
@@ -382,6 +420,42 @@ export class UserHub extends Hub {
     if (!frame) return sendError(ws, undefined, 'bad_frame', 'send a JSON object with an event');
     if (frame.event === 'ping') return ws.send(PONG);
     sendError(ws, frame.id, 'unknown_event', `unknown event '${frame.event}' on the user socket`);
+  }
+
+  /** After the last socket: `last_seen`, and the hub unlists itself. */
+  async gone(ws) {
+    const user = ws.deserializeAttachment().user_id;
+    await super.gone(ws);
+    if (this.expiryMap().size > 0) return;
+    this.sql.exec(
+      "INSERT INTO meta (key, value) VALUES ('last_seen', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+      Date.now(),
+    );
+    this.listed = false;
+    register(this.env, 'leave', user, this.nextStamp());
+  }
+}
+
+/** One shard of who is online: a row per listed user with the stamp that listed them. */
+export class Directory {
+  constructor(ctx) {
+    this.sql = ctx.storage.sql;
+    this.sql.exec('CREATE TABLE IF NOT EXISTS members (user TEXT PRIMARY KEY, stamp INTEGER NOT NULL) WITHOUT ROWID');
+  }
+
+  async fetch(request) {
+    const path = new URL(request.url).pathname;
+    const { user, stamp } = await request.json();
+    if (path === '/join') {
+      this.sql.exec(
+        'INSERT INTO members (user, stamp) VALUES (?, ?) ON CONFLICT(user) DO UPDATE SET stamp = excluded.stamp WHERE excluded.stamp > members.stamp',
+        user,
+        stamp,
+      );
+    } else {
+      this.sql.exec('DELETE FROM members WHERE user = ? AND stamp <= ?', user, stamp);
+    }
+    return new Response(null, { status: 204 });
   }
 }
 
