@@ -64,7 +64,9 @@ pub fn init(env: &worker::Env) {
     }
 }
 
-fn enabled(level: Level) -> bool {
+/// Whether lines at `level` are written: a caller whose fields cost something to gather (one
+/// per connect or close) asks first.
+pub fn enabled(level: Level) -> bool {
     level <= LEVEL.get().unwrap_or(Level::Info)
 }
 
@@ -105,6 +107,16 @@ pub fn emit(level: Level, event: &str, fields: Value) {
         "{}",
         line(level, event, fields, chrono::Utc::now().timestamp_millis())
     );
+}
+
+/// The level of a request's own line: `debug` when it went as asked, `warn` when part of it
+/// failed (an operator's log is for what went wrong; metrics count the rest).
+pub fn outcome(failed: bool) -> Level {
+    if failed {
+        Level::Warn
+    } else {
+        Level::Debug
+    }
 }
 
 pub fn error(event: &str, fields: Value) {

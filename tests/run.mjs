@@ -58,6 +58,9 @@ async function main() {
     JWT_AUDIENCE: 'switchboard-test',
     INTERNAL_API_TOKEN: randomBytes(24).toString('hex'),
     DEV_MODE: 'true',
+    // Every line the gateway writes, the per-session ones (debug) too: tests/e2e/logs.test.mjs
+    // reads them.
+    LOG_LEVEL: 'debug',
     ALLOWED_ORIGINS: 'https://allowed.test',
     RETENTION_EVENTS: '100',
     RETENTION_DAYS: '0',

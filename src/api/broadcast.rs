@@ -51,16 +51,20 @@ pub async fn broadcast(mut call: Call<'_>) -> Answer {
     let outcomes = directory::broadcast(call.env, &request).await;
     let failed = outcomes.iter().filter(|outcome| outcome.is_err()).count();
     let reached: i64 = outcomes.iter().flatten().map(|reach| reach.devices).sum();
-    crate::log::info(
-        "broadcast",
-        json!({
-            "name": request.event,
-            "bytes": request.data.to_string().len(),
-            "devices": reached,
-            "shards_failed": failed,
-            "ms": crate::clock::now_ms() - started,
-        }),
-    );
+    let level = crate::log::outcome(failed > 0);
+    if crate::log::enabled(level) {
+        crate::log::emit(
+            level,
+            "broadcast",
+            json!({
+                "name": request.event,
+                "bytes": request.data.to_string().len(),
+                "devices": reached,
+                "shards_failed": failed,
+                "ms": crate::clock::now_ms() - started,
+            }),
+        );
+    }
     if failed > 0 {
         return Err(ApiError::new(
             502,

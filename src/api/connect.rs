@@ -41,8 +41,8 @@ pub fn carrier_hint(req: &Request) -> &'static str {
     }
 }
 
-/// Logs and counts a connect: `connect.accepted` (the upgrade answered 101) or
-/// `connect.refused` with the code — an HTTP refusal, or a Socket.IO refusal made in band.
+/// Logs and counts a connect: `connect.accepted` (debug: the upgrade answered 101) or
+/// `connect.refused` (info) with the code — an HTTP refusal, or a Socket.IO refusal made in band.
 pub fn log_outcome(
     kind: &'static str,
     carrier: &'static str,
@@ -60,14 +60,17 @@ pub fn log_outcome(
         Ok(res) => Some((res.status_code(), "engine_error".to_owned())),
         Err(err) => Some((err.status, err.code.to_owned())),
     };
-    let mut fields = json!({"kind": kind, "carrier": carrier, "origin": origin, "ms": elapsed_ms});
+    let fields = || json!({"kind": kind, "carrier": carrier, "origin": origin, "ms": elapsed_ms});
     match refused {
         None => {
             metrics::record(Point::new(Kind::Connect, kind).value(elapsed_ms as f64));
-            crate::log::info("connect.accepted", fields);
+            if crate::log::enabled(crate::log::Level::Debug) {
+                crate::log::debug("connect.accepted", fields());
+            }
         }
         Some((status, code)) => {
             metrics::record(Point::new(Kind::Refusal, &code).value(f64::from(status)));
+            let mut fields = fields();
             fields["status"] = json!(status);
             fields["code"] = json!(code);
             crate::log::info("connect.refused", fields);

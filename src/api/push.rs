@@ -182,7 +182,12 @@ fn observe(
             .count(devices as f64)
             .value(ms as f64),
     );
-    crate::log::info(
+    let level = crate::log::outcome(delivered < users.len());
+    if !crate::log::enabled(level) {
+        return;
+    }
+    crate::log::emit(
+        level,
         "push",
         serde_json::json!({
             "name": request.event,

@@ -138,15 +138,22 @@ pub async fn internal_publish(mut call: Call<'_>, room_id: &str) -> Answer {
     }
     let started = crate::clock::now_ms();
     let answer = post_to_room(call.env, room_id, &post).await;
-    crate::log::info(
-        "publish",
-        json!({
-            "room_id": room_id,
-            "status": answer.as_ref().map_or_else(|err| err.status, Response::status_code),
-            "bytes": post.content.body.len(),
-            "ms": crate::clock::now_ms() - started,
-        }),
-    );
+    let status = answer
+        .as_ref()
+        .map_or_else(|err| err.status, Response::status_code);
+    let level = crate::log::outcome(status >= 500);
+    if crate::log::enabled(level) {
+        crate::log::emit(
+            level,
+            "publish",
+            json!({
+                "room_id": room_id,
+                "status": status,
+                "bytes": post.content.body.len(),
+                "ms": crate::clock::now_ms() - started,
+            }),
+        );
+    }
     answer
 }
 

@@ -82,7 +82,8 @@ impl Local {
     /// do: objects are constructed on every wake from hibernation, and running the whole
     /// `CREATE … IF NOT EXISTS` batch each time was a measurable share of a connect. True when
     /// the storage recorded no version at all (a new object, or one made before versions were
-    /// recorded).
+    /// recorded). Storage without a `meta` table is new (every version of every object made
+    /// `meta` with its first tables), so it has none of the lazy tables to record.
     pub fn migrate(
         &self,
         schema: &str,
@@ -90,15 +91,19 @@ impl Local {
         lazy: &[&LazyTable],
         upgrade: impl FnOnce(&SqlStorage),
     ) -> worker::Result<bool> {
-        // No `meta` table yet reads as no version.
-        let found = self.meta("schema").ok().flatten();
+        let (found, is_new) = match self.meta("schema") {
+            Ok(found) => (found, false),
+            Err(_) => (None, true),
+        };
         if found == Some(version) {
             return Ok(false);
         }
         upgrade(&self.sql);
         self.sql.exec(schema, None)?;
         self.sql.exec(META_SCHEMA, None)?;
-        self.record_existing(lazy)?;
+        if !is_new {
+            self.record_existing(lazy)?;
+        }
         self.set_meta("schema", version)?;
         Ok(found.is_none())
     }

@@ -44,7 +44,9 @@ impl Alarm {
             crate::metrics::Kind::Alarm,
             object,
         ));
-        crate::log::info("alarm", json!({"object": object, "reasons": plan.due(now)}));
+        if crate::log::enabled(crate::log::Level::Debug) {
+            crate::log::debug("alarm", json!({"object": object, "reasons": plan.due(now)}));
+        }
         Ok(())
     }
 

@@ -74,8 +74,9 @@ pub fn upgrade_response(req: &Request, client: WebSocket) -> Answer {
 }
 
 /// The socket events of an object's `DurableObject` impl: a frame goes to the object's own
-/// step for it; a close is logged and answered ([`reciprocate_close`]); then, for a close or an
-/// error, the object's own step for a socket gone. `socket_events!(sockets, on_message,
+/// step for it; a closed or failed socket leaves the roster (its attachment read once:
+/// `Sockets::gone`), a close is logged and answered ([`reciprocate_close`]), and the object's
+/// own step for a socket gone gets what the socket was. `socket_events!(sockets, on_message,
 /// on_socket_gone)` names the object's roster and those steps (paths from `self`).
 macro_rules! socket_events {
     ($($sockets:ident).+, $($message:ident).+, $($gone:ident).+) => {
@@ -94,9 +95,10 @@ macro_rules! socket_events {
             reason: String,
             _was_clean: bool,
         ) -> worker::Result<()> {
-            self.$($sockets).+.log_closed(&ws, code, &reason);
+            let gone = self.$($sockets).+.gone(&ws);
+            self.$($sockets).+.log_closed(gone.as_ref(), code, &reason);
             $crate::hubs::common::object::reciprocate_close(&ws, code);
-            self.$($gone).+(&ws).await
+            self.$($gone).+(&ws, gone).await
         }
 
         async fn websocket_error(
@@ -104,7 +106,8 @@ macro_rules! socket_events {
             ws: worker::WebSocket,
             _error: worker::Error,
         ) -> worker::Result<()> {
-            self.$($gone).+(&ws).await
+            let gone = self.$($sockets).+.gone(&ws);
+            self.$($gone).+(&ws, gone).await
         }
     };
 }

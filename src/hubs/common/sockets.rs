@@ -227,9 +227,12 @@ impl Sockets {
         Ok((pair, info))
     }
 
-    /// `socket.opened` (info): who, which socket, which protocol.
+    /// `socket.opened` (debug): who, which socket, which protocol.
     fn log_opened(&self, info: &SocketInfo) {
-        crate::log::info(
+        if !crate::log::enabled(crate::log::Level::Debug) {
+            return;
+        }
+        crate::log::debug(
             "socket.opened",
             json!({
                 "object": self.object,
@@ -241,10 +244,10 @@ impl Sockets {
         );
     }
 
-    /// `socket.closed` (info) for a socket whose close event arrived: its code and reason as
+    /// `socket.closed` (debug) for a socket whose close event arrived: its code and reason as
     /// the client sent them, and how long it was open. Counted by close code.
-    pub fn log_closed(&self, ws: &WebSocket, code: usize, reason: &str) {
-        let Some(info) = SocketInfo::of(ws) else {
+    pub fn log_closed(&self, gone: Option<&SocketInfo>, code: usize, reason: &str) {
+        let Some(info) = gone else {
             return;
         };
         let seconds = (now_ms() - info.opened_at).max(0) / 1000;
@@ -252,7 +255,10 @@ impl Sockets {
         crate::metrics::record(
             crate::metrics::Point::new(crate::metrics::Kind::Close, &label).value(seconds as f64),
         );
-        crate::log::info(
+        if !crate::log::enabled(crate::log::Level::Debug) {
+            return;
+        }
+        crate::log::debug(
             "socket.closed",
             json!({
                 "object": self.object,
@@ -327,6 +333,7 @@ impl Sockets {
         except_user: Option<&str>,
     ) -> usize {
         let mut packets: Vec<(String, String)> = Vec::new();
+        let shared = dialect::SharedText::new(text);
         self.with(|roster| {
             let mut sent = 0;
             for (ws, info) in open_in(roster) {
@@ -334,9 +341,7 @@ impl Sockets {
                     continue;
                 }
                 match (&info.sio, frame) {
-                    (None, _) => {
-                        let _ = ws.send_with_str(text);
-                    }
+                    (None, _) => shared.send(ws),
                     (Some(session), Some(frame)) => {
                         let (Some(room_id), Some(nsp)) = (&session.room_id, session.main()) else {
                             continue;

@@ -187,7 +187,7 @@ impl Room {
                 .count(entries.len() as f64)
                 .value(behind as f64),
         );
-        crate::log::info(
+        crate::log::debug(
             "d1_copy",
             json!({"room_id": room_id, "entries": entries.len(), "cursors": cursors.len(), "through": through, "behind": behind}),
         );

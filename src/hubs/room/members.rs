@@ -44,7 +44,7 @@ impl Room {
             if let Some(role) = role {
                 data["role"] = json!(role);
             }
-            self.broadcast(&ServerFrame::event(event, data), None);
+            self.broadcast(ServerFrame::event(event, data), None);
         };
         for user in &change.add {
             let joined = !log.is_member(user)?;

@@ -35,7 +35,7 @@ impl Room {
         }
         let posted = self.store(room_id, post.sender, post.content)?;
         if !posted.duplicate {
-            self.broadcast(&message_frame(&posted.message), None);
+            self.broadcast(message_frame(&posted.message), None);
             self.after_append().await?;
             self.copy_to_d1(now_ms()).await?;
         }
@@ -202,7 +202,7 @@ impl Room {
         room_id: &str,
         change: &RoomChange,
     ) -> Result<Changed, ApiError> {
-        self.broadcast(&change_frame(room_id, change), None);
+        self.broadcast(change_frame(room_id, change), None);
         self.after_append().await?;
         self.copy_to_d1(now_ms()).await?;
         Ok(Changed {
@@ -225,7 +225,7 @@ impl Room {
         self.restart_typing(&info.user_id);
         peer.ack(id, json!(posted));
         if !posted.duplicate {
-            self.broadcast(&message_frame(&posted.message), None);
+            self.broadcast(message_frame(&posted.message), None);
             self.after_append().await?;
         }
         Ok(())
@@ -251,7 +251,7 @@ impl Room {
         };
         if forwarded {
             self.broadcast(
-                &ServerFrame::event("typing", json!({"user_id": info.user_id, "active": active})),
+                ServerFrame::event("typing", json!({"user_id": info.user_id, "active": active})),
                 Some(&info.user_id),
             );
         }
@@ -321,7 +321,7 @@ impl Room {
             // each member's read is O(N²) frames for a room that reads along.
             if !self.presence_batched()? {
                 self.broadcast(
-                    &ServerFrame::event("read", json!({"user_id": user_id, "seq": read_seq})),
+                    ServerFrame::event("read", json!({"user_id": user_id, "seq": read_seq})),
                     None,
                 );
             }

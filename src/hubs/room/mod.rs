@@ -4,8 +4,9 @@
 //! what each answer is) and its parts: [`messages`] (stored, edited, recalled, read),
 //! [`members`] (the mirror of D1's membership), [`sockets`] (its sockets, here or on shards,
 //! and presence), [`copy`] (its D1 copy and its notes to absent members), [`socketio`] (a
-//! Socket.IO connection to the room alone), [`inspect`] (an operator's numbers) and [`shard`]
-//! (the objects that hold a large room's sockets beyond its own).
+//! Socket.IO connection to the room alone), [`outbox`] (its fan-out after the storing turn),
+//! [`inspect`] (an operator's numbers) and [`shard`] (the objects that hold a large room's
+//! sockets beyond its own).
 //!
 //! What arrives, what is stored, what is sent:
 //!
@@ -29,8 +30,9 @@
 //! | alarm (only for work due then)       | see `room::copy`                         | `token.expired` + 4001; a large room's `presence.changed` |
 //!
 //! A message is durable here before it is acked or delivered, and sending never yields between
-//! assigning the seq and handing the frame to every socket, so every receiver sees the room's
-//! messages in seq order with no gap. Once delivered, messages and cursors are copied to D1 in
+//! assigning the seq and handing the frame to the shards and the [`outbox`] (which sends it to
+//! the room's own sockets once the turn ends, before any other event), so every receiver sees
+//! the room's messages in seq order with no gap. Once delivered, messages and cursors are copied to D1 in
 //! the same event, or by the alarm once a second while the room is busy; the alarm retries a
 //! failed copy with backoff, and makes one the object did not finish, until D1 has them; nothing
 //! is dropped.
@@ -48,12 +50,14 @@ pub mod copy;
 pub mod inspect;
 pub mod members;
 pub mod messages;
+pub mod outbox;
 pub mod shard;
 pub mod socketio;
 pub mod sockets;
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::Rc;
 
 use serde_json::{json, Value};
 use worker::{
@@ -84,6 +88,7 @@ use crate::store::room_log::{RoomEntry, RoomLog};
 use crate::store::room_shards::RoomShards;
 use crate::stream::{plan_replay, ReplayPlan};
 use crate::typing::Typing;
+use outbox::Outbox;
 
 /// The events a room socket serves (any other is `unknown_event`).
 const EVENTS: &[&str] = &[
@@ -92,7 +97,9 @@ const EVENTS: &[&str] = &[
 
 #[durable_object]
 pub struct Room {
-    sockets: Sockets,
+    sockets: Rc<Sockets>,
+    /// What the room's own sockets get once the turn that stored it ends (`outbox`).
+    outbox: Outbox,
     env: Env,
     local: Local,
     gate: Gate,
@@ -131,8 +138,10 @@ impl DurableObject for Room {
         if let Err(err) = forget_unlinked_shards(&local, &state) {
             crate::log::error("room.shards_failed", json!({"error": err.to_string()}));
         }
+        let sockets = Rc::new(Sockets::new(state, "room"));
         Self {
-            sockets: Sockets::new(state, "room"),
+            outbox: Outbox::new(Rc::clone(&sockets)),
+            sockets,
             env,
             local,
             gate: Gate::default(),
@@ -151,6 +160,7 @@ impl DurableObject for Room {
     }
 
     async fn fetch(&self, req: Request) -> worker::Result<Response> {
+        self.outbox.flush();
         let result = match self.adopt_room_id(&req) {
             Ok(room_id) => match RoomCall::of(&req) {
                 Some(RoomCall::Connect) => self.accept_member(&req, &room_id).await,
@@ -177,6 +187,7 @@ impl DurableObject for Room {
     object::socket_events!(sockets, on_message, on_socket_gone);
 
     async fn alarm(&self) -> worker::Result<Response> {
+        self.outbox.flush();
         let now = now_ms();
         self.alarm
             .fired("room", Some(&self.local), &self.alarm_plan(false)?, now)?;
@@ -207,6 +218,7 @@ impl Room {
         ws: &WebSocket,
         frame: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
+        self.outbox.flush();
         if let Some(link) = self.links.find(&self.sockets, ws) {
             return self.on_link(ws, link, frame).await;
         }
@@ -289,7 +301,7 @@ impl Room {
         let body: Value = crate::http::read_hub_json(&mut req).await?;
         let name = body.get("name").cloned().unwrap_or(Value::Null);
         self.broadcast(
-            &ServerFrame::event("room.updated", json!({"room_id": room_id, "name": name})),
+            ServerFrame::event("room.updated", json!({"room_id": room_id, "name": name})),
             None,
         );
         Ok(crate::http::json(200, &json!({}))?)

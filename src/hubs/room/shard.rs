@@ -45,6 +45,7 @@ use crate::command::Command;
 use crate::config::Limits;
 use crate::error::ApiError;
 use crate::hubs::common::alarm::{Alarm, AlarmPlan};
+use crate::hubs::common::attachment::SocketInfo;
 use crate::hubs::common::dialect;
 use crate::hubs::common::gate::{Gate, Screened};
 use crate::hubs::common::link::{same_socket, Down, Up};
@@ -211,8 +212,12 @@ impl Shard {
         }
     }
 
-    async fn on_socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
-        if let Some(info) = self.sockets.gone(ws) {
+    async fn on_socket_gone(
+        &self,
+        _ws: &WebSocket,
+        gone: Option<SocketInfo>,
+    ) -> worker::Result<()> {
+        if let Some(info) = gone {
             self.gate.forget(&info.conn_id);
             self.report(vec![info.user_id]);
         }

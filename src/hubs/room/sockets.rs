@@ -392,7 +392,7 @@ impl Room {
         self.flush_presence()?;
         let event = if joined { "user.joined" } else { "user.left" };
         self.broadcast(
-            &ServerFrame::event(event, json!({"user_id": user})),
+            ServerFrame::event(event, json!({"user_id": user})),
             Some(user),
         );
         Ok(())
@@ -409,7 +409,7 @@ impl Room {
             "left": changes.left,
             "count": self.users_present()?,
         });
-        self.broadcast(&ServerFrame::event("presence.changed", data), None);
+        self.broadcast(ServerFrame::event("presence.changed", data), None);
         Ok(())
     }
 
@@ -429,18 +429,15 @@ impl Room {
 
     /// Sends a frame to every open socket here and on every shard, except those of
     /// `except_user` (a message skips sockets still paging a resume: their next batch carries
-    /// it).
-    pub(super) fn broadcast(&self, frame: &ServerFrame<'_>, except_user: Option<&str>) {
-        // Rendered once, for this object's sockets and every shard's. Shards first: their
-        // fan-outs then run while this object sends to its own sockets.
+    /// it). Rendered once, for this object's sockets and every shard's; the shards get it now,
+    /// this object's sockets once the turn ends (`outbox`).
+    pub(super) fn broadcast(&self, frame: ServerFrame<'_>, except_user: Option<&str>) {
         let text = frame.to_text();
-        let stream = frame.seq.is_some();
         if self.links.any(&self.sockets) {
-            let delivery = Down::delivery(&text, stream, except_user);
+            let delivery = Down::delivery(&text, frame.seq.is_some(), except_user);
             self.links.send_text_all(&self.sockets, &delivery);
         }
-        self.sockets
-            .fan_out(&text, stream, Some(frame), except_user);
+        self.outbox.push(frame, text, except_user);
     }
 
     /// Closes a user's sockets with 4003, here or on their shard, and tells the others they
@@ -471,12 +468,17 @@ impl Room {
     /// A socket went away: `user.left` when it was the user's last socket of any kind (a
     /// removed member was announced when removed), and the alarm stops waiting for its token's
     /// expiry.
-    pub(super) async fn on_socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
+    pub(super) async fn on_socket_gone(
+        &self,
+        ws: &WebSocket,
+        gone: Option<SocketInfo>,
+    ) -> worker::Result<()> {
+        self.outbox.flush();
         if let Some(link) = self.links.find(&self.sockets, ws) {
             self.on_link_gone(&link).await?;
             return self.schedule_alarm().await;
         }
-        let Some(info) = self.sockets.gone(ws) else {
+        let Some(info) = gone else {
             return self.schedule_alarm().await;
         };
         self.gate.forget(&info.conn_id);

@@ -4,8 +4,14 @@
 //! since it woke — its first socket, and the first accept after each wake — and unlists itself
 //! when its last open socket goes. Stamps are the hub's clock, made strictly increasing within
 //! a wake, so the shard can tell a late leave from a newer join (see the directory's races).
+//!
+//! The join does not hold up the connect: it is sent as the socket is accepted and answered
+//! after the 101 (a connect costs no round trip to the directory). The hub counts itself listed
+//! from the moment it sends, so the accepts that follow send nothing; a join that fails is
+//! logged and forgotten, and the next accept sends another.
 
 use std::cell::Cell;
+use std::rc::Rc;
 
 use worker::Env;
 
@@ -16,12 +22,13 @@ use crate::hubs::stubs::directory::{self, DirectoryCall};
 /// after a wake it is unknown, and the next accept lists the hub again (one subrequest).
 #[derive(Default)]
 pub struct Listing {
-    /// `Some(true)`: a join succeeded since the last leave; `Some(false)`: left, or found empty
-    /// by a broadcast; `None`: unknown (the hub woke since).
+    /// `Some(true)`: a join was sent since the last leave (and has not failed); `Some(false)`:
+    /// left, or found empty by a broadcast; `None`: unknown (the hub woke since, or a join
+    /// failed).
     listed: Cell<Option<bool>>,
     /// The newest stamp handed out: every join and leave gets a later one.
     stamp: Cell<i64>,
-    /// The stamp of the last leave: a join that answers after it does not count as listed.
+    /// The stamp of the last leave: a join that fails after it changes nothing.
     left: Cell<i64>,
 }
 
@@ -32,21 +39,28 @@ impl Listing {
         stamp
     }
 
-    /// A socket of `user` was accepted: list the hub unless it knows it is listed. A failure
-    /// is logged and the connect goes on; the next accept tries again.
-    pub async fn join(&self, env: &Env, user: &str) {
+    /// A socket of `user` was accepted: list the hub unless it knows it is listed, without
+    /// waiting for the directory's answer. A failure is logged; the next accept tries again.
+    pub fn join(self: &Rc<Self>, env: &Env, user: &str) {
         if self.listed.get() == Some(true) {
             return;
         }
         let stamp = self.next_stamp();
-        match directory::register(env, DirectoryCall::Join, user, stamp).await {
-            Ok(()) if stamp > self.left.get() => self.listed.set(Some(true)),
-            Ok(()) => {}
-            Err(err) => crate::log::warn(
+        self.listed.set(Some(true));
+        let (listing, env, user) = (Rc::clone(self), env.clone(), user.to_owned());
+        worker::wasm_bindgen_futures::spawn_local(async move {
+            let Err(err) = directory::register(&env, DirectoryCall::Join, &user, stamp).await
+            else {
+                return;
+            };
+            if listing.left.get() < stamp {
+                listing.listed.set(None);
+            }
+            crate::log::warn(
                 "directory.join_failed",
                 serde_json::json!({"user_id": user, "error": err.to_string()}),
-            ),
-        }
+            );
+        });
     }
 
     /// The last socket of `user` is gone: unlist the hub unless it knows it is not listed.

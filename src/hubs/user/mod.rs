@@ -41,6 +41,8 @@ pub mod notifier;
 pub mod relay;
 pub mod socketio;
 
+use std::rc::Rc;
+
 use serde_json::{json, Value};
 use worker::{
     durable_object, DurableObject, Env, Request, Response, State, WebSocket,
@@ -86,7 +88,7 @@ pub struct UserHub {
     /// Each Socket.IO connection's namespaces, with their room relays (`user::namespace`).
     namespaces: Namespaces,
     /// Whether this hub is listed in its directory shard (`user::listing`).
-    listing: Listing,
+    listing: Rc<Listing>,
 }
 
 impl DurableObject for UserHub {
@@ -102,7 +104,7 @@ impl DurableObject for UserHub {
             alarm: Alarm::new(new_storage),
             replays: Replays::default(),
             namespaces: Namespaces::default(),
-            listing: Listing::default(),
+            listing: Rc::default(),
         }
     }
 
@@ -193,7 +195,7 @@ impl UserHub {
             self.replay(&ws, &info.user_id, since.max(0))?;
         }
         self.schedule_alarm().await?;
-        self.listing.join(&self.env, &info.user_id).await;
+        self.listing.join(&self.env, &info.user_id);
         upgrade_response(req, pair.client)
     }
 
@@ -530,8 +532,11 @@ impl UserHub {
 
     /// A socket closed or failed: forget its rate bucket, note when the last device left, stop
     /// waiting for its token's expiry, and after the last one unlist the hub (`user::listing`).
-    async fn on_socket_gone(&self, ws: &WebSocket) -> worker::Result<()> {
-        let gone = self.sockets.gone(ws);
+    async fn on_socket_gone(
+        &self,
+        _ws: &WebSocket,
+        gone: Option<SocketInfo>,
+    ) -> worker::Result<()> {
         if let Some(gone) = &gone {
             self.gate.forget(&gone.conn_id);
             self.namespaces.forget(&gone.conn_id);

@@ -174,7 +174,7 @@ impl UserHub {
         let carrier = crate::hubs::stubs::carrier_of(req);
         let pair = shared::accept(self, &identity, device, None, carrier)?;
         self.schedule_alarm().await?;
-        self.listing.join(&self.env, &identity.user_id).await;
+        self.listing.join(&self.env, &identity.user_id);
         upgrade_response(req, pair.client)
     }
 
