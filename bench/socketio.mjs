@@ -1,6 +1,6 @@
 // Issue #12: the Socket.IO facade beside the raw protocol, same server, same steps, interleaved.
 //
-//   node bench/socketio.mjs [--runs 3] [--protos raw,sio,sio-room] [--out DIR] [--connect 200] [--conc 20]
+//   node bench/socketio.mjs [--runs 3] [--protos raw,sio,sio-room,sio-auth] [--out DIR] [--connect 200] [--conc 20]
 //     [--users 100] [--rounds 40] [--push-rate 5] [--hold 50] [--members 100] [--messages 40]
 //     [--send-rate 5] [--after-close 30] [--no-pin]
 //
@@ -25,6 +25,8 @@
 //           socket.io connection (opened before the step) emits `room.join` → its ack (the room
 //           relayed through the member's UserHub); sio-room: K socket.io connections to the room
 //           itself (/socket.io/?…&room_id=) → `ready`. (sio-room is sio in every other step.)
+//           sio-auth is sio with the token in `auth` (the CONNECT packet) instead of the query:
+//           the Worker holds the upgrade until that CONNECT and relays every frame after it.
 //   fanout  one member sends S messages at a fixed rate (raw `send`, sio `room.send`); every
 //           member socket (the sender's included) gets each. Latency: scheduled send → receipt.
 //
@@ -51,7 +53,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
-    protos: { type: 'string', default: 'raw,sio,sio-room' },
+    protos: { type: 'string', default: 'raw,sio,sio-room,sio-auth' },
     out: { type: 'string' },
     connect: { type: 'string', default: '200' },
     conc: { type: 'string', default: '20' },
@@ -174,11 +176,12 @@ function rawOpen(server, path, user, timeoutMs = 20_000) {
     ws.on('unexpected-response', (_req, res) => { clearTimeout(timer); reject(new Error(`${user}: HTTP ${res.statusCode}`)); });
   });
 }
-function sioOpen(server, user, timeoutMs = 20_000, room = null) {
+function sioOpen(server, user, timeoutMs = 20_000, room = null, inAuth = false) {
   const t0 = performance.now();
-  const query = room ? { token: token(user), room_id: room } : { token: token(user) };
+  const query = room ? { room_id: room } : {};
+  const carrier = inAuth ? { auth: { token: token(user) } } : { query: { ...query, token: token(user) } };
   const socket = io(server.base, {
-    transports: ['websocket'], forceNew: true, reconnection: false, query,
+    transports: ['websocket'], forceNew: true, reconnection: false, query, ...carrier,
     timeout: timeoutMs, perMessageDeflate: false,
   });
   const client = {
@@ -191,7 +194,9 @@ function sioOpen(server, user, timeoutMs = 20_000, room = null) {
     socket.once('connect_error', (e) => { socket.disconnect(); reject(new Error(`${user}: ${e.message}`)); });
   });
 }
-const openUser = (proto, server, user) => (proto === 'raw' ? rawOpen(server, '/v1/connect', user) : sioOpen(server, user));
+const openUser = (proto, server, user) => (proto === 'raw'
+  ? rawOpen(server, '/v1/connect', user)
+  : sioOpen(server, user, 20_000, null, proto === 'sio-auth'));
 
 function pct(values, p) {
   if (!values.length) return null;
@@ -269,7 +274,7 @@ async function stepRoom(proto, server, tag) {
   const users = Array.from({ length: K }, (_, i) => `f${tag}-${i}`);
   await internal(server, 'POST', '/internal/v1/rooms', { id: room, name: room, owner: users[0], members: users.slice(1) });
   let sio = null;
-  if (proto === 'sio') sio = await pool(K, C, (i) => sioOpen(server, users[i]));
+  if (proto === 'sio' || proto === 'sio-auth') sio = await pool(K, C, (i) => openUser(proto, server, users[i]));
   await settle(server.pid);
   let clients;
   const join = await measured(server, async () => {
@@ -384,15 +389,16 @@ function table(rows) {
     ['fanout', 'cpu_s', `fan-out ${S} msgs × ${K} members: server CPU-s`], ['fanout', 'cpu_us_per', 'fan-out: CPU-µs per delivered message'],
     ['fanout', 'p50_ms', 'fan-out: latency p50 (ms)'], ['fanout', 'p99_ms', 'fan-out: latency p99 (ms)'],
   ];
-  const lines = ['| step, metric | raw: median (runs) | socket.io: median (runs) | socket.io ÷ raw | socket.io, room connection: median (runs) | ÷ raw |', '|---|---|---|---|---|---|'];
+  const lines = ['| step, metric | raw: median (runs) | socket.io: median (runs) | socket.io ÷ raw | socket.io, room connection: median (runs) | ÷ raw | socket.io, token in auth: median (runs) | ÷ raw |', '|---|---|---|---|---|---|---|---|'];
   for (const [step, key, name] of metrics) {
     const cell = (proto) => {
       const xs = rows.filter((r) => r.step === step && r.proto === proto).sort((a, b) => a.run - b.run).map((r) => r[key]);
       return { m: med(xs.filter((x) => x != null)), xs };
     };
-    const a = cell('raw'), b = cell('sio'), c = cell('sio-room');
+    const a = cell('raw'), b = cell('sio'), c = cell('sio-room'), d = cell('sio-auth');
     const ratio = (x) => (a.m && x.m != null ? `${(x.m / a.m).toFixed(2)}×` : '–');
-    lines.push(`| ${name} | ${fmt(a.m)} (${a.xs.map(fmt).join(', ')}) | ${fmt(b.m)} (${b.xs.map(fmt).join(', ')}) | ${ratio(b)} | ${fmt(c.m)} (${c.xs.map(fmt).join(', ')}) | ${ratio(c)} |`);
+    const both = (x) => `${fmt(x.m)} (${x.xs.map(fmt).join(', ')}) | ${ratio(x)}`;
+    lines.push(`| ${name} | ${fmt(a.m)} (${a.xs.map(fmt).join(', ')}) | ${both(b)} | ${both(c)} | ${both(d)} |`);
   }
   const lost = rows.filter((r) => r.expected !== undefined && r.deliveries !== r.expected);
   for (const r of lost) lines.push(`\nrun ${r.run} ${r.proto} ${r.step}: ${r.deliveries} of ${r.expected} delivered`);

@@ -121,6 +121,10 @@ limits! {
     /// admitting them: a refused Socket.IO handshake held to tell the client why. Beyond it the
     /// upgrade is `429 too_many_pending`.
     max_pending_per_address: usize = MAX_PENDING_PER_ADDRESS, 32, [1, 100_000];
+    /// A Socket.IO upgrade without a token waits in the Worker at most this long for the
+    /// CONNECT whose `auth.token` proves the user (socket.io's `connectTimeout`); then it is
+    /// closed 4003 `connect_timeout`.
+    socketio_connect_timeout_ms: u64 = SOCKETIO_CONNECT_TIMEOUT_MS, 10_000, [500, 10_000];
 }
 
 impl Limits {

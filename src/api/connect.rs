@@ -10,6 +10,7 @@ use worker::{Env, Headers, Request, Response};
 
 use super::call::{validation, Answer, Call};
 use crate::auth::token::{self, Carrier, ExtractError, Extracted};
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::{header, query_param};
 use crate::metrics::{self, Kind, Point};
@@ -37,9 +38,13 @@ pub fn carrier_hint(req: &Request) -> &'static str {
         Ok(Carrier::Header) => "header",
         Ok(Carrier::Subprotocol) => "subprotocol",
         Ok(Carrier::Query) => "query",
-        Err(_) => "none",
+        Ok(Carrier::Connect) | Err(_) => "none",
     }
 }
+
+/// Set on the 101 of a Socket.IO upgrade without a token (`api::lobby`): its outcome is not
+/// known until its CONNECT, so the lobby logs it then.
+pub const LOBBY_HEADER: &str = "x-switchboard-lobby";
 
 /// Logs and counts a connect: `connect.accepted` (debug: the upgrade answered 101) or
 /// `connect.refused` (info) with the code — an HTTP refusal, or a Socket.IO refusal made in band.
@@ -50,16 +55,24 @@ pub fn log_outcome(
     result: &Result<Response, ApiError>,
     elapsed_ms: i64,
 ) {
+    let header = |res: &Response, name| res.headers().get(name).ok().flatten();
     let refused = match result {
-        Ok(res) if res.status_code() == 101 => res
-            .headers()
-            .get(REFUSAL_HEADER)
-            .ok()
-            .flatten()
-            .map(|code| (101, code)),
+        Ok(res) if res.status_code() == 101 && header(res, LOBBY_HEADER).is_some() => return,
+        Ok(res) if res.status_code() == 101 => header(res, REFUSAL_HEADER).map(|code| (101, code)),
         Ok(res) => Some((res.status_code(), "engine_error".to_owned())),
         Err(err) => Some((err.status, err.code.to_owned())),
     };
+    log_decided(kind, carrier, origin, refused, elapsed_ms);
+}
+
+/// Logs and counts a connect once decided: admitted, or refused with `(status, code)`.
+pub fn log_decided(
+    kind: &'static str,
+    carrier: &'static str,
+    origin: Option<&str>,
+    refused: Option<(u16, String)>,
+    elapsed_ms: i64,
+) {
     let fields = || json!({"kind": kind, "carrier": carrier, "origin": origin, "ms": elapsed_ms});
     match refused {
         None => {
@@ -132,11 +145,17 @@ pub async fn authenticate(call: &Call<'_>) -> Result<Admitted, ApiError> {
         ),
         ExtractError::Malformed(why) => ApiError::unauthorized("token_malformed", why),
     })?;
+    admit(call.env, config, extracted).await
+}
+
+/// A token that verifies, within the user's connect rate (a Socket.IO CONNECT's token comes
+/// here from `api::lobby`).
+pub async fn admit(env: &Env, config: &Config, extracted: Extracted) -> Result<Admitted, ApiError> {
     let identity = config
         .verifier
         .verify(&extracted.token, chrono::Utc::now())
         .map_err(|err| ApiError::unauthorized(err.code(), err.message()))?;
-    crate::quota::check(call.env, Rate::Connect, &identity.user_id).await?;
+    crate::quota::check(env, Rate::Connect, &identity.user_id).await?;
     Ok(Admitted {
         identity,
         carrier: extracted.carrier,

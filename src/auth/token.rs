@@ -2,7 +2,9 @@
 //!
 //! Native clients send `Authorization: Bearer <jwt>`. Browsers cannot set headers on a
 //! WebSocket, so they offer the subprotocol pair `bearer, <jwt>` (the 101 answer then selects
-//! `bearer`), or put the token in `?token=`. The first carrier found wins, in that order.
+//! `bearer`), or put the token in `?token=`. The first carrier found wins, in that order. A
+//! socket.io client sends its token in `auth` (`io(url, {auth: {token}})`), inside the CONNECT
+//! packet once the socket is open: [`from_connect_auth`] reads it there (`api::lobby`).
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +17,8 @@ pub enum Carrier {
     Header,
     Subprotocol,
     Query,
+    /// `auth.token` in a Socket.IO CONNECT packet.
+    Connect,
 }
 
 impl Carrier {
@@ -24,13 +28,19 @@ impl Carrier {
             Carrier::Header => "header",
             Carrier::Subprotocol => "subprotocol",
             Carrier::Query => "query",
+            Carrier::Connect => "connect",
         }
     }
 
     pub fn parse(name: &str) -> Option<Carrier> {
-        [Carrier::Header, Carrier::Subprotocol, Carrier::Query]
-            .into_iter()
-            .find(|carrier| carrier.as_str() == name)
+        [
+            Carrier::Header,
+            Carrier::Subprotocol,
+            Carrier::Query,
+            Carrier::Connect,
+        ]
+        .into_iter()
+        .find(|carrier| carrier.as_str() == name)
     }
 }
 
@@ -100,6 +110,30 @@ pub fn bearer_from_header(header: &str) -> Result<String, ExtractError> {
     Ok(token.to_owned())
 }
 
+/// The token in a CONNECT packet's `auth`: `{"token": "<jwt>"}` or `{"token": "Bearer <jwt>"}`
+/// (the NestJS habit of sending the header's value).
+pub fn from_connect_auth(auth: Option<&serde_json::Value>) -> Result<String, ExtractError> {
+    let token = match auth.and_then(|auth| auth.get("token")) {
+        None | Some(serde_json::Value::Null) => return Err(ExtractError::Missing),
+        Some(serde_json::Value::String(token)) => token.trim(),
+        Some(_) => return Err(ExtractError::Malformed("auth.token must be a string")),
+    };
+    let token = match token.split_once(' ') {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case(SUBPROTOCOL) => bearer_from_header(token)
+            .map_err(|_| ExtractError::Malformed("auth.token must be '<jwt>' or 'Bearer <jwt>'"))?,
+        Some(_) => {
+            return Err(ExtractError::Malformed(
+                "auth.token must be '<jwt>' or 'Bearer <jwt>'",
+            ))
+        }
+        None if token.is_empty() || token.eq_ignore_ascii_case(SUBPROTOCOL) => {
+            return Err(ExtractError::Malformed("auth.token is empty"));
+        }
+        None => token.to_owned(),
+    };
+    Ok(token)
+}
+
 /// The token that follows `bearer` in a `Sec-WebSocket-Protocol` list, if the list has one.
 fn bearer_from_subprotocols(header: &str) -> Option<String> {
     let mut offered = header.split(',').map(str::trim);
@@ -117,6 +151,39 @@ fn bearer_from_subprotocols(header: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connect_packets_auth_token_with_or_without_bearer() {
+        use serde_json::json;
+        let cases: &[(serde_json::Value, Result<&str, ()>)] = &[
+            (json!({"token": "x.y.z"}), Ok("x.y.z")),
+            (json!({"token": "Bearer x.y.z"}), Ok("x.y.z")),
+            (json!({"token": " bearer  x.y.z "}), Ok("x.y.z")),
+            (json!({"token": ""}), Err(())),
+            (json!({"token": "Bearer"}), Err(())),
+            (json!({"token": "Basic abc"}), Err(())),
+            (json!({"token": "Bearer a b"}), Err(())),
+            (json!({"token": 7}), Err(())),
+        ];
+        for (auth, want) in cases {
+            let got = from_connect_auth(Some(auth));
+            match want {
+                Ok(token) => assert_eq!(got.as_deref(), Ok(*token), "{auth}"),
+                Err(()) => assert!(matches!(got, Err(ExtractError::Malformed(_))), "{auth}"),
+            }
+        }
+        for missing in [
+            None,
+            Some(json!({})),
+            Some(json!({"token": null})),
+            Some(json!("x")),
+        ] {
+            assert_eq!(
+                from_connect_auth(missing.as_ref()),
+                Err(ExtractError::Missing)
+            );
+        }
+    }
 
     #[test]
     fn header_wins() {

@@ -31,7 +31,7 @@ use super::common::gate::{Gate, Screened};
 use super::common::object;
 use super::common::sockets::Sockets;
 use crate::auth::jwt::Identity;
-use crate::auth::token::Carrier;
+use crate::auth::token::{self, Carrier, ExtractError};
 use crate::clock::now_ms;
 use crate::command::Request as ClientRequest;
 use crate::config::{Config, Limits};
@@ -253,9 +253,15 @@ async fn connect(
     }
     let auth = packet.data.as_ref();
     let text = |key: &str| auth.and_then(|a| a.get(key)).and_then(Value::as_str);
-    if let Some(token) = text("token") {
-        let revoked_before = host.revoked_before(&info.user_id)?;
-        super::common::reauth::verify_for(token, &info.user_id, &config, revoked_before)?;
+    match token::from_connect_auth(auth) {
+        Ok(token) => {
+            let revoked_before = host.revoked_before(&info.user_id)?;
+            super::common::reauth::verify_for(&token, &info.user_id, &config, revoked_before)?;
+        }
+        Err(ExtractError::Missing) => {}
+        Err(ExtractError::Malformed(why)) => {
+            return Err(ApiError::unauthorized("token_malformed", why));
+        }
     }
     let Some(session) = info.sio.as_ref() else {
         return Err(ApiError::internal("not a Socket.IO socket"));

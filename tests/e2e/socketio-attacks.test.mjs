@@ -12,6 +12,7 @@ import { WS_BASE, createRoom, http, internal, push, token, uid, until } from './
 const MAX_NAMESPACES = Number(process.env.SB_SOCKETIO_MAX_NAMESPACES);
 const MAX_PENDING = Number(process.env.SB_MAX_PENDING_PER_ADDRESS);
 const BURST = Number(process.env.SB_RATE_LIMIT_BURST);
+const CONNECT_TIMEOUT = Number(process.env.SB_SOCKETIO_CONNECT_TIMEOUT_MS);
 const MAX_FRAME = 64 * 1024;
 
 const opened = new Set();
@@ -208,6 +209,44 @@ test('socketio-attacks: one address holds at most MAX_PENDING_PER_ADDRESS refuse
   }, { what: 'a refused socket let go frees its place' });
   for (const sio of held) sio.ws.close();
   await Promise.all(held.map((sio) => sio.closed));
+});
+
+test('socketio-attacks: an upgrade without a token waits in the Worker: bounded per address, by the frame rate and by SOCKETIO_CONNECT_TIMEOUT_MS', async () => {
+  const held = [];
+  for (let i = 0; i < MAX_PENDING; i++) held.push(await raw({}));
+  const res = await refusedUpgrade({});
+  assert.equal(res.status, 429);
+  assert.equal(res.body.error.code, 'too_many_pending');
+  for (const sio of held) sio.ws.close();
+  await Promise.all(held.map((sio) => sio.closed));
+
+  const flood = await raw({});
+  for (let i = 0; i <= BURST + 5; i++) flood.send('3');
+  assert.equal(await flood.closed, 4008);
+
+  const silent = await raw({});
+  const started = Date.now();
+  assert.equal(await silent.closed, 4003);
+  assert.ok(Date.now() - started >= CONNECT_TIMEOUT - 100, 'closed at the deadline, not before');
+
+  const noToken = await raw({});
+  const refused = await connectNsp(noToken, '/chat', { pid: 'x' });
+  assert.equal(refused.error.message, 'token_missing');
+  noToken.ws.close();
+});
+
+test('socketio-attacks: the token in the first CONNECT proves the connection; another namespace with another user\'s token is refused', async () => {
+  const user = uid();
+  const other = uid();
+  const sio = await raw({});
+  assert.ok((await connectNsp(sio, '/chat', { token: token(user) })).sid);
+  const spoof = await connectNsp(sio, '/admin', { token: `Bearer ${token(other)}` });
+  assert.equal(spoof.error.message, 'forbidden');
+  const pushed = push([user], 'order.shipped', { order: 1 });
+  assert.equal((await pushed).status, 200);
+  const frame = await sio.next((f) => f.startsWith('42/chat,') && f.includes('order.shipped'));
+  assert.match(frame, /"order":1/);
+  sio.ws.close();
 });
 
 test('socketio-attacks: a forced disconnect still ends every namespace with io server disconnect', async () => {

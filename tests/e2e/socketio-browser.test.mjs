@@ -1,9 +1,9 @@
 // Issue #12 in a real browser: the seeds' socket.io client snippet (the tutorial's shape:
 // `io(url + '/chat', …)`, `join-room`, `send-message` with an ack, `new-message`) runs in
-// headless Chromium against the gateway, changed only in the URL and the token's place
-// (`query` instead of `auth`). The seeds' two handlers move to a backend hook: `join-room`
-// remembers the member, `send-message` answers the ack and pushes `new-message` to the room's
-// members through the internal API.
+// headless Chromium against the gateway, changed only in the URL and `transports: ['websocket']`
+// (the token stays in `auth`, as the tutorial puts it). The seeds' two handlers move to a backend
+// hook: `join-room` remembers the member, `send-message` answers the ack and pushes `new-message`
+// to the room's members through the internal API.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,11 +49,11 @@ after(async () => {
   await hook?.close();
 });
 
-/** The seeds' client, as the tutorial writes it; only the URL and `query` (was `auth`) differ. */
+/** The seeds' client, as the tutorial writes it; only the URL and the transports differ. */
 function seedsClient({ url, token, roomId }) {
   window.received = [];
   // eslint-disable-next-line no-undef
-  const socket = io(url + '/chat', { query: { token }, transports: ['websocket'] });
+  const socket = io(url + '/chat', { auth: { token }, transports: ['websocket'] });
   window.socket = socket;
   socket.on('connect', () => {
     socket.emit('join-room', roomId, () => { window.joined = true; });

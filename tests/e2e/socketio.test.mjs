@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
-import { BASE, WS_BASE, createRoom, http, internal, push, token, uid, until } from './helpers.mjs';
+import { BASE, WS_BASE, claims, createRoom, http, internal, push, signHS256, token, uid, until } from './helpers.mjs';
 import { hookServerFromEnv } from './hook-server.mjs';
 
 const PING_INTERVAL = Number(process.env.SB_SOCKETIO_PING_INTERVAL_MS);
@@ -83,6 +83,76 @@ test('socket.io: a refused token is a connect_error naming its code, and the cli
   const socket = client('/', {});
   const [err] = await once(socket, 'connect_error');
   assert.equal(err.message, 'token_missing');
+});
+
+test('socket.io: the token in auth, as apps write it (with or without Bearer): the connection gets pushes, acks, rooms and recovery', async () => {
+  const alice = uid();
+  const bob = uid();
+  const room = await createRoom(alice, [bob]);
+  const a = await connected(client('/chat', {
+    auth: { token: `Bearer ${token(alice)}` },
+    reconnection: true,
+    reconnectionAttempts: 5,
+    reconnectionDelay: 1000,
+  }));
+  const b = await connected(client('/chat', { auth: { token: token(bob) } }));
+  const pushed = once(a, 'order.shipped');
+  const res = await push([alice], 'order.shipped', { order: 9 });
+  assert.equal(res.status, 200, res.text);
+  assert.deepEqual((await pushed)[0], { order: 9 });
+  assert.equal((await a.emitWithAck('room.join', { room_id: room })).room_id, room);
+  await b.emitWithAck('room.join', { room_id: room });
+  const got = collect(b, 'message');
+  for (const body of ['one', 'two']) {
+    assert.equal((await a.emitWithAck('room.send', { room_id: room, body })).message.body, body);
+  }
+  await until(() => got.length === 2, { what: 'two messages through the relay' });
+  assert.deepEqual(got.map(([m]) => m.body), ['one', 'two']);
+  const own = await connected(client('/', { auth: { token: token(bob) }, query: { room_id: room } }));
+  const ownGot = once(own, 'message');
+  await a.emitWithAck('room.send', { room_id: room, body: 'three' });
+  assert.equal((await ownGot)[0].body, 'three', 'a room connection proved by auth is the room\'s own socket');
+  // The hub closes bob's connection (over the frame rate, 4008); the relay hands the close on.
+  const seen = collect(b, 'order.shipped');
+  b.io.reconnection(false);
+  const gone = once(b, 'disconnect');
+  for (let i = 0; i <= BURST + 5; i++) b.emit('ack', { seq: 0 });
+  assert.equal((await gone)[0], 'transport close');
+  const missed = await push([bob], 'order.shipped', { order: 10 });
+  assert.equal(missed.status, 200, missed.text);
+  const back = once(b, 'connect');
+  b.io.reconnection(true);
+  b.connect();
+  await back;
+  assert.equal(b.recovered, true);
+  await until(() => seen.length === 1, { what: 'what bob missed' });
+  assert.deepEqual(seen[0][0], { order: 10 });
+});
+
+test('socket.io: a wrong, expired or revoked token in auth is a connect_error naming its code, and the client stops retrying', async () => {
+  const user = uid();
+  const cases = [
+    [token(user, { ttl: -120 }), 'token_expired'],
+    ['not-a-jwt', 'token_malformed'],
+    ['Basic abc', 'token_malformed'],
+    [signHS256(claims(user), 'another-secret-that-is-long-enough-to-sign-with'), 'token_invalid'],
+  ];
+  for (const [tok, code] of cases) {
+    const socket = client('/chat', { auth: { token: tok } });
+    const [err] = await once(socket, 'connect_error');
+    assert.equal(err.message, code, tok);
+    assert.equal(err.data.code, code);
+    assert.equal(socket.active, false, 'a CONNECT_ERROR stops the reconnection loop');
+  }
+  const tok = token(user);
+  const socket = await connected(client('/chat', { auth: { token: tok } }));
+  const gone = once(socket, 'disconnect');
+  const res = await internal('POST', `/internal/v1/users/${user}/disconnect`, { reason: 'password changed', revoke: true });
+  assert.equal(res.status, 200, res.text);
+  assert.equal((await gone)[0], 'io server disconnect');
+  const again = client('/chat', { auth: { token: tok } });
+  const [err] = await once(again, 'connect_error');
+  assert.equal(err.message, 'token_revoked');
 });
 
 test('socket.io: HTTP long-polling gets the same error as a socket.io server gives an unknown transport', async () => {
