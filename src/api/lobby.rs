@@ -166,14 +166,7 @@ async fn admit(
     };
     let admitted = connect::admit(env, &config, extracted).await?;
     let res = destination.open(env, &admitted).await?;
-    if res.status_code() != 101 {
-        return Err(crate::http::error_of(res).await);
-    }
-    let hub = res
-        .websocket()
-        .ok_or_else(|| ApiError::internal("the hub answered the upgrade without a socket"))?;
-    hub.accept()?;
-    Ok(hub)
+    crate::hubs::stubs::accepted_socket(res).await
 }
 
 /// Relays frames both ways until either side closes: the hub's handshake is dropped and the

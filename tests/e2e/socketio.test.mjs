@@ -47,6 +47,25 @@ function collect(socket, event) {
   return seen;
 }
 
+/**
+ * Has the server kill the connection (more frames of `event` than the socket's burst: 4008) and
+ * resolves with the disconnect reason; the client holds off reconnecting until `reconnect()`.
+ */
+async function killedByTheServer(socket, event, data) {
+  socket.io.reconnection(false);
+  const gone = once(socket, 'disconnect');
+  for (let i = 0; i <= BURST + 5; i++) socket.emit(event, data);
+  return (await gone)[0];
+}
+
+/** Lets a killed client reconnect, and resolves once it is connected again. */
+async function reconnect(socket) {
+  const back = once(socket, 'connect');
+  socket.io.reconnection(true);
+  socket.connect();
+  await back;
+}
+
 test('socket.io: connects with the token in query, the bearer subprotocol or the Authorization header, and gets pushes', async () => {
   const user = uid();
   const carriers = [
@@ -114,16 +133,10 @@ test('socket.io: the token in auth, as apps write it (with or without Bearer): t
   assert.equal((await ownGot)[0].body, 'three', 'a room connection proved by auth is the room\'s own socket');
   // The hub closes bob's connection (over the frame rate, 4008); the relay hands the close on.
   const seen = collect(b, 'order.shipped');
-  b.io.reconnection(false);
-  const gone = once(b, 'disconnect');
-  for (let i = 0; i <= BURST + 5; i++) b.emit('ack', { seq: 0 });
-  assert.equal((await gone)[0], 'transport close');
+  assert.equal(await killedByTheServer(b, 'ack', { seq: 0 }), 'transport close');
   const missed = await push([bob], 'order.shipped', { order: 10 });
   assert.equal(missed.status, 200, missed.text);
-  const back = once(b, 'connect');
-  b.io.reconnection(true);
-  b.connect();
-  await back;
+  await reconnect(b);
   assert.equal(b.recovered, true);
   await until(() => seen.length === 1, { what: 'what bob missed' });
   assert.deepEqual(seen[0][0], { order: 10 });
@@ -220,17 +233,10 @@ test('socket.io: a connection the server kills mid-stream recovers: recovered ==
   await until(() => pushes.length === 3 && messages.length === 2, { what: 'the first events' });
   // The server kills the connection: more frames than the socket's burst closes it with 4008.
   // The client waits to reconnect until the events it will miss exist.
-  socket.io.reconnection(false);
-  const gone = once(socket, 'disconnect');
-  for (let i = 0; i <= BURST + 5; i++) socket.emit('ack', { seq: 0 });
-  const [reason] = await gone;
-  assert.equal(reason, 'transport close');
+  assert.equal(await killedByTheServer(socket, 'ack', { seq: 0 }), 'transport close');
   for (let i = 3; i < 6; i++) await push([alice], 'order.shipped', { i });
   for (let i = 2; i < 4; i++) assert.equal((await bobSend(`r${i}`)).status, 201);
-  const back = once(socket, 'connect');
-  socket.io.reconnection(true);
-  socket.connect();
-  await back;
+  await reconnect(socket);
   assert.equal(socket.recovered, true);
   await until(() => pushes.length === 6 && messages.length === 4, { what: 'the missed events' });
   assert.deepEqual(pushes.map(([d]) => d.i), [0, 1, 2, 3, 4, 5]);
@@ -447,15 +453,9 @@ test('socket.io: a room connection refuses non-members in band, recovers missed 
   const send = (body) => http('POST', `/v1/rooms/${room}/messages`, { tok: token(alice), body: { body } });
   assert.equal((await send('before')).status, 201);
   await until(() => messages.length === 1, { what: 'the first message' });
-  b.io.reconnection(false);
-  const gone = once(b, 'disconnect');
-  for (let i = 0; i <= BURST + 5; i++) b.emit('room.typing', { typing: false });
-  assert.equal((await gone)[0], 'transport close');
+  assert.equal(await killedByTheServer(b, 'room.typing', { typing: false }), 'transport close');
   for (const body of ['missed1', 'missed2']) assert.equal((await send(body)).status, 201);
-  const back = once(b, 'connect');
-  b.io.reconnection(true);
-  b.connect();
-  await back;
+  await reconnect(b);
   assert.equal(b.recovered, true);
   await until(() => messages.length === 3, { what: 'the missed messages' });
   assert.deepEqual(messages.map(([m]) => m.body), ['before', 'missed1', 'missed2']);
