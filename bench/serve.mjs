@@ -1,7 +1,7 @@
 // A production-like local server for measurement: the built bundle (or the platform floor,
 // bench/floor/) served by workerd through Miniflare's API, without `wrangler dev`'s proxy, request
 // logging and file watching. The port given is a direct workerd socket to the Worker (Miniflare's
-// `unsafeDirectSockets`), so not even Miniflare's own entry worker sits in front of it. SQLite-backed Durable Objects USER_HUB/ROOM/DIRECTORY (and ROOM_SHARD for switchboard), a local D1 `DB` with the
+// `unsafeDirectSockets`), so not even Miniflare's own entry worker sits in front of it. SQLite-backed Durable Objects USER_HUB/ROOM/DIRECTORY (and ROOM_SHARD, POLLING for switchboard), a local D1 `DB` with the
 // project's migrations applied, the [vars] of wrangler.toml (each overridable by an environment
 // variable of the same name), the secrets from the environment, and from the environment too the
 // settings wrangler.toml only names in comments (DEV_MODE, VAPID_SUBJECT, NOTIFY_WEBHOOK_URL)
@@ -111,7 +111,9 @@ async function main() {
       USER_HUB: { className: 'UserHub', useSQLite: true },
       ROOM: { className: 'Room', useSQLite: true },
       DIRECTORY: { className: 'Directory', useSQLite: true },
-      ...(args.target === 'switchboard' ? { ROOM_SHARD: { className: 'RoomShard', useSQLite: true } } : {}),
+      ...(args.target === 'switchboard'
+        ? { ROOM_SHARD: { className: 'RoomShard', useSQLite: true }, POLLING: { className: 'PollingSession', useSQLite: true } }
+        : {}),
     },
     d1Databases: { DB: 'switchboard-bench' },
     durableObjectsPersist: join(state, 'do'),

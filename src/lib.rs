@@ -67,8 +67,10 @@ pub async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
     let result = match resolve(req.method().as_ref(), &path) {
         Resolution::Found(route) => {
             // Upgrades are not CORS requests, and a hub's answer has immutable headers.
-            if let Some(kind) = api::connect::kind_of(&route) {
+            if api::connect::is_upgrade(&req) {
                 cors_headers.clear();
+            }
+            if let Some(kind) = api::connect::kind_of(&route, &req) {
                 connect = Some((kind, api::connect::carrier_hint(&req)));
             }
             api::handle(route, req, &env).await

@@ -182,6 +182,7 @@ pub const ROUTES: &[(&str, &str, Build)] = &[
     row!(GET "/dev/rooms/{id}/alarm" => DevRoomAlarm { room_id }),
     row!(GET "/v1/connect" => Connect),
     row!(GET "/socket.io/" => SocketIo),
+    row!(POST "/socket.io/" => SocketIo),
     row!(GET "/v1/presence" => Presence),
     row!(GET "/v1/me" => Me),
     row!(POST "/internal/v1/push" => InternalPush),

@@ -21,14 +21,20 @@ use crate::routes::Route;
 /// code it refused with, for the log and for anyone looking at the handshake.
 pub const REFUSAL_HEADER: &str = "x-switchboard-refusal";
 
-/// Which kind of socket a route opens, if it is a connect route.
-pub fn kind_of(route: &Route) -> Option<&'static str> {
+/// Which kind of socket a request opens, if it is a connect: a connect route's upgrade (a
+/// Socket.IO session's later requests, its polls and its move to a WebSocket, are not).
+pub fn kind_of(route: &Route, req: &Request) -> Option<&'static str> {
     match route {
         Route::Connect => Some("user"),
         Route::RoomConnect { .. } => Some("room"),
-        Route::SocketIo => Some("socketio"),
+        Route::SocketIo if is_upgrade(req) && query_param(req, "sid").is_none() => Some("socketio"),
         _ => None,
     }
+}
+
+/// Whether a request asks for a WebSocket.
+pub fn is_upgrade(req: &Request) -> bool {
+    header(req, "upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 /// How the request carries its token (`header`, `subprotocol`, `query` or `none`), without
@@ -120,8 +126,7 @@ pub struct Admitted {
 /// verifies, the user's connect rate.
 pub async fn authenticate(call: &Call<'_>) -> Result<Admitted, ApiError> {
     let (req, config) = (&call.req, call.config);
-    let is_upgrade = header(req, "upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if !is_upgrade {
+    if !is_upgrade(req) {
         return Err(ApiError::new(
             426,
             "upgrade_required",

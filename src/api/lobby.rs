@@ -23,6 +23,7 @@
 
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
 use worker::{Delay, Env, EventStream, Response, WebSocket, WebSocketPair, WebsocketEvent};
 
 use super::call::{Answer, Call};
@@ -31,13 +32,15 @@ use super::pending::{client_address, Pending};
 use super::refusal::{close_and_let_go, Refusal, Screen, Screened};
 use crate::auth::token::{self, Carrier, ExtractError, Extracted};
 use crate::clock::now_ms;
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::error::ApiError;
 use crate::protocol::{close, echoable_close_code};
-use crate::socketio::{engine, packet::Packet};
+use crate::socketio::engine::{self, Upgrades};
+use crate::socketio::packet::Packet;
 
 /// Where an admitted Socket.IO client's socket goes: the user's hub, or with `room_id` that
 /// room, with the hub's query (`dialect=socketio`, `device`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Destination {
     pub query: String,
     pub room_id: Option<String>,
@@ -61,35 +64,51 @@ pub fn hold(call: &Call<'_>, destination: Destination) -> Answer {
     pair.server.accept()?;
     pair.server.send_with_str(engine::open(
         &uuid::Uuid::new_v4().simple().to_string(),
+        Upgrades::None,
         limits.socketio_ping_interval_ms,
         limits.socketio_ping_timeout_ms,
         limits.max_frame_bytes,
     ))?;
-    let held = Held {
-        env: call.env.clone(),
-        screen: Screen::new(limits.clone(), now_ms()),
-        destination,
-        origin: call.header("origin"),
-        since: now_ms(),
-    };
+    let held = Held::new(call.env, limits, destination, call.header("origin"), None);
     worker::wasm_bindgen_futures::spawn_local(held.wait(pair.server, pending));
     let mut res = Response::from_websocket(pair.client)?;
     res.headers_mut().set(connect::LOBBY_HEADER, "1")?;
     Ok(res)
 }
 
-/// An upgrade waiting for its CONNECT: what it needs to be admitted, and since when it waits.
-struct Held {
+/// A connection waiting for its CONNECT: what it needs to be admitted, and since when it waits.
+pub struct Held {
     env: Env,
     screen: Screen,
     destination: Destination,
     origin: Option<String>,
     since: i64,
+    /// A token the connection's first request carried (a polling handshake's query or
+    /// header): it proves the user in place of the CONNECT's `auth.token`.
+    token: Option<Extracted>,
 }
 
 impl Held {
-    /// Waits for the CONNECT, then relays to the hub, or refuses.
-    async fn wait(mut self, server: WebSocket, pending: Pending) {
+    pub fn new(
+        env: &Env,
+        limits: &Limits,
+        destination: Destination,
+        origin: Option<String>,
+        token: Option<Extracted>,
+    ) -> Self {
+        Self {
+            env: env.clone(),
+            screen: Screen::new(limits.clone(), now_ms()),
+            destination,
+            origin,
+            since: now_ms(),
+            token,
+        }
+    }
+
+    /// Waits on `server` (the client's socket as the lobby holds it) for the CONNECT, then
+    /// relays to the hub, or refuses; `pending` counts it against its address until then.
+    pub async fn wait(mut self, server: WebSocket, pending: Pending) {
         let Ok(mut events) = server.events() else {
             return;
         };
@@ -116,7 +135,8 @@ impl Held {
                 }
             }
         };
-        let admitted = admit(&self.env, &packet, &self.destination).await;
+        let carrier = self.token.as_ref().map_or(Carrier::Connect, |t| t.carrier);
+        let admitted = admit(&self.env, self.token.take(), &packet, &self.destination).await;
         let refused = admitted
             .as_ref()
             .err()
@@ -124,7 +144,7 @@ impl Held {
         let elapsed = now_ms() - self.since;
         connect::log_decided(
             "socketio",
-            Carrier::Connect.as_str(),
+            carrier.as_str(),
             self.origin.as_deref(),
             refused,
             elapsed,
@@ -143,16 +163,28 @@ impl Held {
     }
 }
 
-/// The CONNECT's token verified, counted against the user's connect rate, and the socket
-/// opened in its hub (accepted here, to relay).
+/// The token (the first request's, else the CONNECT's) verified, counted against the user's
+/// connect rate, and the socket opened in its hub (accepted here, to relay).
 async fn admit(
     env: &Env,
+    token: Option<Extracted>,
     packet: &Packet,
     destination: &Destination,
 ) -> Result<WebSocket, ApiError> {
     let config = Config::shared(env).map_err(|problems| {
         ApiError::internal(format!("the gateway is misconfigured: {problems}"))
     })?;
+    let extracted = match token {
+        Some(extracted) => extracted,
+        None => from_connect(packet)?,
+    };
+    let admitted = connect::admit(env, &config, extracted).await?;
+    let res = destination.open(env, &admitted).await?;
+    crate::hubs::stubs::accepted_socket(res).await
+}
+
+/// The token in a CONNECT's `auth`.
+fn from_connect(packet: &Packet) -> Result<Extracted, ApiError> {
     let token = token::from_connect_auth(packet.data.as_ref()).map_err(|err| match err {
         ExtractError::Missing => ApiError::unauthorized(
             "token_missing",
@@ -160,13 +192,10 @@ async fn admit(
         ),
         ExtractError::Malformed(why) => ApiError::unauthorized("token_malformed", why),
     })?;
-    let extracted = Extracted {
+    Ok(Extracted {
         token,
         carrier: Carrier::Connect,
-    };
-    let admitted = connect::admit(env, &config, extracted).await?;
-    let res = destination.open(env, &admitted).await?;
-    crate::hubs::stubs::accepted_socket(res).await
+    })
 }
 
 /// Relays frames both ways until either side closes: the hub's handshake is dropped and the

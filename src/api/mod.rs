@@ -13,6 +13,7 @@ pub mod me;
 pub mod messages;
 pub mod metrics;
 pub mod pending;
+pub mod polling;
 pub mod push;
 pub mod push_subscriptions;
 pub mod refusal;

@@ -14,7 +14,7 @@
 //! client's own terms (`super::refusal`). An upgrade with no token at all is held by the Worker
 //! until its CONNECT packet's `auth.token` proves the user (`super::lobby`).
 
-use worker::{Request, Response, WebSocketPair};
+use worker::{Method, Request, Response, WebSocketPair};
 
 use super::call::{validation, Answer, Call};
 use super::connect;
@@ -25,18 +25,30 @@ use crate::auth::token::{self, Carrier};
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::http::header;
+use crate::hubs::stubs::polling::{self, Opening, PollingCall};
 use crate::socketio::engine;
 
 pub async fn connect(call: Call<'_>) -> Answer {
     if call.query("EIO").as_deref() != Some("4") {
-        return engine_error(engine::UNSUPPORTED_VERSION);
+        return engine_error(400, engine::UNSUPPORTED_VERSION);
     }
     let is_upgrade = call
         .header("upgrade")
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if call.query("transport").as_deref() != Some("websocket") || !is_upgrade {
-        return engine_error(engine::UNKNOWN_TRANSPORT);
+    let sid = call.query("sid");
+    match (call.query("transport").as_deref(), sid, is_upgrade) {
+        (Some("websocket"), None, true) => upgrade(call).await,
+        (Some("websocket"), Some(sid), true) => {
+            polling::forward(call.env, &sid, PollingCall::Upgrade, None).await
+        }
+        (Some("polling"), None, false) if call.req.method() == Method::Get => handshake(call).await,
+        (Some("polling"), Some(sid), false) => session_request(call, &sid).await,
+        _ => engine_error(400, engine::UNKNOWN_TRANSPORT),
     }
+}
+
+/// A WebSocket from the start: admitted here, or held in the lobby without a token.
+async fn upgrade(call: Call<'_>) -> Answer {
     let destination = destination(&call)?;
     match connect::authenticate(&call).await {
         Ok(admitted) => match destination.open(call.env, &admitted).await {
@@ -51,6 +63,79 @@ pub async fn connect(call: Call<'_>) -> Answer {
         Err(err) if err.status == 401 => refuse(&call, err),
         Err(err) => Err(err),
     }
+}
+
+/// A long-polling handshake: a new session in its own object (`api::polling`), which waits
+/// for the CONNECT as the lobby does. A token in the query or `Authorization` is checked then,
+/// in place of the CONNECT's `auth.token`.
+async fn handshake(call: Call<'_>) -> Answer {
+    if !origin_allowed(&call)? {
+        return engine_error(403, engine::FORBIDDEN);
+    }
+    let destination = destination(&call)?;
+    let token = token::extract(
+        call.header("authorization").as_deref(),
+        None,
+        call.query("token").as_deref(),
+    )
+    .ok();
+    let opening = Opening {
+        sid: uuid::Uuid::new_v4().simple().to_string(),
+        query: destination.query,
+        room_id: destination.room_id,
+        token,
+        origin: call.header("origin"),
+        address: client_address(&call.req),
+    };
+    plain(polling::open(call.env, &opening).await?).await
+}
+
+/// A poll or a POST of session `sid`, within `MAX_FRAME_BYTES` when its length is declared.
+async fn session_request(mut call: Call<'_>, sid: &str) -> Answer {
+    if !origin_allowed(&call)? {
+        return engine_error(403, engine::FORBIDDEN);
+    }
+    if !is_sid(sid) {
+        return engine_error(400, engine::SESSION_UNKNOWN);
+    }
+    if call.req.method() == Method::Get {
+        return plain(polling::forward(call.env, sid, PollingCall::Poll, None).await?).await;
+    }
+    let declared = call
+        .header("content-length")
+        .and_then(|length| length.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > call.config.limits.max_frame_bytes) {
+        return engine_error(413, engine::BAD_REQUEST);
+    }
+    let body = call.req.text().await?;
+    plain(polling::forward(call.env, sid, PollingCall::Send, Some(body)).await?).await
+}
+
+/// Whether a page on this Origin may open a session (a request without one is not a browser's).
+fn origin_allowed(call: &Call<'_>) -> Result<bool, ApiError> {
+    let own = call.req.url()?.origin().ascii_serialization();
+    Ok(call
+        .config
+        .origins
+        .allows_from(call.header("origin").as_deref(), &own))
+}
+
+/// Whether `sid` is one this gateway could have issued (32 hex digits), before any object is
+/// addressed by it.
+fn is_sid(sid: &str) -> bool {
+    sid.len() == 32 && sid.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// An object's answer made the Worker's own, so that the entry can add its CORS headers.
+async fn plain(mut res: Response) -> Answer {
+    let status = res.status_code();
+    let content_type = res
+        .headers()
+        .get("content-type")?
+        .unwrap_or_else(|| "text/plain; charset=UTF-8".to_owned());
+    let mut own = Response::ok(res.text().await?)?.with_status(status);
+    own.headers_mut().set("content-type", &content_type)?;
+    Ok(own)
 }
 
 /// Where the client's socket goes: `device` and `room_id` (a connection to one room, the
@@ -68,9 +153,9 @@ fn destination(call: &Call<'_>) -> Result<Destination, ApiError> {
     Ok(Destination { query, room_id })
 }
 
-/// socket.io's own answer to a request it cannot take over HTTP: 400 and a small JSON body.
-fn engine_error(body: &str) -> Answer {
-    let mut res = Response::ok(body)?.with_status(400);
+/// socket.io's own answer to a request it cannot take: the status and a small JSON body.
+fn engine_error(status: u16, body: &str) -> Answer {
+    let mut res = Response::ok(body)?.with_status(status);
     res.headers_mut().set("content-type", "application/json")?;
     Ok(res)
 }
@@ -86,6 +171,7 @@ fn refuse(call: &Call<'_>, err: ApiError) -> Answer {
     let sid = uuid::Uuid::new_v4().simple().to_string();
     server.send_with_str(engine::open(
         &sid,
+        engine::Upgrades::None,
         limits.socketio_ping_interval_ms,
         limits.socketio_ping_timeout_ms,
         limits.max_frame_bytes,

@@ -4,10 +4,13 @@
 //! when the gateway says so. The decision reuses `ALLOWED_ORIGINS` ([`OriginPolicy`]), the same
 //! list that admits browser upgrades, so one setting governs a site's sockets and its REST calls.
 //!
-//! - Only `/v1/` paths answer CORS; `/internal/v1/` is for backends and never does.
+//! - Only `/v1/` paths and `/socket.io/` answer CORS; `/internal/v1/` is for backends and
+//!   never does.
 //! - An allowed origin is echoed back exactly (with `Vary: Origin`), never `*`, so a cached
-//!   answer for one site is never served to another. No `Access-Control-Allow-Credentials`: the
-//!   API authenticates with a bearer token, not cookies.
+//!   answer for one site is never served to another. No `Access-Control-Allow-Credentials` on
+//!   `/v1/`: the API authenticates with a bearer token, not cookies. `/socket.io/` allows
+//!   credentials: a socket.io client with `withCredentials: true` sends its long-polling
+//!   requests with them and reads nothing unless allowed (the gateway itself reads no cookie).
 //! - A disallowed origin, or a request without `Origin`, gets no CORS headers at all.
 //! - A preflight (`OPTIONS`) is answered by the entry before route resolution, so it needs no
 //!   route of its own: 204 with the methods, the headers the API reads and a max-age.
@@ -22,9 +25,12 @@ pub const ALLOW_HEADERS: &str = "authorization, content-type";
 /// How long a browser may cache a preflight answer, in seconds.
 pub const MAX_AGE_SECS: &str = "600";
 
+/// The Socket.IO endpoint, whose long-polling requests are CORS requests from another origin.
+const SOCKET_IO: &str = "/socket.io/";
+
 /// Whether `path` is part of the browser-facing API.
 pub fn applies_to(path: &str) -> bool {
-    path.starts_with("/v1/")
+    path.starts_with("/v1/") || path == SOCKET_IO
 }
 
 /// The headers to add to an answer for `path` requested from `origin`; empty when none.
@@ -34,10 +40,16 @@ pub fn response_headers(
     origin: Option<&str>,
 ) -> Vec<(&'static str, String)> {
     match origin {
-        Some(origin) if applies_to(path) && policy.allows(Some(origin)) => vec![
-            ("access-control-allow-origin", origin.trim().to_string()),
-            ("vary", "Origin".to_string()),
-        ],
+        Some(origin) if applies_to(path) && policy.allows(Some(origin)) => {
+            let mut headers = vec![
+                ("access-control-allow-origin", origin.trim().to_string()),
+                ("vary", "Origin".to_string()),
+            ];
+            if path == SOCKET_IO {
+                headers.push(("access-control-allow-credentials", "true".to_string()));
+            }
+            headers
+        }
         _ => Vec::new(),
     }
 }
@@ -106,6 +118,22 @@ mod tests {
             response_headers(&policy, "/internal/v1/push", Some("https://app.test")).is_empty()
         );
         assert!(response_headers(&policy, "/health", Some("https://app.test")).is_empty());
+    }
+
+    #[test]
+    fn socket_io_polling_allows_credentials_and_the_api_does_not() {
+        let headers = response_headers(&app(), "/socket.io/", Some("https://app.test"));
+        assert_eq!(
+            value(&headers, "access-control-allow-origin"),
+            Some("https://app.test")
+        );
+        assert_eq!(
+            value(&headers, "access-control-allow-credentials"),
+            Some("true")
+        );
+        let api = response_headers(&app(), "/v1/me", Some("https://app.test"));
+        assert_eq!(value(&api, "access-control-allow-credentials"), None);
+        assert!(response_headers(&app(), "/socket.io/", Some("https://evil.test")).is_empty());
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl Carrier {
 /// The subprotocol name that introduces a token in `Sec-WebSocket-Protocol`.
 pub const SUBPROTOCOL: &str = "bearer";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Extracted {
     pub token: String,
     pub carrier: Carrier,

@@ -100,6 +100,7 @@ pub(super) fn accept(
     sockets.enforce_cap(&info.user_id, limits.max_sockets_per_user);
     let _ = pair.server.send_with_str(engine::open(
         &info.conn_id,
+        engine::Upgrades::None,
         limits.socketio_ping_interval_ms,
         limits.socketio_ping_timeout_ms,
         limits.max_frame_bytes,

@@ -2,8 +2,9 @@
 //!
 //! Over a WebSocket every text frame is one packet: a type digit and its payload. The server
 //! opens with `0{"sid",...}`, pings with `2`, and the client answers `3`; `4<text>` carries a
-//! Socket.IO packet; `1` closes. `5` (upgrade) and `6` (noop) belong to HTTP long-polling, which
-//! this gateway does not serve. Binary frames carry Socket.IO attachments, which it refuses.
+//! Socket.IO packet; `1` closes. `5` (upgrade) and `6` (noop) belong to the move from HTTP
+//! long-polling to a WebSocket ([`super::polling`]). Binary frames carry Socket.IO attachments,
+//! which the gateway refuses.
 
 use serde_json::json;
 
@@ -15,6 +16,10 @@ pub const PONG: &str = "3";
 pub const CLOSE: &str = "1";
 /// The prefix of a message packet: a Socket.IO packet follows.
 pub const MESSAGE: char = '4';
+/// The client's last packet over polling before it moves to the WebSocket.
+pub const UPGRADE: &str = "5";
+/// Nothing: ends a held poll that has nothing to carry.
+pub const NOOP: &str = "6";
 
 /// One Engine.IO packet from a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,12 +53,29 @@ pub fn parse(text: &str) -> Result<Packet<'_>, String> {
     }
 }
 
-/// The handshake: the session id, no upgrades (the socket is already a WebSocket), the
-/// heartbeat's timing and the largest packet the server reads.
-pub fn open(sid: &str, ping_interval_ms: u64, ping_timeout_ms: u64, max_payload: usize) -> String {
+/// The transports a session may move to: none on a WebSocket, the WebSocket from polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upgrades {
+    None,
+    WebSocket,
+}
+
+/// The handshake: the session id, the upgrades offered, the heartbeat's timing and the largest
+/// packet the server reads.
+pub fn open(
+    sid: &str,
+    upgrades: Upgrades,
+    ping_interval_ms: u64,
+    ping_timeout_ms: u64,
+    max_payload: usize,
+) -> String {
+    let upgrades: &[&str] = match upgrades {
+        Upgrades::None => &[],
+        Upgrades::WebSocket => &["websocket"],
+    };
     let handshake = json!({
         "sid": sid,
-        "upgrades": [],
+        "upgrades": upgrades,
         "pingInterval": ping_interval_ms,
         "pingTimeout": ping_timeout_ms,
         "maxPayload": max_payload,
@@ -69,9 +91,18 @@ pub fn message(packet: &str) -> String {
     text
 }
 
-/// What a socket.io server answers to a request for a transport it does not serve (HTTP
-/// long-polling here): status 400 and this body.
+/// What a socket.io server answers to a request for a transport it does not serve: status 400
+/// and this body.
 pub const UNKNOWN_TRANSPORT: &str = r#"{"code":0,"message":"Transport unknown"}"#;
+
+/// A request for a session (`sid`) the server does not hold, or that has ended.
+pub const SESSION_UNKNOWN: &str = r#"{"code":1,"message":"Session ID unknown"}"#;
+
+/// A request that breaks the transport's rules (a second held poll, a malformed payload).
+pub const BAD_REQUEST: &str = r#"{"code":3,"message":"Bad request"}"#;
+
+/// A request the server's policy refuses (an Origin not in `ALLOWED_ORIGINS`).
+pub const FORBIDDEN: &str = r#"{"code":4,"message":"Forbidden"}"#;
 
 /// What a socket.io server answers when the `EIO` version is not 4.
 pub const UNSUPPORTED_VERSION: &str = r#"{"code":5,"message":"Unsupported protocol version"}"#;
@@ -94,7 +125,7 @@ mod tests {
 
     #[test]
     fn handshake() {
-        let text = open("abc", 25_000, 20_000, 65_536);
+        let text = open("abc", Upgrades::None, 25_000, 20_000, 65_536);
         assert!(text.starts_with('0'));
         let value: serde_json::Value = serde_json::from_str(&text[1..]).unwrap();
         assert_eq!(value["sid"], "abc");
@@ -103,5 +134,8 @@ mod tests {
         assert_eq!(value["pingTimeout"], 20_000);
         assert_eq!(value["maxPayload"], 65_536);
         assert_eq!(message("2[\"x\"]"), "42[\"x\"]");
+        let polling = open("abc", Upgrades::WebSocket, 25_000, 20_000, 65_536);
+        let value: serde_json::Value = serde_json::from_str(&polling[1..]).unwrap();
+        assert_eq!(value["upgrades"], json!(["websocket"]));
     }
 }

@@ -21,6 +21,7 @@
 pub mod engine;
 pub mod offset;
 pub mod packet;
+pub mod polling;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

@@ -168,8 +168,8 @@ test('socket.io: a wrong, expired or revoked token in auth is a connect_error na
   assert.equal(err.message, 'token_revoked');
 });
 
-test('socket.io: HTTP long-polling gets the same error as a socket.io server gives an unknown transport', async () => {
-  const res = await http('GET', '/socket.io/?EIO=4&transport=polling');
+test('socket.io: an unknown transport or protocol version gets the error a socket.io server gives', async () => {
+  const res = await http('GET', '/socket.io/?EIO=4&transport=flashsocket');
   assert.equal(res.status, 400);
   assert.deepEqual(res.body, { code: 0, message: 'Transport unknown' });
   const old = await http('GET', '/socket.io/?EIO=3&transport=websocket');

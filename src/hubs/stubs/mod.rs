@@ -71,6 +71,7 @@ macro_rules! calls {
 pub type Done = serde::de::IgnoredAny;
 
 pub mod directory;
+pub mod polling;
 pub mod room;
 pub mod shard;
 pub mod user;
