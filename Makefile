@@ -16,7 +16,7 @@ export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: dev test tools browser client build lint unit dry-run e2e bench bench-socketio bench-broadcast bench-notify bench-rooms profile reset
+.PHONY: dev test tools browser venv client build lint unit dry-run e2e bench bench-socketio bench-broadcast bench-notify bench-rooms profile reset
 
 ## dev: build and serve the gateway on 127.0.0.1:$(PORT) with a local D1 and .dev.vars.
 dev: tools .dev.vars
@@ -47,6 +47,15 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
+## venv: .venv with the pinned python-socketio client of the end-to-end tests
+## (tests/python/requirements.txt); made again only when that file changes.
+venv: .venv/.installed
+
+.venv/.installed: tests/python/requirements.txt
+	@[ -x .venv/bin/python ] || python3 -m venv .venv
+	.venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+	@touch $@
+
 .dev.vars:
 	cp .dev.vars.example .dev.vars
 
@@ -72,7 +81,7 @@ unit:
 dry-run:
 	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && wrangler deploy --dry-run --outdir "$$out"
 
-e2e:
+e2e: venv
 	node tests/run.mjs
 
 ## bench: the platform floor vs Switchboard (vs the NestJS peer with BENCH_PEER=1), each served

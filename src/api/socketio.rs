@@ -105,7 +105,7 @@ async fn session_request(mut call: Call<'_>, sid: &str) -> Answer {
         .header("content-length")
         .and_then(|length| length.parse::<usize>().ok());
     if declared.is_some_and(|length| length > call.config.limits.max_frame_bytes) {
-        return engine_error(413, engine::BAD_REQUEST);
+        return plain(polling::forward(call.env, sid, PollingCall::TooLarge, None).await?).await;
     }
     let body = call.req.text().await?;
     plain(polling::forward(call.env, sid, PollingCall::Send, Some(body)).await?).await

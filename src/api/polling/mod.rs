@@ -11,6 +11,7 @@
 //! | `Open` (the handshake)  | the [`Session`]; the lobby waits for its CONNECT (`api::lobby`), counted against the client's address | the open packet, `upgrades: ["websocket"]` |
 //! | `Poll` (a GET)          | held until there is something to carry, at most the ping interval | the packets, or `6`; `400` for a second held GET (the session ends) |
 //! | `Send` (a POST)         | —      | each packet to the lobby (and through it the hub); `413` beyond `MAX_FRAME_BYTES` (the session ends) |
+//! | `TooLarge`              | —      | `413`, the session ends: a POST the Worker refused for its declared length |
 //! | `Upgrade` (a WebSocket) | the socket, after `2probe` / `5` | `3probe`; from then on everything over it |
 //!
 //! Nothing unauthenticated reaches a user's hub: the lobby admits the session at its CONNECT as
@@ -65,6 +66,7 @@ impl DurableObject for PollingSession {
             Some(PollingCall::Poll) => self.poll().await,
             Some(PollingCall::Send) => self.send(&mut req).await,
             Some(PollingCall::Upgrade) => self.upgrade(),
+            Some(PollingCall::TooLarge) => self.too_large(),
             None => Err(ApiError::not_found("no such polling route")),
         };
         result.or_else(|err| Ok(crate::http::error_response(&err)))
@@ -151,15 +153,19 @@ impl PollingSession {
                 res.headers_mut().set("content-type", "text/html")?;
                 Ok(res)
             }
-            Err(PayloadError::TooLarge) => {
-                session.ended_by_client(close::TOO_BIG, "payload too large");
-                engine_answer(413, engine::BAD_REQUEST)
-            }
+            Err(PayloadError::TooLarge) => self.too_large(),
             Err(PayloadError::Empty) => {
                 session.ended_by_client(close::INVALID_PAYLOAD, "bad payload");
                 engine_answer(400, engine::BAD_REQUEST)
             }
         }
+    }
+
+    fn too_large(&self) -> Result<Response, ApiError> {
+        if let Some(session) = self.current() {
+            session.ended_by_client(close::TOO_BIG, "payload too large");
+        }
+        engine_answer(413, engine::BAD_REQUEST)
     }
 
     fn upgrade(&self) -> Result<Response, ApiError> {

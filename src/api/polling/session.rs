@@ -80,9 +80,13 @@ impl Session {
         self.wake();
     }
 
-    /// The other side ended the session (`inner` closed with `code`): the client is told.
+    /// The other side ended the session (`inner` closed with `code`): the client is told,
+    /// unless it ended the session itself.
     pub fn ended_by_server(&self, code: u16, reason: &str) {
         let _ = self.inner.close(Some(code), Some(reason));
+        if self.phase() == Phase::Ended {
+            return;
+        }
         if self.phase() == Phase::Upgraded {
             if let Some(socket) = self.socket.borrow().as_ref() {
                 let _ = socket.close(Some(echoable_close_code(code)), Some(reason));

@@ -19,6 +19,9 @@ calls! {
         Send = Post "/send",
         /// The client's WebSocket, to move the session onto.
         Upgrade = Get "/upgrade",
+        /// A POST the Worker refused for its declared length (over `MAX_FRAME_BYTES`): the
+        /// session ends, as socket.io ends one over its `maxHttpBufferSize`.
+        TooLarge = Post "/too-large",
     }
 }
 
