@@ -51,6 +51,8 @@ async function main() {
   // The Socket.IO tests' backend hook listens here while socketio.test.mjs runs
   // (tests/e2e/hook-server.mjs); test files run one at a time.
   const hookPort = await freePort();
+  // Where tests/e2e/socketio-browser.test.mjs serves a page of another origin than the gateway's.
+  const pagePort = await freePort();
   const env = {
     JWT_SECRET: randomBytes(32).toString('hex'),
     JWT_PUBLIC_KEYS: keys.jwks,
@@ -61,7 +63,7 @@ async function main() {
     // Every line the gateway writes, the per-session ones (debug) too: tests/e2e/logs.test.mjs
     // reads them.
     LOG_LEVEL: 'debug',
-    ALLOWED_ORIGINS: 'https://allowed.test',
+    ALLOWED_ORIGINS: `https://allowed.test,http://localhost:${pagePort}`,
     RETENTION_EVENTS: '100',
     RETENTION_DAYS: '0',
     PRUNE_INTERVAL_SECONDS: '1',
@@ -162,6 +164,7 @@ async function main() {
         SB_MAX_PENDING_PER_ADDRESS: env.MAX_PENDING_PER_ADDRESS,
         SB_SOCKETIO_CONNECT_TIMEOUT_MS: env.SOCKETIO_CONNECT_TIMEOUT_MS,
         SB_HOOK_PORT: String(hookPort),
+        SB_PAGE_PORT: String(pagePort),
         SB_HOOK_SECRET: env.EVENT_HOOK_SECRET,
         SB_HOOK_TIMEOUT_MS: env.EVENT_HOOK_TIMEOUT_MS,
         SB_VAPID_PUBLIC_KEY: env.VAPID_PUBLIC_KEY,

@@ -1,12 +1,14 @@
 // Issue #12 in a real browser: the seeds' socket.io client snippet (the tutorial's shape:
 // `io(url + '/chat', …)`, `join-room`, `send-message` with an ack, `new-message`) runs in
-// headless Chromium against the gateway, changed only in the URL and `transports: ['websocket']`
-// (the token stays in `auth`, as the tutorial puts it). The seeds' two handlers move to a backend
+// headless Chromium against the gateway, changed only in the URL (the token stays in `auth` and
+// the transports are the client's defaults: long-polling, then the WebSocket). The seeds' two handlers move to a backend
 // hook: `join-room` remembers the member, `send-message` answers the ack and pushes `new-message`
 // to the room's members through the internal API.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -49,11 +51,11 @@ after(async () => {
   await hook?.close();
 });
 
-/** The seeds' client, as the tutorial writes it; only the URL and the transports differ. */
+/** The seeds' client, as the tutorial writes it; only the URL differs. */
 function seedsClient({ url, token, roomId }) {
   window.received = [];
   // eslint-disable-next-line no-undef
-  const socket = io(url + '/chat', { auth: { token }, transports: ['websocket'] });
+  const socket = io(url + '/chat', { auth: { token } });
   window.socket = socket;
   socket.on('connect', () => {
     socket.emit('join-room', roomId, () => { window.joined = true; });
@@ -90,6 +92,45 @@ test('socket.io in Chromium: the seeds\' snippet joins, sends with an ack and re
   assert.equal(got.message, 'hello from the browser');
   assert.equal(got.from, alice, 'the hook saw the verified user, not a claim of the page');
   await a.p.waitForFunction(() => window.received.length === 1, null, WAIT);
-  assert.equal(await a.p.evaluate(() => window.socket.io.engine.transport.name), 'websocket');
+  await a.p.waitForFunction(() => window.socket.io.engine.transport.name === 'websocket', null, WAIT);
   assert.deepEqual([...a.errors, ...b.errors], []);
+});
+
+/** A page of another origin than the gateway's (`localhost` against its `127.0.0.1`). */
+async function otherOrigin() {
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end('<!doctype html><title>app</title>');
+  });
+  server.listen(Number(process.env.SB_PAGE_PORT), '127.0.0.1');
+  await once(server, 'listening');
+  return server;
+}
+
+test('socket.io in Chromium: a page on another origin connects with the default transports, credentials or not', async () => {
+  const server = await otherOrigin();
+  try {
+    for (const opts of [{}, { withCredentials: true }, { withCredentials: true, transports: ['polling'] }]) {
+      const user = uid();
+      const ctx = await browser.newContext();
+      const p = await ctx.newPage();
+      await p.goto(`http://localhost:${process.env.SB_PAGE_PORT}/`);
+      await p.addScriptTag({ path: BUNDLE });
+      await p.evaluate(({ url, token, opts }) => {
+        window.pushed = [];
+        // eslint-disable-next-line no-undef
+        window.socket = io(url + '/chat', { auth: { token }, ...opts });
+        window.socket.on('order.shipped', (data) => window.pushed.push(data));
+      }, { url: BASE, token: token(user), opts });
+      await p.waitForFunction(() => window.socket.connected, null, WAIT);
+      const res = await push([user], 'order.shipped', { order: 5 });
+      assert.equal(res.status, 200, res.text);
+      await p.waitForFunction(() => window.pushed.length === 1, null, WAIT);
+      const expected = opts.transports ? 'polling' : 'websocket';
+      await p.waitForFunction((name) => window.socket.io.engine.transport.name === name, expected, WAIT);
+      await ctx.close();
+    }
+  } finally {
+    server.close();
+  }
 });
