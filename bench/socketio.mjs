@@ -1,6 +1,6 @@
 // Issue #12: the Socket.IO facade beside the raw protocol, same server, same steps, interleaved.
 //
-//   node bench/socketio.mjs [--runs 3] [--protos raw,sio,sio-room,sio-auth] [--out DIR] [--connect 200] [--conc 20]
+//   node bench/socketio.mjs [--runs 3] [--protos raw,sio,sio-room,sio-auth,sio-poll] [--out DIR] [--connect 200] [--conc 20]
 //     [--users 100] [--rounds 40] [--push-rate 5] [--hold 50] [--members 100] [--messages 40]
 //     [--send-rate 5] [--after-close 30] [--no-pin]
 //
@@ -26,7 +26,9 @@
 //           relayed through the member's UserHub); sio-room: K socket.io connections to the room
 //           itself (/socket.io/?…&room_id=) → `ready`. (sio-room is sio in every other step.)
 //           sio-auth is sio with the token in `auth` (the CONNECT packet) instead of the query:
-//           the Worker holds the upgrade until that CONNECT and relays every frame after it.
+//           the Worker holds the upgrade until that CONNECT (every socket.io connection is
+//           relayed by the Worker, which keeps its heartbeat). sio-poll is sio-auth on HTTP
+//           long-polling alone (`transports: ['polling']`): each session in its own object.
 //   fanout  one member sends S messages at a fixed rate (raw `send`, sio `room.send`); every
 //           member socket (the sender's included) gets each. Latency: scheduled send → receipt.
 //
@@ -53,7 +55,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
-    protos: { type: 'string', default: 'raw,sio,sio-room,sio-auth' },
+    protos: { type: 'string', default: 'raw,sio,sio-room,sio-auth,sio-poll' },
     out: { type: 'string' },
     connect: { type: 'string', default: '200' },
     conc: { type: 'string', default: '20' },
@@ -176,12 +178,12 @@ function rawOpen(server, path, user, timeoutMs = 20_000) {
     ws.on('unexpected-response', (_req, res) => { clearTimeout(timer); reject(new Error(`${user}: HTTP ${res.statusCode}`)); });
   });
 }
-function sioOpen(server, user, timeoutMs = 20_000, room = null, inAuth = false) {
+function sioOpen(server, user, timeoutMs = 20_000, room = null, inAuth = false, transport = 'websocket') {
   const t0 = performance.now();
   const query = room ? { room_id: room } : {};
   const carrier = inAuth ? { auth: { token: token(user) } } : { query: { ...query, token: token(user) } };
   const socket = io(server.base, {
-    transports: ['websocket'], forceNew: true, reconnection: false, query, ...carrier,
+    transports: [transport], forceNew: true, reconnection: false, query, ...carrier,
     timeout: timeoutMs, perMessageDeflate: false,
   });
   const client = {
@@ -196,7 +198,7 @@ function sioOpen(server, user, timeoutMs = 20_000, room = null, inAuth = false) 
 }
 const openUser = (proto, server, user) => (proto === 'raw'
   ? rawOpen(server, '/v1/connect', user)
-  : sioOpen(server, user, 20_000, null, proto === 'sio-auth'));
+  : sioOpen(server, user, 20_000, null, proto === 'sio-auth' || proto === 'sio-poll', proto === 'sio-poll' ? 'polling' : 'websocket'));
 
 function pct(values, p) {
   if (!values.length) return null;
@@ -274,7 +276,7 @@ async function stepRoom(proto, server, tag) {
   const users = Array.from({ length: K }, (_, i) => `f${tag}-${i}`);
   await internal(server, 'POST', '/internal/v1/rooms', { id: room, name: room, owner: users[0], members: users.slice(1) });
   let sio = null;
-  if (proto === 'sio' || proto === 'sio-auth') sio = await pool(K, C, (i) => openUser(proto, server, users[i]));
+  if (proto !== 'raw' && proto !== 'sio-room') sio = await pool(K, C, (i) => openUser(proto, server, users[i]));
   await settle(server.pid);
   let clients;
   const join = await measured(server, async () => {
@@ -389,16 +391,21 @@ function table(rows) {
     ['fanout', 'cpu_s', `fan-out ${S} msgs × ${K} members: server CPU-s`], ['fanout', 'cpu_us_per', 'fan-out: CPU-µs per delivered message'],
     ['fanout', 'p50_ms', 'fan-out: latency p50 (ms)'], ['fanout', 'p99_ms', 'fan-out: latency p99 (ms)'],
   ];
-  const lines = ['| step, metric | raw: median (runs) | socket.io: median (runs) | socket.io ÷ raw | socket.io, room connection: median (runs) | ÷ raw | socket.io, token in auth: median (runs) | ÷ raw |', '|---|---|---|---|---|---|---|---|'];
+  const LABELS = { sio: 'socket.io', 'sio-room': 'socket.io, room connection', 'sio-auth': 'socket.io, token in auth', 'sio-poll': 'socket.io, long-polling' };
+  const others = PROTOS.filter((p) => p !== 'raw');
+  const lines = [
+    `| step, metric | raw: median (runs) | ${others.map((p) => `${LABELS[p]}: median (runs) | ÷ raw`).join(' | ')} |`,
+    `|---|---|${others.map(() => '---|---').join('|')}|`,
+  ];
   for (const [step, key, name] of metrics) {
     const cell = (proto) => {
       const xs = rows.filter((r) => r.step === step && r.proto === proto).sort((a, b) => a.run - b.run).map((r) => r[key]);
       return { m: med(xs.filter((x) => x != null)), xs };
     };
-    const a = cell('raw'), b = cell('sio'), c = cell('sio-room'), d = cell('sio-auth');
+    const a = cell('raw');
     const ratio = (x) => (a.m && x.m != null ? `${(x.m / a.m).toFixed(2)}×` : '–');
     const both = (x) => `${fmt(x.m)} (${x.xs.map(fmt).join(', ')}) | ${ratio(x)}`;
-    lines.push(`| ${name} | ${fmt(a.m)} (${a.xs.map(fmt).join(', ')}) | ${both(b)} | ${both(c)} | ${both(d)} |`);
+    lines.push(`| ${name} | ${fmt(a.m)} (${a.xs.map(fmt).join(', ')}) | ${others.map((p) => both(cell(p))).join(' | ')} |`);
   }
   const lost = rows.filter((r) => r.expected !== undefined && r.deliveries !== r.expected);
   for (const r of lost) lines.push(`\nrun ${r.run} ${r.proto} ${r.step}: ${r.deliveries} of ${r.expected} delivered`);

@@ -108,8 +108,8 @@ limits! {
     /// A sender may recall (delete for everyone) a room or direct message this long after
     /// sending it; room owners and admins may delete any room message at any time.
     recall_window_secs: i64 = RECALL_WINDOW_SECONDS, 900, [0, 30 * 24 * 3600];
-    /// Socket.IO connections: the server pings every this many ms (one alarm wake per hub and
-    /// one pong wake per connection each time: docs/ARCHITECTURE.md)...
+    /// Socket.IO connections: the relay in front of the hub pings every this many ms (the hub
+    /// never wakes for it: docs/ARCHITECTURE.md)...
     socketio_ping_interval_ms: u64 = SOCKETIO_PING_INTERVAL_MS, 25_000, [1000, 600_000];
     /// ...and a client that has not answered for the interval plus this long is closed; the
     /// client gives the server as long before it reconnects.

@@ -1,4 +1,13 @@
-//! A Socket.IO upgrade without a token: the Worker holds it until its CONNECT proves the user.
+//! The Worker in front of every Socket.IO connection: the Engine.IO session and the relay to
+//! the hub, and the lobby where a connection without a token waits for its CONNECT.
+//!
+//! Every Socket.IO connection reaches its hub through a relay ([`relayed`] for a token on the
+//! upgrade, [`Held`] for one without, `api::polling` for long-polling): the relay opens the
+//! Engine.IO session, keeps its heartbeat (a ping every `SOCKETIO_PING_INTERVAL_MS`; the
+//! client's pongs stop here), and hands every other frame and each close on. So an idle
+//! connection costs its hub nothing: the hub sleeps (hibernates) until a frame or an event
+//! needs it, as it does for a raw socket whose client pings. The price is a relay turn per
+//! frame.
 //!
 //! socket.io-client sends `auth` (`io(url, {auth: {token}})`) in its CONNECT packet, once the
 //! WebSocket is open, so that token cannot be checked before the upgrade. Nothing
@@ -9,12 +18,9 @@
 //! for a CONNECT whose `auth.token`, with or without `Bearer `, verifies.
 //!
 //! Then the user's socket opens in their UserHub (or the room, with `room_id`) exactly as with
-//! a token on the upgrade (the carrier is `connect`), and the Worker relays frames both ways for
-//! the life of the connection: the hub's own Engine.IO handshake is dropped (the client has the
-//! Worker's), the CONNECT is the hub's first frame, and a close on either side closes the other
-//! with its code. The relay costs a Worker turn per frame and keeps the connection in the
-//! Worker (it does not hibernate there; the hub behind it does): a token on the upgrade stays
-//! the fast path.
+//! a token on the upgrade (the carrier is `connect`) and is relayed the same way, the CONNECT
+//! its hub's first frame. A token on the upgrade stays the fast path to connect: nothing waits
+//! for the CONNECT.
 //!
 //! A CONNECT without a token, or whose token does not verify, or that the hub refuses (revoked,
 //! over the connect rate or the socket cap, not a member) is answered CONNECT_ERROR with the
@@ -35,7 +41,7 @@ use crate::clock::now_ms;
 use crate::config::{Config, Limits};
 use crate::error::ApiError;
 use crate::protocol::{close, echoable_close_code};
-use crate::socketio::engine::{self, Upgrades};
+use crate::socketio::engine::{self, Heartbeat, Upgrades};
 use crate::socketio::packet::Packet;
 
 /// Where an admitted Socket.IO client's socket goes: the user's hub, or with `room_id` that
@@ -152,7 +158,8 @@ impl Held {
         match admitted {
             Ok(hub) => {
                 drop(pending);
-                relay(&server, &mut events, &hub, text).await;
+                let limits = self.screen.limits().clone();
+                relay(&server, &mut events, &hub, Some(text), &limits).await;
             }
             Err(err) => {
                 let mut refusal = Refusal::new(err, self.screen);
@@ -198,35 +205,110 @@ fn from_connect(packet: &Packet) -> Result<Extracted, ApiError> {
     })
 }
 
-/// Relays frames both ways until either side closes: the hub's handshake is dropped and the
-/// client's CONNECT (`connect`) is the hub's first frame.
+/// A client admitted with its token on the upgrade: its socket in the hub is `hub`; the Worker
+/// opens the Engine.IO session and relays.
+pub fn relayed(limits: &Limits, hub: WebSocket, subprotocol: bool) -> Answer {
+    let pair = WebSocketPair::new()?;
+    pair.server.accept()?;
+    pair.server.send_with_str(engine::open(
+        &uuid::Uuid::new_v4().simple().to_string(),
+        Upgrades::None,
+        limits.socketio_ping_interval_ms,
+        limits.socketio_ping_timeout_ms,
+        limits.max_frame_bytes,
+    ))?;
+    let limits = limits.clone();
+    let server = pair.server;
+    worker::wasm_bindgen_futures::spawn_local(async move {
+        if let Ok(mut events) = server.events() {
+            relay(&server, &mut events, &hub, None, &limits).await;
+        }
+    });
+    let mut res = Response::from_websocket(pair.client)?;
+    if subprotocol {
+        res.headers_mut()
+            .set("sec-websocket-protocol", token::SUBPROTOCOL)?;
+    }
+    Ok(res)
+}
+
+/// Relays frames both ways until either side closes (`first`, when given, is the hub's first
+/// frame: the lobby's CONNECT), and keeps the Engine.IO heartbeat with the client itself: a
+/// ping every interval, the client's pongs kept here, a client silent for the interval plus
+/// the timeout closed (1000 `ping timeout`). So an idle connection never wakes its hub.
 async fn relay(
     client: &WebSocket,
     from_client: &mut EventStream<'_>,
     hub: &WebSocket,
-    connect: String,
+    first: Option<String>,
+    limits: &Limits,
 ) {
     let Ok(mut from_hub) = hub.events() else {
         let _ = client.close(Some(close::SERVICE_RESTART), Some("hub unreachable"));
         return;
     };
-    if !matches!(from_hub.next().await, Some(Ok(WebsocketEvent::Message(_)))) {
+    if first.is_some_and(|first| hub.send_with_str(first).is_err()) {
         let _ = client.close(Some(close::SERVICE_RESTART), Some("hub unreachable"));
         return;
     }
-    if hub.send_with_str(connect).is_err() {
-        let _ = client.close(Some(close::SERVICE_RESTART), Some("hub unreachable"));
-        return;
-    }
+    let mut heartbeat = Heartbeat::new(
+        limits.socketio_ping_interval_ms,
+        limits.socketio_ping_timeout_ms,
+        now_ms(),
+    );
+    let mut tick = Box::pin(Delay::from(heartbeat.interval()));
     loop {
-        let open = match select(from_client.next(), from_hub.next()).await {
-            Either::Left((event, _)) => pass(event, hub),
-            Either::Right((event, _)) => pass(event, client),
+        let open = match select(select(from_client.next(), from_hub.next()), tick).await {
+            Either::Left((Either::Left((event, _)), rest)) => {
+                tick = rest;
+                from_the_client(event, client, hub, &mut heartbeat)
+            }
+            Either::Left((Either::Right((event, _)), rest)) => {
+                tick = rest;
+                pass(event, client)
+            }
+            Either::Right(_) => {
+                tick = Box::pin(Delay::from(heartbeat.interval()));
+                ping(client, hub, &heartbeat)
+            }
         };
         if !open {
             return;
         }
     }
+}
+
+/// A client's event: its heartbeat answered here, anything else handed to the hub.
+fn from_the_client(
+    event: Option<worker::Result<WebsocketEvent>>,
+    client: &WebSocket,
+    hub: &WebSocket,
+    heartbeat: &mut Heartbeat,
+) -> bool {
+    if let Some(Ok(WebsocketEvent::Message(message))) = &event {
+        match message.text().as_deref().map(engine::parse) {
+            Some(Ok(engine::Packet::Pong(_))) => {
+                heartbeat.pong(now_ms());
+                return true;
+            }
+            Some(Ok(engine::Packet::Ping(payload))) => {
+                let _ = client.send_with_str(format!("{}{payload}", engine::PONG));
+                return true;
+            }
+            _ => {}
+        }
+    }
+    pass(event, hub)
+}
+
+/// The heartbeat's turn: a ping, or both sides closed when the client stopped answering.
+fn ping(client: &WebSocket, hub: &WebSocket, heartbeat: &Heartbeat) -> bool {
+    if heartbeat.is_dead(now_ms()) {
+        let _ = client.close(Some(close::NORMAL), Some("ping timeout"));
+        let _ = hub.close(Some(close::NORMAL), Some("ping timeout"));
+        return false;
+    }
+    client.send_with_str(engine::PING).is_ok()
 }
 
 /// Hands one event on to `to`: a frame as it came, a close with its code (false once either

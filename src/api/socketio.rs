@@ -1,13 +1,14 @@
-//! `GET /socket.io/`: a Socket.IO client's upgrade.
+//! `/socket.io/`: a Socket.IO client's upgrade, or its long-polling requests.
 //!
-//! The same checks as `GET /v1/connect` run before any Durable Object is addressed: a
-//! WebSocket upgrade on Engine.IO 4 (else 400 with socket.io's own `Transport unknown` or
-//! `Unsupported protocol version` body, which is also what HTTP long-polling, the client's
-//! default first transport, gets), an allowed Origin (else 403), a token that verifies, the
+//! The same checks as `GET /v1/connect` run before any Durable Object is addressed: Engine.IO
+//! 4 on a known transport (else 400 with socket.io's own `Transport unknown` or `Unsupported
+//! protocol version` body), an allowed Origin (else 403), a token that verifies, the
 //! connect rate (else a plain `429 rate_limited`: the client's reconnection backs off and tries
 //! again, which is what a rate asks of it). An admitted client's socket goes to the user's
 //! UserHub, or with `room_id` in the query to that Room, as the room's own socket (a member's
-//! only, like a room socket).
+//! only, like a room socket), and the Worker relays it (`super::lobby`: it keeps the Engine.IO
+//! heartbeat, so an idle connection never wakes its hub). HTTP long-polling (the client's
+//! default first transport) is served by a session object per `sid` (`super::polling`).
 //!
 //! A refused token is different: an HTTP 401 would reach a socket.io client as a bare
 //! `websocket error` it retries forever, so the Worker accepts the socket only to refuse in the
@@ -47,20 +48,23 @@ pub async fn connect(call: Call<'_>) -> Answer {
     }
 }
 
-/// A WebSocket from the start: admitted here, or held in the lobby without a token.
+/// A WebSocket from the start: admitted here and relayed to its hub, or held in the lobby
+/// without a token.
 async fn upgrade(call: Call<'_>) -> Answer {
     let destination = destination(&call)?;
-    match connect::authenticate(&call).await {
-        Ok(admitted) => match destination.open(call.env, &admitted).await {
-            Ok(res) if matches!(res.status_code(), 401 | 403 | 404 | 429) => {
-                refuse(&call, crate::http::error_of(res).await)
-            }
-            Ok(res) => Ok(res),
-            Err(err) if matches!(err.status, 400 | 401 | 403 | 404 | 429) => refuse(&call, err),
-            Err(err) => Err(err),
-        },
-        Err(err) if err.code == "token_missing" => lobby::hold(&call, destination),
-        Err(err) if err.status == 401 => refuse(&call, err),
+    let admitted = match connect::authenticate(&call).await {
+        Ok(admitted) => admitted,
+        Err(err) if err.code == "token_missing" => return lobby::hold(&call, destination),
+        Err(err) if err.status == 401 => return refuse(&call, err),
+        Err(err) => return Err(err),
+    };
+    let hub = match destination.open(call.env, &admitted).await {
+        Ok(res) => crate::hubs::stubs::accepted_socket(res).await,
+        Err(err) => Err(err),
+    };
+    match hub {
+        Ok(hub) => lobby::relayed(&call.config.limits, hub, admitted.subprotocol()),
+        Err(err) if matches!(err.status, 400 | 401 | 403 | 404 | 429) => refuse(&call, err),
         Err(err) => Err(err),
     }
 }

@@ -4,15 +4,15 @@
 //! holds connections to a user (`hubs::user::socketio`: the user's stream, direct messages and
 //! rooms relayed over the one connection); a Room holds connections to that room alone
 //! (`hubs::room::socketio`: the room's own sockets, at a room socket's cost). Both go through
-//! this file for what Engine.IO and Socket.IO themselves require:
+//! this file for what Socket.IO itself requires. The Engine.IO session in front (the open
+//! packet, the heartbeat, long-polling) is the relay's (`api::lobby`): every Socket.IO socket
+//! reaches its hub through one, so an idle connection never wakes its hub.
 //!
 //! | arrives                              | stored                                  | sent                                   |
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
-//! | an admitted Socket.IO upgrade        | socket attachment with a [`Session`]    | Engine.IO open; the hub's ping round planned |
+//! | an admitted Socket.IO socket         | socket attachment with a [`Session`]    | —                                      |
 //! | CONNECT `nsp` (+ `token`, `pid`, `offset`) | the namespace and its `pid`       | CONNECT_ERROR for a namespace not served, one past `SOCKETIO_MAX_NAMESPACES`, another user's or a bad token; else the hub's [`Host::open_namespace`] |
 //! | EVENT                                | —                                       | the hub's [`Host::on_event`]            |
-//! | `3` (pong)                           | `last_pong`                             | —                                       |
-//! | alarm (every ping interval while any Socket.IO socket is open) | the next ping time | `2` (ping) to each; a socket silent for the interval plus the timeout is closed |
 //! | DISCONNECT `nsp`, Engine.IO close    | the namespace removed; the hub's [`Host::ended_by_client`] | —                         |
 //! | a malformed packet, a binary frame   | —                                       | `error` event `bad_frame` on the main namespace |
 //!
@@ -32,7 +32,6 @@ use super::common::object;
 use super::common::sockets::Sockets;
 use crate::auth::jwt::Identity;
 use crate::auth::token::{self, Carrier, ExtractError};
-use crate::clock::now_ms;
 use crate::command::Request as ClientRequest;
 use crate::config::{Config, Limits};
 use crate::error::ApiError;
@@ -40,16 +39,11 @@ use crate::protocol::{close, code, ServerFrame};
 use crate::quota::Rate;
 use crate::socketio::packet::{Kind, Packet};
 use crate::socketio::{engine, packet, Namespace, Session};
-use crate::store::local::Local;
-
-/// The `meta` key of the next ping round (unix ms; 0 when none is planned).
-const PING_AT_KEY: &str = "sio_ping_at";
 
 /// What the engine uses of the object that holds the connection.
 pub(super) struct Parts<'a> {
     pub sockets: &'a Sockets,
     pub gate: &'a Gate,
-    pub local: &'a Local,
     pub env: &'a Env,
 }
 
@@ -82,8 +76,9 @@ pub(super) trait Host {
     fn ended_by_client(&self, _info: &SocketInfo, _nsp: Option<&str>) {}
 }
 
-/// Accepts a Socket.IO socket (for one room when `room_id` is set), opens the Engine.IO
-/// session and plans the ping round. The caller re-plans its alarm and answers the upgrade.
+/// Accepts a Socket.IO socket (for one room when `room_id` is set). The Engine.IO session
+/// (its open packet and heartbeat) is the relay's in front (`api::lobby`); the hub takes
+/// Socket.IO packets. The caller answers the upgrade.
 pub(super) fn accept(
     host: &impl Host,
     identity: &Identity,
@@ -91,66 +86,13 @@ pub(super) fn accept(
     room_id: Option<String>,
     carrier: Option<Carrier>,
 ) -> Result<WebSocketPair, ApiError> {
-    let now = now_ms();
-    let mut session = Session::new(identity.clone(), now);
+    let mut session = Session::new(identity.clone());
     session.room_id = room_id;
     let sockets = host.parts().sockets;
     let (pair, info) = sockets.accept(identity, device, Some(session), carrier)?;
     let limits = Limits::of(host.parts().env);
     sockets.enforce_cap(&info.user_id, limits.max_sockets_per_user);
-    let _ = pair.server.send_with_str(engine::open(
-        &info.conn_id,
-        engine::Upgrades::None,
-        limits.socketio_ping_interval_ms,
-        limits.socketio_ping_timeout_ms,
-        limits.max_frame_bytes,
-    ));
-    if ping_at(host)?.is_none() {
-        host.parts()
-            .local
-            .set_meta(PING_AT_KEY, now + interval(&limits))?;
-    }
     Ok(pair)
-}
-
-/// The next ping round, if one is planned and a Socket.IO socket is open to need it.
-pub(super) fn ping_at(host: &impl Host) -> worker::Result<Option<i64>> {
-    if host.parts().sockets.socketio().is_empty() {
-        return Ok(None);
-    }
-    Ok(host.parts().local.meta(PING_AT_KEY)?.filter(|at| *at > 0))
-}
-
-/// The alarm's ping round, when due: a ping to every Socket.IO socket, and a close for each
-/// one that missed its pongs; the next round planned while any remain.
-pub(super) fn ping_round(host: &impl Host, now: i64) -> worker::Result<()> {
-    if ping_at(host)?.is_none_or(|at| at > now) {
-        return Ok(());
-    }
-    let limits = Limits::of(host.parts().env);
-    let mut remaining = 0;
-    for (ws, info) in host.parts().sockets.socketio() {
-        let Some(session) = &info.sio else { continue };
-        if session.is_dead(
-            now,
-            limits.socketio_ping_interval_ms,
-            limits.socketio_ping_timeout_ms,
-        ) {
-            host.forget(&info.conn_id, None);
-            host.parts()
-                .sockets
-                .close(&ws, close::NORMAL, "ping timeout");
-            continue;
-        }
-        let _ = ws.send_with_str(engine::PING);
-        remaining += 1;
-    }
-    let next = if remaining > 0 {
-        now + interval(&limits)
-    } else {
-        0
-    };
-    host.parts().local.set_meta(PING_AT_KEY, next)
 }
 
 /// Every frame a hub's socket sends comes in here. The gate screens it (`common::gate`); a
@@ -178,10 +120,7 @@ async fn on_frame(host: &impl Host, ws: &WebSocket, info: SocketInfo, text: Opti
 /// A text frame from a Socket.IO socket.
 async fn on_text(host: &impl Host, ws: &WebSocket, info: SocketInfo, text: &str) {
     match engine::parse(text) {
-        Ok(engine::Packet::Pong(_)) => on_pong(host, ws, info),
-        Ok(engine::Packet::Ping(payload)) => {
-            let _ = ws.send_with_str(format!("{}{payload}", engine::PONG));
-        }
+        Ok(engine::Packet::Pong(_) | engine::Packet::Ping(_)) => {}
         Ok(engine::Packet::Close) => {
             host.forget(&info.conn_id, None);
             host.ended_by_client(&info, None);
@@ -195,13 +134,6 @@ async fn on_text(host: &impl Host, ws: &WebSocket, info: SocketInfo, text: &str)
             Err(err) => refuse_frame(ws, &info, &err.message()),
         },
         Err(why) => refuse_frame(ws, &info, &why),
-    }
-}
-
-fn on_pong(host: &impl Host, ws: &WebSocket, mut info: SocketInfo) {
-    if let Some(session) = info.sio.as_mut() {
-        session.last_pong = now_ms();
-        let _ = host.parts().sockets.save(ws, &info);
     }
 }
 
@@ -375,8 +307,4 @@ fn refuse_frame(ws: &WebSocket, info: &SocketInfo, why: &str) {
         info,
         &ServerFrame::event("error", json!({"code": code::BAD_FRAME, "message": why})),
     );
-}
-
-fn interval(limits: &Limits) -> i64 {
-    i64::try_from(limits.socketio_ping_interval_ms).unwrap_or(i64::MAX)
 }

@@ -83,6 +83,41 @@ pub fn open(
     format!("0{handshake}")
 }
 
+/// The server's side of the heartbeat: a ping every `interval_ms`, and a client that has not
+/// answered one for the interval plus `timeout_ms` is gone (socket.io's `pingInterval` and
+/// `pingTimeout`; the client gives the server as long).
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    interval_ms: u64,
+    timeout_ms: u64,
+    last_pong: i64,
+}
+
+impl Heartbeat {
+    pub fn new(interval_ms: u64, timeout_ms: u64, now_ms: i64) -> Self {
+        Self {
+            interval_ms,
+            timeout_ms,
+            last_pong: now_ms,
+        }
+    }
+
+    pub fn interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.interval_ms)
+    }
+
+    /// The client answered.
+    pub fn pong(&mut self, now_ms: i64) {
+        self.last_pong = now_ms;
+    }
+
+    pub fn is_dead(&self, now_ms: i64) -> bool {
+        let allowance =
+            i64::try_from(self.interval_ms.saturating_add(self.timeout_ms)).unwrap_or(i64::MAX);
+        now_ms.saturating_sub(self.last_pong) > allowance
+    }
+}
+
 /// Wraps a Socket.IO packet in an Engine.IO message packet.
 pub fn message(packet: &str) -> String {
     let mut text = String::with_capacity(packet.len() + 1);
@@ -121,6 +156,16 @@ mod tests {
         for bad in ["", "0{}", "9", "x", "é"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_client_is_gone_when_it_missed_its_pongs_for_the_interval_and_the_timeout() {
+        let mut heartbeat = Heartbeat::new(25_000, 20_000, 1_000);
+        assert!(!heartbeat.is_dead(46_000));
+        assert!(heartbeat.is_dead(46_001));
+        heartbeat.pong(46_000);
+        assert!(!heartbeat.is_dead(91_000));
+        assert_eq!(heartbeat.interval(), std::time::Duration::from_secs(25));
     }
 
     #[test]

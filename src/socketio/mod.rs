@@ -53,8 +53,6 @@ pub struct Session {
     /// first is the connection's main namespace ([`Session::main`]).
     #[serde(default)]
     pub namespaces: Vec<Namespace>,
-    /// Unix ms of the client's last pong (or of the open).
-    pub last_pong: i64,
     /// Set on a connection to one room (held by the room itself): its events carry this
     /// `room_id`, and its offset is the room's seq.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,11 +72,10 @@ pub struct Namespace {
 }
 
 impl Session {
-    pub fn new(identity: Identity, now_ms: i64) -> Self {
+    pub fn new(identity: Identity) -> Self {
         Self {
             identity,
             namespaces: Vec::new(),
-            last_pong: now_ms,
             room_id: None,
         }
     }
@@ -92,13 +89,6 @@ impl Session {
     /// alone, so what a connection costs does not grow with the namespaces it opens.
     pub fn main(&self) -> Option<&Namespace> {
         self.namespaces.first()
-    }
-
-    /// A client that missed its pongs for longer than the interval and the timeout is gone.
-    pub fn is_dead(&self, now_ms: i64, ping_interval_ms: u64, ping_timeout_ms: u64) -> bool {
-        let allowance =
-            i64::try_from(ping_interval_ms.saturating_add(ping_timeout_ms)).unwrap_or(i64::MAX);
-        now_ms.saturating_sub(self.last_pong) > allowance
     }
 }
 
@@ -157,19 +147,6 @@ mod tests {
         let only = Namespaces::parse("/, /chat").unwrap();
         assert!(only.allows("/") && only.allows("/chat") && !only.allows("/admin"));
         assert!(Namespaces::parse("chat").is_err());
-    }
-
-    #[test]
-    fn liveness() {
-        let identity = Identity {
-            user_id: "u".into(),
-            expires_at: 0,
-            issued_at: None,
-            roles: vec![],
-        };
-        let session = Session::new(identity, 1_000);
-        assert!(!session.is_dead(46_000, 25_000, 20_000));
-        assert!(session.is_dead(46_001, 25_000, 20_000));
     }
 
     #[test]

@@ -121,7 +121,11 @@ test('a token in the query and a socket.io connection are told apart', async () 
     assert.equal(devices['query-dev'].kind, 'websocket');
     assert.equal(devices['sio-dev'].kind, 'socketio');
     assert.equal(devices['sio-dev'].carrier, 'header');
-    assert.ok(reasons(r.alarm).includes('socketio_ping'), JSON.stringify(r.alarm));
+    assert.deepEqual(reasons(r.alarm), ['token_expiry'], `the relay keeps the heartbeat, not the hub's alarm: ${JSON.stringify(r.alarm)}`);
+    // Two heartbeats later the hub has not woken: pings and pongs stop at the relay.
+    for (let i = 0; i < 2; i++) await once(sio.io, 'ping');
+    const later = await report(user);
+    assert.equal(later.alarm.wakes, r.alarm.wakes, JSON.stringify(later.alarm));
   } finally {
     sio.disconnect();
     raw.close();

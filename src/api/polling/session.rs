@@ -20,13 +20,13 @@
 //! pass through, and its closes (revocation, expiry, the socket cap) end the session.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 
 use futures_channel::oneshot;
 use worker::WebSocket;
 
 use crate::protocol::echoable_close_code;
-use crate::socketio::{engine, polling};
+use crate::socketio::engine;
+use crate::socketio::polling::Outbox;
 
 /// Where a session's packets travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub struct Session {
     /// The client as the lobby sees it: what the lobby sends arrives here, what the client
     /// sends is sent from here.
     pub inner: WebSocket,
-    outbox: RefCell<VecDeque<String>>,
+    outbox: RefCell<Outbox>,
     /// Wakes the held GET, while one is held.
     held: RefCell<Option<oneshot::Sender<()>>>,
     phase: Cell<Phase>,
@@ -57,7 +57,7 @@ impl Session {
     pub fn new(inner: WebSocket) -> Self {
         Self {
             inner,
-            outbox: RefCell::new(VecDeque::new()),
+            outbox: RefCell::new(Outbox::default()),
             held: RefCell::new(None),
             phase: Cell::new(Phase::Polling),
             socket: RefCell::new(None),
@@ -76,7 +76,7 @@ impl Session {
             }
             return;
         }
-        self.outbox.borrow_mut().push_back(text);
+        self.outbox.borrow_mut().push(text);
         self.wake();
     }
 
@@ -92,7 +92,7 @@ impl Session {
                 let _ = socket.close(Some(echoable_close_code(code)), Some(reason));
             }
         } else {
-            self.outbox.borrow_mut().push_back(engine::CLOSE.to_owned());
+            self.outbox.borrow_mut().push(engine::CLOSE.to_owned());
         }
         self.phase.set(Phase::Ended);
         self.wake();
@@ -133,14 +133,11 @@ impl Session {
         Some(woken)
     }
 
-    /// The held GET's answer: everything in the outbox, or a noop.
+    /// The held GET's answer: what waits ([`Outbox::next_body`]), or a noop.
     pub fn answer(&self) -> String {
         self.held.borrow_mut().take();
-        let mut outbox = self.outbox.borrow_mut();
-        if outbox.is_empty() {
-            return engine::NOOP.to_owned();
-        }
-        polling::encode(outbox.drain(..))
+        let body = self.outbox.borrow_mut().next_body();
+        body.unwrap_or_else(|| engine::NOOP.to_owned())
     }
 
     /// Whether the session is over and the client has been told.
@@ -160,7 +157,7 @@ impl Session {
     pub fn upgraded(&self) {
         self.phase.set(Phase::Upgraded);
         if let Some(socket) = self.socket.borrow().as_ref() {
-            for text in self.outbox.borrow_mut().drain(..) {
+            for text in self.outbox.borrow_mut().take_all() {
                 let _ = socket.send_with_str(text);
             }
         }

@@ -192,7 +192,6 @@ impl DurableObject for Room {
         self.alarm
             .fired("room", Some(&self.local), &self.alarm_plan(false)?, now)?;
         self.sockets.expire_due(now);
-        super::socketio::ping_round(self, now)?;
         if self
             .presence_changes
             .borrow()
@@ -460,7 +459,6 @@ impl Room {
             ("d1_copy", self.flush_due(record)?),
             ("activity_notes", self.activity_due()?),
             ("token_expiry", self.sockets.next_expiry()),
-            ("socketio_ping", crate::hubs::socketio::ping_at(self)?),
             ("presence_batch", self.presence_changes.borrow().due),
         ]))
     }

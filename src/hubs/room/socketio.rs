@@ -32,7 +32,6 @@ impl Host for Room {
         Parts {
             sockets: &self.sockets,
             gate: &self.gate,
-            local: &self.local,
             env: &self.env,
         }
     }

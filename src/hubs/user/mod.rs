@@ -137,7 +137,6 @@ impl DurableObject for UserHub {
         self.alarm
             .fired("user", Some(&self.local), &self.alarm_plan()?, now)?;
         self.sockets.expire_due(now);
-        super::socketio::ping_round(self, now)?;
         if self.log().prune_at()?.is_some_and(|due| due <= now) {
             self.prune(now)?;
         }
@@ -576,7 +575,6 @@ impl UserHub {
         Ok(AlarmPlan::of(&[
             ("token_expiry", self.sockets.next_expiry()),
             ("retention", self.log().prune_at()?),
-            ("socketio_ping", super::socketio::ping_at(self)?),
             ("notifications", self.notify_log().notify_at()?),
         ]))
     }

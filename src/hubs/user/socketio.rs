@@ -43,7 +43,6 @@ impl Host for UserHub {
         Parts {
             sockets: &self.sockets,
             gate: &self.gate,
-            local: &self.local,
             env: &self.env,
         }
     }
