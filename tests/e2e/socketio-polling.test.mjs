@@ -1,15 +1,21 @@
 // Issue #19: socket.io-client 4.8 with its default transports — HTTP long-polling first, then the
 // move to a WebSocket — and clients that stay on polling for their whole life.
 
-import { test, after } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { io } from 'socket.io-client';
 import { BASE, createRoom, internal, push, token, uid, until } from './helpers.mjs';
+import { hookServerFromEnv } from './hook-server.mjs';
 
 const clients = new Set();
-after(() => {
+let hook;
+before(async () => {
+  hook = await hookServerFromEnv();
+});
+after(async () => {
   for (const socket of clients) socket.disconnect();
+  await hook?.close();
 });
 
 /** A client as the tutorials write it: the token in `auth`, the transports left as they are. */
@@ -106,4 +112,36 @@ test('socket.io polling: revoking the user ends a polling session, and the clien
   assert.equal(res.status, 200, res.text);
   assert.equal((await gone)[0], 'io server disconnect');
   assert.equal(socket.active, false);
+});
+
+test('socket.io polling: a session is one of the user\'s sockets: over the cap the oldest is ended and does not come back', async () => {
+  const user = uid();
+  const MAX = Number(process.env.SB_MAX_SOCKETS_PER_USER);
+  const sockets = [];
+  for (let i = 0; i < MAX; i++) sockets.push(await connected(client('/', { transports: ['polling'], auth: { token: token(user) } })));
+  const gone = once(sockets[0], 'disconnect');
+  sockets.push(await connected(client('/', { auth: { token: token(user) } })));
+  assert.equal((await gone)[0], 'io server disconnect');
+  assert.equal(sockets[0].active, false);
+  assert.ok(sockets.slice(1).every((s) => s.connected));
+});
+
+test('socket.io polling: an event the gateway does not know reaches the hook as the verified user, and its answer is the ack', async () => {
+  const user = uid();
+  hook.setHandler((call) => ({ body: { echoed: call.args[0], by: call.user_id } }));
+  const socket = await connected(client('/', { transports: ['polling'], auth: { token: token(user) } }));
+  const answer = await socket.timeout(10_000).emitWithAck('send-message', { text: 'over polling' });
+  assert.deepEqual(answer, { echoed: { text: 'over polling' }, by: user });
+  assert.equal(hook.rejected.length, 0);
+});
+
+test('socket.io polling: an expiring token ends the session with token.expired, as on a WebSocket', async () => {
+  const user = uid();
+  const socket = client('/', { transports: ['polling'], auth: { token: token(user, { ttl: 2 }) }, reconnection: false });
+  const expiredEvent = once(socket, 'token.expired');
+  const gone = once(socket, 'disconnect');
+  await connected(socket);
+  const [expired] = await expiredEvent;
+  assert.ok(expired.expires_at <= Date.now() / 1000 + 1);
+  assert.equal((await gone)[0], 'transport close');
 });
