@@ -128,6 +128,15 @@ limits! {
 }
 
 impl Limits {
+    /// What a Socket.IO open packet tells the client: the heartbeat and the largest packet.
+    pub fn engine_timing(&self) -> crate::socketio::engine::Timing {
+        crate::socketio::engine::Timing {
+            ping_interval_ms: self.socketio_ping_interval_ms,
+            ping_timeout_ms: self.socketio_ping_timeout_ms,
+            max_payload: self.max_frame_bytes,
+        }
+    }
+
     /// The isolate's limits; the defaults when the configuration cannot be read (an object
     /// must still close expired sockets and run its alarm).
     pub fn of(env: &worker::Env) -> Self {

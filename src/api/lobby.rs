@@ -62,19 +62,22 @@ impl Destination {
     }
 }
 
+/// A socket pair whose server end the Worker holds, the Engine.IO session opened on it (a
+/// fresh `sid`, no upgrades: it is a WebSocket already).
+pub fn opened(limits: &Limits) -> worker::Result<WebSocketPair> {
+    let pair = WebSocketPair::new()?;
+    pair.server.accept()?;
+    let sid = uuid::Uuid::new_v4().simple().to_string();
+    pair.server
+        .send_with_str(engine::open(&sid, Upgrades::None, limits.engine_timing()))?;
+    Ok(pair)
+}
+
 /// Accepts an upgrade that carries no token, to wait for its CONNECT.
 pub fn hold(call: &Call<'_>, destination: Destination) -> Answer {
     let limits = &call.config.limits;
     let pending = Pending::hold(client_address(&call.req), limits.max_pending_per_address)?;
-    let pair = WebSocketPair::new()?;
-    pair.server.accept()?;
-    pair.server.send_with_str(engine::open(
-        &uuid::Uuid::new_v4().simple().to_string(),
-        Upgrades::None,
-        limits.socketio_ping_interval_ms,
-        limits.socketio_ping_timeout_ms,
-        limits.max_frame_bytes,
-    ))?;
+    let pair = opened(limits)?;
     let held = Held::new(call.env, limits, destination, call.header("origin"), None);
     worker::wasm_bindgen_futures::spawn_local(held.wait(pair.server, pending));
     let mut res = Response::from_websocket(pair.client)?;
@@ -208,15 +211,7 @@ fn from_connect(packet: &Packet) -> Result<Extracted, ApiError> {
 /// A client admitted with its token on the upgrade: its socket in the hub is `hub`; the Worker
 /// opens the Engine.IO session and relays.
 pub fn relayed(limits: &Limits, hub: WebSocket, subprotocol: bool) -> Answer {
-    let pair = WebSocketPair::new()?;
-    pair.server.accept()?;
-    pair.server.send_with_str(engine::open(
-        &uuid::Uuid::new_v4().simple().to_string(),
-        Upgrades::None,
-        limits.socketio_ping_interval_ms,
-        limits.socketio_ping_timeout_ms,
-        limits.max_frame_bytes,
-    ))?;
+    let pair = opened(limits)?;
     let limits = limits.clone();
     let server = pair.server;
     worker::wasm_bindgen_futures::spawn_local(async move {

@@ -15,7 +15,7 @@
 //! client's own terms (`super::refusal`). An upgrade with no token at all is held by the Worker
 //! until its CONNECT packet's `auth.token` proves the user (`super::lobby`).
 
-use worker::{Method, Request, Response, WebSocketPair};
+use worker::{Method, Request, Response};
 
 use super::call::{validation, Answer, Call};
 use super::connect;
@@ -169,17 +169,8 @@ fn engine_error(status: u16, body: &str) -> Answer {
 fn refuse(call: &Call<'_>, err: ApiError) -> Answer {
     let limits = &call.config.limits;
     let pending = Pending::hold(client_address(&call.req), limits.max_pending_per_address)?;
-    let pair = WebSocketPair::new()?;
+    let pair = lobby::opened(limits)?;
     let server = pair.server;
-    server.accept()?;
-    let sid = uuid::Uuid::new_v4().simple().to_string();
-    server.send_with_str(engine::open(
-        &sid,
-        engine::Upgrades::None,
-        limits.socketio_ping_interval_ms,
-        limits.socketio_ping_timeout_ms,
-        limits.max_frame_bytes,
-    ))?;
     let code = err.code;
     let refusal = Refusal::new(err, Screen::new(limits.clone(), now_ms()));
     worker::wasm_bindgen_futures::spawn_local(async move {

@@ -60,15 +60,17 @@ pub enum Upgrades {
     WebSocket,
 }
 
+/// The heartbeat's timing and the largest packet the server reads, as the open packet says them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub ping_interval_ms: u64,
+    pub ping_timeout_ms: u64,
+    pub max_payload: usize,
+}
+
 /// The handshake: the session id, the upgrades offered, the heartbeat's timing and the largest
 /// packet the server reads.
-pub fn open(
-    sid: &str,
-    upgrades: Upgrades,
-    ping_interval_ms: u64,
-    ping_timeout_ms: u64,
-    max_payload: usize,
-) -> String {
+pub fn open(sid: &str, upgrades: Upgrades, timing: Timing) -> String {
     let upgrades: &[&str] = match upgrades {
         Upgrades::None => &[],
         Upgrades::WebSocket => &["websocket"],
@@ -76,9 +78,9 @@ pub fn open(
     let handshake = json!({
         "sid": sid,
         "upgrades": upgrades,
-        "pingInterval": ping_interval_ms,
-        "pingTimeout": ping_timeout_ms,
-        "maxPayload": max_payload,
+        "pingInterval": timing.ping_interval_ms,
+        "pingTimeout": timing.ping_timeout_ms,
+        "maxPayload": timing.max_payload,
     });
     format!("0{handshake}")
 }
@@ -170,7 +172,12 @@ mod tests {
 
     #[test]
     fn handshake() {
-        let text = open("abc", Upgrades::None, 25_000, 20_000, 65_536);
+        let timing = Timing {
+            ping_interval_ms: 25_000,
+            ping_timeout_ms: 20_000,
+            max_payload: 65_536,
+        };
+        let text = open("abc", Upgrades::None, timing);
         assert!(text.starts_with('0'));
         let value: serde_json::Value = serde_json::from_str(&text[1..]).unwrap();
         assert_eq!(value["sid"], "abc");
@@ -179,7 +186,7 @@ mod tests {
         assert_eq!(value["pingTimeout"], 20_000);
         assert_eq!(value["maxPayload"], 65_536);
         assert_eq!(message("2[\"x\"]"), "42[\"x\"]");
-        let polling = open("abc", Upgrades::WebSocket, 25_000, 20_000, 65_536);
+        let polling = open("abc", Upgrades::WebSocket, timing);
         let value: serde_json::Value = serde_json::from_str(&polling[1..]).unwrap();
         assert_eq!(value["upgrades"], json!(["websocket"]));
     }

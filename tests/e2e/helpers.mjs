@@ -347,3 +347,34 @@ export async function launchChromium() {
       '--disable-component-update', '--disable-sync'],
   });
 }
+
+/**
+ * socket.io-client sockets for one test file, all disconnected by `closeAll()`: `make(nsp, opts)`
+ * opens one on `BASE + nsp` with quick reconnection, `opts` as an application passes them;
+ * `add(socket)` takes one made otherwise.
+ */
+export function socketioClients(io) {
+  const open = new Set();
+  return {
+    make(nsp = '/', opts = {}) {
+      return this.add(io(BASE + nsp, { forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 500, ...opts }));
+    },
+    add(socket) {
+      open.add(socket);
+      return socket;
+    },
+    closeAll() {
+      for (const socket of open) socket.disconnect();
+    },
+  };
+}
+
+/** Resolves with the socket once it is connected; rejects with its `connect_error`. */
+export async function connected(socket) {
+  if (socket.connected) return socket;
+  await new Promise((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('connect_error', reject);
+  });
+  return socket;
+}

@@ -5,34 +5,21 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { io } from 'socket.io-client';
-import { BASE, createRoom, internal, push, token, uid, until } from './helpers.mjs';
+import { connected, createRoom, internal, push, socketioClients, token, uid, until } from './helpers.mjs';
 import { hookServerFromEnv } from './hook-server.mjs';
 
-const clients = new Set();
+const clients = socketioClients(io);
 let hook;
 before(async () => {
   hook = await hookServerFromEnv();
 });
 after(async () => {
-  for (const socket of clients) socket.disconnect();
+  clients.closeAll();
   await hook?.close();
 });
 
 /** A client as the tutorials write it: the token in `auth`, the transports left as they are. */
-function client(nsp = '/', opts = {}) {
-  const socket = io(BASE + nsp, { forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 500, ...opts });
-  clients.add(socket);
-  return socket;
-}
-
-async function connected(socket) {
-  if (socket.connected) return socket;
-  await new Promise((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('connect_error', reject);
-  });
-  return socket;
-}
+const client = (nsp, opts) => clients.make(nsp, opts);
 
 /** Resolves once the client's engine moved to the WebSocket. */
 async function upgraded(socket) {

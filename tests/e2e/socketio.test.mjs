@@ -6,39 +6,25 @@ import { once } from 'node:events';
 import net from 'node:net';
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
-import { BASE, WS_BASE, claims, createRoom, http, internal, push, signHS256, token, uid, until } from './helpers.mjs';
+import { BASE, WS_BASE, claims, connected, createRoom, http, internal, push, signHS256, socketioClients, token, uid, until } from './helpers.mjs';
 import { hookServerFromEnv } from './hook-server.mjs';
 
 const PING_INTERVAL = Number(process.env.SB_SOCKETIO_PING_INTERVAL_MS);
 const PING_TIMEOUT = Number(process.env.SB_SOCKETIO_PING_TIMEOUT_MS);
 const BURST = Number(process.env.SB_RATE_LIMIT_BURST);
 
-const clients = new Set();
+const clients = socketioClients(io);
 let hook;
 before(async () => {
   hook = await hookServerFromEnv();
 });
 after(async () => {
-  for (const socket of clients) socket.disconnect();
+  clients.closeAll();
   await hook?.close();
 });
 
 /** A socket.io-client socket, as an application would make it (websocket only). */
-function client(nsp = '/', opts = {}) {
-  const socket = io(BASE + nsp, { transports: ['websocket'], forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 500, ...opts });
-  clients.add(socket);
-  return socket;
-}
-
-/** Connects and resolves once `connect` fired; rejects with the `connect_error`. */
-async function connected(socket) {
-  if (socket.connected) return socket;
-  await new Promise((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('connect_error', reject);
-  });
-  return socket;
-}
+const client = (nsp, opts = {}) => clients.make(nsp, { transports: ['websocket'], ...opts });
 
 /** Collects every `event` a socket receives, with its arguments. */
 function collect(socket, event) {

@@ -112,14 +112,10 @@ impl PollingSession {
         let session = Rc::new(Session::new(pair.client));
         worker::wasm_bindgen_futures::spawn_local(carry(session.clone()));
         *self.session.borrow_mut() = Some(session);
-        let open = engine::open(
-            &opening.sid,
-            Upgrades::WebSocket,
-            limits.socketio_ping_interval_ms,
-            limits.socketio_ping_timeout_ms,
-            limits.max_frame_bytes,
-        );
-        text(200, open)
+        text(
+            200,
+            engine::open(&opening.sid, Upgrades::WebSocket, limits.engine_timing()),
+        )
     }
 
     async fn poll(&self) -> Result<Response, ApiError> {
