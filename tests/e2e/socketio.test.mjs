@@ -327,6 +327,7 @@ test('socket.io: an event the gateway does not know goes to the backend hook as 
   assert.deepEqual(answer, { echoed: { text: 'hi', user_id: 'someone-else' }, by: user, nsp: '/chat' });
   const call = hook.calls.at(-1);
   assert.equal(call.user_id, user);
+  assert.equal(call.socket_id, socket.id, 'the hook names the socket as the client knows it');
   assert.deepEqual(call.args, [{ text: 'hi', user_id: 'someone-else' }]);
   assert.equal((await socket.emitWithAck('fail', {})).error.code, 'room_full');
   assert.equal((await socket.emitWithAck('slow', {})).error.code, 'hook_timeout');
