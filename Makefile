@@ -75,8 +75,10 @@ lint:
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown --all-targets -- -D warnings
 
+## unit: the Rust unit tests, and the npm packages' own (packages/*/test, node:test).
 unit:
 	cargo test
+	node --test packages/emitter/test/
 
 dry-run:
 	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && wrangler deploy --dry-run --outdir "$$out"

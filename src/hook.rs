@@ -174,13 +174,15 @@ pub struct HookCall<'a> {
     pub args: &'a [Value],
 }
 
-/// The JSON body of the POST: `user_id`, `socket_id` (the `socket.id` the client sees) and
+/// The JSON body of the POST: `kind` (`event`, so that a backend's router tells a client's
+/// event from other calls), `user_id`, `socket_id` (the `socket.id` the client sees) and
 /// `conn_id` (the same id, as `ready` names it), `namespace`, `event`, `args` (every
 /// argument, once: a handler's first argument is `args[0]`) and `sent_at` (unix ms), so the
 /// body is the client's arguments plus a small envelope. Key order is not part of the
 /// contract; the signature covers the exact bytes.
 pub fn request_body(call: &HookCall<'_>, now_ms: i64) -> String {
     let mut body = Map::new();
+    body.insert("kind".into(), Value::from("event"));
     body.insert("user_id".into(), Value::from(call.user_id));
     body.insert("socket_id".into(), Value::from(call.conn_id));
     body.insert("conn_id".into(), Value::from(call.conn_id));
@@ -614,6 +616,7 @@ mod tests {
         assert_eq!(
             body,
             json!({
+                "kind": "event",
                 "user_id": "alice",
                 "socket_id": "c-1",
                 "conn_id": "c-1",

@@ -37,6 +37,26 @@ pub fn validate_room_id(id: &str) -> Result<(), String> {
     validate("room id", id)
 }
 
+/// The separator in a socket id: outside the id alphabet, so a name with it is never a room.
+pub const SOCKET_ID_SEPARATOR: char = '~';
+
+/// A new socket id for one of `user`'s sockets: `<user>~<32 hex digits>`. It names its user,
+/// so a backend's call for a socket (`api::sockets`) reaches the one hub that holds it without
+/// a lookup; the random part makes it unguessable and unique.
+pub fn new_socket_id(user: &str) -> String {
+    format!(
+        "{user}{SOCKET_ID_SEPARATOR}{}",
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// The user a socket id names, when `id` has the shape [`new_socket_id`] gives.
+pub fn socket_owner(id: &str) -> Option<&str> {
+    let (user, random) = id.rsplit_once(SOCKET_ID_SEPARATOR)?;
+    let random_ok = random.len() == 32 && random.bytes().all(|b| b.is_ascii_hexdigit());
+    (random_ok && validate_user_id(user).is_ok()).then_some(user)
+}
+
 /// A client's idempotency key for a message it sends.
 pub fn validate_client_id(id: &str) -> Result<(), String> {
     validate("client_id", id)
@@ -76,5 +96,20 @@ mod tests {
             assert!(validate_user_id(id).is_err(), "{id:?}");
         }
         assert!(validate_device_id("phone 1").is_err());
+    }
+
+    #[test]
+    fn a_socket_id_names_its_user_and_is_never_a_room() {
+        let id = new_socket_id("a@b.example");
+        assert_eq!(socket_owner(&id), Some("a@b.example"));
+        assert!(validate_room_id(&id).is_err());
+        for bad in [
+            "alice",
+            "alice~",
+            "~0123456789abcdef0123456789abcdef",
+            "alice~xyz",
+        ] {
+            assert_eq!(socket_owner(bad), None, "{bad}");
+        }
     }
 }

@@ -154,15 +154,49 @@ pub struct ServerFrame<'a> {
     pub data: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,
+    /// Set on a backend's emitted event ([`Emitted`]).
+    #[serde(flatten)]
+    pub emitted: Option<Emitted>,
+}
+
+/// A backend's emitted event (`api::sockets`), as it travels: every argument, and the socket
+/// ids and rooms whose sockets skip it. The frame's `data` is the first argument, so a client
+/// of the gateway's own protocol reads an ordinary event; a Socket.IO one gets every argument.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Emitted {
+    pub args: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<String>,
+}
+
+impl Emitted {
+    /// Whether the socket `id`, in `rooms`, skips it.
+    pub fn skips(&self, id: &str, rooms: &[String]) -> bool {
+        self.except
+            .iter()
+            .any(|skip| skip == id || rooms.contains(skip))
+    }
 }
 
 impl<'a> ServerFrame<'a> {
+    /// A backend's emitted event: `data` is its first argument (null without one).
+    pub fn emitted(event: &'a str, seq: Option<i64>, emitted: Emitted) -> Self {
+        Self {
+            event,
+            id: None,
+            data: emitted.args.first().cloned().unwrap_or(Value::Null),
+            seq,
+            emitted: Some(emitted),
+        }
+    }
+
     pub fn event(event: &'a str, data: Value) -> Self {
         Self {
             event,
             id: None,
             data,
             seq: None,
+            emitted: None,
         }
     }
 
@@ -172,6 +206,7 @@ impl<'a> ServerFrame<'a> {
             id: None,
             data,
             seq: Some(seq),
+            emitted: None,
         }
     }
 
@@ -181,6 +216,7 @@ impl<'a> ServerFrame<'a> {
             id: Some(id),
             data,
             seq: None,
+            emitted: None,
         }
     }
 
@@ -190,6 +226,7 @@ impl<'a> ServerFrame<'a> {
             id,
             data: json!({"code": code, "message": message}),
             seq: None,
+            emitted: None,
         }
     }
 
@@ -239,6 +276,33 @@ pub fn validate_event_name(name: &str) -> Result<(), String> {
     }
     if RESERVED_EVENTS.contains(&name) {
         return Err(format!("event '{name}' is reserved by the gateway"));
+    }
+    Ok(())
+}
+
+/// Names socket.io keeps for itself: a client library never hands an event with one of them
+/// to the application.
+pub const SOCKETIO_RESERVED_EVENTS: &[&str] = &[
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
+/// Checks the name of a backend's emitted event (`api::sockets`): any name a socket.io
+/// application uses (`new-message`, `orderUpdate`), 1 to 64 characters without control
+/// characters, neither the gateway's reserved names nor socket.io's.
+pub fn validate_emit_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err("event must be 1 to 64 characters".into());
+    }
+    if name.chars().any(char::is_control) {
+        return Err("event may not contain control characters".into());
+    }
+    if RESERVED_EVENTS.contains(&name) || SOCKETIO_RESERVED_EVENTS.contains(&name) {
+        return Err(format!("event '{name}' is reserved"));
     }
     Ok(())
 }
@@ -356,6 +420,14 @@ mod tests {
         assert!(validate_event_name(".a").is_err());
         assert!(validate_event_name("").is_err());
         assert!(validate_event_name(&"a".repeat(65)).is_err());
+        for reserved in RESERVED_EVENTS.iter().chain(SOCKETIO_RESERVED_EVENTS) {
+            assert!(validate_emit_name(reserved).is_err(), "{reserved}");
+        }
+        for fine in ["new-message", "orderUpdate", "user:joined"] {
+            assert!(validate_emit_name(fine).is_ok(), "{fine}");
+        }
+        assert!(validate_emit_name("a\nb").is_err());
+        assert!(validate_emit_name(&"x".repeat(65)).is_err());
         for reserved in RESERVED_EVENTS {
             assert!(validate_event_name(reserved).is_err(), "{reserved}");
         }

@@ -29,6 +29,11 @@ pub enum Route {
     InternalPush,
     InternalBroadcast,
     InternalOnline,
+    /// A backend's operation on Socket.IO sockets (`api::sockets`): `emit`, `join`, `leave`,
+    /// `disconnect` or `fetch`.
+    InternalSockets {
+        op: String,
+    },
     /// Prometheus text: users online and this isolate's counters.
     InternalMetrics,
     /// The VAPID public key browsers subscribe with.
@@ -188,6 +193,7 @@ pub const ROUTES: &[(&str, &str, Build)] = &[
     row!(POST "/internal/v1/push" => InternalPush),
     row!(POST "/internal/v1/broadcast" => InternalBroadcast),
     row!(GET "/internal/v1/online" => InternalOnline),
+    row!(POST "/internal/v1/socketio/{op}" => InternalSockets { op }),
     row!(GET "/internal/v1/metrics" => InternalMetrics),
     row!(POST "/internal/v1/users/{id}/disconnect" => InternalDisconnect { user_id }),
     row!(DELETE "/internal/v1/users/{id}" => InternalDeleteUser { user_id }),

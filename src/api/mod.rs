@@ -21,6 +21,7 @@ pub mod room_members;
 pub mod room_messages;
 pub mod rooms;
 pub mod socketio;
+pub mod sockets;
 pub mod users;
 
 use std::rc::Rc;
@@ -92,6 +93,10 @@ async fn handle_configured(route: Route, call: Call<'_>) -> Answer {
         Route::InternalPush => push::push(call).await,
         Route::InternalBroadcast => broadcast::broadcast(call).await,
         Route::InternalOnline => broadcast::online(call).await,
+        Route::InternalSockets { op } => match sockets::Op::of(&op) {
+            Some(op) => sockets::handle(call, op).await,
+            None => Err(ApiError::not_found(format!("no socket operation '{op}'"))),
+        },
         Route::InternalMetrics => metrics::metrics(call).await,
         Route::InternalDisconnect { user_id } => users::disconnect(call, &user_id).await,
         Route::InternalDeleteUser { user_id } => users::delete(call, &user_id).await,

@@ -150,6 +150,72 @@ pub async fn internal_add(mut call: Call<'_>, room_id: &str) -> Answer {
     add_to(&call, &db, &room, &users, added).await
 }
 
+/// A backend's join (`api::sockets`: socket.io's `socketsJoin`) is the authority: D1 gets the
+/// room when it has none (named by its id, with no owner) and each of `users` who is not a
+/// member yet becomes one (role `member`, not pending, no `room.added`); members keep their
+/// role. Then the room admits their sockets as it admits any member's.
+pub(super) async fn admit(
+    call: &Call<'_>,
+    room_id: &str,
+    users: &[String],
+) -> Result<(), ApiError> {
+    let db = d1::db(call.env)?;
+    let now = crate::clock::now_ms();
+    let room = match rooms::room(&db, room_id).await? {
+        Some(room) => room,
+        None => made_by_backend(&db, room_id, now).await?,
+    };
+    let already = rooms::already_members(&db, room_id, users).await?;
+    let joining: Vec<Member> = users
+        .iter()
+        .filter(|user| !already.contains(user))
+        .map(|user| Member {
+            user_id: user.clone(),
+            role: MEMBER.into(),
+            joined_at: now,
+            read_seq: room.last_seq,
+            pending: false,
+        })
+        .collect();
+    if joining.is_empty() {
+        return Ok(());
+    }
+    let max = call.config.limits.max_room_members;
+    let added = rooms::add_members(&db, room_id, &joining, max).await?;
+    if added.len() < joining.len() {
+        let wanted: Vec<String> = joining.into_iter().map(|m| m.user_id).collect();
+        if rooms::already_members(&db, room_id, &wanted).await?.len() < wanted.len() {
+            return Err(room_full(max));
+        }
+    }
+    let change = MembersChange {
+        add: added,
+        role: MEMBER.into(),
+        ..MembersChange::default()
+    };
+    room::members(call.env, room_id, &change).await?;
+    Ok(())
+}
+
+/// A room D1 did not have, made for a backend's join; one made meanwhile by another call is
+/// taken as it is.
+async fn made_by_backend(db: &D1Database, room_id: &str, now: i64) -> Result<Room, ApiError> {
+    let room = Room {
+        id: room_id.to_owned(),
+        name: room_id.to_owned(),
+        created_by: None,
+        created_at: now,
+        last_seq: 0,
+        activity_at: now,
+    };
+    if let Err(err) = rooms::create(db, &room, &[], None).await {
+        if !d1::is_conflict(&err) {
+            return Err(err.into());
+        }
+    }
+    existing_room(db, room_id).await
+}
+
 /// `DELETE /internal/v1/rooms/{id}/members/{user}`.
 pub async fn internal_remove(call: Call<'_>, room_id: &str, user_id: &str) -> Answer {
     call.internal()?;

@@ -13,7 +13,7 @@
 //! | an admitted Socket.IO socket         | socket attachment with a [`Session`]    | —                                      |
 //! | CONNECT `nsp` (+ `token`, `pid`, `offset`) | the namespace and its `pid`       | CONNECT_ERROR for a namespace not served, one past `SOCKETIO_MAX_NAMESPACES`, another user's or a bad token; else the hub's [`Host::open_namespace`] |
 //! | EVENT                                | —                                       | the hub's [`Host::on_event`]            |
-//! | DISCONNECT `nsp`, Engine.IO close    | the namespace removed; the hub's [`Host::ended_by_client`] | —                         |
+//! | DISCONNECT `nsp`, Engine.IO close    | the namespace removed; the hub's [`Host::ended_for_good`] | —                         |
 //! | a malformed packet, a binary frame   | —                                       | `error` event `bad_frame` on the main namespace |
 //!
 //! A connection's own stream, broadcasts and notices travel on its main namespace alone (the
@@ -71,9 +71,10 @@ pub(super) trait Host {
     async fn on_event(&self, ws: &WebSocket, info: SocketInfo, nsp: &Namespace, packet: Packet);
     /// A namespace ended (`Some`) or the whole connection (`None`): what memory holds for it goes.
     fn forget(&self, conn_id: &str, nsp: Option<&str>);
-    /// The client itself ended a namespace (`Some`, DISCONNECT) or the connection (`None`,
-    /// Engine.IO close): nothing of it is recovered later. After [`Host::forget`].
-    fn ended_by_client(&self, _info: &SocketInfo, _nsp: Option<&str>) {}
+    /// A namespace (`Some`) or the connection (`None`) ended for good — by the client
+    /// (DISCONNECT, Engine.IO close) or a backend (`disconnectSockets`): nothing of it is
+    /// recovered later. After [`Host::forget`].
+    fn ended_for_good(&self, _info: &SocketInfo, _nsp: Option<&str>) {}
 }
 
 /// Accepts a Socket.IO socket (for one room when `room_id` is set). The Engine.IO session
@@ -123,7 +124,7 @@ async fn on_text(host: &impl Host, ws: &WebSocket, info: SocketInfo, text: &str)
         Ok(engine::Packet::Pong(_) | engine::Packet::Ping(_)) => {}
         Ok(engine::Packet::Close) => {
             host.forget(&info.conn_id, None);
-            host.ended_by_client(&info, None);
+            host.ended_for_good(&info, None);
             host.parts()
                 .sockets
                 .close(ws, close::NORMAL, "client closed");
@@ -146,11 +147,7 @@ async fn on_packet(host: &impl Host, ws: &WebSocket, info: SocketInfo, packet: P
                 let _ = ws.send_with_str(engine::message(&refusal));
             }
         }
-        Kind::Disconnect => {
-            host.forget(&info.conn_id, Some(&packet.nsp));
-            host.ended_by_client(&info, Some(&packet.nsp));
-            remove_namespace(host.parts().sockets, ws, info, &packet.nsp);
-        }
+        Kind::Disconnect => end_namespace(host, ws, info, &packet.nsp),
         Kind::Event => {
             let nsp = info
                 .sio
@@ -234,6 +231,14 @@ pub(super) fn add_namespace(
         sockets.save(ws, &info)?;
     }
     Ok(info)
+}
+
+/// A namespace ends (the client's DISCONNECT, or a backend's `disconnectSockets`): its rooms
+/// are left and forgotten for its `pid`, and the connection goes on without it.
+pub(super) fn end_namespace(host: &impl Host, ws: &WebSocket, info: SocketInfo, nsp: &str) {
+    host.forget(&info.conn_id, Some(nsp));
+    host.ended_for_good(&info, Some(nsp));
+    remove_namespace(host.parts().sockets, ws, info, nsp);
 }
 
 fn remove_namespace(sockets: &Sockets, ws: &WebSocket, mut info: SocketInfo, nsp: &str) {

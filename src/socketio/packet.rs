@@ -212,6 +212,20 @@ pub fn event(nsp: &str, name: &str, data: &impl Serialize, offset: Option<&str>)
     text
 }
 
+/// An EVENT with every argument a backend emitted (`api::sockets`), and the offset last when
+/// it is a stream entry.
+pub fn event_args(nsp: &str, name: &str, args: &[Value], offset: Option<&str>) -> String {
+    let mut text = prefix('2', nsp);
+    let mut all = Vec::with_capacity(args.len() + 2);
+    all.push(json!(name));
+    all.extend(args.iter().cloned());
+    if let Some(offset) = offset {
+        all.push(json!(offset));
+    }
+    text.push_str(&Value::Array(all).to_string());
+    text
+}
+
 /// An ACK with one argument.
 pub fn ack(nsp: &str, id: u64, data: &Value) -> String {
     let mut text = prefix('3', nsp);
@@ -243,6 +257,16 @@ mod tests {
         assert_eq!(parse("1/chat,").unwrap().kind, Kind::Disconnect);
         assert_eq!(parse("1").unwrap().kind, Kind::Disconnect);
         assert_eq!(parse("3/chat,4[1,2]").unwrap().id, Some(4));
+    }
+
+    #[test]
+    fn an_emitted_event_carries_every_argument_then_its_offset() {
+        let args = [json!({"a": 1}), json!(2)];
+        assert_eq!(
+            event_args("/chat", "new-message", &args, Some("7")),
+            r#"2/chat,["new-message",{"a":1},2,"7"]"#
+        );
+        assert_eq!(event_args("/", "ping-all", &[], None), r#"2["ping-all"]"#);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 use std::collections::HashSet;
 
 use serde::Deserialize;
+use serde_json::Value;
 use worker::{SqlStorage, SqlStorageValue};
 
 use super::local::Local;
@@ -31,16 +32,23 @@ CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY, message_seq INTEGER
 CREATE TABLE IF NOT EXISTS members (user_id TEXT PRIMARY KEY, read_seq INTEGER NOT NULL, read_dirty INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS removed (user_id TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS revoked (user_id TEXT PRIMARY KEY, before INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS emits (seq INTEGER PRIMARY KEY, event TEXT NOT NULL, args TEXT NOT NULL, skip TEXT, at INTEGER NOT NULL);
 ";
 
-/// Version 2 added edits and recalls (`changes`, `edited_at`, `deleted_at`).
-const SCHEMA_VERSION: i64 = 2;
+/// Version 2 added edits and recalls (`changes`, `edited_at`, `deleted_at`); version 3 a
+/// backend's emitted events (`emits`).
+const SCHEMA_VERSION: i64 = 3;
+
+/// Emitted events a room keeps: the newest ones, for resumes (they are not history: D1 never
+/// has them).
+pub const EMIT_WINDOW: i64 = 1000;
 
 /// One entry of the room's stream: a message, or a change to one.
 #[derive(Debug, Clone)]
 pub enum RoomEntry {
     Message(RoomMessage),
     Change(RoomChange),
+    Emit(RoomEmit),
 }
 
 impl RoomEntry {
@@ -48,6 +56,41 @@ impl RoomEntry {
         match self {
             RoomEntry::Message(message) => message.seq,
             RoomEntry::Change(change) => change.seq,
+            RoomEntry::Emit(emit) => emit.seq,
+        }
+    }
+}
+
+/// A backend's event emitted to the room (`api::sockets`): in the stream with a seq of its
+/// own, so members see it in order among the messages and a resume replays it; never copied to
+/// D1 (it is not history).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomEmit {
+    pub seq: i64,
+    pub event: String,
+    pub args: Vec<Value>,
+    /// Socket ids and rooms whose sockets skip it.
+    pub except: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct EmitRow {
+    seq: i64,
+    event: String,
+    args: String,
+    skip: Option<String>,
+}
+
+impl From<EmitRow> for RoomEmit {
+    fn from(row: EmitRow) -> Self {
+        Self {
+            seq: row.seq,
+            event: row.event,
+            args: serde_json::from_str(&row.args).unwrap_or_default(),
+            except: row
+                .skip
+                .and_then(|except| serde_json::from_str(&except).ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -147,6 +190,58 @@ impl<'a> RoomLog<'a> {
         )?;
         self.set_meta("last_seq", message.seq)?;
         Ok(message)
+    }
+
+    /// Appends a backend's emitted event with the next seq. Every [`EMIT_WINDOW`]th one drops
+    /// those beyond the window (a resume from before them is then told it cannot recover,
+    /// never given a gap).
+    pub fn append_emit(
+        &self,
+        event: &str,
+        args: &[Value],
+        except: &[String],
+        at: i64,
+    ) -> worker::Result<RoomEmit> {
+        let seq = self.last_seq()? + 1;
+        let args_text = serde_json::to_string(args).unwrap_or_else(|_| "[]".into());
+        let except_text =
+            (!except.is_empty()).then(|| serde_json::to_string(except).unwrap_or_default());
+        self.sql.exec(
+            "INSERT INTO emits (seq, event, args, skip, at) VALUES (?, ?, ?, ?, ?)",
+            vec![
+                seq.into(),
+                event.into(),
+                args_text.as_str().into(),
+                opt(except_text.as_deref()),
+                at.into(),
+            ],
+        )?;
+        self.set_meta("last_seq", seq)?;
+        if seq % EMIT_WINDOW == 0 {
+            self.prune_emits()?;
+        }
+        Ok(RoomEmit {
+            seq,
+            event: event.to_owned(),
+            args: args.to_vec(),
+            except: except.to_vec(),
+        })
+    }
+
+    fn prune_emits(&self) -> worker::Result<()> {
+        let Some(through) = self.local.int(
+            "SELECT seq AS value FROM emits ORDER BY seq DESC LIMIT 1 OFFSET ?",
+            vec![EMIT_WINDOW.into()],
+        )?
+        else {
+            return Ok(());
+        };
+        self.sql
+            .exec("DELETE FROM emits WHERE seq <= ?", vec![through.into()])?;
+        if through > self.pruned_through()? {
+            self.set_meta("pruned_through", through)?;
+        }
+        Ok(())
     }
 
     /// The messages `query` (selecting [`MESSAGE_COLUMNS`]) finds, as messages of `room_id`.
@@ -278,7 +373,7 @@ impl<'a> RoomLog<'a> {
         Ok(change)
     }
 
-    /// The stream's entries (messages and changes) with seqs from `from` through `through`, in
+    /// The history's entries (messages and changes: what D1 copies) with seqs from `from` through `through`, in
     /// seq order, at most `limit`.
     pub fn entries(
         &self,
@@ -301,6 +396,30 @@ impl<'a> RoomLog<'a> {
             .map(RoomEntry::Message)
             .chain(changes.into_iter().map(RoomEntry::Change))
             .collect();
+        entries.sort_by_key(RoomEntry::seq);
+        entries.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(entries)
+    }
+
+    /// Everything a member's resume replays from `from` through `through`, in seq order, at
+    /// most `limit`: [`RoomLog::entries`] and the emitted events among them.
+    pub fn stream_entries(
+        &self,
+        room_id: &str,
+        from: i64,
+        through: i64,
+        limit: i64,
+    ) -> worker::Result<Vec<RoomEntry>> {
+        let emits: Vec<EmitRow> = self
+            .sql
+            .exec(
+                "SELECT seq, event, args, skip FROM emits
+                 WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                vec![from.into(), through.into(), limit.into()],
+            )?
+            .to_array()?;
+        let mut entries = self.entries(room_id, from, through, limit)?;
+        entries.extend(emits.into_iter().map(|row| RoomEntry::Emit(row.into())));
         entries.sort_by_key(RoomEntry::seq);
         entries.truncate(usize::try_from(limit).unwrap_or(0));
         Ok(entries)
@@ -476,6 +595,8 @@ impl<'a> RoomLog<'a> {
             .exec("DELETE FROM messages WHERE seq <= ?", vec![through.into()])?;
         self.sql
             .exec("DELETE FROM changes WHERE seq <= ?", vec![through.into()])?;
+        self.sql
+            .exec("DELETE FROM emits WHERE seq <= ?", vec![through.into()])?;
         self.set_meta("pruned_through", through)?;
         Ok(Some(through))
     }
@@ -557,6 +678,7 @@ impl<'a> RoomLog<'a> {
         self.sql.exec("DELETE FROM members", None)?;
         self.sql.exec("DELETE FROM messages", None)?;
         self.sql.exec("DELETE FROM changes", None)?;
+        self.sql.exec("DELETE FROM emits", None)?;
         self.sql.exec(
             "DELETE FROM meta WHERE key NOT IN ('last_seq', 'alarm_wakes')",
             None,

@@ -602,6 +602,7 @@ pub fn copy_statements(
                 statements.push(change_statement(db, room_id, change)?);
                 continue;
             }
+            RoomEntry::Emit(_) => continue,
         };
         statements.push(
             db.prepare(
@@ -623,7 +624,7 @@ pub fn copy_statements(
             .iter()
             .filter_map(|entry| match entry {
                 RoomEntry::Message(m) => Some(m.created_at),
-                RoomEntry::Change(_) => None,
+                RoomEntry::Change(_) | RoomEntry::Emit(_) => None,
             })
             .max()
             .unwrap_or(0);

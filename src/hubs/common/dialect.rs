@@ -105,10 +105,19 @@ pub fn farewell(ws: &WebSocket, info: &SocketInfo) {
     }
 }
 
-/// A room's frame for a connection to that room: an EVENT with `room_id` in its data and, for
-/// a stream entry, the room's seq as the recovery offset.
+/// A room's frame for a connection to that room: an EVENT with `room_id` in its data (a
+/// backend's emitted event: its arguments as they were) and, for a stream entry, the room's
+/// seq as the recovery offset.
 pub fn room_event(nsp: &str, room_id: &str, frame: &ServerFrame<'_>) -> String {
     let offset = frame.seq.map(|seq| seq.to_string());
+    if let Some(emitted) = &frame.emitted {
+        return engine::message(&packet::event_args(
+            nsp,
+            frame.event,
+            &emitted.args,
+            offset.as_deref(),
+        ));
+    }
     let data = with_room(room_id, frame.data.clone());
     engine::message(&packet::event(nsp, frame.event, &data, offset.as_deref()))
 }

@@ -205,7 +205,7 @@ impl Sockets {
         let pair = WebSocketPair::new()?;
         let info = SocketInfo {
             user_id: identity.user_id.clone(),
-            conn_id: uuid::Uuid::new_v4().to_string(),
+            conn_id: crate::ids::new_socket_id(&identity.user_id),
             device: device.unwrap_or_else(|| format!("d-{}", uuid::Uuid::new_v4().simple())),
             expires_at: identity.expires_at,
             closing: false,
@@ -336,8 +336,12 @@ impl Sockets {
         let shared = dialect::SharedText::new(text);
         self.with(|roster| {
             let mut sent = 0;
+            let emitted = frame.and_then(|frame| frame.emitted.as_ref());
             for (ws, info) in open_in(roster) {
                 if Some(info.user_id.as_str()) == except_user || (stream && info.syncing) {
+                    continue;
+                }
+                if emitted.is_some_and(|emitted| emitted.skips(&info.conn_id, &[])) {
                     continue;
                 }
                 match (&info.sio, frame) {

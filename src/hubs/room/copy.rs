@@ -152,10 +152,11 @@ impl Room {
         let Some(room_id) = self.room_id()? else {
             return Ok(false);
         };
+        let newest = log.last_seq()?;
         let page = log.entries(
             &room_id,
             log.flushed_through()? + 1,
-            log.last_seq()?,
+            newest,
             COPY_LIMIT.events,
         )?;
         let fetched = page.len();
@@ -166,19 +167,28 @@ impl Room {
                 let size = match entry {
                     RoomEntry::Message(m) => json!(m).to_string().len(),
                     RoomEntry::Change(c) => json!(c).to_string().len(),
+                    RoomEntry::Emit(_) => 0,
                 };
                 batch.admit(size, COPY_LIMIT)
             })
             .collect();
         let cursors = log.dirty_cursors(COPY_CURSORS)?;
+        // What this batch leaves behind: through `newest` when it took every entry there
+        // (the emitted events between them are not D1's to have).
+        let whole = entries.len() == fetched && (fetched as i64) < COPY_LIMIT.events;
+        let through = if whole {
+            newest
+        } else {
+            entries.last().map_or(0, RoomEntry::seq)
+        };
         if entries.is_empty() && cursors.is_empty() {
+            log.mark_flushed(through, &[])?;
             return Ok(false);
         }
         let db = self.env.d1("DB")?;
         db.batch(rooms::copy_statements(&db, &room_id, &entries, &cursors)?)
             .await?;
         count_d1_batch(&self.local)?;
-        let through = entries.last().map_or(0, RoomEntry::seq);
         log.mark_flushed(through, &cursors)?;
         let behind = log.last_seq()? - log.flushed_through()?;
         crate::metrics::record(

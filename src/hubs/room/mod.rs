@@ -2,6 +2,7 @@
 //!
 //! A room is this file (its calls and requests: what each does, what is stored in what order,
 //! what each answer is) and its parts: [`messages`] (stored, edited, recalled, read),
+//! [`emits`] (a backend's events),
 //! [`members`] (the mirror of D1's membership), [`sockets`] (its sockets, here or on shards,
 //! and presence), [`copy`] (its D1 copy and its notes to absent members), [`socketio`] (a
 //! Socket.IO connection to the room alone), [`outbox`] (its fan-out after the storing turn),
@@ -21,6 +22,7 @@
 //! | frame `read {seq}`                   | the member's cursor (forward only)       | `ack {read_seq, unread}`; `read` to every socket, except in a large room |
 //! | frame `auth {token}`                 | new expiry in the attachment             | `ack {expires_at}` or `error`                  |
 //! | `POST /members` (Worker)             | members added (cursor at the newest seq) or removed (remembered) | `member.added` / `member.updated` / `member.removed`; removed members' sockets closed 4003, `user.left` |
+//! | `POST /emit` (Worker: a backend's `to(room).emit`) | the event with the next seq, unless volatile (`room::emits`) | the event to every socket but those `except` names |
 //! | `POST /post` (Worker: REST send, backend publish) | a message from a member, or a `system` one (client_id kept) | `message` to every socket |
 //! | `POST /read` (Worker: REST read)     | the member's cursor (forward only)       | `read` to every socket, except in a large room |
 //! | `POST /renamed` (Worker)             | — (D1 has the name)                      | `room.updated {room_id, name}` to every socket |
@@ -47,6 +49,7 @@
 //! but nothing it sends is stored, delivered or acked.
 
 pub mod copy;
+pub mod emits;
 pub mod inspect;
 pub mod members;
 pub mod messages;
@@ -168,6 +171,7 @@ impl DurableObject for Room {
                 Some(RoomCall::Disconnect) => self.disconnect(req).await,
                 Some(RoomCall::Alarm) => alarm_report(&self.local, &self.sockets).await,
                 Some(RoomCall::Post) => self.post_call(req, &room_id).await,
+                Some(RoomCall::Emit) => self.emit_call(req).await,
                 Some(RoomCall::Read) => self.read_call(req, &room_id).await,
                 Some(RoomCall::Edit) => self.edit_call(req, &room_id).await,
                 Some(RoomCall::Recall) => self.recall_call(req, &room_id).await,
@@ -473,10 +477,11 @@ pub(super) fn change_frame(room_id: &str, change: &RoomChange) -> ServerFrame<'s
     ServerFrame::stream(event, change.seq, data)
 }
 
-pub(super) fn entry_frame(room_id: &str, entry: &RoomEntry) -> ServerFrame<'static> {
+pub(super) fn entry_frame<'e>(room_id: &str, entry: &'e RoomEntry) -> ServerFrame<'e> {
     match entry {
         RoomEntry::Message(message) => message_frame(message),
         RoomEntry::Change(change) => change_frame(room_id, change),
+        RoomEntry::Emit(emit) => emits::frame(emit),
     }
 }
 
@@ -502,7 +507,7 @@ impl Source for Messages<'_> {
     fn read(&self, from: i64, through: i64, n: i64) -> Result<Vec<Entry>, ApiError> {
         Ok(self
             .log
-            .entries(self.room_id, from, through, n)?
+            .stream_entries(self.room_id, from, through, n)?
             .iter()
             .map(|entry| Entry {
                 seq: entry.seq(),

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::hubs::common::sockets::Sockets;
-use crate::protocol::ServerFrame;
+use crate::protocol::{Emitted, ServerFrame};
 
 /// A broadcast waiting for its turn to end.
 struct Queued {
@@ -28,6 +28,7 @@ struct Queued {
     event: String,
     data: Value,
     seq: Option<i64>,
+    emitted: Option<Emitted>,
     except_user: Option<String>,
 }
 
@@ -54,6 +55,7 @@ impl Outbox {
                 event: frame.event.to_owned(),
                 data: frame.data,
                 seq: frame.seq,
+                emitted: frame.emitted,
                 except_user: except_user.map(str::to_owned),
             });
             queue.len() == 1
@@ -81,6 +83,7 @@ fn send(sockets: &Sockets, queue: &RefCell<Vec<Queued>>) {
             id: None,
             data: item.data,
             seq: item.seq,
+            emitted: item.emitted,
         };
         sockets.fan_out(
             &item.text,

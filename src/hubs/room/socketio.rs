@@ -174,7 +174,7 @@ impl Room {
         let plan = plan_replay(since, log.last_seq()?, log.pruned_through()?);
         let read = |from, through, n| {
             Ok(log
-                .entries(room_id, from, through, n)?
+                .stream_entries(room_id, from, through, n)?
                 .iter()
                 .map(|entry| dialect::room_event(nsp, room_id, &entry_frame(room_id, entry)))
                 .collect())

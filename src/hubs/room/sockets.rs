@@ -161,7 +161,7 @@ impl Room {
         let log = self.log();
         let last = log.last_seq()?;
         if since < last {
-            for entry in log.entries(&room_id, since + 1, last, last - since)? {
+            for entry in log.stream_entries(&room_id, since + 1, last, last - since)? {
                 peer.send(&entry_frame(&room_id, &entry));
             }
         }

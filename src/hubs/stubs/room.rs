@@ -29,6 +29,8 @@ calls! {
         Disconnect = Post "/disconnect" => disconnect(DisconnectUser) -> Disconnected,
         /// A message from REST or a backend.
         Post = Post "/post" => post(Post) -> Posted,
+        /// A backend's event for every socket in the room (`hubs::room::emits`).
+        Emit = Post "/emit" => emit(EmitRequest) -> EmitOutcome,
         /// A read cursor moved over REST.
         Read = Post "/read" => read(ReadRequest) -> ReadOutcome,
         /// A message edited over REST.
@@ -78,6 +80,25 @@ pub struct MembersChange {
 pub struct Post {
     pub sender: Option<String>,
     pub content: Content,
+}
+
+/// A backend's event for the room's sockets: in the room's stream (recovered on a resume)
+/// unless `volatile`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EmitRequest {
+    pub event: String,
+    pub args: Vec<Value>,
+    /// Socket ids and rooms whose sockets skip it.
+    #[serde(default)]
+    pub except: Vec<String>,
+    #[serde(default)]
+    pub volatile: bool,
+}
+
+/// The seq an emitted event took in the room's stream (none when volatile).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EmitOutcome {
+    pub seq: Option<i64>,
 }
 
 /// A member's read cursor moved over REST.

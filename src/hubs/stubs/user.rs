@@ -40,6 +40,8 @@ calls! {
         Activity = Post "/activity" => activity(Value) -> Done,
         /// A broadcast for the sockets open now.
         Broadcast = Post "/broadcast" => broadcast(Announcement) -> HubReach,
+        /// A backend's operation on some of the user's Socket.IO sockets (`api::sockets`).
+        Sockets = Post "/sockets" => sockets(SocketsRequest) -> SocketsOutcome,
         /// A direct message deleted for everyone ([`redact`]).
         Redact = Post "/redact",
         /// The alarm and its wakes (development).
@@ -177,6 +179,86 @@ pub struct HubReach {
     pub devices: usize,
 }
 
+/// Which of a user's Socket.IO sockets a backend's operation is for: those connected to
+/// `namespace` that are every one of the user's (`all`), named in `ids`, or in one of `rooms`;
+/// never one named in `except` or in a room named there (socket.io's `to`, `in`, `except`).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct SocketSelector {
+    pub namespace: String,
+    #[serde(default)]
+    pub all: bool,
+    #[serde(default)]
+    pub ids: Vec<String>,
+    #[serde(default)]
+    pub rooms: Vec<String>,
+    /// Socket ids and room ids, mixed as socket.io mixes them.
+    #[serde(default)]
+    pub except: Vec<String>,
+}
+
+impl SocketSelector {
+    /// Whether the socket `id`, in `rooms`, is chosen.
+    pub fn matches(&self, id: &str, rooms: &[String]) -> bool {
+        let chosen = self.all
+            || self.ids.iter().any(|wanted| wanted == id)
+            || rooms.iter().any(|room| self.rooms.contains(room));
+        let skipped = self
+            .except
+            .iter()
+            .any(|skip| skip == id || rooms.contains(skip));
+        chosen && !skipped
+    }
+}
+
+/// What a backend does to the chosen sockets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum SocketOp {
+    /// An EVENT with these arguments, now (not stored: a socket's own events are not in a
+    /// stream).
+    Emit {
+        event: String,
+        args: Vec<Value>,
+    },
+    /// Each socket's namespace joins these rooms (relayed as a `room.join` is).
+    Join {
+        rooms: Vec<String>,
+    },
+    Leave {
+        rooms: Vec<String>,
+    },
+    /// `close`: the whole connection ends; else only the namespace (DISCONNECT).
+    Disconnect {
+        close: bool,
+    },
+    /// The sockets, described ([`RemoteSocket`]).
+    Fetch,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SocketsRequest {
+    pub select: SocketSelector,
+    #[serde(flatten)]
+    pub op: SocketOp,
+}
+
+/// How many sockets an operation reached, and for `Fetch` what they are.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SocketsOutcome {
+    pub sockets: usize,
+    #[serde(default)]
+    pub found: Vec<RemoteSocket>,
+}
+
+/// A socket as `fetchSockets` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoteSocket {
+    pub id: String,
+    pub user_id: String,
+    pub namespace: String,
+    pub rooms: Vec<String>,
+}
+
 fn stub(env: &Env, user: &str) -> Result<Stub, ApiError> {
     Ok(env
         .durable_object("USER_HUB")?
@@ -249,4 +331,33 @@ pub async fn redact(env: &Env, user: &str, message_id: &str) -> Result<PushOutco
 /// The answer a hub gives an `Unsubscribe` (kept beside the call so both sides agree).
 pub fn unsubscribed(found: bool) -> Value {
     json!(Unsubscribed { found })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_selector_chooses_by_id_user_or_room_and_skips_what_except_names() {
+        let rooms = vec!["r1".to_owned(), "r2".to_owned()];
+        let by_room = SocketSelector {
+            rooms: vec!["r2".into()],
+            ..SocketSelector::default()
+        };
+        assert!(by_room.matches("a~1", &rooms));
+        assert!(!by_room.matches("a~1", &[]));
+        let by_id = SocketSelector {
+            ids: vec!["a~1".into()],
+            ..SocketSelector::default()
+        };
+        assert!(by_id.matches("a~1", &[]) && !by_id.matches("a~2", &[]));
+        let all_but = SocketSelector {
+            all: true,
+            except: vec!["a~2".into(), "r1".into()],
+            ..SocketSelector::default()
+        };
+        assert!(all_but.matches("a~1", &[]));
+        assert!(!all_but.matches("a~2", &[]));
+        assert!(!all_but.matches("a~1", &rooms));
+    }
 }

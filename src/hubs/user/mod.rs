@@ -1,7 +1,8 @@
 //! UserHub: one Durable Object per user — its device sockets, in either dialect, and its event
 //! stream. Its other parts each have their file: Web Push and notifications ([`notifier`]),
 //! Socket.IO connections ([`socketio`]) with the rooms they join relayed ([`relay`]) and each
-//! namespace's state ([`namespace`]), the direct-message send ([`direct`]), its listing in the
+//! namespace's state ([`namespace`]) and a backend's operations on them ([`remote`]), the
+//! direct-message send ([`direct`]), its listing in the
 //! directory of who is online ([`listing`]), and an operator's report ([`inspect`]).
 //!
 //! What arrives, what is stored, what is sent:
@@ -19,6 +20,7 @@
 //! | `POST /redact` (direct message deleted) | the message's events become tombstones; `message.deleted` in this stream | `message.deleted` to every device |
 //! | `POST /activity` (from a room)       | —                                       | `room.activity` to every device        |
 //! | `GET /inspect` (Worker: an operator's `GET /internal/v1/users/{id}`) | — (reads only; no table is made) | the report: devices (with how each token came), stream counters, cursors, revocation, push state, the alarm and why (`user::inspect`) |
+//! | `POST /sockets` (a backend's `emit`, `socketsJoin`, … for chosen Socket.IO sockets) | see `user::remote` | see `user::remote` |
 //! | `POST /broadcast` (from a directory shard) | — (not in the stream: no seq)     | the event with `broadcast: true` to every device (Socket.IO: EVENT on the main namespace); `{devices}`, and at 0 the hub knows itself unlisted |
 //! | socket closes                        | `last_seen` when the last device leaves; alarm re-planned | the directory shard's `leave` when the last device leaves |
 //! | frames over the rate limit           | —                                       | close 4008                             |
@@ -39,6 +41,7 @@ pub mod listing;
 pub mod namespace;
 pub mod notifier;
 pub mod relay;
+pub mod remote;
 pub mod socketio;
 
 use std::rc::Rc;
@@ -123,6 +126,7 @@ impl DurableObject for UserHub {
             UserCall::Presence => self.presence(),
             UserCall::Activity => self.activity(req).await,
             UserCall::Broadcast => self.broadcast(req).await,
+            UserCall::Sockets => self.sockets_call(req).await,
             UserCall::Redact => self.redact(req).await,
             UserCall::Alarm => super::common::alarm::alarm_report(&self.local, &self.sockets).await,
             UserCall::Inspect => self.inspect(&req).await,

@@ -10,12 +10,13 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use worker::{Env, WebSocket};
 
 use super::relay::{self, Join, Relay, RelayOwner};
 use crate::error::ApiError;
 use crate::hubs::common::dialect;
+use crate::protocol::Emitted;
 use crate::socketio::offset::{Position, MAX_ROOMS};
 use crate::socketio::{engine, packet};
 
@@ -23,15 +24,18 @@ use crate::socketio::{engine, packet};
 /// relays, one per joined room.
 pub struct NamespaceState {
     pub(super) client: WebSocket,
+    /// The connection's socket id (a backend's `except` may name it).
+    conn_id: String,
     pub(super) nsp: String,
     pub(super) position: RefCell<Position>,
     pub(super) relays: RefCell<HashMap<String, Rc<Relay>>>,
 }
 
 impl NamespaceState {
-    pub fn new(client: WebSocket, nsp: &str, position: Position) -> Rc<Self> {
+    pub fn new(client: WebSocket, conn_id: &str, nsp: &str, position: Position) -> Rc<Self> {
         Rc::new(Self {
             client,
+            conn_id: conn_id.to_owned(),
             nsp: nsp.to_owned(),
             position: RefCell::new(position),
             relays: RefCell::new(HashMap::new()),
@@ -55,6 +59,13 @@ impl NamespaceState {
 
     pub fn emit(&self, event: &str, data: &Value, offset: Option<&str>) {
         let packet = packet::event(&self.nsp, event, data, offset);
+        let _ = self.client.send_with_str(engine::message(&packet));
+    }
+
+    /// A backend's event with all its arguments (`user::remote`): not a stream entry, so no
+    /// offset.
+    pub fn emit_args(&self, event: &str, args: &[Value]) {
+        let packet = packet::event_args(&self.nsp, event, args, None);
         let _ = self.client.send_with_str(engine::message(&packet));
     }
 
@@ -159,6 +170,26 @@ impl NamespaceState {
     }
 }
 
+impl NamespaceState {
+    /// A backend's event emitted to the room (`room::emits`): every argument as it was, unless
+    /// `except` names this connection or one of the rooms it joined.
+    fn on_emitted(&self, room_id: &str, event: &str, frame: Map<String, Value>, seq: Option<i64>) {
+        let Ok(emitted) = serde_json::from_value::<Emitted>(Value::Object(frame)) else {
+            return;
+        };
+        if emitted.skips(&self.conn_id, &self.rooms()) {
+            return;
+        }
+        let offset = seq.map(|seq| {
+            let mut position = self.position.borrow_mut();
+            position.set_room(room_id, seq);
+            position.encode()
+        });
+        let packet = packet::event_args(&self.nsp, event, &emitted.args, offset.as_deref());
+        let _ = self.client.send_with_str(engine::message(&packet));
+    }
+}
+
 impl RelayOwner for NamespaceState {
     /// A frame from a room's socket.
     fn on_frame(&self, room_id: &str, relay: &Relay, text: &str) {
@@ -191,6 +222,7 @@ impl RelayOwner for NamespaceState {
                 relay.send("sync", json!({"since": since}), None);
             }
             "pong" | "token.expired" => {}
+            _ if frame.contains_key("args") => self.on_emitted(room_id, &event, frame, seq),
             _ => {
                 let offset = seq.map(|seq| {
                     let mut position = self.position.borrow_mut();

@@ -83,7 +83,7 @@ impl Host for UserHub {
             has_rooms: !position.rooms.is_empty(),
         };
         let info = shared::add_namespace(&self.sockets, ws, info, namespace)?;
-        let state = NamespaceState::new(ws.clone(), nsp, position);
+        let state = NamespaceState::new(ws.clone(), &info.conn_id, nsp, position);
         self.namespaces.insert(&info.conn_id, Rc::clone(&state));
         shared::reply_connect(ws, nsp, &info.conn_id, &pid);
         let Some((_, (position, missed))) = recovery else {
@@ -152,7 +152,7 @@ impl Host for UserHub {
         }
     }
 
-    fn ended_by_client(&self, info: &SocketInfo, nsp: Option<&str>) {
+    fn ended_for_good(&self, info: &SocketInfo, nsp: Option<&str>) {
         let joined = JoinedRooms::new(&self.local);
         for ended in info.sio.iter().flat_map(|session| &session.namespaces) {
             if nsp.is_none_or(|nsp| nsp == ended.name) {
@@ -198,7 +198,7 @@ impl UserHub {
     /// A namespace's state: made afresh after hibernation (a namespace without rooms needs
     /// no more than the next event's seq). A namespace that had rooms and lost its relays (the
     /// hub restarted) closes the socket with 1012, and the client recovers from its offset.
-    fn namespace_state(
+    pub(super) fn namespace_state(
         &self,
         ws: &WebSocket,
         info: &SocketInfo,
@@ -216,7 +216,7 @@ impl UserHub {
             return None;
         }
         let last = self.log().last_seq().unwrap_or(0);
-        let state = NamespaceState::new(ws.clone(), &nsp.name, Position::new(last));
+        let state = NamespaceState::new(ws.clone(), &info.conn_id, &nsp.name, Position::new(last));
         self.namespaces.insert(&info.conn_id, Rc::clone(&state));
         Some(state)
     }
@@ -359,7 +359,7 @@ impl UserHub {
 
     /// Writes whether the namespace has rooms to the attachment: after a restart, a namespace
     /// that had rooms is told to recover (see `UserHub::namespace_state`).
-    fn remember_rooms(&self, ws: &WebSocket, state: &NamespaceState) {
+    pub(super) fn remember_rooms(&self, ws: &WebSocket, state: &NamespaceState) {
         let Some(mut info) = SocketInfo::of(ws) else {
             return;
         };

@@ -1,0 +1,140 @@
+//! A backend's hand on the user's Socket.IO sockets (`POST /sockets`, asked by `api::sockets`
+//! for socket.io's `to(…).emit`, `socketsJoin`, `socketsLeave`, `disconnectSockets` and
+//! `fetchSockets`). The Worker has found which hubs hold the sockets; this hub picks its own
+//! with the [`SocketSelector`] and acts on each chosen namespace:
+//!
+//! | op           | stored                                   | sent                                   |
+//! |--------------|------------------------------------------|----------------------------------------|
+//! | `emit`       | —                                        | EVENT `[event, ...args]` on the namespace |
+//! | `join`       | the `pid`'s rooms (`store::joined_rooms`) | — (the room's relay opens, as a `room.join`'s does) |
+//! | `leave`      | the room forgotten for the `pid`         | — (the relay closes)                   |
+//! | `disconnect` | the `pid`'s rooms forgotten              | DISCONNECT on the namespace, or with `close` on every namespace and close 4003 |
+//! | `fetch`      | —                                        | — (the answer lists the sockets)       |
+//!
+//! A backend's join is the authority: the Worker has made the user a member of the room before
+//! it asks (`api::sockets`), so the room admits the relay as it admits any member's.
+
+use std::rc::Rc;
+
+use worker::{Request, WebSocket};
+
+use super::namespace::NamespaceState;
+use super::relay::Join;
+use super::UserHub;
+use crate::error::ApiError;
+use crate::hubs::common::attachment::SocketInfo;
+use crate::hubs::common::object::Answer;
+use crate::hubs::socketio::end_namespace;
+use crate::hubs::stubs::user::{
+    RemoteSocket, SocketOp, SocketSelector, SocketsOutcome, SocketsRequest,
+};
+use crate::protocol::close;
+use crate::socketio::Namespace;
+use crate::store::joined_rooms::JoinedRooms;
+
+/// One chosen namespace of one socket.
+struct Chosen {
+    ws: WebSocket,
+    info: SocketInfo,
+    nsp: Namespace,
+    state: Rc<NamespaceState>,
+}
+
+impl UserHub {
+    /// `POST /sockets`: the operation on every chosen socket; how many it reached.
+    pub(super) async fn sockets_call(&self, mut req: Request) -> Answer {
+        let body: SocketsRequest = crate::http::read_hub_json(&mut req).await?;
+        let chosen = self.choose(&body.select);
+        let mut outcome = SocketsOutcome {
+            sockets: chosen.len(),
+            found: Vec::new(),
+        };
+        for socket in chosen {
+            match &body.op {
+                SocketOp::Emit { event, args } => socket.state.emit_args(event, args),
+                SocketOp::Join { rooms } => self.join_all(&socket, rooms).await?,
+                SocketOp::Leave { rooms } => self.leave_all(&socket, rooms)?,
+                SocketOp::Disconnect { close } => self.disconnect_socket(socket, *close),
+                SocketOp::Fetch => outcome.found.push(RemoteSocket {
+                    id: socket.info.conn_id.clone(),
+                    user_id: socket.info.user_id.clone(),
+                    namespace: socket.nsp.name.clone(),
+                    rooms: socket.state.rooms(),
+                }),
+            }
+        }
+        Ok(crate::http::json(200, &outcome)?)
+    }
+
+    /// The open Socket.IO sockets connected to the selector's namespace that it chooses.
+    fn choose(&self, select: &SocketSelector) -> Vec<Chosen> {
+        let mut chosen = Vec::new();
+        for (ws, info) in self.sockets.socketio() {
+            let Some(nsp) = info
+                .sio
+                .as_ref()
+                .and_then(|session| session.namespace(&select.namespace))
+                .cloned()
+            else {
+                continue;
+            };
+            let Some(state) = self.namespace_state(&ws, &info, &nsp) else {
+                continue;
+            };
+            if select.matches(&info.conn_id, &state.rooms()) {
+                chosen.push(Chosen {
+                    ws,
+                    info,
+                    nsp,
+                    state,
+                });
+            }
+        }
+        chosen
+    }
+
+    /// Joins the socket's namespace to each room not joined yet, recorded for its recovery.
+    async fn join_all(&self, socket: &Chosen, rooms: &[String]) -> Result<(), ApiError> {
+        let identity = socket
+            .info
+            .sio
+            .as_ref()
+            .map(|session| session.identity.clone())
+            .ok_or_else(|| ApiError::internal("not a Socket.IO socket"))?;
+        for room_id in rooms {
+            let join = Join {
+                identity: &identity,
+                device: &socket.info.device,
+                room_id,
+                since: None,
+                ack: None,
+            };
+            socket.state.join(&self.env, join).await?;
+            JoinedRooms::new(&self.local).add(&socket.nsp.pid, room_id, crate::clock::now_ms())?;
+        }
+        self.remember_rooms(&socket.ws, &socket.state);
+        Ok(())
+    }
+
+    fn leave_all(&self, socket: &Chosen, rooms: &[String]) -> Result<(), ApiError> {
+        for room_id in rooms {
+            socket.state.leave(room_id);
+            JoinedRooms::new(&self.local).remove(&socket.nsp.pid, room_id)?;
+        }
+        self.remember_rooms(&socket.ws, &socket.state);
+        Ok(())
+    }
+
+    /// socket.io's `disconnect(close)`: the namespace alone, or the whole connection.
+    fn disconnect_socket(&self, socket: Chosen, close: bool) {
+        if close {
+            self.sockets
+                .close(&socket.ws, close::FORBIDDEN, "disconnected by the backend");
+            return;
+        }
+        let _ = socket.ws.send_with_str(crate::socketio::engine::message(
+            &crate::socketio::packet::disconnect(&socket.nsp.name),
+        ));
+        end_namespace(self, &socket.ws, socket.info, &socket.nsp.name);
+    }
+}
