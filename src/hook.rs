@@ -40,7 +40,7 @@ use sha2::Sha256;
 use worker::{Headers, Response, ResponseBody, Url};
 
 use crate::error::ApiError;
-use crate::vars::{number, MIN_SECRET_BYTES};
+use crate::vars::{number, switch, MIN_SECRET_BYTES};
 
 /// The header that carries the signature.
 pub const SIGNATURE_HEADER: &str = "x-switchboard-signature";
@@ -54,6 +54,10 @@ pub struct HookConfig {
     pub secret: String,
     pub timeout_ms: u64,
     pub max_answer_bytes: usize,
+    /// `EVENT_HOOK_CONNECTIONS`: Socket.IO sockets' `connection` and `disconnect` calls are
+    /// made too (`hubs::user::lifecycle`). Off by default: a backend written for events alone
+    /// would refuse them, and each costs a call per connect.
+    pub connections: bool,
 }
 
 /// Never prints the secret or the URL's query.
@@ -64,6 +68,7 @@ impl std::fmt::Debug for HookConfig {
             .field("secret", &"<redacted>")
             .field("timeout_ms", &self.timeout_ms)
             .field("max_answer_bytes", &self.max_answer_bytes)
+            .field("connections", &self.connections)
             .finish()
     }
 }
@@ -98,6 +103,9 @@ impl HookConfig {
         )
         .map_err(|problem| problems.push(problem))
         .ok();
+        let connections = switch(get, "EVENT_HOOK_CONNECTIONS", false)
+            .map_err(|problem| problems.push(problem))
+            .unwrap_or(false);
         let Some(raw_url) = get("EVENT_HOOK_URL") else {
             return if problems.is_empty() {
                 Ok(None)
@@ -128,6 +136,7 @@ impl HookConfig {
                     secret,
                     timeout_ms,
                     max_answer_bytes,
+                    connections,
                 }))
             }
             _ => Err(problems),
@@ -162,33 +171,91 @@ fn redacted(url: &Url) -> String {
     shown.to_string()
 }
 
-/// One client event to forward. `user_id` must be the socket's verified user, never a value the
-/// client sent.
+/// What a hook call is about: a client's event, or a socket's life (socket.io's
+/// `connection` and `disconnect`, `hubs::user::lifecycle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookKind {
+    Event,
+    Connection,
+    Disconnect,
+}
+
+impl HookKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookKind::Event => "event",
+            HookKind::Connection => "connection",
+            HookKind::Disconnect => "disconnect",
+        }
+    }
+}
+
+/// One call to forward. `user_id` must be the socket's verified user, never a value the client
+/// sent.
 #[derive(Debug, Clone, Copy)]
 pub struct HookCall<'a> {
+    pub kind: HookKind,
     pub user_id: &'a str,
     pub conn_id: &'a str,
     pub namespace: &'a str,
+    /// The client's event; `connection` or `disconnect` for those kinds.
     pub event: &'a str,
-    /// Every argument the client emitted before its ack callback.
+    /// Every argument the client emitted before its ack callback (none for the other kinds).
     pub args: &'a [Value],
+    /// `socket.data`, when the backend set it.
+    pub data: Option<&'a Value>,
+    /// A `connection` call's handshake (`socketio::handshake`, with the CONNECT's `auth`).
+    pub handshake: Option<&'a Value>,
+    /// A `disconnect` call's reason, in socket.io's words.
+    pub reason: Option<&'a str>,
 }
 
-/// The JSON body of the POST: `kind` (`event`, so that a backend's router tells a client's
-/// event from other calls), `user_id`, `socket_id` (the `socket.id` the client sees) and
+impl<'a> HookCall<'a> {
+    /// A client's event.
+    pub fn event(
+        user_id: &'a str,
+        conn_id: &'a str,
+        namespace: &'a str,
+        event: &'a str,
+        args: &'a [Value],
+    ) -> Self {
+        Self {
+            kind: HookKind::Event,
+            user_id,
+            conn_id,
+            namespace,
+            event,
+            args,
+            data: None,
+            handshake: None,
+            reason: None,
+        }
+    }
+}
+
+/// The JSON body of the POST: `kind` (`event`, `connection`, `disconnect`), `user_id`,
+/// `socket_id` (the `socket.id` the client sees) and
 /// `conn_id` (the same id, as `ready` names it), `namespace`, `event`, `args` (every
 /// argument, once: a handler's first argument is `args[0]`) and `sent_at` (unix ms), so the
 /// body is the client's arguments plus a small envelope. Key order is not part of the
-/// contract; the signature covers the exact bytes.
+/// contract; the signature covers the exact bytes. `data` is `socket.data` (null until the
+/// backend sets it); a `connection` call adds `handshake`, a `disconnect` call `reason`.
 pub fn request_body(call: &HookCall<'_>, now_ms: i64) -> String {
     let mut body = Map::new();
-    body.insert("kind".into(), Value::from("event"));
+    body.insert("kind".into(), Value::from(call.kind.as_str()));
     body.insert("user_id".into(), Value::from(call.user_id));
     body.insert("socket_id".into(), Value::from(call.conn_id));
     body.insert("conn_id".into(), Value::from(call.conn_id));
     body.insert("namespace".into(), Value::from(call.namespace));
     body.insert("event".into(), Value::from(call.event));
     body.insert("args".into(), Value::Array(call.args.to_vec()));
+    body.insert("data".into(), call.data.cloned().unwrap_or(Value::Null));
+    if let Some(handshake) = call.handshake {
+        body.insert("handshake".into(), handshake.clone());
+    }
+    if let Some(reason) = call.reason {
+        body.insert("reason".into(), Value::from(reason));
+    }
     body.insert("sent_at".into(), Value::from(now_ms));
     Value::Object(body).to_string()
 }
@@ -605,13 +672,7 @@ mod tests {
     #[test]
     fn the_request_body() {
         let args = [json!({"room":"r1","text":"hi"}), json!(2)];
-        let call = HookCall {
-            user_id: "alice",
-            conn_id: "c-1",
-            namespace: "/chat",
-            event: "send-message",
-            args: &args,
-        };
+        let call = HookCall::event("alice", "c-1", "/chat", "send-message", &args);
         let body: Value = serde_json::from_str(&request_body(&call, 1_700_000_000_123)).unwrap();
         assert_eq!(
             body,
@@ -623,6 +684,7 @@ mod tests {
                 "namespace": "/chat",
                 "event": "send-message",
                 "args": [{"room": "r1", "text": "hi"}, 2],
+                "data": null,
                 "sent_at": 1_700_000_000_123_i64,
             })
         );
@@ -634,13 +696,7 @@ mod tests {
     #[test]
     fn each_argument_is_sent_once() {
         let large = [json!("x".repeat(40_000))];
-        let call = HookCall {
-            user_id: "alice",
-            conn_id: "c-1",
-            namespace: "/",
-            event: "upload",
-            args: &large,
-        };
+        let call = HookCall::event("alice", "c-1", "/", "upload", &large);
         let bytes = request_body(&call, 0).len();
         assert!((40_000..40_200).contains(&bytes), "{bytes} bytes");
     }

@@ -30,6 +30,20 @@ where
     }
 }
 
+/// The switch `name` holds (`true` or `false`); `default` when it is not set.
+pub fn switch(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: bool,
+) -> Result<bool, String> {
+    match get(name).as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(_) => Err(format!("{name} must be true or false")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +57,17 @@ mod tests {
             number(&get, "SET", 1, 8, 10),
             Err("SET must be a whole number from 8 to 10".to_owned())
         );
+    }
+
+    #[test]
+    fn switches_are_true_or_false() {
+        let get = |name: &str| match name {
+            "ON" => Some("true".to_owned()),
+            "ODD" => Some("yes".to_owned()),
+            _ => None,
+        };
+        assert_eq!(switch(&get, "ON", false), Ok(true));
+        assert_eq!(switch(&get, "UNSET", false), Ok(false));
+        assert!(switch(&get, "ODD", false).is_err());
     }
 }

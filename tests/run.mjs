@@ -89,6 +89,7 @@ async function main() {
     EVENT_HOOK_URL: `http://127.0.0.1:${hookPort}/hook`,
     EVENT_HOOK_SECRET: randomBytes(32).toString('hex'),
     EVENT_HOOK_TIMEOUT_MS: '1000',
+    EVENT_HOOK_CONNECTIONS: 'true',
     VAPID_PUBLIC_KEY: vapid.public,
     VAPID_PRIVATE_KEY: vapid.private,
     VAPID_SUBJECT: 'mailto:ops@switchboard.test',

@@ -16,6 +16,7 @@ use crate::http::{header, query_param};
 use crate::metrics::{self, Kind, Point};
 use crate::quota::Rate;
 use crate::routes::Route;
+use crate::socketio::handshake::Handshake;
 
 /// Set on a Socket.IO upgrade that was accepted only to refuse in band (`api::socketio`): the
 /// code it refused with, for the log and for anyone looking at the handshake.
@@ -100,7 +101,7 @@ pub fn log_decided(
 pub async fn user(call: Call<'_>) -> Answer {
     let admitted = authenticate(&call).await?;
     let query = hub_query(&call)?;
-    admitted.open_user_socket(call.env, &query).await
+    admitted.open_user_socket(call.env, &query, None).await
 }
 
 /// The object's connect query, carrying a validated `since` and `device`.
@@ -195,10 +196,19 @@ impl Admitted {
     }
 
     /// Opens a device socket in the user's UserHub (`query` the hub's: `since`, `device`,
-    /// `dialect`), telling it how the token came (an operator's report shows it).
-    pub async fn open_user_socket(&self, env: &Env, query: &str) -> Answer {
+    /// `dialect`), telling it how the token came (an operator's report shows it) and a
+    /// Socket.IO connection's handshake.
+    pub async fn open_user_socket(
+        &self,
+        env: &Env,
+        query: &str,
+        handshake: Option<&Handshake>,
+    ) -> Answer {
         let headers = Headers::new();
         headers.set(crate::hubs::stubs::CARRIER_HEADER, self.carrier.as_str())?;
+        if let Some(handshake) = handshake {
+            crate::hubs::stubs::set_handshake(&headers, handshake)?;
+        }
         crate::hubs::stubs::user::connect(env, &self.identity, query, self.subprotocol(), headers)
             .await
     }

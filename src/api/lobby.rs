@@ -42,6 +42,7 @@ use crate::config::{Config, Limits};
 use crate::error::ApiError;
 use crate::protocol::{close, echoable_close_code};
 use crate::socketio::engine::{self, Heartbeat, Upgrades};
+use crate::socketio::handshake::Handshake;
 use crate::socketio::packet::Packet;
 
 /// Where an admitted Socket.IO client's socket goes: the user's hub, or with `room_id` that
@@ -50,6 +51,8 @@ use crate::socketio::packet::Packet;
 pub struct Destination {
     pub query: String,
     pub room_id: Option<String>,
+    /// The client's first request, for the hub to keep (a user connection's).
+    pub handshake: Option<Handshake>,
 }
 
 impl Destination {
@@ -57,7 +60,10 @@ impl Destination {
     pub async fn open(&self, env: &Env, admitted: &Admitted) -> Answer {
         match &self.room_id {
             Some(room_id) => admitted.open_room_socket(env, room_id, &self.query).await,
-            None => admitted.open_user_socket(env, &self.query).await,
+            None => {
+                let handshake = self.handshake.as_ref();
+                admitted.open_user_socket(env, &self.query, handshake).await
+            }
         }
     }
 }

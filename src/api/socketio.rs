@@ -28,6 +28,7 @@ use crate::error::ApiError;
 use crate::http::header;
 use crate::hubs::stubs::polling::{self, Opening, PollingCall};
 use crate::socketio::engine;
+use crate::socketio::handshake::{self, Handshake};
 
 pub async fn connect(call: Call<'_>) -> Answer {
     if call.query("EIO").as_deref() != Some("4") {
@@ -90,6 +91,7 @@ async fn handshake(call: Call<'_>) -> Answer {
         token,
         origin: call.header("origin"),
         address: client_address(&call.req),
+        handshake: destination.handshake,
     };
     plain(polling::open(call.env, &opening).await?).await
 }
@@ -154,7 +156,34 @@ fn destination(call: &Call<'_>) -> Result<Destination, ApiError> {
     if let Some(room_id) = &room_id {
         crate::ids::validate_room_id(room_id).map_err(validation)?;
     }
-    Ok(Destination { query, room_id })
+    let handshake = match room_id {
+        Some(_) => None,
+        None => Some(handshake_of(&call.req)?),
+    };
+    Ok(Destination {
+        query,
+        room_id,
+        handshake,
+    })
+}
+
+/// The client's first request as socket.io handlers see it (`socket.handshake`).
+fn handshake_of(req: &Request) -> Result<Handshake, ApiError> {
+    let url = req.url()?;
+    let own_origin = url.origin().ascii_serialization();
+    let path = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    };
+    Ok(Handshake::of(handshake::Request {
+        headers: req.headers().entries().collect(),
+        query: url.query_pairs().into_owned().collect(),
+        url: &path,
+        address: client_address(req),
+        own_origin: &own_origin,
+        secure: url.scheme() == "https",
+        issued: now_ms(),
+    }))
 }
 
 /// socket.io's own answer to a request it cannot take: the status and a small JSON body.

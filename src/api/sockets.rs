@@ -1,6 +1,6 @@
-//! `POST /internal/v1/socketio/{emit,join,leave,disconnect,fetch}`: a backend drives Socket.IO
-//! sockets the socket.io way (`io.to(room).emit`, `socketsJoin`, `socketsLeave`,
-//! `disconnectSockets`, `fetchSockets`; `packages/emitter` speaks this).
+//! `POST /internal/v1/socketio/{emit,join,leave,disconnect,fetch,data}`: a backend drives
+//! Socket.IO sockets the socket.io way (`io.to(room).emit`, `socketsJoin`, `socketsLeave`,
+//! `disconnectSockets`, `fetchSockets`, and `socket.data`; `packages/emitter` speaks this).
 //!
 //! Every call names its sockets as socket.io does — `rooms` (room ids and socket ids, which
 //! `~` tells apart: `ids::socket_owner`), `except`, the `namespace` — plus `users` (every
@@ -34,6 +34,7 @@ use crate::hubs::stubs::user::{
     PUSH_FAN_OUT,
 };
 use crate::ids::{socket_owner, validate_room_id, validate_user_id};
+use crate::socketio::MAX_SOCKET_DATA_BYTES;
 use crate::stream::Class;
 
 /// Names one call's `rooms`, `except` and join/leave lists may hold, each.
@@ -54,6 +55,7 @@ pub enum Op {
     Leave,
     Disconnect,
     Fetch,
+    Data,
 }
 
 impl Op {
@@ -64,6 +66,7 @@ impl Op {
             "leave" => Op::Leave,
             "disconnect" => Op::Disconnect,
             "fetch" => Op::Fetch,
+            "data" => Op::Data,
             _ => return None,
         })
     }
@@ -92,6 +95,8 @@ struct Body {
     close: bool,
     limit: Option<usize>,
     cursor: Option<String>,
+    socket_id: Option<String>,
+    data: Option<Value>,
 }
 
 fn main_namespace() -> String {
@@ -139,6 +144,7 @@ pub async fn handle(mut call: Call<'_>, op: Op) -> Answer {
             act(call.env, users, &SocketOp::Disconnect { close }).await
         }
         Op::Fetch => fetch(call.env, &body, &targets).await,
+        Op::Data => set_data(call.env, body).await,
     }
 }
 
@@ -450,4 +456,31 @@ async fn fetch(env: &Env, body: &Body, targets: &Targets) -> Answer {
         }
     }
     ok(&json!({"sockets": found, "next_cursor": null}))
+}
+
+/// `data`: replaces one socket's `socket.data` (at most [`MAX_SOCKET_DATA_BYTES`] serialised).
+async fn set_data(env: &Env, body: Body) -> Answer {
+    let socket_id = body
+        .socket_id
+        .ok_or_else(|| validation("data needs socket_id"))?;
+    let owner = socket_owner(&socket_id)
+        .ok_or_else(|| validation("socket_id is not a socket id"))?
+        .to_owned();
+    let data = body.data.unwrap_or(Value::Null);
+    let bytes = data.to_string().len();
+    if bytes > MAX_SOCKET_DATA_BYTES {
+        return Err(ApiError::too_large(format!(
+            "data is {bytes} bytes serialised, over {MAX_SOCKET_DATA_BYTES}"
+        )));
+    }
+    let request = SocketsRequest {
+        select: SocketSelector {
+            namespace: body.namespace,
+            ids: vec![socket_id],
+            ..SocketSelector::default()
+        },
+        op: SocketOp::Data { data },
+    };
+    let outcome = user::sockets(env, &owner, &request).await?;
+    ok(&json!({ "sockets": outcome.sockets }))
 }

@@ -38,7 +38,7 @@ use crate::error::ApiError;
 use crate::protocol::{close, code, ServerFrame};
 use crate::quota::Rate;
 use crate::socketio::packet::{Kind, Packet};
-use crate::socketio::{engine, packet, Namespace, Session};
+use crate::socketio::{engine, packet, reason, Namespace, Session};
 
 /// What the engine uses of the object that holds the connection.
 pub(super) struct Parts<'a> {
@@ -54,6 +54,8 @@ pub(super) struct Opening<'a> {
     pub nsp: &'a str,
     /// The recovery the CONNECT asked for: its `pid` and offset.
     pub resume: Option<(&'a str, &'a str)>,
+    /// The CONNECT's `auth`, as the client sent it.
+    pub auth: Option<&'a Value>,
 }
 
 /// What a hub does with its Socket.IO connections beyond what Engine.IO and Socket.IO require.
@@ -75,6 +77,8 @@ pub(super) trait Host {
     /// (DISCONNECT, Engine.IO close) or a backend (`disconnectSockets`): nothing of it is
     /// recovered later. After [`Host::forget`].
     fn ended_for_good(&self, _info: &SocketInfo, _nsp: Option<&str>) {}
+    /// A namespace ended, for `reason` (`socketio::reason`): the backend may be told.
+    fn disconnected(&self, _info: &SocketInfo, _nsp: &str, _reason: &str) {}
 }
 
 /// Accepts a Socket.IO socket (for one room when `room_id` is set). The Engine.IO session
@@ -84,11 +88,9 @@ pub(super) fn accept(
     host: &impl Host,
     identity: &Identity,
     device: Option<String>,
-    room_id: Option<String>,
+    session: Session,
     carrier: Option<Carrier>,
 ) -> Result<WebSocketPair, ApiError> {
-    let mut session = Session::new(identity.clone());
-    session.room_id = room_id;
     let sockets = host.parts().sockets;
     let (pair, info) = sockets.accept(identity, device, Some(session), carrier)?;
     let limits = Limits::of(host.parts().env);
@@ -125,9 +127,16 @@ async fn on_text(host: &impl Host, ws: &WebSocket, info: SocketInfo, text: &str)
         Ok(engine::Packet::Close) => {
             host.forget(&info.conn_id, None);
             host.ended_for_good(&info, None);
-            host.parts()
-                .sockets
-                .close(ws, close::NORMAL, "client closed");
+            for nsp in info.sio.iter().flat_map(|session| &session.namespaces) {
+                host.disconnected(&info, &nsp.name, reason::TRANSPORT);
+            }
+            let sockets = host.parts().sockets;
+            let mut ended = info;
+            if let Some(session) = ended.sio.as_mut() {
+                session.namespaces.clear();
+            }
+            let _ = sockets.save(ws, &ended);
+            sockets.close(ws, close::NORMAL, "client closed");
         }
         Ok(engine::Packet::Upgrade | engine::Packet::Noop) => {}
         Ok(engine::Packet::Message(inner)) => match packet::parse(inner) {
@@ -147,7 +156,7 @@ async fn on_packet(host: &impl Host, ws: &WebSocket, info: SocketInfo, packet: P
                 let _ = ws.send_with_str(engine::message(&refusal));
             }
         }
-        Kind::Disconnect => end_namespace(host, ws, info, &packet.nsp),
+        Kind::Disconnect => end_namespace(host, ws, info, &packet.nsp, reason::CLIENT_NAMESPACE),
         Kind::Event => {
             let nsp = info
                 .sio
@@ -215,6 +224,7 @@ async fn connect(
         info,
         nsp: &packet.nsp,
         resume,
+        auth,
     })
     .await
 }
@@ -235,9 +245,22 @@ pub(super) fn add_namespace(
 
 /// A namespace ends (the client's DISCONNECT, or a backend's `disconnectSockets`): its rooms
 /// are left and forgotten for its `pid`, and the connection goes on without it.
-pub(super) fn end_namespace(host: &impl Host, ws: &WebSocket, info: SocketInfo, nsp: &str) {
+pub(super) fn end_namespace(
+    host: &impl Host,
+    ws: &WebSocket,
+    info: SocketInfo,
+    nsp: &str,
+    why: &str,
+) {
     host.forget(&info.conn_id, Some(nsp));
     host.ended_for_good(&info, Some(nsp));
+    if info
+        .sio
+        .as_ref()
+        .is_some_and(|s| s.namespace(nsp).is_some())
+    {
+        host.disconnected(&info, nsp, why);
+    }
     remove_namespace(host.parts().sockets, ws, info, nsp);
 }
 
@@ -286,13 +309,8 @@ pub(super) async fn call_hook(
         ));
     };
     crate::quota::check(env, Rate::Send, &info.user_id).await?;
-    let call = crate::hook::HookCall {
-        user_id: &info.user_id,
-        conn_id: &info.conn_id,
-        namespace: nsp,
-        event,
-        args,
-    };
+    let mut call = crate::hook::HookCall::event(&info.user_id, &info.conn_id, nsp, event, args);
+    call.data = info.sio.as_ref().and_then(|session| session.data.as_ref());
     crate::hook::call(hook, &call).await.map_err(ApiError::from)
 }
 

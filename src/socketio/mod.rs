@@ -19,6 +19,7 @@
 //! [`offset`] says how a connection's position in many streams fits in one offset.
 
 pub mod engine;
+pub mod handshake;
 pub mod offset;
 pub mod packet;
 pub mod polling;
@@ -29,6 +30,21 @@ use serde_json::{json, Value};
 use crate::auth::jwt::Identity;
 use crate::error::ApiError;
 use crate::protocol::Reply;
+
+/// socket.io's reasons for a socket's end, as a backend's `disconnect` call names them
+/// (`hubs::user::lifecycle`).
+pub mod reason {
+    /// The client's DISCONNECT (`socket.disconnect()`).
+    pub const CLIENT_NAMESPACE: &str = "client namespace disconnect";
+    /// A backend's `disconnectSockets()` without `close`.
+    pub const SERVER_NAMESPACE: &str = "server namespace disconnect";
+    /// The gateway closed the connection (a backend's `disconnectSockets(true)`, revocation,
+    /// an expired token, the socket cap, a limit).
+    pub const FORCED: &str = "forced server close";
+    /// The connection went: the client closed it, the network dropped it, or it stopped
+    /// answering pings.
+    pub const TRANSPORT: &str = "transport close";
+}
 
 /// The packet answering a request: an `ack` becomes ACK with its data, an `error` ACK with
 /// `{"error": data}`, or without an ack id an `error` event; an `ack` nobody asked for is
@@ -57,7 +73,17 @@ pub struct Session {
     /// `room_id`, and its offset is the room's seq.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_id: Option<String>,
+    /// The client's first request, as handlers see it ([`handshake`]); user connections only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<handshake::Handshake>,
+    /// `socket.data`: set by the backend (the `connection` call's answer, or
+    /// `POST /internal/v1/socketio/data`), sent with every hook call, shown by `fetchSockets`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
 }
+
+/// The largest `socket.data`, serialised: it rides in the socket's attachment.
+pub const MAX_SOCKET_DATA_BYTES: usize = 4096;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Namespace {
@@ -77,6 +103,8 @@ impl Session {
             identity,
             namespaces: Vec::new(),
             room_id: None,
+            handshake: None,
+            data: None,
         }
     }
 

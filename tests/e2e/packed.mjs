@@ -22,10 +22,10 @@ export function packed(name) {
   return join(dir, 'package');
 }
 
-/** The packed `@switchboard/emitter`: its `Emitter` and its hook router. */
+/** The packed `@switchboard/emitter`: its `Emitter`, its hook router and its refusal. */
 export async function installPacked() {
   const dir = packed('emitter');
   const { Emitter } = await import(join(dir, 'src/index.js'));
-  const { HookRouter } = await import(join(dir, 'src/hooks.js'));
-  return { Emitter, HookRouter };
+  const { HookRouter, HookError } = await import(join(dir, 'src/hooks.js'));
+  return { Emitter, HookRouter, HookError };
 }

@@ -16,16 +16,29 @@ import { installPacked } from './packed.mjs';
 const clients = socketioClients(io);
 let Emitter;
 let HookRouter;
+let HookError;
 let backend;
 /** The backend's emitter, as an application makes it: only the constructor differs from redis. */
 let emitter;
 const backendErrors = [];
+/** The `connection` and `disconnect` calls the backend got, in arrival order. */
+const lives = [];
 
 /**
  * The chat gateway of the tutorials, as a backend behind the hook: `join-room` joins the socket
  * server-side and tells the others; `send-message` emits to the room and acks the message.
  */
 function chatBackend(router, io) {
+  router.onConnection((call) => {
+    lives.push(call);
+    const { auth } = call.handshake;
+    if (auth.banned) throw new HookError('banned', 'this account is suspended', 403);
+    return { data: { userId: call.userId, plan: auth.plan ?? 'free' } };
+  });
+  router.onDisconnect((call) => {
+    lives.push(call);
+  });
+  router.on('whoami', (call) => ({ data: call.data, socketId: call.socketId }));
   router.on('join-room', async (call) => {
     const [{ roomId }] = call.args;
     await io.of(call.namespace).in(call.socketId).socketsJoin(roomId);
@@ -46,7 +59,7 @@ function chatBackend(router, io) {
 }
 
 before(async () => {
-  ({ Emitter, HookRouter } = await installPacked());
+  ({ Emitter, HookRouter, HookError } = await installPacked());
   emitter = new Emitter({ url: BASE, token: INTERNAL_TOKEN });
   emitter.on('error', (err) => backendErrors.push(err));
   const router = new HookRouter({ secret: process.env.SB_HOOK_SECRET });
@@ -207,4 +220,58 @@ test('emitter: a client cannot name another socket: the hook call carries its ow
   assert.equal(forged.senderId, mallory);
   await until(() => atA.length === 1, { what: 'the message' });
   assert.equal(atA[0].senderId, mallory);
+});
+
+/** The lifecycle calls of one socket, in the order the backend got them. */
+const livesOf = (id) => lives.filter((call) => call.socketId === id).map((call) => call.reason ?? call.kind);
+
+test('emitter: connection and disconnect calls, once per socket, in order, with socket.io\'s reasons', async () => {
+  const user = uid('life');
+  const tok = token(user);
+  const leaves = await connected(chatClient(user, { auth: { token: tok } }));
+  const dropped = await connected(chatClient(user, { reconnection: false }));
+  const ejected = await connected(chatClient(user));
+  const closed = await connected(chatClient(user));
+  for (const socket of [leaves, dropped, ejected, closed]) assert.deepEqual(livesOf(socket.id), ['connection']);
+  const call = lives.find((c) => c.socketId === leaves.id);
+  assert.equal(call.userId, user);
+  assert.equal(call.namespace, '/chat');
+  assert.deepEqual(call.handshake.auth, { token: tok }, 'the CONNECT auth as sent');
+  assert.equal(call.handshake.query.EIO, '4');
+  assert.equal(call.handshake.headers.host, new URL(BASE).host);
+  assert.equal(call.handshake.recovered, false);
+
+  const ids = [leaves, dropped, ejected, closed].map((s) => s.id); // a disconnected client forgets its id
+  leaves.disconnect();
+  dropped.io.engine.close();
+  await emitter.of('/chat').in(ejected.id).disconnectSockets();
+  await emitter.of('/chat').in(closed.id).disconnectSockets(true);
+  await until(() => ids.every((id) => livesOf(id).length === 2), { what: 'every disconnect call' });
+  assert.deepEqual(ids.map(livesOf), [
+    ['connection', 'client namespace disconnect'],
+    ['connection', 'transport close'],
+    ['connection', 'server namespace disconnect'],
+    ['connection', 'forced server close'],
+  ]);
+});
+
+test('emitter: the connection answer sets socket.data, seen in later calls and fetchSockets; a refusal is connect_error', async () => {
+  const user = uid('data');
+  const socket = await connected(chatClient(user, { auth: { token: token(user), plan: 'pro' } }));
+  assert.deepEqual(await socket.emitWithAck('whoami', {}), { data: { userId: user, plan: 'pro' }, socketId: socket.id });
+  const [remote] = await emitter.of('/chat').in(socket.id).fetchSockets();
+  assert.deepEqual(remote.data, { userId: user, plan: 'pro' });
+  assert.equal(remote.handshake.query.EIO, '4');
+
+  await emitter.of('/chat').to(socket.id).setData({ userId: user, plan: 'team' });
+  assert.deepEqual((await socket.emitWithAck('whoami', {})).data, { userId: user, plan: 'team' });
+  const big = await internal('POST', '/internal/v1/socketio/data', { namespace: '/chat', socket_id: socket.id, data: { blob: 'x'.repeat(5000) } });
+  assert.equal(big.status, 413, 'socket.data over its bound is refused');
+  assert.deepEqual((await socket.emitWithAck('whoami', {})).data.plan, 'team', 'and nothing changed');
+
+  const banned = chatClient(uid('banned'), { auth: { token: token(uid('banned')), banned: true } });
+  const err = await new Promise((resolve) => banned.once('connect_error', resolve));
+  assert.equal(err.message, 'banned');
+  assert.equal(err.data.code, 'banned');
+  assert.equal(banned.active, false, 'the client stops, as after middleware next(err)');
 });

@@ -100,6 +100,7 @@ impl PollingSession {
         let destination = Destination {
             query: opening.query,
             room_id: opening.room_id,
+            handshake: opening.handshake,
         };
         let held = Held::new(
             &self.env,

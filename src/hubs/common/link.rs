@@ -66,7 +66,7 @@ pub enum Down {
     },
     /// A socket's changed state (`syncing` after a replay batch, expiry after `auth`).
     UpdateSocket {
-        info: SocketInfo,
+        info: Box<SocketInfo>,
     },
 }
 

@@ -87,7 +87,10 @@ impl Peer {
         match self {
             Peer::Socket(ws) => sockets.save(ws, info),
             Peer::Shard { link, .. } => {
-                Down::UpdateSocket { info: info.clone() }.send(link);
+                Down::UpdateSocket {
+                    info: Box::new(info.clone()),
+                }
+                .send(link);
                 Ok(())
             }
         }

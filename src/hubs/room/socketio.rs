@@ -51,6 +51,7 @@ impl Host for Room {
             info,
             nsp,
             resume,
+            ..
         } = opening;
         let room_id = self.room_id()?.unwrap_or_default();
         let main = info.sio.as_ref().and_then(Session::main).is_none();

@@ -42,6 +42,7 @@ use crate::hubs::common::peer::Peer;
 use crate::hubs::stubs::room::{revoked_before_of, RoomPresence};
 use crate::hubs::stubs::shard::{self, Welcome};
 use crate::protocol::{close, code, ServerFrame};
+use crate::socketio::Session;
 use crate::store::room_shards::RoomShards;
 
 /// The sockets of a [`Room::shard_counts`], all objects together.
@@ -236,8 +237,9 @@ impl Room {
         if crate::http::query_param(req, "dialect").as_deref() == Some("socketio") {
             self.sockets
                 .refuse_if_held(&user_id, Limits::of(&self.env).max_sockets_per_user)?;
-            let pair =
-                crate::hubs::socketio::accept(self, &identity, device, Some(room_id.into()), None)?;
+            let mut session = Session::new(identity.clone());
+            session.room_id = Some(room_id.into());
+            let pair = crate::hubs::socketio::accept(self, &identity, device, session, None)?;
             self.announce_join(&user_id)?;
             self.schedule_alarm().await?;
             return upgrade_response(req, pair.client);

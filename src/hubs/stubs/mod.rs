@@ -81,6 +81,7 @@ use worker::{Headers, Request, Response, WebSocket};
 use crate::auth::jwt::Identity;
 use crate::auth::token::Carrier;
 use crate::error::ApiError;
+use crate::socketio::handshake::Handshake;
 
 /// The request header that hands a verified identity to an object.
 const IDENTITY_HEADER: &str = "x-switchboard-identity";
@@ -88,6 +89,8 @@ const IDENTITY_HEADER: &str = "x-switchboard-identity";
 const SUBPROTOCOL_HEADER: &str = "x-switchboard-subprotocol";
 /// On a user connect: how the token came (`header`, `subprotocol`, `query`).
 pub const CARRIER_HEADER: &str = "x-switchboard-carrier";
+/// On a Socket.IO user connect: the client's first request (`socketio::handshake`), as JSON.
+const HANDSHAKE_HEADER: &str = "x-switchboard-handshake";
 
 /// The upgrade an object receives to open a socket: `path` (with its query), the verified
 /// identity, whether the client offered the `bearer` subprotocol, and any `headers` of the call.
@@ -127,6 +130,17 @@ pub fn offered_subprotocol(req: &Request) -> bool {
 /// How a connect's token came, as the Worker said ([`CARRIER_HEADER`]); `None` when it did not.
 pub fn carrier_of(req: &Request) -> Option<Carrier> {
     crate::http::header(req, CARRIER_HEADER).and_then(|name| Carrier::parse(&name))
+}
+
+/// Tells the hub a Socket.IO connection's handshake ([`handshake_of`]).
+pub fn set_handshake(headers: &Headers, handshake: &Handshake) -> Result<(), ApiError> {
+    let json = serde_json::to_string(handshake).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(headers.set(HANDSHAKE_HEADER, &json)?)
+}
+
+/// The handshake the Worker sent ([`set_handshake`]), if any.
+pub fn handshake_of(req: &Request) -> Option<Handshake> {
+    crate::http::header(req, HANDSHAKE_HEADER).and_then(|raw| serde_json::from_str(&raw).ok())
 }
 
 /// The socket an object handed back (a relay's, a shard's link), accepted; a refusal is the

@@ -35,6 +35,7 @@ pub struct Opening {
     pub token: Option<Extracted>,
     pub origin: Option<String>,
     pub address: String,
+    pub handshake: Option<crate::socketio::handshake::Handshake>,
 }
 
 fn stub(env: &Env, sid: &str) -> Result<Stub, ApiError> {

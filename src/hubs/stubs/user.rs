@@ -13,6 +13,7 @@ use crate::auth::jwt::Identity;
 use crate::error::ApiError;
 use crate::notify::{Level, NotifyRequest};
 use crate::protocol::code;
+use crate::socketio::handshake::Handshake;
 use crate::store::notify_log::Subscription;
 use crate::stream::Class;
 
@@ -233,6 +234,10 @@ pub enum SocketOp {
     },
     /// The sockets, described ([`RemoteSocket`]).
     Fetch,
+    /// `socket.data` replaced (the Worker checked its size).
+    Data {
+        data: Value,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -257,6 +262,8 @@ pub struct RemoteSocket {
     pub user_id: String,
     pub namespace: String,
     pub rooms: Vec<String>,
+    pub data: Option<Value>,
+    pub handshake: Option<Handshake>,
 }
 
 fn stub(env: &Env, user: &str) -> Result<Stub, ApiError> {

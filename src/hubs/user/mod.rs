@@ -1,7 +1,8 @@
 //! UserHub: one Durable Object per user — its device sockets, in either dialect, and its event
 //! stream. Its other parts each have their file: Web Push and notifications ([`notifier`]),
 //! Socket.IO connections ([`socketio`]) with the rooms they join relayed ([`relay`]) and each
-//! namespace's state ([`namespace`]) and a backend's operations on them ([`remote`]), the
+//! namespace's state ([`namespace`]), a backend's operations on them ([`remote`]) and its
+//! calls about their lives ([`lifecycle`]), the
 //! direct-message send ([`direct`]), its listing in the
 //! directory of who is online ([`listing`]), and an operator's report ([`inspect`]).
 //!
@@ -22,7 +23,7 @@
 //! | `GET /inspect` (Worker: an operator's `GET /internal/v1/users/{id}`) | — (reads only; no table is made) | the report: devices (with how each token came), stream counters, cursors, revocation, push state, the alarm and why (`user::inspect`) |
 //! | `POST /sockets` (a backend's `emit`, `socketsJoin`, … for chosen Socket.IO sockets) | see `user::remote` | see `user::remote` |
 //! | `POST /broadcast` (from a directory shard) | — (not in the stream: no seq)     | the event with `broadcast: true` to every device (Socket.IO: EVENT on the main namespace); `{devices}`, and at 0 the hub knows itself unlisted |
-//! | socket closes                        | `last_seen` when the last device leaves; alarm re-planned | the directory shard's `leave` when the last device leaves |
+//! | socket closes                        | `last_seen` when the last device leaves; alarm re-planned | the directory shard's `leave` when the last device leaves; a Socket.IO socket's `disconnect` hook calls (`user::lifecycle`) |
 //! | frames over the rate limit           | —                                       | close 4008                             |
 //!
 //! Appending and fanning out, or replaying and sending `synced`, happen without yielding (SQLite
@@ -37,6 +38,7 @@
 
 pub mod direct;
 pub mod inspect;
+pub mod lifecycle;
 pub mod listing;
 pub mod namespace;
 pub mod notifier;
@@ -52,6 +54,7 @@ use worker::{
     WebSocketIncomingMessage,
 };
 
+use self::lifecycle::Lifecycle;
 use self::listing::Listing;
 use self::namespace::Namespaces;
 use super::common::alarm::{Alarm, AlarmPlan};
@@ -92,6 +95,8 @@ pub struct UserHub {
     namespaces: Namespaces,
     /// Whether this hub is listed in its directory shard (`user::listing`).
     listing: Rc<Listing>,
+    /// The backend's `connection` and `disconnect` calls not answered yet (`user::lifecycle`).
+    lifecycle: Lifecycle,
 }
 
 impl DurableObject for UserHub {
@@ -108,6 +113,7 @@ impl DurableObject for UserHub {
             replays: Replays::default(),
             namespaces: Namespaces::default(),
             listing: Rc::default(),
+            lifecycle: Lifecycle::default(),
         }
     }
 
@@ -543,6 +549,13 @@ impl UserHub {
         if let Some(gone) = &gone {
             self.gate.forget(&gone.conn_id);
             self.namespaces.forget(&gone.conn_id);
+            let why = match gone.closing {
+                true => crate::socketio::reason::FORCED,
+                false => crate::socketio::reason::TRANSPORT,
+            };
+            for nsp in gone.sio.iter().flat_map(|session| &session.namespaces) {
+                self.disconnect_call(gone, &nsp.name, why);
+            }
         }
         let last = self.sockets.count() == 0;
         if last {

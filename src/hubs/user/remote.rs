@@ -10,12 +10,14 @@
 //! | `leave`      | the room forgotten for the `pid`         | — (the relay closes)                   |
 //! | `disconnect` | the `pid`'s rooms forgotten              | DISCONNECT on the namespace, or with `close` on every namespace and close 4003 |
 //! | `fetch`      | —                                        | — (the answer lists the sockets)       |
+//! | `data`       | `socket.data` in the attachment          | —                                      |
 //!
 //! A backend's join is the authority: the Worker has made the user a member of the room before
 //! it asks (`api::sockets`), so the room admits the relay as it admits any member's.
 
 use std::rc::Rc;
 
+use serde_json::Value;
 use worker::{Request, WebSocket};
 
 use super::namespace::NamespaceState;
@@ -29,7 +31,7 @@ use crate::hubs::stubs::user::{
     RemoteSocket, SocketOp, SocketSelector, SocketsOutcome, SocketsRequest,
 };
 use crate::protocol::close;
-use crate::socketio::Namespace;
+use crate::socketio::{reason, Namespace};
 use crate::store::joined_rooms::JoinedRooms;
 
 /// One chosen namespace of one socket.
@@ -55,12 +57,8 @@ impl UserHub {
                 SocketOp::Join { rooms } => self.join_all(&socket, rooms).await?,
                 SocketOp::Leave { rooms } => self.leave_all(&socket, rooms)?,
                 SocketOp::Disconnect { close } => self.disconnect_socket(socket, *close),
-                SocketOp::Fetch => outcome.found.push(RemoteSocket {
-                    id: socket.info.conn_id.clone(),
-                    user_id: socket.info.user_id.clone(),
-                    namespace: socket.nsp.name.clone(),
-                    rooms: socket.state.rooms(),
-                }),
+                SocketOp::Fetch => outcome.found.push(describe(&socket)),
+                SocketOp::Data { data } => self.set_data(socket, data.clone())?,
             }
         }
         Ok(crate::http::json(200, &outcome)?)
@@ -125,6 +123,15 @@ impl UserHub {
         Ok(())
     }
 
+    /// `socket.data` replaced; every later hook call carries it.
+    fn set_data(&self, socket: Chosen, data: Value) -> Result<(), ApiError> {
+        let mut info = socket.info;
+        if let Some(session) = info.sio.as_mut() {
+            session.data = Some(data).filter(|data| !data.is_null());
+        }
+        Ok(self.sockets.save(&socket.ws, &info)?)
+    }
+
     /// socket.io's `disconnect(close)`: the namespace alone, or the whole connection.
     fn disconnect_socket(&self, socket: Chosen, close: bool) {
         if close {
@@ -135,6 +142,25 @@ impl UserHub {
         let _ = socket.ws.send_with_str(crate::socketio::engine::message(
             &crate::socketio::packet::disconnect(&socket.nsp.name),
         ));
-        end_namespace(self, &socket.ws, socket.info, &socket.nsp.name);
+        end_namespace(
+            self,
+            &socket.ws,
+            socket.info,
+            &socket.nsp.name,
+            reason::SERVER_NAMESPACE,
+        );
+    }
+}
+
+/// A socket as `fetchSockets` shows it.
+fn describe(socket: &Chosen) -> RemoteSocket {
+    let session = socket.info.sio.as_ref();
+    RemoteSocket {
+        id: socket.info.conn_id.clone(),
+        user_id: socket.info.user_id.clone(),
+        namespace: socket.nsp.name.clone(),
+        rooms: socket.state.rooms(),
+        data: session.and_then(|session| session.data.clone()),
+        handshake: session.and_then(|session| session.handshake.clone()),
     }
 }

@@ -3,12 +3,12 @@
 //!
 //! | arrives                              | stored                                  | sent                                   |
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
-//! | CONNECT `nsp` (checked by `hubs::socketio`) | the namespace and its `pid` | CONNECT `{sid, pid}`; on recovery the missed user events (main namespace), then each room of the offset this `pid` had joined, rejoined from its seq |
+//! | CONNECT `nsp` (checked by `hubs::socketio`) | the namespace and its `pid`; `socket.data` the backend's `connection` answer set (`user::lifecycle`) | CONNECT `{sid, pid}`, or CONNECT_ERROR with the backend's refusal; on recovery the missed user events (main namespace), then each room of the offset this `pid` had joined, rejoined from its seq |
 //! | EVENT `message.send`, `ack`, `auth`  | as `hubs::user` (the same [`Command`])  | the ack: the same data, or `{error}`    |
 //! | EVENT `room.join`, `room.leave`      | the `pid`'s rooms (`store::joined_rooms`) | relayed to the room; its answer is the ack |
 //! | EVENT `room.send` … `room.delete`    | —                                       | relayed to the room; its answer is the ack |
 //! | EVENT of any other name              | —                                       | to the backend hook (`hook`), its answer the ack; `unknown_event` without one |
-//! | DISCONNECT `nsp`, or Engine.IO close (the client's own end) | the `pid`'s rooms forgotten | — |
+//! | DISCONNECT `nsp`, or Engine.IO close (the client's own end) | the `pid`'s rooms forgotten | the backend's `disconnect` call (`user::lifecycle`) |
 //! | a stream event (`POST /push`, …)     | —                                       | EVENT `[event, data, offset]` on the main namespace |
 //!
 //! A connection's position in its streams lives in memory (`user::namespace`), stamped on every
@@ -61,6 +61,7 @@ impl Host for UserHub {
             info,
             nsp,
             resume,
+            auth,
         } = opening;
         let main = info.sio.as_ref().and_then(Session::main).is_none();
         let recovery = match resume {
@@ -77,6 +78,16 @@ impl Host for UserHub {
             Some((_, (position, _))) => position.clone(),
             None => Position::new(self.log().last_seq()?),
         };
+        let data = self
+            .connection_call(&info, nsp, auth, recovery.is_some())
+            .await?;
+        // The call may have taken a while: the socket's state as it is now.
+        let Some(mut info) = SocketInfo::of(ws).filter(|info| !info.closing) else {
+            return Ok(());
+        };
+        if let (Some(session), Some(data)) = (info.sio.as_mut(), data) {
+            session.data = Some(data);
+        }
         let namespace = Namespace {
             name: nsp.to_owned(),
             pid: pid.clone(),
@@ -145,6 +156,10 @@ impl Host for UserHub {
         }
     }
 
+    fn disconnected(&self, info: &SocketInfo, nsp: &str, reason: &str) {
+        self.disconnect_call(info, nsp, reason);
+    }
+
     fn forget(&self, conn_id: &str, nsp: Option<&str>) {
         match nsp {
             Some(nsp) => self.namespaces.remove(conn_id, nsp),
@@ -171,7 +186,9 @@ impl UserHub {
         device: Option<String>,
     ) -> Answer {
         let carrier = crate::hubs::stubs::carrier_of(req);
-        let pair = shared::accept(self, &identity, device, None, carrier)?;
+        let mut session = Session::new(identity.clone());
+        session.handshake = crate::hubs::stubs::handshake_of(req);
+        let pair = shared::accept(self, &identity, device, session, carrier)?;
         self.schedule_alarm().await?;
         self.listing.join(&self.env, &identity.user_id);
         upgrade_response(req, pair.client)
