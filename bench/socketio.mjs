@@ -1,6 +1,6 @@
 // Issue #12: the Socket.IO facade beside the raw protocol, same server, same steps, interleaved.
 //
-//   node bench/socketio.mjs [--runs 3] [--protos raw,sio,sio-room,sio-auth,sio-poll] [--out DIR] [--connect 200] [--conc 20]
+//   node bench/socketio.mjs [--runs 3] [--protos raw,sio,sio-room,sio-auth,sio-poll,sio-emit] [--out DIR] [--connect 200] [--conc 20]
 //     [--users 100] [--rounds 40] [--push-rate 5] [--hold 50] [--members 100] [--messages 40]
 //     [--send-rate 5] [--after-close 30] [--no-pin]
 //
@@ -31,6 +31,9 @@
 //           long-polling alone (`transports: ['polling']`): each session in its own object.
 //   fanout  one member sends S messages at a fixed rate (raw `send`, sio `room.send`); every
 //           member socket (the sender's included) gets each. Latency: scheduled send → receipt.
+//           sio-emit is sio but for who sends: the backend, through @switchboard/emitter
+//           (`io.to(room).emit('new-message', {body})`, one HTTP call each, issue #20), and every
+//           member gets `new-message`.
 //
 // Each step's server CPU-s: utime+stime over the server's process tree (node + workerd) from
 // the step's start until the server is quiet again (bench/settle.sh's rule: two consecutive
@@ -50,6 +53,7 @@ import WebSocket from 'ws';
 import { io } from 'socket.io-client';
 
 import { freePort, log, pool, sleep, tokens } from './common.mjs';
+import { Emitter } from '../packages/emitter/src/index.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -305,13 +309,15 @@ async function stepRoom(proto, server, tag) {
   let done;
   const all = new Promise((r) => { done = r; });
   for (const c of clients) {
-    c.on('message', (m) => {
+    c.on(proto === 'sio-emit' ? 'new-message' : 'message', (m) => {
       const at = sched.get(m.body);
       if (at !== undefined) lat.push(performance.now() - at);
       if (++got === K * S) done();
     });
   }
   const sender = clients[0];
+  const emitter = proto === 'sio-emit' ? new Emitter({ url: server.base, token: INTERNAL }) : null;
+  emitter?.on('error', () => { errors++; });
   const fanout = await measured(server, async () => {
     const t0 = performance.now() + 50;
     for (let i = 0; i < S; i++) {
@@ -321,6 +327,9 @@ async function stepRoom(proto, server, tag) {
       sched.set(body, at);
       if (proto === 'raw') {
         sender.sendFrame({ event: 'send', id: i + 1, data: { body, client_id: `c${i}` } });
+      } else if (emitter) {
+        emitter.to(room).emit('new-message', { body });
+        acks++;
       } else {
         sender.socket.emit('room.send', { room_id: room, body, client_id: `c${i}` }, (ack) => { if (ack?.error) errors++; else acks++; });
       }
@@ -391,7 +400,7 @@ function table(rows) {
     ['fanout', 'cpu_s', `fan-out ${S} msgs × ${K} members: server CPU-s`], ['fanout', 'cpu_us_per', 'fan-out: CPU-µs per delivered message'],
     ['fanout', 'p50_ms', 'fan-out: latency p50 (ms)'], ['fanout', 'p99_ms', 'fan-out: latency p99 (ms)'],
   ];
-  const LABELS = { sio: 'socket.io', 'sio-room': 'socket.io, room connection', 'sio-auth': 'socket.io, token in auth', 'sio-poll': 'socket.io, long-polling' };
+  const LABELS = { sio: 'socket.io', 'sio-room': 'socket.io, room connection', 'sio-auth': 'socket.io, token in auth', 'sio-poll': 'socket.io, long-polling', 'sio-emit': 'socket.io, backend emit' };
   const others = PROTOS.filter((p) => p !== 'raw');
   const lines = [
     `| step, metric | raw: median (runs) | ${others.map((p) => `${LABELS[p]}: median (runs) | ÷ raw`).join(' | ')} |`,

@@ -10,7 +10,11 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import { io } from 'socket.io-client';
-import { BASE, INTERNAL_TOKEN, connectRoom, connected, internal, socketioClients, token, uid, until } from './helpers.mjs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  BASE, INTERNAL_TOKEN, connectRoom, connected, internal, launchChromium, socketioClients, token, uid, until,
+} from './helpers.mjs';
 import { installPacked } from './packed.mjs';
 
 const clients = socketioClients(io);
@@ -274,4 +278,42 @@ test('emitter: the connection answer sets socket.data, seen in later calls and f
   assert.equal(err.message, 'banned');
   assert.equal(err.data.code, 'banned');
   assert.equal(banned.active, false, 'the client stops, as after middleware next(err)');
+});
+
+const BUNDLE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', 'socket.io-client', 'dist', 'socket.io.min.js');
+
+/** The tutorials' browser client: `join-room` on connect, `send-message` with an ack, `new-message`. */
+function tutorialClient({ url, token, roomId }) {
+  window.received = [];
+  // eslint-disable-next-line no-undef
+  const socket = io(`${url}/chat`, { auth: { token } });
+  window.socket = socket;
+  socket.on('connect', () => socket.emit('join-room', { roomId }, () => { window.joined = true; }));
+  socket.on('new-message', (message) => window.received.push(message));
+  window.send = (content) => socket.emitWithAck('send-message', { roomId, content });
+}
+
+test('emitter: in Chromium, the tutorial client joins through the backend and chats in order', async () => {
+  const browser = await launchChromium();
+  try {
+    const roomId = uid('room');
+    const pages = [];
+    for (const user of [uid('alice'), uid('bob')]) {
+      const page = await (await browser.newContext()).newPage();
+      await page.goto(`${BASE}/health`);
+      await page.addScriptTag({ path: BUNDLE });
+      await page.evaluate(tutorialClient, { url: BASE, token: token(user), roomId });
+      await page.waitForFunction(() => window.joined === true, null, { timeout: 15_000 });
+      pages.push(page);
+    }
+    const [a, b] = pages;
+    const acks = [];
+    for (const content of ['one', 'two', 'three']) acks.push(await a.evaluate((c) => window.send(c), content));
+    await b.waitForFunction(() => window.received.length === 3, null, { timeout: 15_000 });
+    const got = await b.evaluate(() => window.received);
+    assert.deepEqual(got.map((m) => m.id), acks.map((m) => m.id), 'in the order sent, as the acks said');
+    assert.deepEqual(got.map((m) => m.content), ['one', 'two', 'three']);
+  } finally {
+    await browser.close();
+  }
 });

@@ -32,9 +32,17 @@ export interface EmitterOptions {
   namespace?: string;
 }
 
-/** The gateway's answer to emit, join, leave, disconnect and data. */
+/** The gateway's answer to join, leave, disconnect and data. */
 export interface SocketCount {
-  /** Sockets that were handed the event, joined, left, were disconnected or were updated. */
+  /** Sockets that joined, left, were disconnected or were updated. */
+  sockets: number;
+}
+
+/** The gateway's answer to emit. */
+export interface EmitReach {
+  /** Each target room and the seq the event took in its stream (`null` when volatile). */
+  rooms: Record<string, number | null>;
+  /** Sockets handed the event at once outside rooms (socket ids, users, everyone). */
   sockets: number;
 }
 
@@ -72,7 +80,7 @@ export declare class Emitter<EmitEvents extends EventsMap = DefaultEventsMap> {
   /** An emitter for another namespace (a leading `/` is added when missing), on the same queue. */
   of(nsp: string): Emitter<EmitEvents>;
   /** Emits to every socket of the namespace. Returns an Outcome (truthy), not socket.io's `true`. */
-  emit<Ev extends EventNames<EmitEvents>>(ev: Ev, ...args: EventParams<EmitEvents, Ev>): Outcome<SocketCount>;
+  emit<Ev extends EventNames<EmitEvents>>(ev: Ev, ...args: EventParams<EmitEvents, Ev>): Outcome<EmitReach>;
   /** Targets rooms or socket ids. */
   to(room: string | string[]): BroadcastOperator<EmitEvents>;
   /** Same as `to`. */
@@ -111,7 +119,7 @@ export declare class BroadcastOperator<EmitEvents extends EventsMap = DefaultEve
   toUser(...userIds: Array<string | string[]>): BroadcastOperator<EmitEvents>;
   readonly volatile: BroadcastOperator<EmitEvents>;
   compress(compress: boolean): BroadcastOperator<EmitEvents>;
-  emit<Ev extends EventNames<EmitEvents>>(ev: Ev, ...args: EventParams<EmitEvents, Ev>): Outcome<SocketCount>;
+  emit<Ev extends EventNames<EmitEvents>>(ev: Ev, ...args: EventParams<EmitEvents, Ev>): Outcome<EmitReach>;
   socketsJoin(rooms: string | string[]): Outcome<SocketCount>;
   socketsLeave(rooms: string | string[]): Outcome<SocketCount>;
   disconnectSockets(close?: boolean): Outcome<SocketCount>;
@@ -129,7 +137,7 @@ export declare class RemoteSocket<EmitEvents extends EventsMap = DefaultEventsMa
   readonly handshake: Record<string, unknown>;
   readonly rooms: Set<string>;
   readonly data: SocketData | null;
-  emit<Ev extends EventNames<EmitEvents>>(ev: Ev, ...args: EventParams<EmitEvents, Ev>): Outcome<SocketCount>;
+  emit<Ev extends EventNames<EmitEvents>>(ev: Ev, ...args: EventParams<EmitEvents, Ev>): Outcome<EmitReach>;
   join(rooms: string | string[]): Outcome<SocketCount>;
   leave(rooms: string | string[]): Outcome<SocketCount>;
   disconnect(close?: boolean): Outcome<SocketCount>;
