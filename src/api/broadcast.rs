@@ -46,6 +46,7 @@ pub async fn broadcast(mut call: Call<'_>) -> Answer {
         event: body.event,
         data: body.data,
         idempotency_key: body.idempotency_key,
+        emitted: None,
     };
     let started = crate::clock::now_ms();
     let outcomes = directory::broadcast(call.env, &request).await;

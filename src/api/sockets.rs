@@ -12,11 +12,11 @@
 //! | a socket id    | its user's hub (the id names its user)                                    |
 //! | a user         | their hub                                                                 |
 //! | a room         | `emit`: the room (its stream, then every socket in it, relayed or not); else the hubs of the users the room has sockets of |
-//! | nothing        | `emit`: a broadcast (`api::broadcast`); else every online user's hub (the directory) |
+//! | nothing        | `emit`: the directory's broadcast, to the namespace's Socket.IO sockets; else every online user's hub (the directory) |
 //!
 //! An emit to a room or a user is durable — in the room's or the user's stream, recovered on a
-//! reconnect — unless `volatile`; to a socket id or everyone it is live only. A join is the
-//! backend's authority: D1 gets the room and the membership first (`room_members::admit`).
+//! reconnect — unless `volatile`; to a socket id or a whole namespace it is live only. A join is
+//! the backend's authority: D1 gets the room and the membership first (`room_members::admit`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,8 +30,8 @@ use crate::error::ApiError;
 use crate::hubs::stubs::directory::{self, BroadcastRequest, SHARDS};
 use crate::hubs::stubs::room::{self, EmitRequest};
 use crate::hubs::stubs::user::{
-    self, PushRequest, RemoteSocket, SocketOp, SocketSelector, SocketsOutcome, SocketsRequest,
-    PUSH_FAN_OUT,
+    self, NamespaceEmit, PushRequest, RemoteSocket, SocketOp, SocketSelector, SocketsOutcome,
+    SocketsRequest, PUSH_FAN_OUT,
 };
 use crate::ids::{socket_owner, validate_room_id, validate_user_id};
 use crate::socketio::MAX_SOCKET_DATA_BYTES;
@@ -278,17 +278,18 @@ async fn emit(call: &Call<'_>, body: &Body, targets: &Targets) -> Answer {
     ok(&json!({"rooms": rooms, "sockets": sockets}))
 }
 
-/// An emit that names no one: a broadcast to every socket open now (not stored).
+/// An emit that names no one: to every Socket.IO socket of the namespace open now, through
+/// the directory's broadcast (not stored).
 async fn emit_to_everyone(env: &Env, event: &str, body: &Body, targets: &Targets) -> Answer {
-    if !targets.except.is_empty() {
-        return Err(validation(
-            "except needs rooms, sockets or users to emit to: an emit to everyone is a broadcast",
-        ));
-    }
     let request = BroadcastRequest {
         event: event.to_owned(),
-        data: single_argument(&body.args)?,
+        data: Value::Null,
         idempotency_key: None,
+        emitted: Some(NamespaceEmit {
+            namespace: targets.namespace.clone(),
+            args: body.args.clone(),
+            except: targets.except.clone(),
+        }),
     };
     let outcomes = directory::broadcast(env, &request).await;
     if let Some(Err(err)) = outcomes.iter().find(|outcome| outcome.is_err()) {
@@ -328,14 +329,14 @@ async fn push_to_users(
     Ok(devices)
 }
 
-/// What a stream or a broadcast carries: one argument (or none). Several travel only to rooms
-/// and sockets, or volatile.
+/// What a user's stream carries: one argument (or none). Several travel to rooms, sockets and
+/// namespaces, or volatile.
 fn single_argument(args: &[Value]) -> Result<Value, ApiError> {
     match args {
         [] => Ok(Value::Null),
         [one] => Ok(one.clone()),
         _ => Err(validation(
-            "an emit to users or to everyone carries at most one argument",
+            "an emit to users carries at most one argument (volatile: any)",
         )),
     }
 }

@@ -110,6 +110,7 @@ impl Directory {
         let announcement = Announcement {
             event: body.event,
             data: body.data,
+            emitted: body.emitted,
         };
         let reached = self.fan_out(&announcement).await?;
         if let Some(key) = &body.idempotency_key {
@@ -143,8 +144,8 @@ impl Directory {
         };
         for (member, answer) in answers {
             match answer {
-                Ok(HubReach { devices: 0 }) => log.drop_member(&member)?,
-                Ok(HubReach { devices }) => {
+                Ok(HubReach { open: 0, .. }) => log.drop_member(&member)?,
+                Ok(HubReach { devices, .. }) => {
                     log.reached(&member)?;
                     reached.hubs += 1;
                     reached.devices += devices as i64;

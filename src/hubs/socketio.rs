@@ -309,8 +309,16 @@ pub(super) async fn call_hook(
         ));
     };
     crate::quota::check(env, Rate::Send, &info.user_id).await?;
+    let session = info.sio.as_ref();
     let mut call = crate::hook::HookCall::event(&info.user_id, &info.conn_id, nsp, event, args);
-    call.data = info.sio.as_ref().and_then(|session| session.data.as_ref());
+    call.data = session.and_then(|session| session.data.as_ref());
+    // A backend that takes connection calls is a socket.io server: its handlers (and guards)
+    // read `socket.handshake` on every event.
+    let handshake = session
+        .and_then(|session| session.handshake.as_ref())
+        .filter(|_| hook.connections)
+        .map(|handshake| json!(handshake));
+    call.handshake = handshake.as_ref();
     crate::hook::call(hook, &call).await.map_err(ApiError::from)
 }
 

@@ -1,6 +1,6 @@
 //! A connection's handshake as socket.io shows it to handlers (`socket.handshake`): the
-//! headers, query, address, time and URL of the client's first request, and each namespace's
-//! CONNECT `auth`. The Worker takes it from the request (`api::socketio`), the hub keeps it with
+//! headers, query, address, time and URL of the client's first request, and its first
+//! CONNECT's `auth`. The Worker takes it from the request (`api::socketio`), the hub keeps it with
 //! the socket (`Session::handshake`), and the backend reads it in the `connection` call and in
 //! `fetchSockets` (`hook`, `api::sockets`).
 //!
@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Header and query bytes a handshake keeps, together.
 pub const MAX_HANDSHAKE_BYTES: usize = 4096;
@@ -29,7 +30,14 @@ pub struct Handshake {
     pub xdomain: bool,
     /// Whether the request came over TLS.
     pub secure: bool,
+    /// The first CONNECT's `auth` (`socket.handshake.auth`), when it was at most
+    /// [`MAX_AUTH_BYTES`] serialised.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub auth: Value,
 }
+
+/// The largest `auth` a handshake keeps, serialised (a token and a few fields).
+pub const MAX_AUTH_BYTES: usize = 4096;
 
 /// What a request shows of itself, for [`Handshake::of`].
 pub struct Request<'a> {
@@ -71,6 +79,18 @@ impl Handshake {
             url: req.url.chars().take(1024).collect(),
             xdomain,
             secure: req.secure,
+            auth: Value::Null,
+        }
+    }
+
+    /// Keeps the first CONNECT's `auth`, unless one is kept already or it is over
+    /// [`MAX_AUTH_BYTES`].
+    pub fn keep_auth(&mut self, auth: Option<&Value>) {
+        let Some(auth) = auth.filter(|_| self.auth.is_null()) else {
+            return;
+        };
+        if auth.to_string().len() <= MAX_AUTH_BYTES {
+            self.auth = auth.clone();
         }
     }
 }
@@ -107,6 +127,19 @@ mod tests {
         assert_eq!(handshake.query.get("EIO").unwrap(), "4");
         let same = Handshake::of(request(&[("origin", "https://gw.example")]));
         assert!(!same.xdomain);
+    }
+
+    #[test]
+    fn keeps_the_first_auth_within_its_bound() {
+        let mut handshake = Handshake::of(request(&[]));
+        handshake.keep_auth(Some(&serde_json::json!({"token": "t1"})));
+        handshake.keep_auth(Some(&serde_json::json!({"token": "t2"})));
+        assert_eq!(handshake.auth, serde_json::json!({"token": "t1"}));
+        let mut big = Handshake::of(request(&[]));
+        big.keep_auth(Some(
+            &serde_json::json!({"token": "x".repeat(MAX_AUTH_BYTES)}),
+        ));
+        assert!(big.auth.is_null());
     }
 
     #[test]

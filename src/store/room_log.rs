@@ -373,8 +373,8 @@ impl<'a> RoomLog<'a> {
         Ok(change)
     }
 
-    /// The history's entries (messages and changes: what D1 copies) with seqs from `from` through `through`, in
-    /// seq order, at most `limit`.
+    /// The history's entries (messages and changes: what D1 copies) with seqs from `from`
+    /// through `through`, in seq order, at most `limit`.
     pub fn entries(
         &self,
         room_id: &str,
@@ -382,14 +382,10 @@ impl<'a> RoomLog<'a> {
         through: i64,
         limit: i64,
     ) -> worker::Result<Vec<RoomEntry>> {
-        let changes: Vec<RoomChange> = self
-            .sql
-            .exec(
-                "SELECT seq, message_seq, message_id, kind, body, at FROM changes
-                 WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
-                vec![from.into(), through.into(), limit.into()],
-            )?
-            .to_array()?;
+        let changes: Vec<RoomChange> = self.in_seq_range(
+            "SELECT seq, message_seq, message_id, kind, body, at FROM changes",
+            (from, through, limit),
+        )?;
         let mut entries: Vec<RoomEntry> = self
             .range(room_id, from, through, limit)?
             .into_iter()
@@ -410,19 +406,30 @@ impl<'a> RoomLog<'a> {
         through: i64,
         limit: i64,
     ) -> worker::Result<Vec<RoomEntry>> {
-        let emits: Vec<EmitRow> = self
-            .sql
-            .exec(
-                "SELECT seq, event, args, skip FROM emits
-                 WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
-                vec![from.into(), through.into(), limit.into()],
-            )?
-            .to_array()?;
+        let emits: Vec<EmitRow> = self.in_seq_range(
+            "SELECT seq, event, args, skip FROM emits",
+            (from, through, limit),
+        )?;
         let mut entries = self.entries(room_id, from, through, limit)?;
         entries.extend(emits.into_iter().map(|row| RoomEntry::Emit(row.into())));
         entries.sort_by_key(RoomEntry::seq);
         entries.truncate(usize::try_from(limit).unwrap_or(0));
         Ok(entries)
+    }
+
+    /// The rows `select` (`SELECT … FROM <table>`) finds with `from <= seq <= through`, oldest
+    /// first, at most `limit`.
+    fn in_seq_range<T: serde::de::DeserializeOwned>(
+        &self,
+        select: &str,
+        (from, through, limit): (i64, i64, i64),
+    ) -> worker::Result<Vec<T>> {
+        self.sql
+            .exec(
+                &format!("{select} WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?"),
+                vec![from.into(), through.into(), limit.into()],
+            )?
+            .to_array()
     }
 
     /// The message a sender (`None`: the system) already sent with this client id.

@@ -42,7 +42,7 @@ function chatBackend(router, io) {
   router.onDisconnect((call) => {
     lives.push(call);
   });
-  router.on('whoami', (call) => ({ data: call.data, socketId: call.socketId }));
+  router.on('whoami', (call) => ({ data: call.data, socketId: call.socketId, auth: call.handshake?.auth }));
   router.on('join-room', async (call) => {
     const [{ roomId }] = call.args;
     await io.of(call.namespace).in(call.socketId).socketsJoin(roomId);
@@ -196,6 +196,21 @@ test('emitter: to a user, volatile, and the refusals a backend gets', async () =
   await emitter.of('/chat').in(a.id).volatile.emit('typing-now', 1, 2);
   assert.deepEqual((await volatile).slice(0, 2), [1, 2], 'every argument reaches the socket');
 
+  const other = await connected(clients.make('/', { auth: { token: token(alice) }, transports: ['websocket'] }));
+  const elsewhere = collect(other, 'announcement');
+  const skipped = collect(a, 'announcement');
+  const b = await connected(chatClient(uid('bob')));
+  const announced = once(b, 'announcement');
+  const reach = await emitter.of('/chat').except(a.id).emit('announcement', 'all', 'of', 'chat');
+  assert.deepEqual((await announced).slice(0, 3), ['all', 'of', 'chat'], 'every socket of the namespace, every argument');
+  assert.ok(reach.sockets >= 1);
+  for (const [socket, nsp] of [[a, '/chat'], [other, '/']]) { // what came before this has arrived
+    const marker = once(socket, 'sync-point');
+    await emitter.of(nsp).to(socket.id).emit('sync-point');
+    await marker;
+  }
+  assert.deepEqual([skipped, elsewhere], [[], []], 'not the excepted socket, not another namespace');
+
   assert.throws(() => emitter.emit('disconnect'), /reserved/);
   await assert.rejects(emitter.to(uid('room')).emit('message', {}), (err) => err.code === 'validation');
   await assert.rejects(emitter.toUser(alice).emit('two-args', 1, 2), (err) => err.code === 'validation');
@@ -261,8 +276,10 @@ test('emitter: connection and disconnect calls, once per socket, in order, with 
 
 test('emitter: the connection answer sets socket.data, seen in later calls and fetchSockets; a refusal is connect_error', async () => {
   const user = uid('data');
-  const socket = await connected(chatClient(user, { auth: { token: token(user), plan: 'pro' } }));
-  assert.deepEqual(await socket.emitWithAck('whoami', {}), { data: { userId: user, plan: 'pro' }, socketId: socket.id });
+  const auth = { token: token(user), plan: 'pro' };
+  const socket = await connected(chatClient(user, { auth }));
+  assert.deepEqual(await socket.emitWithAck('whoami', {}), { data: { userId: user, plan: 'pro' }, socketId: socket.id, auth },
+    'socket.data and the handshake (with its auth) reach every later handler');
   const [remote] = await emitter.of('/chat').in(socket.id).fetchSockets();
   assert.deepEqual(remote.data, { userId: user, plan: 'pro' });
   assert.equal(remote.handshake.query.EIO, '4');

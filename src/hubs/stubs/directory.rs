@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use worker::{Env, Headers, Stub};
 
+use super::user::NamespaceEmit;
 use crate::error::ApiError;
 
 calls! {
@@ -58,6 +59,9 @@ pub struct BroadcastRequest {
     pub event: String,
     pub data: Value,
     pub idempotency_key: Option<String>,
+    /// Set for a backend's emit to a whole namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emitted: Option<NamespaceEmit>,
 }
 
 /// What a broadcast reached in one shard: hubs with at least one socket, and sockets.

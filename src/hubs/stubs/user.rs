@@ -172,12 +172,27 @@ pub struct RoomLevel {
 pub struct Announcement {
     pub event: String,
     pub data: Value,
+    /// Set for a backend's emit to a whole namespace ([`NamespaceEmit`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emitted: Option<NamespaceEmit>,
 }
 
-/// What one UserHub's sockets got.
+/// A backend's emit to every socket of a namespace (`api::sockets`, socket.io's
+/// `io.of(nsp).emit`): only the Socket.IO sockets connected to `namespace` get it, with every
+/// argument, but those `except` names (socket ids, or rooms they joined).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NamespaceEmit {
+    pub namespace: String,
+    pub args: Vec<Value>,
+    #[serde(default)]
+    pub except: Vec<String>,
+}
+
+/// What one UserHub's sockets got, and how many it has open (a hub with none is unlisted).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct HubReach {
     pub devices: usize,
+    pub open: usize,
 }
 
 /// Which of a user's Socket.IO sockets a backend's operation is for: those connected to

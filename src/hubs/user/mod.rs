@@ -393,15 +393,20 @@ impl UserHub {
         Ok(crate::http::json(200, &json!({"devices": devices}))?)
     }
 
-    /// A broadcast: sent to the devices connected now, not stored. A hub with none answers 0,
+    /// A broadcast: sent to the devices connected now, not stored (a backend's emit to a
+    /// namespace: to its Socket.IO sockets, `user::remote`). A hub with no socket open says so,
     /// and its shard drops it (so the next accept lists it again).
     async fn broadcast(&self, mut req: Request) -> Answer {
         let body: Announcement = crate::http::read_hub_json(&mut req).await?;
-        let devices = self.announce(&body);
-        if devices == 0 {
+        let devices = match &body.emitted {
+            Some(emitted) => self.emit_to_namespace(&body.event, emitted),
+            None => self.announce(&body),
+        };
+        let open = self.sockets.count();
+        if open == 0 {
             self.listing.dropped();
         }
-        Ok(crate::http::json(200, &HubReach { devices })?)
+        Ok(crate::http::json(200, &HubReach { devices, open })?)
     }
 
     /// Sends a broadcast to every open device socket: `{"event","data","broadcast":true}` on the

@@ -11,6 +11,7 @@
 //! | `disconnect` | the `pid`'s rooms forgotten              | DISCONNECT on the namespace, or with `close` on every namespace and close 4003 |
 //! | `fetch`      | —                                        | — (the answer lists the sockets)       |
 //! | `data`       | `socket.data` in the attachment          | —                                      |
+//! | a broadcast's namespace emit (`POST /broadcast`) | —                  | EVENT `[event, ...args]` to every socket of the namespace but those `except` names |
 //!
 //! A backend's join is the authority: the Worker has made the user a member of the room before
 //! it asks (`api::sockets`), so the room admits the relay as it admits any member's.
@@ -28,7 +29,7 @@ use crate::hubs::common::attachment::SocketInfo;
 use crate::hubs::common::object::Answer;
 use crate::hubs::socketio::end_namespace;
 use crate::hubs::stubs::user::{
-    RemoteSocket, SocketOp, SocketSelector, SocketsOutcome, SocketsRequest,
+    NamespaceEmit, RemoteSocket, SocketOp, SocketSelector, SocketsOutcome, SocketsRequest,
 };
 use crate::protocol::close;
 use crate::socketio::{reason, Namespace};
@@ -62,6 +63,22 @@ impl UserHub {
             }
         }
         Ok(crate::http::json(200, &outcome)?)
+    }
+
+    /// A backend's emit to every Socket.IO socket of a namespace, from a broadcast; how many
+    /// got it.
+    pub(super) fn emit_to_namespace(&self, event: &str, emitted: &NamespaceEmit) -> usize {
+        let select = SocketSelector {
+            namespace: emitted.namespace.clone(),
+            all: true,
+            except: emitted.except.clone(),
+            ..SocketSelector::default()
+        };
+        let chosen = self.choose(&select);
+        for socket in &chosen {
+            socket.state.emit_args(event, &emitted.args);
+        }
+        chosen.len()
     }
 
     /// The open Socket.IO sockets connected to the selector's namespace that it chooses.

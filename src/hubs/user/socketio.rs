@@ -85,8 +85,13 @@ impl Host for UserHub {
         let Some(mut info) = SocketInfo::of(ws).filter(|info| !info.closing) else {
             return Ok(());
         };
-        if let (Some(session), Some(data)) = (info.sio.as_mut(), data) {
-            session.data = Some(data);
+        if let Some(session) = info.sio.as_mut() {
+            if let Some(data) = data {
+                session.data = Some(data);
+            }
+            if let Some(handshake) = session.handshake.as_mut() {
+                handshake.keep_auth(auth);
+            }
         }
         let namespace = Namespace {
             name: nsp.to_owned(),
