@@ -93,7 +93,8 @@ bench: tools build
 	SHARED_BENCH=$(SHARED_BENCH) bench/run.sh $(BENCH_ARGS)
 
 ## bench-socketio: the Socket.IO facade beside the raw protocol (issue #12): connect, push, idle,
-## room join and fan-out, raw and socket.io interleaved on fresh servers; SIO_BENCH_ARGS="--runs 5".
+## room join and fan-out, raw and socket.io interleaved on fresh servers; SIO_BENCH_ARGS="--runs 5"
+## (`--protos raw,sio,sio-emit --members 1000`: a backend's emit to a room beside a room message).
 bench-socketio: tools build
 	node bench/socketio.mjs $(SIO_BENCH_ARGS)
 
