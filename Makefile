@@ -16,7 +16,7 @@ export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: dev test tools browser venv client build lint unit dry-run e2e bench bench-socketio bench-broadcast bench-notify bench-rooms profile reset
+.PHONY: dev test tools browser venv client build lint unit dry-run e2e nest-example bench bench-socketio bench-broadcast bench-notify bench-rooms profile reset
 
 ## dev: build and serve the gateway on 127.0.0.1:$(PORT) with a local D1 and .dev.vars.
 dev: tools .dev.vars
@@ -76,15 +76,26 @@ lint:
 	cargo clippy --target wasm32-unknown-unknown --all-targets -- -D warnings
 
 ## unit: the Rust unit tests, and the npm packages' own (packages/*/test, node:test).
-unit:
+unit: nest-example
 	cargo test
 	node --test packages/emitter/test/
+	cd packages/nestjs && node --test test/
 
 dry-run:
 	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && wrangler deploy --dry-run --outdir "$$out"
 
-e2e: venv
+e2e: venv nest-example
 	node tests/run.mjs
+
+## nest-example: the NestJS example app (examples/nest-chat, NestJS from npm, pinned) and the
+## adapter it runs on (packages/nestjs), built for the e2e tests and `npm start`.
+nest-example: examples/nest-chat/node_modules/.installed
+	cd examples/nest-chat && npm run build
+
+examples/nest-chat/node_modules/.installed: examples/nest-chat/package-lock.json packages/nestjs/package-lock.json
+	cd packages/nestjs && npm ci --no-audit --no-fund
+	cd examples/nest-chat && npm ci --no-audit --no-fund
+	@touch $@
 
 ## bench: the platform floor vs Switchboard (vs the NestJS peer with BENCH_PEER=1), each served
 ## production-like, 3 interleaved runs of every scenario; one table (docs/BENCHMARKS.md).

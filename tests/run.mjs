@@ -86,7 +86,7 @@ async function main() {
     SOCKETIO_MAX_NAMESPACES: '4',
     MAX_PENDING_PER_ADDRESS: '16',
     SOCKETIO_CONNECT_TIMEOUT_MS: '1500',
-    EVENT_HOOK_URL: `http://127.0.0.1:${hookPort}/hook`,
+    EVENT_HOOK_URL: `http://127.0.0.1:${hookPort}/switchboard/events`,
     EVENT_HOOK_SECRET: randomBytes(32).toString('hex'),
     EVENT_HOOK_TIMEOUT_MS: '1000',
     EVENT_HOOK_CONNECTIONS: 'true',

@@ -116,7 +116,7 @@ export function startHookServer({ secret, handler = () => ({ status: 200, body: 
       server.off('error', reject);
       const { port: bound } = server.address();
       resolve({
-        url: `http://${host}:${bound}/hook`,
+        url: `http://${host}:${bound}/switchboard/events`,
         port: bound,
         calls,
         rejected,
