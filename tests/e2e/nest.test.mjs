@@ -14,12 +14,16 @@ import { createServer as createTcpServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { io } from 'socket.io-client';
-import { BASE, INTERNAL_TOKEN, claims, connected, signHS256, socketioClients, uid, until } from './helpers.mjs';
+import {
+  BASE, INTERNAL_TOKEN, claims, connected, launchChromium, signHS256, socketioClients, uid, until,
+} from './helpers.mjs';
 
 const EXAMPLE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'nest-chat');
 const clients = socketioClients(io);
 const apps = [];
 let proxy;
+/** The example's page, served on the origin the suite's gateway allows (localhost:SB_PAGE_PORT). */
+let pages;
 
 /** A port nothing listens on now. */
 async function freePort() {
@@ -42,6 +46,8 @@ async function startApp(port) {
       INTERNAL_API_TOKEN: INTERNAL_TOKEN,
       EVENT_HOOK_SECRET: process.env.SB_HOOK_SECRET,
       JWT_SECRET: process.env.SB_JWT_SECRET,
+      JWT_ISSUER: process.env.SB_ISSUER,
+      JWT_AUDIENCE: process.env.SB_AUDIENCE,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -79,12 +85,17 @@ before(async () => {
   proxy = roundRobin(ports);
   proxy.listen(Number(process.env.SB_HOOK_PORT), '127.0.0.1');
   await once(proxy, 'listening');
+  pages = roundRobin(ports);
+  pages.listen(Number(process.env.SB_PAGE_PORT), '127.0.0.1');
+  await once(pages, 'listening');
 });
 
 after(async () => {
   clients.closeAll();
-  proxy?.closeAllConnections();
-  await new Promise((resolve) => (proxy ? proxy.close(resolve) : resolve()));
+  for (const server of [proxy, pages]) {
+    server?.closeAllConnections();
+    await new Promise((resolve) => (server ? server.close(resolve) : resolve()));
+  }
   for (const app of apps) app.child.kill('SIGTERM');
 });
 
@@ -182,4 +193,30 @@ test('nest: a reconnect recovers the new-messages it missed', async () => {
   assert.equal(b.recovered, true);
   await until(() => atB.length === 3, { what: 'the missed messages' });
   assert.deepEqual(atB.slice(1).map((m) => m.id), missed.map((m) => m.id));
+});
+
+test('nest: in Chromium, the example\'s page signs in, joins and chats through the gateway', async () => {
+  const browser = await launchChromium();
+  try {
+    const room = uid('room');
+    const open = async (user) => {
+      const page = await (await browser.newContext()).newPage();
+      await page.goto(`http://localhost:${process.env.SB_PAGE_PORT}/`);
+      await page.fill('#user', user);
+      await page.click('#login button:not([type=button])');
+      await page.waitForFunction(() => document.querySelector('#status').textContent.startsWith('connected as'), null, { timeout: 15_000 });
+      await page.fill('#room', room);
+      await page.click('#join button:not([type=button])');
+      await page.waitForFunction((r) => document.querySelector('#log').textContent.includes(`you joined ${r}`), room, { timeout: 15_000 });
+      return page;
+    };
+    const [alice, bob] = [uid('alice'), uid('bob')];
+    const a = await open(alice);
+    const b = await open(bob);
+    await a.fill('#text', 'hello from the page');
+    await a.click('#send button:not([type=button])');
+    await b.waitForFunction((line) => document.querySelector('#log').textContent.includes(line), `${alice}: hello from the page`, { timeout: 15_000 });
+  } finally {
+    await browser.close();
+  }
 });
