@@ -4,7 +4,7 @@
 // `unsafeDirectSockets`), so not even Miniflare's own entry worker sits in front of it. SQLite-backed Durable Objects USER_HUB/ROOM/DIRECTORY (and ROOM_SHARD, POLLING for switchboard), a local D1 `DB` with the
 // project's migrations applied, the [vars] of wrangler.toml (each overridable by an environment
 // variable of the same name), the secrets from the environment, and from the environment too the
-// settings wrangler.toml only names in comments (DEV_MODE, VAPID_SUBJECT, NOTIFY_WEBHOOK_URL)
+// settings wrangler.toml only names in comments (DEV_MODE, VAPID_SUBJECT, NOTIFY_WEBHOOK_URL, EVENT_HOOK_URL)
 // when set. State lives in a throwaway directory that is removed on exit. Binds to 127.0.0.1 only.
 //
 //   JWT_SECRET=… INTERNAL_API_TOKEN=… node bench/serve.mjs --target switchboard|floor \
@@ -23,10 +23,10 @@ import { Miniflare } from 'miniflare';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SECRETS = [
   'JWT_SECRET', 'JWT_PUBLIC_KEYS', 'INTERNAL_API_TOKEN',
-  'VAPID_PUBLIC_KEY', 'VAPID_PRIVATE_KEY', 'NOTIFY_WEBHOOK_SECRET',
+  'VAPID_PUBLIC_KEY', 'VAPID_PRIVATE_KEY', 'NOTIFY_WEBHOOK_SECRET', 'EVENT_HOOK_SECRET',
 ];
 /** Settings that are not in wrangler.toml's [vars] (commented out there, or development-only). */
-const UNLISTED_VARS = ['DEV_MODE', 'VAPID_SUBJECT', 'NOTIFY_WEBHOOK_URL'];
+const UNLISTED_VARS = ['DEV_MODE', 'VAPID_SUBJECT', 'NOTIFY_WEBHOOK_URL', 'EVENT_HOOK_URL'];
 
 const { values: args } = parseArgs({
   options: {
