@@ -16,7 +16,7 @@ export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 
-.PHONY: dev test tools browser venv client build lint unit dry-run e2e nest-example bench bench-socketio bench-broadcast bench-notify bench-rooms profile reset
+.PHONY: dev test tools browser venv client build lint unit dry-run e2e nest-example bench bench-socketio bench-nest bench-broadcast bench-notify bench-rooms profile reset
 
 ## dev: build and serve the gateway on 127.0.0.1:$(PORT) with a local D1 and .dev.vars.
 dev: tools .dev.vars
@@ -108,6 +108,11 @@ bench: tools build
 ## (`--protos raw,sio,sio-emit --members 1000`: a backend's emit to a room beside a room message).
 bench-socketio: tools build
 	node bench/socketio.mjs $(SIO_BENCH_ARGS)
+
+## bench-nest: a NestJS handler through @switchboard/nestjs beside the same app on socket.io's own
+## server (the peer in SHARED_BENCH, built there with npm ci && npm run build); NEST_BENCH_ARGS.
+bench-nest: tools build nest-example
+	SHARED_BENCH=$(SHARED_BENCH) node bench/nest.mjs $(NEST_BENCH_ARGS)
 
 ## bench-broadcast: one broadcast reaching 3,000 online users (issue #13), median of three;
 ## BROADCAST_BENCH_ARGS="--users 1000 --runs 5".
