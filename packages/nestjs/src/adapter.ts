@@ -34,6 +34,7 @@ import type { CallContext, CallKind, Registration } from './context';
 import { errorOfPayload, refusalOf } from './errors';
 import { BodyError, errorAnswer, rawBodyOf, writeAnswer } from './http';
 import type { Answer } from './http';
+import { mountHookRoute } from './mount';
 import { normalizeNamespace, SwitchboardNamespace } from './server';
 import { SwitchboardSocket } from './socket';
 
@@ -205,30 +206,9 @@ export class SwitchboardAdapter
 
   // ---------------------------------------------------------------- the hook endpoint
 
+  /** The hook route on the app's HTTP server (mount.ts), every call answered by `serve`. */
   private mount(): void {
-    const app = this.app as any;
-    if (typeof app?.getHttpAdapter !== 'function') {
-      throw new Error(
-        'SwitchboardAdapter needs an HTTP application (NestFactory.create), not an application context: '
-        + 'the gateway\'s hook calls arrive over HTTP',
-      );
-    }
-    const httpAdapter = app.getHttpAdapter();
-    const type = typeof httpAdapter?.getType === 'function' ? httpAdapter.getType() : undefined;
-    if (type !== 'express') {
-      throw new Error(
-        `SwitchboardAdapter: Express only for now (@nestjs/platform-express); this app runs on ${type ?? 'an unknown HTTP adapter'}.`,
-      );
-    }
-    const instance = httpAdapter.getInstance();
-    if (jsonParserMounted(instance) && app.appOptions?.rawBody !== true) {
-      throw new Error(
-        'SwitchboardAdapter: a JSON body parser is already mounted on the Express app, so the hook calls\' '
-        + 'raw bodies (which their signatures cover) would be gone. Construct the adapter before calling '
-        + 'app.use(express.json()) / app.init(), or create the app with { rawBody: true }.',
-      );
-    }
-    instance.post(this.path, (req: IncomingMessage, res: ServerResponse) => {
+    mountHookRoute(this.app, this.path, (req, res) => {
       this.serve(req, res).catch((error) => {
         this.logger.error(`could not answer a hook call: ${describe(error)}`);
         if (!res.headersSent) writeAnswer(res, errorAnswer(500, 'internal_error', 'the hook call could not be answered'));
@@ -501,18 +481,6 @@ function quietWhilePriming(instance: GatewayInstance, method: 'handleConnection'
       return original.apply(this, args);
     },
   });
-}
-
-/** Whether Express already has a JSON body parser (its layers are named after the parser). */
-function jsonParserMounted(app: any): boolean {
-  let stack: unknown;
-  try {
-    // Express 4 keeps its router in `_router`; Express 5 in `router` (Express 4's `router` getter throws).
-    stack = (app?._router ?? app?.router)?.stack;
-  } catch {
-    return false;
-  }
-  return Array.isArray(stack) && stack.some((layer: any) => layer?.name === 'jsonParser' || layer?.handle?.name === 'jsonParser');
 }
 
 function parseCall(raw: Uint8Array): HookCall | string {

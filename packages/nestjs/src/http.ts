@@ -1,7 +1,8 @@
 /**
- * The hook endpoint on the app's Express server: a POST route registered before Nest mounts its
- * body parsers (they are mounted by `app.init()`, after `useWebSocketAdapter`), so the request
- * stream is still unread and the signature is checked over the exact bytes the gateway signed.
+ * Reading a hook call and writing its answer, on node's request and response whatever the HTTP
+ * platform: the route is mounted so that no body parser reads the request first (mount.ts), so
+ * the stream is still unread and the signature is checked over the exact bytes the gateway
+ * signed; the body's size is limited here, and the answer's `after` runs once it is written.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 

@@ -70,6 +70,14 @@ describe('startup', () => {
     await context.close();
   });
 
+  test('an HTTP platform other than Express and Fastify is refused, naming both', () => {
+    const app = { getHttpAdapter: () => ({ getType: () => 'koa', getInstance: () => ({}) }) };
+    assert.throws(
+      () => new SwitchboardAdapter(app, options(gw)),
+      /supports Express \(@nestjs\/platform-express\) and Fastify \(@nestjs\/platform-fastify\); this app runs on koa/,
+    );
+  });
+
   test('a RegExp namespace is refused with a clear error', async () => {
     class Dynamic {
       hello() {
