@@ -33,9 +33,16 @@ const lives = [];
  * server-side and tells the others; `send-message` emits to the room and acks the message.
  */
 function chatBackend(router, io) {
-  router.onConnection((call) => {
+  router.onConnection(async (call) => {
     lives.push(call);
     const { auth } = call.handshake;
+    if (auth.welcomeRoom) {
+      // A connection handler that works on its socket before it answers, awaiting each call.
+      const nsp = io.of(call.namespace);
+      await nsp.to(call.socketId).emit('welcome', 1);
+      await nsp.in(call.socketId).socketsJoin(auth.welcomeRoom);
+      await nsp.to(call.socketId).emit('welcome', 2);
+    }
     if (auth.banned) throw new HookError('banned', 'this account is suspended', 403);
     return { data: { userId: call.userId, plan: auth.plan ?? 'free' } };
   });
@@ -295,6 +302,32 @@ test('emitter: the connection answer sets socket.data, seen in later calls and f
   assert.equal(err.message, 'banned');
   assert.equal(err.data.code, 'banned');
   assert.equal(banned.active, false, 'the client stops, as after middleware next(err)');
+});
+
+test('emitter: what a connection handler does to its socket before answering is done right after the CONNECT', async () => {
+  const user = uid('welcome');
+  const roomId = uid('room');
+  const socket = chatClient(user, { auth: { token: token(user), welcomeRoom: roomId } });
+  const order = [];
+  socket.on('connect', () => order.push('connect'));
+  socket.on('welcome', (n) => order.push(`welcome ${n}`));
+  const news = collect(socket, 'room-news');
+  await connected(socket);
+  await until(() => order.length === 3, { what: 'both welcome events' });
+  assert.deepEqual(order, ['connect', 'welcome 1', 'welcome 2'], 'the socket got both emits, after it connected, in order');
+  emitter.of('/chat').to(roomId).emit('room-news', { roomId });
+  await until(() => news.length === 1, { what: 'the room event through the join made before the answer' });
+  assert.deepEqual(news[0], { roomId });
+  const [remote] = await emitter.of('/chat').in(socket.id).fetchSockets();
+  assert.ok(remote.rooms.has(roomId), 'fetchSockets shows the room');
+
+  const banned = chatClient(uid('banned'), { auth: { token: token(uid('banned')), welcomeRoom: roomId, banned: true } });
+  const welcomed = collect(banned, 'welcome');
+  const err = await new Promise((resolve) => banned.once('connect_error', resolve));
+  assert.equal(err.message, 'banned', 'a refused connection is refused as before');
+  assert.equal(welcomed.length, 0, 'and the calls held for it reached nothing');
+  const inRoom = await emitter.of('/chat').in(roomId).fetchSockets();
+  assert.deepEqual(inRoom.map((s) => s.id), [socket.id], 'the refused socket never joined');
 });
 
 const BUNDLE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', 'socket.io-client', 'dist', 'socket.io.min.js');

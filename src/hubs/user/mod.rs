@@ -1,8 +1,8 @@
 //! UserHub: one Durable Object per user — its device sockets, in either dialect, and its event
 //! stream. Its other parts each have their file: Web Push and notifications ([`notifier`]),
 //! Socket.IO connections ([`socketio`]) with the rooms they join relayed ([`relay`]) and each
-//! namespace's state ([`namespace`]), a backend's operations on them ([`remote`]) and its
-//! calls about their lives ([`lifecycle`]), the
+//! namespace's state ([`namespace`]), a backend's operations on them ([`remote`], waiting for a
+//! namespace being opened: [`opening`]) and its calls about their lives ([`lifecycle`]), the
 //! direct-message send ([`direct`]), its listing in the
 //! directory of who is online ([`listing`]), and an operator's report ([`inspect`]).
 //!
@@ -42,6 +42,7 @@ pub mod lifecycle;
 pub mod listing;
 pub mod namespace;
 pub mod notifier;
+pub mod opening;
 pub mod relay;
 pub mod remote;
 pub mod socketio;
@@ -57,6 +58,7 @@ use worker::{
 use self::lifecycle::Lifecycle;
 use self::listing::Listing;
 use self::namespace::Namespaces;
+use self::opening::Openings;
 use super::common::alarm::{Alarm, AlarmPlan};
 use super::common::attachment::SocketInfo;
 use super::common::dialect;
@@ -93,6 +95,8 @@ pub struct UserHub {
     replays: Replays,
     /// Each Socket.IO connection's namespaces, with their room relays (`user::namespace`).
     namespaces: Namespaces,
+    /// The namespaces whose CONNECT waits on the backend's `connection` call (`user::opening`).
+    openings: Openings,
     /// Whether this hub is listed in its directory shard (`user::listing`).
     listing: Rc<Listing>,
     /// The backend's `connection` and `disconnect` calls not answered yet (`user::lifecycle`).
@@ -112,6 +116,7 @@ impl DurableObject for UserHub {
             alarm: Alarm::new(new_storage),
             replays: Replays::default(),
             namespaces: Namespaces::default(),
+            openings: Openings::default(),
             listing: Rc::default(),
             lifecycle: Lifecycle::default(),
         }

@@ -13,6 +13,9 @@
 //! | `data`       | `socket.data` in the attachment          | —                                      |
 //! | a broadcast's namespace emit (`POST /broadcast`) | —                  | EVENT `[event, ...args]` to every socket of the namespace but those `except` names |
 //!
+//! A call that names a socket whose namespace is being opened (the backend's `connection` call
+//! under way) is held and done right after its CONNECT (`user::opening`); `fetch` is not held.
+//!
 //! A backend's join is the authority: the Worker has made the user a member of the room before
 //! it asks (`api::sockets`), so the room admits the relay as it admits any member's.
 
@@ -44,25 +47,66 @@ struct Chosen {
 }
 
 impl UserHub {
-    /// `POST /sockets`: the operation on every chosen socket; how many it reached.
+    /// `POST /sockets`: the operation on every chosen socket; how many it reached. A socket
+    /// named by id whose namespace is being opened gets it right after its CONNECT
+    /// (`user::opening`).
     pub(super) async fn sockets_call(&self, mut req: Request) -> Answer {
         let body: SocketsRequest = crate::http::read_hub_json(&mut req).await?;
-        let chosen = self.choose(&body.select);
         let mut outcome = SocketsOutcome {
-            sockets: chosen.len(),
+            sockets: 0,
             found: Vec::new(),
         };
-        for socket in chosen {
-            match &body.op {
-                SocketOp::Emit { event, args } => socket.state.emit_args(event, args),
-                SocketOp::Join { rooms } => self.join_all(&socket, rooms).await?,
-                SocketOp::Leave { rooms } => self.leave_all(&socket, rooms)?,
-                SocketOp::Disconnect { close } => self.disconnect_socket(socket, *close),
-                SocketOp::Fetch => outcome.found.push(describe(&socket)),
-                SocketOp::Data { data } => self.set_data(socket, data.clone())?,
+        if !matches!(body.op, SocketOp::Fetch) {
+            for id in &body.select.ids {
+                if self.openings.hold(id, &body.select.namespace, &body.op) {
+                    outcome.sockets += 1;
+                }
             }
         }
+        for socket in self.choose(&body.select) {
+            outcome.sockets += 1;
+            self.apply(socket, &body.op, &mut outcome).await?;
+        }
         Ok(crate::http::json(200, &outcome)?)
+    }
+
+    /// The calls held while the socket's namespace `nsp` was being opened, in order, each on
+    /// the socket as it is after the one before; a failed one is logged and the rest go on.
+    pub(super) async fn do_held(&self, conn_id: &str, nsp: &str, held: Vec<SocketOp>) {
+        let select = SocketSelector {
+            namespace: nsp.to_owned(),
+            ids: vec![conn_id.to_owned()],
+            ..SocketSelector::default()
+        };
+        let mut outcome = SocketsOutcome::default();
+        for op in held {
+            let Some(socket) = self.choose(&select).pop() else {
+                return;
+            };
+            if let Err(err) = self.apply(socket, &op, &mut outcome).await {
+                crate::log::warn(
+                    "sockets.held_failed",
+                    serde_json::json!({"namespace": nsp, "code": err.code, "error": err.message}),
+                );
+            }
+        }
+    }
+
+    async fn apply(
+        &self,
+        socket: Chosen,
+        op: &SocketOp,
+        outcome: &mut SocketsOutcome,
+    ) -> Result<(), ApiError> {
+        match op {
+            SocketOp::Emit { event, args } => socket.state.emit_args(event, args),
+            SocketOp::Join { rooms } => self.join_all(&socket, rooms).await?,
+            SocketOp::Leave { rooms } => self.leave_all(&socket, rooms)?,
+            SocketOp::Disconnect { close } => self.disconnect_socket(socket, *close),
+            SocketOp::Fetch => outcome.found.push(describe(&socket)),
+            SocketOp::Data { data } => self.set_data(socket, data.clone())?,
+        }
+        Ok(())
     }
 
     /// A backend's emit to every Socket.IO socket of a namespace, from a broadcast; how many

@@ -3,7 +3,7 @@
 //!
 //! | arrives                              | stored                                  | sent                                   |
 //! |--------------------------------------|-----------------------------------------|----------------------------------------|
-//! | CONNECT `nsp` (checked by `hubs::socketio`) | the namespace and its `pid`; `socket.data` the backend's `connection` answer set (`user::lifecycle`) | CONNECT `{sid, pid}`, or CONNECT_ERROR with the backend's refusal; on recovery the missed user events (main namespace), then each room of the offset this `pid` had joined, rejoined from its seq |
+//! | CONNECT `nsp` (checked by `hubs::socketio`) | the namespace and its `pid`; `socket.data` the backend's `connection` answer set (`user::lifecycle`) | CONNECT `{sid, pid}`, or CONNECT_ERROR with the backend's refusal; on recovery the missed user events (main namespace); the backend's calls on the socket held meanwhile (`user::opening`); then each room of the offset this `pid` had joined, rejoined from its seq |
 //! | EVENT `message.send`, `ack`, `auth`  | as `hubs::user` (the same [`Command`])  | the ack: the same data, or `{error}`    |
 //! | EVENT `room.join`, `room.leave`      | the `pid`'s rooms (`store::joined_rooms`) | relayed to the room; its answer is the ack |
 //! | EVENT `room.send` … `room.delete`    | —                                       | relayed to the room; its answer is the ack |
@@ -38,6 +38,14 @@ use crate::socketio::{engine, packet, Namespace, Session};
 use crate::store::joined_rooms::JoinedRooms;
 use crate::stream::plan_sparse_replay;
 
+/// A namespace just connected: the socket's state, and the rooms its recovery rejoins.
+struct Connected {
+    info: SocketInfo,
+    pid: String,
+    state: Rc<NamespaceState>,
+    rejoins: Vec<(String, i64)>,
+}
+
 impl Host for UserHub {
     fn parts(&self) -> Parts<'_> {
         Parts {
@@ -56,64 +64,32 @@ impl Host for UserHub {
     }
 
     async fn open_namespace(&self, opening: Opening<'_>) -> Result<(), ApiError> {
-        let Opening {
-            ws,
-            info,
-            nsp,
-            resume,
-            auth,
-        } = opening;
-        let main = info.sio.as_ref().and_then(Session::main).is_none();
-        let recovery = match resume {
-            Some((pid, offset)) => self
-                .recover(&info.user_id, nsp, pid, offset, main)?
-                .map(|found| (pid.to_owned(), found)),
-            None => None,
-        };
-        let pid = match &recovery {
-            Some((pid, _)) => pid.clone(),
-            None => shared::new_pid(),
-        };
-        let position = match &recovery {
-            Some((_, (position, _))) => position.clone(),
-            None => Position::new(self.log().last_seq()?),
-        };
-        let data = self
-            .connection_call(&info, nsp, auth, recovery.is_some())
-            .await?;
-        // The call may have taken a while: the socket's state as it is now.
-        let Some(mut info) = SocketInfo::of(ws).filter(|info| !info.closing) else {
+        let (conn_id, nsp) = (opening.info.conn_id.clone(), opening.nsp);
+        self.openings.begin(&conn_id, nsp);
+        let connected = self.connect_namespace(opening).await;
+        let held = self.openings.end(&conn_id, nsp);
+        let Some(connected) = connected? else {
             return Ok(());
         };
-        if let Some(session) = info.sio.as_mut() {
-            if let Some(data) = data {
-                session.data = Some(data);
-            }
-            if let Some(handshake) = session.handshake.as_mut() {
-                handshake.keep_auth(auth);
-            }
-        }
-        let namespace = Namespace {
-            name: nsp.to_owned(),
-            pid: pid.clone(),
-            has_rooms: !position.rooms.is_empty(),
-        };
-        let info = shared::add_namespace(&self.sockets, ws, info, namespace)?;
-        let state = NamespaceState::new(ws.clone(), &info.conn_id, nsp, position);
-        self.namespaces.insert(&info.conn_id, Rc::clone(&state));
-        shared::reply_connect(ws, nsp, &info.conn_id, &pid);
-        let Some((_, (position, missed))) = recovery else {
+        self.do_held(&conn_id, nsp, held).await;
+        let still_open = self
+            .namespaces
+            .get(&conn_id, nsp)
+            .is_some_and(|state| Rc::ptr_eq(&state, &connected.state));
+        let identity = connected.info.sio.as_ref().map(|s| s.identity.clone());
+        let Some(identity) = identity.filter(|_| still_open) else {
             return Ok(());
         };
-        for text in missed {
-            let _ = ws.send_with_str(text);
-        }
-        let Some(identity) = info.sio.as_ref().map(|s| s.identity.clone()) else {
-            return Ok(());
-        };
-        for (room_id, seq) in position.rooms {
-            self.rejoin(&state, &identity, &info.device, &pid, &room_id, seq)
-                .await;
+        for (room_id, seq) in connected.rejoins {
+            self.rejoin(
+                &connected.state,
+                &identity,
+                &connected.info.device,
+                &connected.pid,
+                &room_id,
+                seq,
+            )
+            .await;
         }
         Ok(())
     }
@@ -183,6 +159,72 @@ impl Host for UserHub {
 }
 
 impl UserHub {
+    /// The backend's `connection` call, then CONNECT (and a recovery's missed events); the
+    /// namespace as connected, or `None` when the socket went meanwhile.
+    async fn connect_namespace(&self, opening: Opening<'_>) -> Result<Option<Connected>, ApiError> {
+        let Opening {
+            ws,
+            info,
+            nsp,
+            resume,
+            auth,
+        } = opening;
+        let main = info.sio.as_ref().and_then(Session::main).is_none();
+        let recovery = match resume {
+            Some((pid, offset)) => self
+                .recover(&info.user_id, nsp, pid, offset, main)?
+                .map(|found| (pid.to_owned(), found)),
+            None => None,
+        };
+        let pid = match &recovery {
+            Some((pid, _)) => pid.clone(),
+            None => shared::new_pid(),
+        };
+        let position = match &recovery {
+            Some((_, (position, _))) => position.clone(),
+            None => Position::new(self.log().last_seq()?),
+        };
+        let data = self
+            .connection_call(&info, nsp, auth, recovery.is_some())
+            .await?;
+        // The call may have taken a while: the socket's state as it is now.
+        let Some(mut info) = SocketInfo::of(ws).filter(|info| !info.closing) else {
+            return Ok(None);
+        };
+        if let Some(session) = info.sio.as_mut() {
+            if let Some(data) = data {
+                session.data = Some(data);
+            }
+            if let Some(handshake) = session.handshake.as_mut() {
+                handshake.keep_auth(auth);
+            }
+        }
+        let namespace = Namespace {
+            name: nsp.to_owned(),
+            pid: pid.clone(),
+            has_rooms: !position.rooms.is_empty(),
+        };
+        let info = shared::add_namespace(&self.sockets, ws, info, namespace)?;
+        let state = NamespaceState::new(ws.clone(), &info.conn_id, nsp, position);
+        self.namespaces.insert(&info.conn_id, Rc::clone(&state));
+        shared::reply_connect(ws, nsp, &info.conn_id, &pid);
+        let rejoins = match recovery {
+            Some((_, (position, missed))) => {
+                for text in missed {
+                    let _ = ws.send_with_str(text);
+                }
+                position.rooms
+            }
+            None => Vec::new(),
+        };
+        Ok(Some(Connected {
+            info,
+            pid,
+            state,
+            rejoins,
+        }))
+    }
+
     /// Accepts a Socket.IO socket and opens the Engine.IO session.
     pub(super) async fn accept_socketio(
         &self,
