@@ -77,13 +77,14 @@ impl Local {
     }
 
     /// Brings the storage to `version` of `schema` (idempotent statements, with `meta`) unless
-    /// it records that version already; `upgrade` runs first on storage that does not, and
-    /// whichever of the `lazy` tables it already has are recorded. One read when nothing is to
+    /// it records that version already; `upgrade` runs first on storage made before that
+    /// version, and whichever of the `lazy` tables it already has are recorded. One read when nothing is to
     /// do: objects are constructed on every wake from hibernation, and running the whole
     /// `CREATE … IF NOT EXISTS` batch each time was a measurable share of a connect. True when
     /// the storage recorded no version at all (a new object, or one made before versions were
     /// recorded). Storage without a `meta` table is new (every version of every object made
-    /// `meta` with its first tables), so it has none of the lazy tables to record.
+    /// `meta` with its first tables), so it has nothing to upgrade and none of the lazy tables to
+    /// record.
     pub fn migrate(
         &self,
         schema: &str,
@@ -98,10 +99,15 @@ impl Local {
         if found == Some(version) {
             return Ok(false);
         }
-        upgrade(&self.sql);
+        if !is_new {
+            upgrade(&self.sql);
+        }
         self.sql.exec(schema, None)?;
         self.sql.exec(META_SCHEMA, None)?;
-        if !is_new {
+        if is_new {
+            // The table was just made, so the copy is known: no read after the first one.
+            self.meta.replace(Some(HashMap::new()));
+        } else {
             self.record_existing(lazy)?;
         }
         self.set_meta("schema", version)?;

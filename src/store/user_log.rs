@@ -138,8 +138,8 @@ impl<'a> UserLog<'a> {
             .migrate(SCHEMA, SCHEMA_VERSION, &[&IDEMPOTENCY, &CURSORS], |sql| {
                 // Storage from before classes: every event it has reads as a backend's, except
                 // the ones only the gateway makes; its byte count covered both classes and is
-                // counted again per class. Asked first, in one query, so that a new hub (no
-                // table yet, the common case) runs no statement that fails.
+                // counted again per class. Asked first, in one query, so that storage made after
+                // classes runs no statement that fails.
                 let before_classes = local.int(
                     "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table'
                         AND name = 'events' AND sql NOT LIKE '%class INTEGER%') AS value",
