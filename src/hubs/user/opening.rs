@@ -9,12 +9,16 @@
 //! answers). Such a call is held, counted as reaching the socket, and done in order right after
 //! the CONNECT (and a recovery's missed events); if the connection is refused it reaches
 //! nothing, as socket.io's calls on a socket refused by middleware do. `fetch` is never held:
-//! it answers with the sockets open now.
+//! it answers with the sockets open now. At most [`MAX_HELD`] calls are held per opening.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::hubs::stubs::user::SocketOp;
+
+/// The most calls held for one opening; beyond it a call reaches nothing (an opening lasts at
+/// most `EVENT_HOOK_TIMEOUT_MS`, and a handler makes a few calls on its socket, not hundreds).
+pub const MAX_HELD: usize = 64;
 
 /// The namespaces being opened, by connection id and namespace, with the calls held for each.
 #[derive(Default)]
@@ -31,18 +35,19 @@ impl Openings {
             .or_default();
     }
 
-    /// Holds `op` if `conn_id`'s namespace `nsp` is being opened; false (not held) if not.
+    /// Holds `op` if `conn_id`'s namespace `nsp` is being opened and fewer than [`MAX_HELD`]
+    /// calls are held for it; false (not held) if not.
     pub fn hold(&self, conn_id: &str, nsp: &str, op: &SocketOp) -> bool {
         match self
             .pending
             .borrow_mut()
             .get_mut(&(conn_id.to_owned(), nsp.to_owned()))
         {
-            Some(held) => {
+            Some(held) if held.len() < MAX_HELD => {
                 held.push(op.clone());
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
@@ -92,5 +97,16 @@ mod tests {
         assert_eq!(held, ["first", "second"]);
         assert!(openings.end("a~1", "/chat").is_empty());
         assert!(!openings.hold("a~1", "/chat", &emit("late")));
+    }
+
+    #[test]
+    fn at_most_max_held_calls_are_held() {
+        let openings = Openings::default();
+        openings.begin("a~1", "/chat");
+        for _ in 0..MAX_HELD {
+            assert!(openings.hold("a~1", "/chat", &emit("x")));
+        }
+        assert!(!openings.hold("a~1", "/chat", &emit("one too many")));
+        assert_eq!(openings.end("a~1", "/chat").len(), MAX_HELD);
     }
 }
