@@ -9,9 +9,12 @@
  * wrong (parsing before verifying, `===` on hex strings, forgetting the timestamp), so it lives
  * here once: `verifySignature` for any framework, and `HookRouter` for the whole exchange.
  *
- * It uses Web Crypto (`globalThis.crypto.subtle`) and no `node:` module, so it runs on Node 19+
- * (Node 18 with `--experimental-global-webcrypto`), Deno, Bun and Workers; `node()` only calls
- * methods of the request and response it is given.
+ * It imports no `node:` module, so it runs on Node 19+ (Node 18 with
+ * `--experimental-global-webcrypto`), Deno, Bun and Workers; `node()` only calls methods of the
+ * request and response it is given. The HMAC is node:crypto's where the runtime hands it out
+ * (`process.getBuiltinModule`, Node 20.16+): synchronous, a few microseconds; Web Crypto's
+ * (`globalThis.crypto.subtle`, its key imported once per secret) elsewhere, which on Node costs
+ * ~0.3 ms a call in thread-pool jobs (docs/BENCHMARKS.md, issue #21).
  */
 
 const DEFAULT_TOLERANCE_SECONDS = 300;
@@ -83,13 +86,22 @@ function concat(parts) {
   return out;
 }
 
+/** node:crypto where the runtime hands it out without an import; `undefined` elsewhere. */
+const nodeCrypto = globalThis.process?.getBuiltinModule?.('node:crypto');
+/** The last Web Crypto key made, with its secret: a backend verifies with one secret (two while rotating). */
+let webKey = { secret: null, key: null };
+
 async function hmacSha256(secret, message) {
+  if (nodeCrypto !== undefined) return new Uint8Array(nodeCrypto.createHmac('sha256', secret).update(message).digest());
   const subtle = globalThis.crypto?.subtle;
   if (subtle === undefined) {
     throw new Error('Web Crypto is not available: on Node 18 start node with --experimental-global-webcrypto');
   }
-  const key = await subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-  return new Uint8Array(await subtle.sign('HMAC', key, message));
+  if (webKey.secret !== secret) {
+    const key = subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+    webKey = { secret, key };
+  }
+  return new Uint8Array(await subtle.sign('HMAC', await webKey.key, message));
 }
 
 /** Compares every byte whatever the first difference, so timing tells nothing of the MAC. */

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createServer, request } from 'node:http';
+import { execFileSync } from 'node:child_process';
 
 import { verifySignature, HookRouter, HookError } from '../src/hooks.js';
 
@@ -70,6 +71,25 @@ test('verifySignature refuses tampered bodies, other secrets, stale t and malfor
     assert.equal(await verifySignature(raw, header, SECRET), false, `header ${header}`);
   }
   await assert.rejects(verifySignature({ parsed: true }, sign(raw), SECRET), TypeError);
+});
+
+test('verifySignature gives the same verdicts through Web Crypto, where node:crypto is not handed out', () => {
+  const raw = hookBody({ args: [{ text: 'héllo' }] });
+  const cases = [
+    [raw, sign(raw), SECRET],
+    [`${raw} `, sign(raw), SECRET],
+    [raw, sign(raw), `${SECRET}?`],
+    [raw, sign(raw), SECRET],
+  ];
+  const script = `
+    delete process.getBuiltinModule;
+    const { verifySignature } = await import(${JSON.stringify(new URL('../src/hooks.js', import.meta.url).href)});
+    const cases = JSON.parse(process.argv[1]);
+    const verdicts = [];
+    for (const [body, header, secret] of cases) verdicts.push(await verifySignature(body, header, secret));
+    console.log(JSON.stringify(verdicts));`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(cases)], { encoding: 'utf8' });
+  assert.deepEqual(JSON.parse(out), [true, false, false, true], 'the same key again (cached), a tampered body, another secret');
 });
 
 test('HookRouter dispatches by kind and maps answers', async () => {
