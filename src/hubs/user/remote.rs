@@ -57,7 +57,8 @@ impl UserHub {
             found: Vec::new(),
         };
         if !matches!(body.op, SocketOp::Fetch) {
-            for id in &body.select.ids {
+            let named = body.select.ids.iter();
+            for id in named.filter(|id| body.select.matches(id, &[])) {
                 if self.openings.hold(id, &body.select.namespace, &body.op) {
                     outcome.sockets += 1;
                 }
